@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Each workspace member must install and import with only its own declared dependencies.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+declare -A MODULES=(
+  [sentiment-shared]="sentiment_shared sentiment_shared.adapters sentiment_shared.model_bundle sentiment_shared.settings"
+  [sentiment-analysis]="sentiment_analysis.handler sentiment_analysis.classifier"
+  [sentiment-ingestion]="sentiment_ingestion.handler"
+  [sentiment-infra]="sentiment_infra.model_cli sentiment_infra.model_artifact"
+  [sentiment-local]="sentiment_local.cli"
+)
+for member in "${!MODULES[@]}"; do
+  venv=$(mktemp -d)
+  echo "-- $member"
+  UV_PROJECT_ENVIRONMENT="$venv" uv sync --locked --package "$member" --no-dev --quiet
+  for mod in ${MODULES[$member]}; do
+    "$venv/bin/python" -c "import importlib, sys; importlib.import_module(sys.argv[1])" "$mod"
+  done
+  rm -rf "$venv"
+done
+echo "members OK"

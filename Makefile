@@ -1,0 +1,37 @@
+# One task runner for developers, the README and .ci/run. `make help` lists the targets.
+.DEFAULT_GOAL := help
+UV ?= uv
+PYTEST_ARGS ?=
+
+.PHONY: help sync lint format typecheck test test-fast bench workflows-lint docker-lint check-members ci
+
+help: ## Show this help
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+sync: ## Install the workspace (members, console scripts, dev tools)
+	$(UV) sync --locked
+
+lint: ## ruff lint + format check
+	$(UV) run --locked ruff check .
+	$(UV) run --locked ruff format --check .
+
+format: ## Apply ruff fixes and formatting
+	$(UV) run ruff check --fix .
+	$(UV) run ruff format .
+
+typecheck: ## mypy --strict over packages, services, infra and tools
+	$(UV) run --locked mypy
+
+test: ## The whole test suite (the README's test command)
+	$(UV) run --locked pytest $(PYTEST_ARGS)
+
+test-fast: ## Unit tests only
+	$(UV) run --locked pytest -m unit $(PYTEST_ARGS)
+
+bench: ## Benchmarks: print tables side by side with the baselines
+	$(UV) run --locked python -m benchmarks
+
+check-members: ## Each member installs and imports on its own (no borrowed dependencies)
+	bash .ci/check-members.sh
+
+ci: sync lint typecheck test ## What CI runs

@@ -1,0 +1,262 @@
+"""boto3 adapters of the ports: the DynamoDB items table and the SNS publisher.
+
+Clients come from :mod:`sentiment_shared.aws` on first use (never at import or construction time),
+so constructing an adapter is free and honours ``AWS_ENDPOINT_URL[_<SERVICE>]``.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer  # noqa: TID251 - adapter layer
+from botocore.exceptions import ClientError
+
+from sentiment_shared import aws
+from sentiment_shared.ports import ItemNotFoundError, PublishReport
+from sentiment_shared.schemas import Item, SentimentResult, TopicMessage
+from sentiment_shared.stack import (
+    ITEMS_TABLE_HASH_KEY,
+    PENDING_INDEX,
+    PENDING_INDEX_HASH_KEY,
+    PENDING_INDEX_RANGE_KEY,
+    PENDING_SHARD_VALUE,
+)
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_sns import SNSClient
+    from mypy_boto3_sns.type_defs import PublishBatchRequestEntryTypeDef
+
+log = logging.getLogger(__name__)
+
+_serializer = TypeSerializer()
+_deserializer = TypeDeserializer()
+
+
+def _to_attr(value: Any) -> Any:
+    if isinstance(value, float):
+        value = Decimal(repr(value))
+    elif isinstance(value, datetime):
+        value = value.isoformat()
+    return _serializer.serialize(value)
+
+
+def _from_item(raw: dict[str, Any]) -> Item:
+    plain = {k: _deserializer.deserialize(v) for k, v in raw.items()}
+    for key, value in plain.items():
+        if isinstance(value, Decimal):
+            plain[key] = float(value)
+    return Item.model_validate(plain)
+
+
+def _is_conditional_failure(exc: ClientError) -> bool:
+    return exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
+
+
+class DynamoItemsTable:
+    """:class:`~sentiment_shared.ports.ItemsTable` on a DynamoDB table keyed by ``item_id``."""
+
+    def __init__(self, table_name: str, *, client: DynamoDBClient | None = None) -> None:
+        self.table_name = table_name
+        self._client = client
+
+    @property
+    def client(self) -> DynamoDBClient:
+        if self._client is None:
+            self._client = aws.client("dynamodb")
+        return self._client
+
+    def create(self, item: Item) -> bool:
+        attrs = item.model_dump(exclude_none=True)
+        if item.status == "pending":
+            attrs[PENDING_INDEX_HASH_KEY] = PENDING_SHARD_VALUE
+        try:
+            self.client.put_item(
+                TableName=self.table_name,
+                Item={k: _to_attr(v) for k, v in attrs.items()},
+                ConditionExpression="attribute_not_exists(#pk)",
+                ExpressionAttributeNames={"#pk": ITEMS_TABLE_HASH_KEY},
+            )
+        except ClientError as exc:
+            if _is_conditional_failure(exc):
+                return False
+            raise
+        return True
+
+    def get(self, item_id: str) -> Item | None:
+        resp = self.client.get_item(
+            TableName=self.table_name, Key={ITEMS_TABLE_HASH_KEY: {"S": item_id}}, ConsistentRead=True
+        )
+        raw = resp.get("Item")
+        return None if raw is None else _from_item(dict(raw))
+
+    def set_sentiment(self, item_id: str, result: SentimentResult) -> None:
+        try:
+            self.client.update_item(
+                TableName=self.table_name,
+                Key={ITEMS_TABLE_HASH_KEY: {"S": item_id}},
+                UpdateExpression=(
+                    "SET #sentiment = :sentiment, #score = :score, #label = :label, "
+                    "#model_version = :model_version, #analyzed_at = :analyzed_at, #status = :analyzed "
+                    "REMOVE #pending"
+                ),
+                ConditionExpression="attribute_exists(#pk)",
+                ExpressionAttributeNames={
+                    "#pk": ITEMS_TABLE_HASH_KEY,
+                    "#sentiment": "sentiment",
+                    "#score": "score",
+                    "#label": "label",
+                    "#model_version": "model_version",
+                    "#analyzed_at": "analyzed_at",
+                    "#status": "status",
+                    "#pending": PENDING_INDEX_HASH_KEY,
+                },
+                ExpressionAttributeValues={
+                    ":sentiment": _to_attr(result.sentiment),
+                    ":score": _to_attr(result.score),
+                    ":label": _to_attr(result.label),
+                    ":model_version": _to_attr(result.model_version),
+                    ":analyzed_at": _to_attr(result.analyzed_at),
+                    ":analyzed": _to_attr("analyzed"),
+                },
+            )
+        except ClientError as exc:
+            if _is_conditional_failure(exc):
+                raise ItemNotFoundError(f"item {item_id!r} does not exist in {self.table_name}") from exc
+            raise
+
+    def mark_published(self, item_id: str) -> None:
+        try:
+            self.client.update_item(
+                TableName=self.table_name,
+                Key={ITEMS_TABLE_HASH_KEY: {"S": item_id}},
+                UpdateExpression="SET #status = :published REMOVE #pending",
+                ConditionExpression="#status = :pending",
+                ExpressionAttributeNames={"#status": "status", "#pending": PENDING_INDEX_HASH_KEY},
+                ExpressionAttributeValues={":published": {"S": "published"}, ":pending": {"S": "pending"}},
+            )
+        except ClientError as exc:
+            # Not pending any more: the analysis already wrote its result (it is that fast), or the
+            # item was published by a concurrent run. Either way there is nothing to do.
+            if not _is_conditional_failure(exc):
+                raise
+
+    def pending_items(self, older_than: datetime, limit: int) -> list[Item]:
+        if limit <= 0:
+            return []
+        resp = self.client.query(
+            TableName=self.table_name,
+            IndexName=PENDING_INDEX,
+            KeyConditionExpression="#shard = :shard AND #ingested < :cutoff",
+            ExpressionAttributeNames={"#shard": PENDING_INDEX_HASH_KEY, "#ingested": PENDING_INDEX_RANGE_KEY},
+            ExpressionAttributeValues={
+                ":shard": {"S": PENDING_SHARD_VALUE},
+                ":cutoff": {"S": older_than.isoformat()},
+            },
+            Limit=limit,
+            ScanIndexForward=True,
+        )
+        return [_from_item(dict(raw)) for raw in resp.get("Items", [])]
+
+
+# --------------------------------------------------------------------------- SNS publisher
+
+SNS_BATCH_MAX_ENTRIES = 10
+SNS_BATCH_MAX_BYTES = 256 * 1024
+"""PublishBatch caps the *total* payload of a batch (all messages and attributes) at 256 KiB."""
+
+
+def chunk_messages(messages: Sequence[TopicMessage]) -> list[list[tuple[TopicMessage, str]]]:
+    """Split into PublishBatch-sized chunks: ≤ 10 entries and ≤ 256 KiB of UTF-8 bodies each."""
+    chunks: list[list[tuple[TopicMessage, str]]] = []
+    current: list[tuple[TopicMessage, str]] = []
+    size = 0
+    for message in messages:
+        body = message.to_json()
+        body_size = len(body.encode())
+        if body_size > SNS_BATCH_MAX_BYTES:
+            raise ValueError(f"message for item {message.item_id!r} is {body_size} bytes, over the SNS limit")
+        if current and (len(current) == SNS_BATCH_MAX_ENTRIES or size + body_size > SNS_BATCH_MAX_BYTES):
+            chunks.append(current)
+            current, size = [], 0
+        current.append((message, body))
+        size += body_size
+    if current:
+        chunks.append(current)
+    return chunks
+
+
+class SnsPublisher:
+    """:class:`~sentiment_shared.ports.Publisher` over SNS ``PublishBatch``.
+
+    Entries SNS reports as failed are retried (only those) with jittered exponential backoff; entries
+    still failing after ``max_attempts`` are reported in :attr:`PublishReport.failed`, never dropped.
+    A sender fault (``SenderFault``: the entry itself is invalid) is not retried.
+    """
+
+    def __init__(
+        self,
+        topic_arn: str,
+        *,
+        client: SNSClient | None = None,
+        max_attempts: int = 5,
+        base_delay_s: float = 0.1,
+        max_delay_s: float = 2.0,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.topic_arn = topic_arn
+        self._client = client
+        self.max_attempts = max_attempts
+        self.base_delay_s = base_delay_s
+        self.max_delay_s = max_delay_s
+        self._sleep = sleep
+
+    @property
+    def client(self) -> SNSClient:
+        if self._client is None:
+            self._client = aws.client("sns")
+        return self._client
+
+    def publish(self, messages: Sequence[TopicMessage]) -> PublishReport:
+        report = PublishReport()
+        for chunk in chunk_messages(messages):
+            self._publish_chunk(chunk, report)
+        return report
+
+    def _publish_chunk(self, chunk: list[tuple[TopicMessage, str]], report: PublishReport) -> None:
+        pending = {str(i): (msg, body) for i, (msg, body) in enumerate(chunk)}
+        last_error: dict[str, str] = {}
+        for attempt in range(1, self.max_attempts + 1):
+            entries: list[PublishBatchRequestEntryTypeDef] = [
+                {"Id": entry_id, "Message": body} for entry_id, (_, body) in pending.items()
+            ]
+            try:
+                resp = self.client.publish_batch(TopicArn=self.topic_arn, PublishBatchRequestEntries=entries)
+            except ClientError as exc:
+                # The client already retried throttling/5xx (standard mode); count it as a failed attempt.
+                code = exc.response.get("Error", {}).get("Code", "ClientError")
+                last_error = dict.fromkeys(pending, code)
+            else:
+                for ok in resp.get("Successful", []):
+                    msg, _ = pending.pop(ok["Id"])
+                    report.published.append(msg.item_id)
+                for bad in resp.get("Failed", []):
+                    entry_id = bad["Id"]
+                    last_error[entry_id] = f"{bad.get('Code', '?')}: {bad.get('Message', '')}".strip()
+                    if bad.get("SenderFault"):
+                        msg, _ = pending.pop(entry_id)
+                        report.failed[msg.item_id] = last_error[entry_id]
+            if not pending:
+                return
+            if attempt < self.max_attempts:
+                delay = min(self.max_delay_s, self.base_delay_s * 2 ** (attempt - 1))
+                self._sleep(random.uniform(0, delay))  # noqa: S311 - jitter, not crypto
+        for entry_id, (msg, _) in pending.items():
+            report.failed[msg.item_id] = last_error.get(entry_id, "unknown")
+            log.error("publish failed after %d attempts: %s", self.max_attempts, msg.item_id)

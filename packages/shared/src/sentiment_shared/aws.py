@@ -1,0 +1,71 @@
+"""Lazily created, cached boto3 clients with the standard retry mode.
+
+The only module (with the adapters) that imports boto3. Endpoints come from boto3's own support for
+``AWS_ENDPOINT_URL`` / ``AWS_ENDPOINT_URL_<SERVICE>``, so tests and the local pipeline point every
+client at the emulator through the environment. The cache key includes those variables and the
+region, so changing them (as the local pipeline and tests do) yields a fresh client.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from typing import TYPE_CHECKING, Any, Literal, overload
+
+import boto3  # noqa: TID251 - this is the adapter layer
+from botocore.config import Config
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_lambda import LambdaClient
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_sns import SNSClient
+    from mypy_boto3_sqs import SQSClient
+
+ServiceName = Literal["s3", "dynamodb", "sns", "sqs", "lambda"]
+
+RETRY_CONFIG = Config(
+    retries={"mode": "standard", "max_attempts": 5},
+    connect_timeout=5,
+    read_timeout=60,
+    max_pool_connections=16,
+)
+
+
+def _env_key(service: str) -> tuple[str | None, ...]:
+    names = (
+        "AWS_ENDPOINT_URL",
+        f"AWS_ENDPOINT_URL_{service.upper()}",
+        "AWS_REGION",
+        "AWS_DEFAULT_REGION",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_PROFILE",
+    )
+    return tuple(os.environ.get(n) for n in names)
+
+
+@functools.lru_cache(maxsize=32)
+def _cached_client(service: str, _env: tuple[str | None, ...], config: Config) -> Any:
+    session = boto3.session.Session()
+    return session.client(service, config=config)  # type: ignore[call-overload]
+
+
+@overload
+def client(service: Literal["s3"], *, config: Config | None = None) -> S3Client: ...
+@overload
+def client(service: Literal["dynamodb"], *, config: Config | None = None) -> DynamoDBClient: ...
+@overload
+def client(service: Literal["sns"], *, config: Config | None = None) -> SNSClient: ...
+@overload
+def client(service: Literal["sqs"], *, config: Config | None = None) -> SQSClient: ...
+@overload
+def client(service: Literal["lambda"], *, config: Config | None = None) -> LambdaClient: ...
+def client(service: ServiceName, *, config: Config | None = None) -> Any:
+    """A boto3 client for ``service``, created on first use and cached per environment."""
+    merged = RETRY_CONFIG if config is None else RETRY_CONFIG.merge(config)
+    return _cached_client(service, _env_key(service), merged)
+
+
+def reset_clients() -> None:
+    """Forget cached clients (tests that start and stop emulators)."""
+    _cached_client.cache_clear()

@@ -1,0 +1,91 @@
+"""Typed settings of the two functions, read from the environment lazily (never at import time).
+
+The variable names are the contract in ARCHITECTURE.md ("Environment of the analysis function").
+Call :func:`analysis_settings` / :func:`ingestion_settings` inside a handler; they are cached per
+process and :func:`reset_settings_cache` clears them (tests, the local pipeline).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from sentiment_shared.stack import DEFAULT_NEUTRAL_THRESHOLD
+
+Sha256Hex = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+
+
+class AnalysisSettings(BaseSettings):
+    """Environment of the analysis function."""
+
+    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+
+    model_bucket: str = Field(min_length=3)
+    model_key: str = Field(min_length=1)
+    model_sha256: Sha256Hex
+    items_table: str = Field(min_length=1)
+    neutral_threshold: float = Field(default=DEFAULT_NEUTRAL_THRESHOLD, ge=0.0, le=1.0)
+    model_cache_dir: Path = Path("/tmp/sentiment-model")  # noqa: S108 - Lambda's only writable disk
+    model_download_strategy: Literal["stream", "ranged"] = "stream"
+    """``stream``: one streamed GET, hashed and extracted on the fly (no archive on disk).
+    ``ranged``: boto3's parallel ranged download to a file, then verify and extract."""
+    model_precision: Literal["fp32", "int8"] | None = None
+    """None: the classifier's documented default."""
+    torch_threads: int | None = Field(default=None, ge=1, le=64)
+    """None: derived from the CPU quota actually available (cgroup / affinity)."""
+
+    @field_validator("model_sha256", mode="before")
+    @classmethod
+    def _lower(cls, value: Any) -> Any:
+        return value.strip().lower() if isinstance(value, str) else value
+
+
+class IngestionSettings(BaseSettings):
+    """Environment of the ingestion function."""
+
+    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+
+    items_table: str = Field(min_length=1)
+    topic_arn: str = Field(pattern=r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}$")
+    feeds: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    feed_timeout_s: float = Field(default=10.0, gt=0, le=120)
+    feed_max_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)
+    max_text_chars: int = Field(default=10_000, ge=100, le=100_000)
+    republish_after_s: int = Field(default=300, ge=0)
+    republish_limit: int = Field(default=100, ge=0, le=1000)
+
+    @field_validator("feeds", mode="before")
+    @classmethod
+    def _parse_feeds(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            stripped = value.strip()
+            if not stripped:
+                return []
+            try:
+                parsed = json.loads(stripped)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"FEEDS must be a JSON list of URLs: {exc}") from exc
+            if not isinstance(parsed, list) or not all(isinstance(u, str) for u in parsed):
+                raise ValueError("FEEDS must be a JSON list of URL strings")
+            return parsed
+        return value
+
+
+@functools.cache
+def analysis_settings() -> AnalysisSettings:
+    return AnalysisSettings()  # type: ignore[call-arg]  # filled from the environment
+
+
+@functools.cache
+def ingestion_settings() -> IngestionSettings:
+    return IngestionSettings()  # type: ignore[call-arg]  # filled from the environment
+
+
+def reset_settings_cache() -> None:
+    analysis_settings.cache_clear()
+    ingestion_settings.cache_clear()

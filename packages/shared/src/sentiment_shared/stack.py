@@ -1,0 +1,97 @@
+"""One source of truth for the stack's names and settings, shared by the Pulumi program and the local pipeline.
+
+Infra reads stack config with these values as defaults; ``sentiment-local`` creates the same resources
+on the emulator with the same settings. Nothing here imports Pulumi or boto3.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# ------------------------------------------------------------------ model
+DEFAULT_MODEL_ID = "distilbert-base-uncased-finetuned-sst-2-english"
+"""The production model on the Hugging Face hub."""
+DEFAULT_MODEL_REVISION = "714eb0fa89d2f80546fadaf31f7f6f7a0b23b7c0"
+"""The pinned commit of :data:`DEFAULT_MODEL_ID` (the revision transformers' own pipeline default pins)."""
+DEFAULT_MODEL_PREFIX = "distilbert"
+DEFAULT_MODEL_VERSION = "v1.0.0"
+
+DEFAULT_NEUTRAL_THRESHOLD = 0.75
+"""Top-class probability below which a text is called ``neutral`` (evidence: README "Neutral threshold")."""
+
+# ------------------------------------------------------------------ items table
+ITEMS_TABLE_HASH_KEY = "item_id"
+PENDING_INDEX = "pending-by-age"
+"""Sparse GSI over items that were stored but not yet published (``pending_shard`` is set only then)."""
+PENDING_INDEX_HASH_KEY = "pending_shard"
+PENDING_INDEX_RANGE_KEY = "ingested_at"
+PENDING_SHARD_VALUE = "pending"
+FEED_STATE_PREFIX = "feed-state#"
+"""``item_id`` prefix of the small per-feed state items (ETag / Last-Modified) ingestion keeps."""
+
+
+@dataclass(frozen=True, slots=True)
+class QueueSettings:
+    """The work queue, its dead-letter queue and the event source mapping that drains it."""
+
+    batch_size: int = 10
+    batching_window_s: int = 2
+    max_receive_count: int = 5
+    retention_s: int = 4 * 24 * 3600
+    dlq_retention_s: int = 14 * 24 * 3600
+    maximum_concurrency: int = 5
+    visibility_multiplier: int = 6
+    """AWS: the queue's visibility timeout must be at least 6 x the function timeout."""
+
+    def visibility_timeout_s(self, function_timeout_s: int) -> int:
+        return self.visibility_multiplier * function_timeout_s
+
+
+@dataclass(frozen=True, slots=True)
+class AnalysisFunctionSettings:
+    memory_mb: int = 2048
+    ephemeral_storage_mb: int = 3072
+    timeout_s: int = 120
+
+
+DEFAULT_QUEUE = QueueSettings()
+DEFAULT_ANALYSIS_FUNCTION = AnalysisFunctionSettings()
+
+
+@dataclass(frozen=True, slots=True)
+class ResourceNames:
+    """Physical names of the stack's resources for a project/stack pair (local pipeline and tests)."""
+
+    project: str = "sentiment-analyzer"
+    stack: str = "local"
+
+    def _name(self, suffix: str) -> str:
+        return f"{self.project}-{self.stack}-{suffix}"
+
+    @property
+    def model_bucket(self) -> str:
+        return self._name("models")
+
+    @property
+    def items_table(self) -> str:
+        return self._name("items")
+
+    @property
+    def topic(self) -> str:
+        return self._name("items-topic")
+
+    @property
+    def work_queue(self) -> str:
+        return self._name("analysis-queue")
+
+    @property
+    def dead_letter_queue(self) -> str:
+        return self._name("analysis-dlq")
+
+
+def model_key(prefix: str, version: str, bundle_file: str) -> str:
+    """``<prefix>/<version>/<bundle file>`` (seed 000's ``distilbert/v1.0.0/`` layout)."""
+    parts = [p.strip("/") for p in (prefix, version, bundle_file)]
+    if any(not p for p in parts):
+        raise ValueError(f"model key parts must be non-empty: {parts!r}")
+    return "/".join(parts)
