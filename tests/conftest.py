@@ -1,0 +1,105 @@
+"""Fixtures every layer shares: a sandboxed AWS environment, moto (in-process and server), the shared model."""
+
+from __future__ import annotations
+
+import os
+import socket
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from sentiment_shared import aws
+from sentiment_shared.settings import reset_settings_cache
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SHARED_DIR = Path(os.environ.get("SENTIMENT_SHARED_DIR", REPO_ROOT.parent / "shared"))
+SHARED_MODEL_DIR = SHARED_DIR / "models" / "sst2-distilbert-minilm"
+SST2_DEV = SHARED_DIR / "data" / "sst2-dev.tsv"
+
+_AWS_SANDBOX = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_REGION": "us-east-1",
+}
+
+
+@pytest.fixture(autouse=True)
+def aws_sandbox(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """No test can reach real AWS: dummy credentials, a fixed region, no profile, no endpoint left over."""
+    for name, value in _AWS_SANDBOX.items():
+        monkeypatch.setenv(name, value)
+    for name in list(os.environ):
+        if name.startswith("AWS_ENDPOINT_URL") or name in ("AWS_PROFILE", "AWS_CONFIG_FILE"):
+            monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
+    monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "SentimentTests")
+    monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "sentiment-tests")
+    aws.reset_clients()
+    reset_settings_cache()
+    yield
+    aws.reset_clients()
+    reset_settings_cache()
+
+
+@pytest.fixture
+def moto_aws() -> Iterator[None]:
+    """In-process moto for every AWS service."""
+    from moto import mock_aws
+
+    with mock_aws():
+        yield
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def moto_server_url() -> Iterator[str]:
+    """A moto server on a free loopback port for the whole session (reset per test by ``moto_endpoint``)."""
+    from moto.server import ThreadedMotoServer
+
+    port = _free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def moto_endpoint(moto_server_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Point every client at the (freshly reset) moto server through ``AWS_ENDPOINT_URL``."""
+    request = urllib.request.Request(f"{moto_server_url}/moto-api/reset", method="POST")
+    with urllib.request.urlopen(request, timeout=10) as resp:
+        assert resp.status == 200
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_server_url)
+    aws.reset_clients()
+    return moto_server_url
+
+
+@pytest.fixture(scope="session")
+def shared_model_dir() -> Path:
+    """The small trained DistilBERT SST-2 stand-in from ../shared (absent in a user's clone)."""
+    if not (SHARED_MODEL_DIR / "config.json").is_file():
+        pytest.skip(f"shared model not found at {SHARED_MODEL_DIR} (set SENTIMENT_SHARED_DIR to the shared/ dir)")
+    return SHARED_MODEL_DIR
+
+
+@pytest.fixture(scope="session")
+def sst2_dev() -> list[tuple[str, int]]:
+    """The GLUE SST-2 dev set (872 labelled sentences) from ../shared."""
+    if not SST2_DEV.is_file():
+        pytest.skip(f"SST-2 dev set not found at {SST2_DEV} (set SENTIMENT_SHARED_DIR to the shared/ dir)")
+    rows: list[tuple[str, int]] = []
+    for line in SST2_DEV.read_text(encoding="utf-8").splitlines()[1:]:
+        text, _, label = line.rpartition("\t")
+        rows.append((text.strip(), int(label)))
+    return rows
