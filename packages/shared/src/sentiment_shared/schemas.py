@@ -66,6 +66,9 @@ class Item(BaseModel):
     ingested_at: datetime = Field(default_factory=utc_now)
     status: ItemStatus = "pending"
     text_truncated: bool = False
+    run_id: str | None = None
+    """The ingestion run that stored the item; that run's marker (``stack.PUBLISH_RUN_PREFIX``) says
+    whether its publish finished, so a successful publish needs no write per item."""
     # Written by the analysis onto the existing item.
     sentiment: Sentiment | None = None
     score: float | None = None

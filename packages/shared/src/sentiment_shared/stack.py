@@ -28,6 +28,8 @@ PENDING_INDEX_RANGE_KEY = "ingested_at"
 PENDING_SHARD_VALUE = "pending"
 FEED_STATE_PREFIX = "feed-state#"
 """``item_id`` prefix of the small per-feed state items (ETag / Last-Modified) ingestion keeps."""
+PUBLISH_RUN_PREFIX = "publish-run#"
+"""``item_id`` prefix of the one marker item an ingestion run writes after publishing (ids that failed)."""
 
 
 @dataclass(frozen=True, slots=True)
