@@ -1,1 +1,1 @@
-"""Package."""
+"""The local pipeline: the whole sentiment flow on this machine against an embedded AWS emulator."""
