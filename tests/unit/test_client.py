@@ -1,0 +1,304 @@
+"""The backend client's own logic: byte-exact chunking, order across concurrent batches, the VADER mapping.
+
+The function is an in-memory fake of ``lambda.invoke`` that answers per the handler contract, so
+these tests need no AWS emulator; the botocore plumbing (errors, retries) is in tests/functional.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+
+from sentiment_shared.client import (
+    DEFAULT_MAX_PAYLOAD_BYTES,
+    LAMBDA_SYNC_PAYLOAD_LIMIT,
+    RESPONSE_BYTES_PER_RESULT,
+    ClientResult,
+    RequestRejectedError,
+    SentimentClient,
+    TextTooLargeError,
+    encode_text,
+    envelope_bytes,
+    plan_batches,
+)
+from sentiment_shared.fallback import VaderFallback, sentiment_from_compound
+
+pytestmark = pytest.mark.unit
+
+
+class FakeAnalysisFunction:
+    """Stands for ``lambda.invoke`` of the analysis function: a deterministic verdict per text.
+
+    ``delay_for(batch_number)`` lets a test make early batches finish last, to prove ordering does
+    not depend on completion order. Records every request body and the peak number in flight.
+    """
+
+    def __init__(self, delay_for: Any = None) -> None:
+        self.payloads: list[bytes] = []
+        self.completed: list[int] = []
+        self.in_flight = 0
+        self.peak_in_flight = 0
+        self._delay_for = delay_for
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def verdict(text: str) -> dict[str, Any]:
+        # Deterministic and text-dependent, so a result in the wrong slot is detected.
+        positive = "good" in text
+        return {
+            "sentiment": "positive" if positive else "negative",
+            "score": round(0.5 + (len(text) % 50) / 100, 4),
+            "label": "POSITIVE" if positive else "NEGATIVE",
+        }
+
+    def invoke(self, *, FunctionName: str, InvocationType: str, Payload: bytes) -> dict[str, Any]:
+        assert InvocationType == "RequestResponse"
+        with self._lock:
+            number = len(self.payloads)
+            self.payloads.append(Payload)
+            self.in_flight += 1
+            self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+        try:
+            if self._delay_for is not None:
+                time.sleep(self._delay_for(number))
+            texts = json.loads(Payload)["texts"]
+            body = {"statusCode": 200, "results": [self.verdict(t) for t in texts], "count": len(texts)}
+        finally:
+            with self._lock:
+                self.in_flight -= 1
+                self.completed.append(number)
+        return {"StatusCode": 200, "Payload": io.BytesIO(json.dumps(body).encode())}
+
+
+def _client(fake: FakeAnalysisFunction, **kwargs: Any) -> SentimentClient:
+    return SentimentClient("sentiment-analysis", lambda_client=fake, **kwargs)  # type: ignore[arg-type]
+
+
+def _texts_of(payload: bytes) -> list[str]:
+    texts = json.loads(payload)["texts"]
+    assert isinstance(texts, list)
+    return texts
+
+
+# --------------------------------------------------------------------------- chunking
+
+
+def test_multibyte_batch_filling_the_byte_limit_exactly_is_kept_and_one_byte_less_splits() -> None:
+    # Given three texts of 100 CJK characters: 100 characters but 302 bytes of JSON each
+    texts = ["日" * 100] * 3
+    assert len(encode_text(texts[0])) == 302
+    exact = envelope_bytes(3, 3 * 302)
+    # When planned with a byte budget equal to their envelope, and with one byte less
+    fits = plan_batches(texts, max_batch=10, max_payload_bytes=exact)
+    split = plan_batches(texts, max_batch=10, max_payload_bytes=exact - 1)
+    # Then the exact budget holds all three in one body of exactly that many bytes...
+    assert [(b.start, b.end) for b in fits] == [(0, 3)]
+    assert len(fits[0].payload) == exact == 920
+    # ...and one byte less splits them, although the characters (3 x 100) are far below either budget
+    assert [(b.start, b.end) for b in split] == [(0, 2), (2, 3)]
+    assert all(len(b.payload) <= exact - 1 for b in split)
+    assert [t for b in split for t in _texts_of(b.payload)] == texts
+
+
+def test_default_budget_counts_bytes_of_multibyte_text_not_characters() -> None:
+    # Given three 700,000-character CJK texts (2.1 MB of UTF-8 each: 6.3 MB together, 2.1 M characters)
+    texts = ["感" * 700_000, "情" * 700_000, "分" * 700_000, "fine"]
+    fake = FakeAnalysisFunction()
+    # When classified with the default budget
+    results = _client(fake).classify(texts)
+    # Then no request exceeds the byte budget, so they were split although the characters would fit one
+    assert sum(map(len, texts[:3])) < DEFAULT_MAX_PAYLOAD_BYTES
+    assert len(fake.payloads) >= 2
+    assert max(len(p) for p in fake.payloads) <= DEFAULT_MAX_PAYLOAD_BYTES < LAMBDA_SYNC_PAYLOAD_LIMIT
+    # And every text was sent exactly once, in order, and answered
+    assert [t for p in fake.payloads for t in _texts_of(p)] == texts
+    assert len(results) == 4
+
+
+def test_emoji_and_lone_surrogates_are_sized_as_sent_and_round_trip() -> None:
+    # Given astral-plane emoji (4 bytes each) and a string with a lone surrogate (not UTF-8 encodable)
+    texts = ["😀" * 10, "bad \ud800 half", "plain"]
+    # When planned
+    (batch,) = plan_batches(texts, max_batch=10, max_payload_bytes=1000)
+    # Then the body is valid JSON giving back the same strings, and its size is what was planned
+    assert _texts_of(batch.payload) == texts
+    assert len(batch.payload) == envelope_bytes(3, sum(len(encode_text(t)) for t in texts))
+    assert len(encode_text(texts[0])) == 42
+
+
+def test_text_count_limit_splits_batches() -> None:
+    texts = [f"text {i}" for i in range(10)]
+    batches = plan_batches(texts, max_batch=4, max_payload_bytes=DEFAULT_MAX_PAYLOAD_BYTES)
+    assert [(b.start, b.end) for b in batches] == [(0, 4), (4, 8), (8, 10)]
+
+
+def test_single_text_too_large_raises_typed_error_before_anything_is_sent() -> None:
+    # Given a small budget and, in third place, a text whose JSON alone exceeds it
+    fake = FakeAnalysisFunction()
+    client = _client(fake, max_payload_bytes=1_000)
+    texts = ["ok", "fine", "é" * 600, "ok"]
+    # When classified
+    with pytest.raises(TextTooLargeError) as info:
+        client.classify(texts)
+    # Then the error names the text, its size and the limit, and no invocation happened
+    assert (info.value.index, info.value.size_bytes, info.value.limit_bytes) == (2, 1214, 1_000)
+    assert "texts[2]" in str(info.value)
+    assert isinstance(info.value, ValueError)
+    assert fake.payloads == []
+
+
+def test_batch_count_is_capped_so_the_response_fits_too() -> None:
+    # Given a caller asking for a huge batch of tiny texts
+    client = _client(FakeAnalysisFunction(), max_batch=1_000_000)
+    # Then the client caps the count so the results (≤ RESPONSE_BYTES_PER_RESULT each) stay under 6 MiB
+    assert client.max_batch * RESPONSE_BYTES_PER_RESULT < LAMBDA_SYNC_PAYLOAD_LIMIT
+    assert client.max_batch > 10_000
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"max_payload_bytes": LAMBDA_SYNC_PAYLOAD_LIMIT + 1},
+        {"max_payload_bytes": 10},
+        {"max_batch": 0},
+        {"concurrency": 0},
+        {"max_attempts": 0},
+    ],
+)
+def test_invalid_configuration_is_refused(kwargs: dict[str, Any]) -> None:
+    with pytest.raises(ValueError, match=next(iter(kwargs))):
+        _client(FakeAnalysisFunction(), **kwargs)
+
+
+def test_empty_input_makes_no_call_and_a_bare_string_is_refused() -> None:
+    fake = FakeAnalysisFunction()
+    client = _client(fake)
+    assert client.classify([]) == []
+    with pytest.raises(TypeError, match="not a single str"):
+        client.classify("a string is a sequence of characters")
+    with pytest.raises(TypeError, match=r"texts\[1\] is int"):
+        client.classify(["ok", 3])  # type: ignore[list-item]
+    assert fake.payloads == []
+
+
+# --------------------------------------------------------------------------- concurrency and order
+
+
+def test_order_is_preserved_when_concurrent_batches_finish_in_reverse() -> None:
+    # Given 40 distinct texts, batches of 5, and a function where earlier batches take longer
+    texts = [f"{'good' if i % 3 else 'bad'} review number {i} {'!' * i}" for i in range(40)]
+    fake = FakeAnalysisFunction(delay_for=lambda n: 0.02 * max(0, 4 - n))
+    client = _client(fake, max_batch=5, concurrency=4)
+    # When classified
+    results = client.classify(texts)
+    # Then batches really completed out of order...
+    assert len(fake.payloads) == 8
+    assert fake.completed != sorted(fake.completed)
+    # ...yet result i is the verdict for text i
+    expected = [ClientResult(**FakeAnalysisFunction.verdict(t), source="model") for t in texts]
+    assert results == expected
+    assert client.stats.model_texts == 40
+
+
+def test_concurrency_is_bounded() -> None:
+    # Given 12 single-text batches that each take a moment, and concurrency 3
+    fake = FakeAnalysisFunction(delay_for=lambda _n: 0.02)
+    client = _client(fake, max_batch=1, concurrency=3)
+    # When classified
+    client.classify([f"text {i}" for i in range(12)])
+    # Then at most three invocations were ever in flight, and more than one was
+    assert fake.peak_in_flight == 3
+    assert client.stats.invocations == 12
+
+
+# --------------------------------------------------------------------------- VADER fallback
+
+
+@pytest.mark.parametrize(
+    ("compound", "sentiment", "score"),
+    [
+        (0.05, "positive", 0.05),
+        (0.9, "positive", 0.9),
+        (0.0499, "neutral", 0.9501),
+        (0.0, "neutral", 1.0),
+        (-0.0499, "neutral", 0.9501),
+        (-0.05, "negative", 0.05),
+        (-0.8, "negative", 0.8),
+    ],
+)
+def test_vader_compound_maps_with_the_documented_thresholds(compound: float, sentiment: str, score: float) -> None:
+    got_sentiment, got_score = sentiment_from_compound(compound)
+    assert got_sentiment == sentiment
+    assert got_score == pytest.approx(score)
+
+
+def test_vader_fallback_classifies_offline_and_marks_its_results() -> None:
+    # Given the lexicon fallback (from the `fallback` extra)
+    fallback = VaderFallback()
+    texts: Sequence[str] = ["I love this, it is wonderful!", "This is terrible and I hate it.", "The box is blue."]
+    # When it classifies clear cases
+    results = fallback.classify(texts)
+    # Then it gets them right and says where the answer came from
+    assert [r.sentiment for r in results] == ["positive", "negative", "neutral"]
+    assert [r.label for r in results] == ["VADER_POSITIVE", "VADER_NEGATIVE", "VADER_NEUTRAL"]
+    assert all(r.source == "fallback" and 0.0 <= r.score <= 1.0 for r in results)
+
+
+# --------------------------------------------------------------------------- failures across batches
+
+
+class FlakyAnalysisFunction(FakeAnalysisFunction):
+    """Throttles every call (an outage), or rejects any batch holding a text starting with ``reject``."""
+
+    def __init__(self, *, throttle: bool) -> None:
+        super().__init__()
+        self.throttle = throttle
+
+    def invoke(self, *, FunctionName: str, InvocationType: str, Payload: bytes) -> dict[str, Any]:
+        if self.throttle:
+            with self._lock:
+                self.payloads.append(Payload)
+            response: Any = {
+                "Error": {"Code": "TooManyRequestsException", "Message": "Rate exceeded"},
+                "ResponseMetadata": {"HTTPStatusCode": 429},
+            }
+            raise ClientError(response, "Invoke")
+        if any(t.startswith("reject") for t in _texts_of(Payload)):
+            with self._lock:
+                self.payloads.append(Payload)
+            body = {"statusCode": 400, "error": "texts contain a rejected item"}
+            return {"StatusCode": 200, "Payload": io.BytesIO(json.dumps(body).encode())}
+        return super().invoke(FunctionName=FunctionName, InvocationType=InvocationType, Payload=Payload)
+
+
+def test_a_rejected_batch_fails_the_whole_call_naming_its_slice() -> None:
+    # Given six batches of which the fourth is rejected by the handler
+    texts = [f"good {i}" for i in range(12)]
+    texts[7] = "reject me"
+    client = _client(FlakyAnalysisFunction(throttle=False), max_batch=2, concurrency=3, fallback=VaderFallback())
+    # When classified
+    with pytest.raises(RequestRejectedError, match=r"texts\[6:8\].*rejected item") as info:
+        client.classify(texts)
+    # Then the error is about that batch only, and the fallback did not paper over it
+    assert (info.value.start, info.value.end) == (6, 8)
+    assert client.stats.fallback_texts == 0
+
+
+def test_after_one_batch_exhausts_its_retries_later_batches_go_straight_to_the_fallback() -> None:
+    # Given an outage (every call throttled), three batches run one at a time, two attempts each
+    fake = FlakyAnalysisFunction(throttle=True)
+    client = _client(fake, max_batch=2, concurrency=1, max_attempts=2, fallback=VaderFallback(), sleep=lambda _s: None)
+    # When classified
+    results = client.classify(["lovely", "horrible", "nice", "bad", "great", "awful"])
+    # Then only the first batch spent its attempts; every text got a marked fallback answer
+    assert len(fake.payloads) == 2
+    assert [r.sentiment for r in results] == ["positive", "negative"] * 3
+    assert {r.source for r in results} == {"fallback"}
+    assert (client.stats.fallback_texts, client.stats.fallback_batches) == (6, 3)
