@@ -248,3 +248,11 @@ def test_unreachable_endpoint_is_retried_then_falls_back(monkeypatch: pytest.Mon
     assert with_fallback.stats.invocations == 2  # the second text rode in the same batch
     # ...and the fallback answered, marked as such
     assert [(r.sentiment, r.source) for r in results] == [("positive", "fallback"), ("negative", "fallback")]
+
+
+def test_qualifier_is_sent_with_every_invocation(lambda_client: Any, stubber: Stubber) -> None:
+    # Given a client pinned to the function's "live" alias
+    stubber.add_response("invoke", _ok(["text"]), {**_request(["text"]), "Qualifier": "live"})
+    client = SentimentClient(FUNCTION, lambda_client=lambda_client, qualifier="live", sleep=Sleeps())
+    # When classified, then the stub (which checks every parameter) saw the alias
+    assert [r.sentiment for r in client.classify(["text"])] == ["positive"]
