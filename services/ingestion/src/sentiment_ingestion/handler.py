@@ -1,0 +1,98 @@
+"""Lambda entry point of the ingestion function: event in, one core call, counts and metrics out.
+
+``handler(event, context)`` takes an EventBridge scheduled event (poll ``FEEDS``) or a direct invoke
+``{"texts": [...]}`` / ``{"items": [...]}`` (see :mod:`sentiment_ingestion.events`) and answers
+``{"statusCode": 200, "received", "stored", "duplicates", "published", "failed", ...}``; a malformed or
+unknown event gets ``{"statusCode": 400, "error": "..."}``. A table failure raises, so Lambda's retry
+runs the (idempotent) payload again.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from sentiment_ingestion.core import IngestOptions, Ingestor, IngestReport, StoreError
+from sentiment_ingestion.events import DirectPayload, InvalidEventError, parse_event
+from sentiment_ingestion.feeds import FeedFetcher
+from sentiment_ingestion.store import DynamoIngestionStore
+from sentiment_shared.adapters import DynamoItemsTable, SnsPublisher
+from sentiment_shared.settings import IngestionSettings, ingestion_settings
+
+logger = Logger(service=os.environ.get("POWERTOOLS_SERVICE_NAME", "ingestion"))
+metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "SentimentAnalyzer"))
+# The core logs through the standard library: give its loggers the same structured JSON output.
+copy_config_to_registered_loggers(source_logger=logger, include={"sentiment_ingestion"})
+
+
+def build_ingestor(settings: IngestionSettings, fetcher: FeedFetcher | None = None) -> Ingestor:
+    """The core wired to the real adapters (clients are created on first use)."""
+    return Ingestor(
+        DynamoItemsTable(settings.items_table),
+        SnsPublisher(settings.topic_arn),
+        DynamoIngestionStore(settings.items_table),
+        options=IngestOptions(
+            max_text_chars=settings.max_text_chars,
+            republish_after_s=settings.republish_after_s,
+            republish_limit=settings.republish_limit,
+        ),
+        fetcher=fetcher,
+    )
+
+
+def _emit(report: IngestReport) -> None:
+    for name, value in (
+        ("ItemsReceived", report.received),
+        ("ItemsStored", report.stored),
+        ("ItemsDuplicate", report.duplicates),
+        ("ItemsSkipped", report.skipped),
+        ("ItemsTruncated", report.truncated),
+        ("ItemsPublished", report.published),
+        ("ItemsFailed", report.failed + len(report.store_errors)),
+        ("ItemsRepublished", report.republished),
+    ):
+        metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
+    if report.feeds is not None:
+        metrics.add_metric(name="FeedsFailed", unit=MetricUnit.Count, value=report.feeds_failed)
+        for feed in report.feeds:
+            if feed.fetch_ms is not None:
+                metrics.add_metric(name="FeedFetchMs", unit=MetricUnit.Milliseconds, value=feed.fetch_ms)
+            if feed.error:
+                logger.warning("feed failed", extra={"feed": feed.url, "error": feed.error})
+    logger.info("ingestion run", extra=report.as_response() | {"run_id": report.run_id})
+
+
+@metrics.log_metrics(capture_cold_start_metric=True)
+@logger.inject_lambda_context(log_event=False)
+def handler(event: Any, context: LambdaContext) -> dict[str, Any]:
+    try:
+        request = parse_event(event)
+    except InvalidEventError as exc:
+        logger.warning("rejected event", extra={"error": str(exc)})
+        metrics.add_metric(name="EventsRejected", unit=MetricUnit.Count, value=1)
+        return {"statusCode": 400, "error": str(exc)}
+
+    settings = ingestion_settings()
+    try:
+        if isinstance(request, DirectPayload):
+            report = build_ingestor(settings).ingest_entries(request.entries)
+        else:
+            if not settings.feeds:
+                logger.warning("scheduled run with no FEEDS configured")
+            with FeedFetcher(
+                timeout_s=settings.feed_timeout_s,
+                max_bytes=settings.feed_max_bytes,
+                allow_files=settings.allow_file_feeds,
+            ) as fetcher:
+                report = build_ingestor(settings, fetcher).ingest_feeds(settings.feeds)
+    except StoreError as exc:
+        _emit(exc.report)
+        logger.exception("items could not be stored; failing the invocation so it is retried")
+        raise
+    _emit(report)
+    return report.as_response()

@@ -1,0 +1,110 @@
+"""Text normalisation and item identity: HTML to plain text, whitespace, Unicode NFC, a length cap, ``item_id``.
+
+Every text that becomes an item goes through :func:`normalise_text`, so the analysis always sees plain,
+composed, single-spaced text of at most ``max_chars`` characters. Longer texts are cut at a word
+boundary and flagged (``text_truncated``), never rejected. The identity of an item is decided here too
+(:func:`item_id_for`): a hash, so the same entry always maps to the same ``item_id`` and the table's
+conditional put can tell a duplicate from a new item.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import unicodedata
+import warnings
+from dataclasses import dataclass
+
+from bs4 import BeautifulSoup, MarkupResemblesLocatorWarning
+
+DEFAULT_MAX_TEXT_CHARS = 10_000
+"""Default cap on an item's text (``MAX_TEXT_CHARS``): far beyond what a 512-token model reads, and it
+keeps every message well under SNS's 256 KiB even in 4-byte UTF-8."""
+
+TITLE_MAX_CHARS = 500
+"""Titles are metadata, not analysed: cut them short."""
+
+# Tags whose content is never readable text.
+_INVISIBLE_TAGS = ("script", "style", "noscript", "template", "head", "iframe", "object", "svg")
+# Text without either character cannot contain markup or entities: no need to parse it.
+_MARKUP_HINTS = ("<", "&")
+
+
+@dataclass(frozen=True, slots=True)
+class NormalisedText:
+    text: str
+    """Plain text, at most ``max_chars`` characters."""
+    truncated: bool
+    full_text: str
+    """The text before truncation (what the identity hash of an id-less payload uses)."""
+
+
+def html_to_text(markup: str) -> str:
+    """Readable text of an HTML fragment (entities decoded, scripts and styles dropped)."""
+    if not any(hint in markup for hint in _MARKUP_HINTS):
+        return markup  # plain text: skip the parser (and its "looks like a URL/file name" warning)
+    with warnings.catch_warnings():
+        # A short text such as "see https://example.com" is a legitimate entry, not a mistake.
+        warnings.simplefilter("ignore", MarkupResemblesLocatorWarning)
+        soup = BeautifulSoup(markup, "html.parser")
+    for tag in soup(_INVISIBLE_TAGS):
+        tag.decompose()
+    # A separator keeps "<p>one</p><p>two</p>" from becoming "onetwo"; extra spaces collapse later.
+    return soup.get_text(" ")
+
+
+def clean_whitespace(text: str) -> str:
+    """NFC, control and format characters removed, every whitespace run turned into one space."""
+    text = unicodedata.normalize("NFC", text)
+    # Cc (controls) and Cf (zero-width and direction marks) carry no meaning for a classifier; whitespace
+    # controls (tab, newline) count as word separators instead of being dropped.
+    kept = "".join(
+        " " if ch.isspace() else ch for ch in text if ch.isspace() or unicodedata.category(ch) not in ("Cc", "Cf")
+    )
+    return " ".join(kept.split())
+
+
+def truncate(text: str, max_chars: int) -> tuple[str, bool]:
+    """``text`` cut to at most ``max_chars`` characters, at the last word boundary if one is near."""
+    if len(text) <= max_chars:
+        return text, False
+    cut = text[:max_chars]
+    boundary = cut.rfind(" ")
+    # Prefer a word boundary, unless that throws away more than a tenth of the allowance (one huge "word").
+    if boundary >= max_chars * 0.9:
+        cut = cut[:boundary]
+    return cut.rstrip(), True
+
+
+def normalise_text(
+    raw: str | None, *, max_chars: int = DEFAULT_MAX_TEXT_CHARS, html: bool = True
+) -> NormalisedText | None:
+    """Plain, NFC, single-spaced text capped at ``max_chars``; None when nothing readable is left."""
+    if raw is None:
+        return None
+    full = clean_whitespace(html_to_text(raw) if html else raw)
+    if not full:
+        return None
+    text, truncated = truncate(full, max_chars)
+    return NormalisedText(text=text, truncated=truncated, full_text=full)
+
+
+def normalise_title(raw: str | None) -> str | None:
+    """A title as plain text (HTML allowed in feeds' titles), capped at :data:`TITLE_MAX_CHARS`."""
+    normalised = normalise_text(raw, max_chars=TITLE_MAX_CHARS)
+    return None if normalised is None else normalised.text
+
+
+def item_id_for(source: str, key: str, *, kind: str) -> str:
+    """Deterministic ``item_id``: SHA-256 of (kind, source, key) as 64 hex characters.
+
+    ``kind`` says what ``key`` is (``"guid"``, ``"link"``, ``"id"``, ``"text"``), so a guid that happens
+    to equal another entry's text never collides with it. Hex never contains ``#``, so an item id cannot
+    clash with the table's ``feed-state#`` / ``publish-run#`` bookkeeping items.
+    """
+    digest = hashlib.sha256()
+    for part in (kind, source, key):
+        encoded = part.encode("utf-8")
+        # Length-prefixed parts: ("ab", "c") and ("a", "bc") hash differently.
+        digest.update(len(encoded).to_bytes(8, "big"))
+        digest.update(encoded)
+    return digest.hexdigest()

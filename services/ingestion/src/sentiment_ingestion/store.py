@@ -1,0 +1,161 @@
+"""Ingestion's own bookkeeping in the items table: per-feed HTTP validators and per-run publish markers.
+
+Two kinds of small items share the items table (no item id can clash with them: item ids are hex):
+
+* ``feed-state#<sha256(url)>``: the feed's last ETag / Last-Modified, for conditional GETs;
+* ``publish-run#<run id>``: written once by a run *after* it published its new items, listing the ids
+  whose publish failed. Items carry their ``run_id``; an item still in the pending index whose run has a
+  marker not naming it was published, so a successful publish costs one write per run, not per item.
+
+The ports are Protocols so the core runs on the in-memory fake; the DynamoDB adapter builds its client
+lazily through :mod:`sentiment_shared.aws` (never at import time).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from collections.abc import Collection, Iterable
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Protocol
+
+from sentiment_ingestion.feeds import FeedState
+from sentiment_shared import aws
+from sentiment_shared.stack import FEED_STATE_PREFIX, ITEMS_TABLE_HASH_KEY, PUBLISH_RUN_PREFIX
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef
+
+RUN_MARKER_TTL_S = 14 * 24 * 3600
+"""``expires_at`` of a run marker: long after any pending item of that run was re-published or analysed
+(honoured if the table's TTL is enabled on ``expires_at``; harmless otherwise)."""
+
+BATCH_GET_MAX_KEYS = 100
+
+
+class FeedStateStore(Protocol):
+    def get_feed_state(self, url: str) -> FeedState | None: ...
+
+    def put_feed_state(self, url: str, state: FeedState) -> None: ...
+
+
+class PublishRunLog(Protocol):
+    def record_run(self, run_id: str, failed: Collection[str]) -> None:
+        """The run finished publishing; ``failed`` are the ids it stored but could not publish."""
+        ...
+
+    def failed_in_runs(self, run_ids: Collection[str]) -> dict[str, frozenset[str]]:
+        """For each run that recorded a marker: the ids that failed. Runs without a marker are absent."""
+        ...
+
+
+class IngestionStore(FeedStateStore, PublishRunLog, Protocol):
+    """Both bookkeeping ports (one table holds both)."""
+
+
+def feed_state_key(url: str) -> str:
+    return FEED_STATE_PREFIX + hashlib.sha256(url.encode("utf-8")).hexdigest()
+
+
+def run_marker_key(run_id: str) -> str:
+    return PUBLISH_RUN_PREFIX + run_id
+
+
+class DynamoIngestionStore:
+    """:class:`IngestionStore` on the items table."""
+
+    def __init__(self, table_name: str, *, client: DynamoDBClient | None = None) -> None:
+        self.table_name = table_name
+        self._client = client
+
+    @property
+    def client(self) -> DynamoDBClient:
+        if self._client is None:
+            self._client = aws.client("dynamodb")
+        return self._client
+
+    def get_feed_state(self, url: str) -> FeedState | None:
+        resp = self.client.get_item(
+            TableName=self.table_name,
+            Key={ITEMS_TABLE_HASH_KEY: {"S": feed_state_key(url)}},
+            ProjectionExpression="etag, last_modified",
+        )
+        raw = resp.get("Item")
+        if raw is None:
+            return None
+        return FeedState(etag=raw.get("etag", {}).get("S"), last_modified=raw.get("last_modified", {}).get("S"))
+
+    def put_feed_state(self, url: str, state: FeedState) -> None:
+        item: dict[str, AttributeValueTypeDef] = {
+            ITEMS_TABLE_HASH_KEY: {"S": feed_state_key(url)},
+            "url": {"S": url},
+            "updated_at": {"S": datetime.now(UTC).isoformat()},
+        }
+        if state.etag:
+            item["etag"] = {"S": state.etag}
+        if state.last_modified:
+            item["last_modified"] = {"S": state.last_modified}
+        self.client.put_item(TableName=self.table_name, Item=item)
+
+    def record_run(self, run_id: str, failed: Collection[str]) -> None:
+        self.client.put_item(
+            TableName=self.table_name,
+            Item={
+                ITEMS_TABLE_HASH_KEY: {"S": run_marker_key(run_id)},
+                "failed": {"L": [{"S": item_id} for item_id in sorted(failed)]},
+                "recorded_at": {"S": datetime.now(UTC).isoformat()},
+                "expires_at": {"N": str(int(time.time()) + RUN_MARKER_TTL_S)},
+            },
+        )
+
+    def failed_in_runs(self, run_ids: Collection[str]) -> dict[str, frozenset[str]]:
+        found: dict[str, frozenset[str]] = {}
+        for chunk in _chunks(sorted(set(run_ids)), BATCH_GET_MAX_KEYS):
+            keys: list[dict[str, AttributeValueTypeDef]] = [
+                {ITEMS_TABLE_HASH_KEY: {"S": run_marker_key(run_id)}} for run_id in chunk
+            ]
+            attempt = 0
+            while keys:
+                resp = self.client.batch_get_item(
+                    RequestItems={self.table_name: {"Keys": keys, "ConsistentRead": True}}
+                )
+                for raw in resp.get("Responses", {}).get(self.table_name, []):
+                    run_id = raw[ITEMS_TABLE_HASH_KEY]["S"].removeprefix(PUBLISH_RUN_PREFIX)
+                    found[run_id] = frozenset(v["S"] for v in raw.get("failed", {}).get("L", []) if "S" in v)
+                unprocessed = resp.get("UnprocessedKeys", {}).get(self.table_name)
+                keys = list(unprocessed["Keys"]) if unprocessed else []
+                attempt += 1
+                if keys:
+                    # Throttled keys come back unprocessed rather than as an error: back off and ask again.
+                    time.sleep(min(1.0, 0.05 * 2**attempt))
+        return found
+
+
+def _chunks(values: list[str], size: int) -> Iterable[list[str]]:
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
+
+
+class InMemoryIngestionStore:
+    """Fake :class:`IngestionStore` for unit tests and in-process runs."""
+
+    def __init__(self) -> None:
+        self.feed_states: dict[str, FeedState] = {}
+        self.runs: dict[str, frozenset[str]] = {}
+        self._lock = threading.Lock()
+
+    def get_feed_state(self, url: str) -> FeedState | None:
+        return self.feed_states.get(url)
+
+    def put_feed_state(self, url: str, state: FeedState) -> None:
+        with self._lock:
+            self.feed_states[url] = state
+
+    def record_run(self, run_id: str, failed: Collection[str]) -> None:
+        with self._lock:
+            self.runs[run_id] = frozenset(failed)
+
+    def failed_in_runs(self, run_ids: Collection[str]) -> dict[str, frozenset[str]]:
+        return {run_id: self.runs[run_id] for run_id in run_ids if run_id in self.runs}
