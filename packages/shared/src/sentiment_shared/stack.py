@@ -11,8 +11,9 @@ from dataclasses import dataclass
 # ------------------------------------------------------------------ model
 DEFAULT_MODEL_ID = "distilbert-base-uncased-finetuned-sst-2-english"
 """The production model on the Hugging Face hub."""
-DEFAULT_MODEL_REVISION = "714eb0fa89d2f80546fadaf31f7f6f7a0b23b7c0"
-"""The pinned commit of :data:`DEFAULT_MODEL_ID` (the revision transformers' own pipeline default pins)."""
+DEFAULT_MODEL_REVISION = "714eb0fa89d2f80546fda750413ed43d93601a13"
+"""The pinned commit of :data:`DEFAULT_MODEL_ID`: the full hash of ``714eb0f``, the revision transformers pins for
+its ``sentiment-analysis`` pipeline default (the hub cache folder ``snapshots/714eb0fa…3601a13``)."""
 DEFAULT_MODEL_PREFIX = "distilbert"
 DEFAULT_MODEL_VERSION = "v1.0.0"
 
