@@ -1,0 +1,145 @@
+"""Alarms on the pipeline's failure signals and the encrypted topic they notify."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+
+from sentiment_infra import iam
+
+DURATION_ALARM_FRACTION = 0.8
+"""Alarm when an analysis invocation uses this share of its timeout (a timeout redelivers the batch)."""
+PERIOD_S = 300
+
+
+@dataclass(frozen=True, slots=True)
+class _Spec:
+    suffix: str
+    namespace: str
+    metric: str
+    statistic: str
+    threshold: int
+    dimensions: dict[str, pulumi.Input[str]]
+    description: str
+
+
+@dataclass(frozen=True, slots=True)
+class AlarmsArgs:
+    account_id: pulumi.Input[str]
+    partition: pulumi.Input[str]
+    analysis_function_name: pulumi.Input[str]
+    analysis_timeout_s: int
+    ingestion_function_name: pulumi.Input[str]
+    queue_name: pulumi.Input[str]
+    dlq_name: pulumi.Input[str]
+    queue_age_threshold_s: int
+    email: str | None
+
+
+class Alarms(pulumi.ComponentResource):
+    """Errors, throttles, near-timeout durations, DLQ depth and queue age → an alarm topic (+ e-mail)."""
+
+    topic: aws.sns.Topic
+    alarms: dict[str, aws.cloudwatch.MetricAlarm]
+
+    def __init__(self, name: str, args: AlarmsArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("sentiment:alarms:Alarms", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+
+        # CloudWatch cannot publish to a topic under the AWS-managed aws/sns key, so the alarm topic
+        # gets its own key whose policy lets CloudWatch (for this account only) use it.
+        account_root = pulumi.Output.concat("arn:", args.partition, ":iam::", args.account_id, ":root")
+        self.key = aws.kms.Key(
+            f"{name}-key",
+            description="Encrypts the sentiment-analyzer alarm topic",
+            enable_key_rotation=True,
+            deletion_window_in_days=7,
+            policy=iam.document(
+                [
+                    # A key policy's Resource "*" means "this key"; the account statement keeps the key
+                    # manageable through IAM (the default key policy AWS itself writes).
+                    iam.Statement(
+                        sid="AccountAdministersKey",
+                        effect="Allow",
+                        principals=[iam.Principal(type="AWS", identifiers=[account_root])],
+                        actions=["kms:*"],
+                        resources=["*"],
+                    ),
+                    iam.Statement(
+                        sid="CloudWatchAlarmsEncrypt",
+                        effect="Allow",
+                        principals=[iam.service("cloudwatch.amazonaws.com")],
+                        actions=["kms:Decrypt", "kms:GenerateDataKey"],
+                        resources=["*"],
+                        conditions=[iam.Condition("StringEquals", "aws:SourceAccount", [args.account_id])],
+                    ),
+                ]
+            ),
+            opts=child,
+        )
+        self.topic = aws.sns.Topic(f"{name}-topic", kms_master_key_id=self.key.arn, opts=child)
+        self.topic_policy = aws.sns.TopicPolicy(
+            f"{name}-topic-policy",
+            arn=self.topic.arn,
+            policy=iam.document(
+                [
+                    iam.Statement(
+                        sid="CloudWatchAlarmsPublish",
+                        effect="Allow",
+                        principals=[iam.service("cloudwatch.amazonaws.com")],
+                        actions=["sns:Publish"],
+                        resources=[self.topic.arn],
+                        conditions=[iam.Condition("StringEquals", "aws:SourceAccount", [args.account_id])],
+                    )
+                ]
+            ),
+            opts=child,
+        )
+        if args.email is not None:
+            self.email_subscription: aws.sns.TopicSubscription | None = aws.sns.TopicSubscription(
+                f"{name}-email", topic=self.topic.arn, protocol="email", endpoint=args.email, opts=child
+            )
+        else:
+            self.email_subscription = None
+
+        analysis = {"FunctionName": args.analysis_function_name}
+        specs = [
+            _Spec("analysis-errors", "AWS/Lambda", "Errors", "Sum", 0, analysis,
+                  "The analysis function failed whole invocations (batches are retried, then parked in the DLQ)"),
+            _Spec("analysis-throttles", "AWS/Lambda", "Throttles", "Sum", 0, analysis,
+                  "The analysis function was throttled (account concurrency exhausted)"),
+            _Spec("analysis-duration", "AWS/Lambda", "Duration", "Maximum",
+                  int(args.analysis_timeout_s * 1000 * DURATION_ALARM_FRACTION), analysis,
+                  f"An analysis invocation used over {int(DURATION_ALARM_FRACTION * 100)} % of its timeout"),
+            _Spec("ingestion-errors", "AWS/Lambda", "Errors", "Sum", 0,
+                  {"FunctionName": args.ingestion_function_name}, "The ingestion function failed"),
+            _Spec("dlq-depth", "AWS/SQS", "ApproximateNumberOfMessagesVisible", "Maximum", 0,
+                  {"QueueName": args.dlq_name},
+                  "Messages were parked in the dead-letter queue: inspect, fix, then redrive"),
+            _Spec("queue-age", "AWS/SQS", "ApproximateAgeOfOldestMessage", "Maximum", args.queue_age_threshold_s,
+                  {"QueueName": args.queue_name}, "The work queue is falling behind"),
+        ]  # fmt: skip
+        self.alarms = {spec.suffix: self._alarm(name, spec) for spec in specs}
+
+        self.topic_arn = self.topic.arn
+        self.register_outputs({"topic_arn": self.topic_arn, "alarm_names": [a.name for a in self.alarms.values()]})
+
+    def _alarm(self, name: str, spec: _Spec) -> aws.cloudwatch.MetricAlarm:
+        return aws.cloudwatch.MetricAlarm(
+            f"{name}-{spec.suffix}",
+            alarm_description=spec.description,
+            namespace=spec.namespace,
+            metric_name=spec.metric,
+            statistic=spec.statistic,
+            dimensions=spec.dimensions,
+            period=PERIOD_S,
+            evaluation_periods=1,
+            threshold=spec.threshold,
+            comparison_operator="GreaterThanThreshold",
+            treat_missing_data="notBreaching",
+            alarm_actions=[self.topic.arn],
+            ok_actions=[self.topic.arn],
+            opts=pulumi.ResourceOptions(parent=self),
+        )

@@ -1,0 +1,121 @@
+"""The analysis function: container image, least-privilege role, log group and the queue's event source."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+
+from sentiment_infra import iam
+from sentiment_infra.function_parts import function_parts, logging_config, powertools_environment, tracing_config
+
+MODEL_CACHE_DIR = "/tmp/sentiment-model"  # noqa: S108 - Lambda's only writable disk
+BATCH_FAILURE_REPORTING = "ReportBatchItemFailures"
+
+
+@dataclass(frozen=True, slots=True)
+class AnalysisFunctionArgs:
+    account_id: pulumi.Input[str]
+    image_uri: pulumi.Input[str]
+    """``repository@sha256:…`` — the image digest, never a tag."""
+    memory_mb: int
+    ephemeral_storage_mb: int
+    timeout_s: int
+    reserved_concurrency: int | None
+    maximum_concurrency: int
+    batch_size: int
+    batching_window_s: int
+    neutral_threshold: float
+    model_bucket: pulumi.Input[str]
+    model_key: pulumi.Input[str]
+    model_object_arn: pulumi.Input[str]
+    model_sha256: pulumi.Input[str]
+    table_name: pulumi.Input[str]
+    table_arn: pulumi.Input[str]
+    queue_arn: pulumi.Input[str]
+    log_retention_days: int
+    log_level: str
+    tracing: bool
+
+
+class AnalysisFunction(pulumi.ComponentResource):
+    """Image function draining the work queue with partial batch responses and a concurrency cap."""
+
+    function: aws.lambda_.Function
+    event_source: aws.lambda_.EventSourceMapping
+
+    def __init__(self, name: str, args: AnalysisFunctionArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("sentiment:analysis_function:AnalysisFunction", name, None, opts)
+
+        parts = function_parts(
+            name,
+            parent=self,
+            account_id=args.account_id,
+            statements=[
+                iam.allow("ReadModelBundle", ["s3:GetObject"], [args.model_object_arn]),
+                iam.allow("UpdateItems", ["dynamodb:GetItem", "dynamodb:UpdateItem"], [args.table_arn]),
+                # GetQueueAttributes is needed by the event source mapping itself.
+                iam.allow(
+                    "ConsumeWorkQueue",
+                    ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"],
+                    [args.queue_arn],
+                ),
+            ],
+            log_retention_days=args.log_retention_days,
+            tracing=args.tracing,
+        )
+        self.role = parts.role
+        self.log_group = parts.log_group
+
+        self.function = aws.lambda_.Function(
+            f"{name}-function",
+            package_type="Image",
+            image_uri=args.image_uri,
+            architectures=["x86_64"],
+            role=parts.role.arn,
+            memory_size=args.memory_mb,
+            ephemeral_storage=aws.lambda_.FunctionEphemeralStorageArgs(size=args.ephemeral_storage_mb),
+            timeout=args.timeout_s,
+            reserved_concurrent_executions=args.reserved_concurrency,
+            environment=aws.lambda_.FunctionEnvironmentArgs(
+                variables={
+                    "MODEL_BUCKET": args.model_bucket,
+                    "MODEL_KEY": args.model_key,
+                    "MODEL_SHA256": args.model_sha256,
+                    "ITEMS_TABLE": args.table_name,
+                    "NEUTRAL_THRESHOLD": str(args.neutral_threshold),
+                    "MODEL_CACHE_DIR": MODEL_CACHE_DIR,
+                    **powertools_environment("sentiment-analysis", args.log_level),
+                }
+            ),
+            logging_config=logging_config(parts.log_group, args.log_level),
+            tracing_config=tracing_config(args.tracing),
+            # The role's permissions must exist before the first cold start tries to read the model.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[parts.policy, parts.log_group]),
+        )
+        self.event_source = aws.lambda_.EventSourceMapping(
+            f"{name}-queue-source",
+            event_source_arn=args.queue_arn,
+            function_name=self.function.arn,
+            batch_size=args.batch_size,
+            maximum_batching_window_in_seconds=args.batching_window_s,
+            # Without this flag Lambda ignores `batchItemFailures` and deletes the whole batch.
+            function_response_types=[BATCH_FAILURE_REPORTING],
+            # Cap concurrency here rather than with reserved concurrency, whose throttles feed the DLQ.
+            scaling_config=aws.lambda_.EventSourceMappingScalingConfigArgs(
+                maximum_concurrency=args.maximum_concurrency
+            ),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[parts.policy]),
+        )
+
+        self.function_name = self.function.name
+        self.function_arn = self.function.arn
+        self.register_outputs(
+            {
+                "function_name": self.function_name,
+                "function_arn": self.function_arn,
+                "log_group": self.log_group.name,
+                "event_source_uuid": self.event_source.uuid,
+            }
+        )

@@ -1,0 +1,99 @@
+"""The analysis function's container image: an ECR repository and the image built and pushed into it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+import pulumi_docker as docker
+
+LAMBDA_PLATFORM = "linux/amd64"
+
+
+@dataclass(frozen=True, slots=True)
+class AnalysisImageArgs:
+    context: str
+    """Build context: the repository root (the Dockerfile copies the workspace members it needs)."""
+    dockerfile: str
+    tag: str
+    """Content-derived tag (see ``packaging.analysis_image_tag``): tags are immutable, so a new build gets a new tag."""
+    keep_images: int
+    force_delete: bool
+    """Let ``pulumi destroy`` remove a repository that still holds images (dev)."""
+
+
+class AnalysisImage(pulumi.ComponentResource):
+    """ECR repository (scan on push, immutable tags, keep the last N) and the pushed image's digest."""
+
+    repository: aws.ecr.Repository
+    image: docker.Image
+    repo_digest: pulumi.Output[str]
+
+    def __init__(self, name: str, args: AnalysisImageArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("sentiment:analysis_image:AnalysisImage", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+
+        self.repository = aws.ecr.Repository(
+            f"{name}-repository",
+            image_tag_mutability="IMMUTABLE",
+            image_scanning_configuration=aws.ecr.RepositoryImageScanningConfigurationArgs(scan_on_push=True),
+            encryption_configurations=[aws.ecr.RepositoryEncryptionConfigurationArgs(encryption_type="AES256")],
+            force_delete=args.force_delete,
+            opts=child,
+        )
+        self.lifecycle = aws.ecr.LifecyclePolicy(
+            f"{name}-lifecycle",
+            repository=self.repository.name,
+            policy=pulumi.Output.json_dumps(
+                {
+                    "rules": [
+                        {
+                            "rulePriority": 1,
+                            "description": f"keep the last {args.keep_images} images (rollback window)",
+                            "selection": {
+                                "tagStatus": "any",
+                                "countType": "imageCountMoreThan",
+                                "countNumber": args.keep_images,
+                            },
+                            "action": {"type": "expire"},
+                        }
+                    ]
+                }
+            ),
+            opts=child,
+        )
+
+        token = aws.ecr.get_authorization_token_output(
+            registry_id=self.repository.registry_id, opts=pulumi.InvokeOutputOptions(parent=self)
+        )
+        # docker.Image builds through the engine API, which attaches no provenance/SBOM attestations,
+        # so the registry gets a single-platform image manifest (Lambda rejects OCI indexes).
+        self.image = docker.Image(
+            f"{name}-image",
+            image_name=self.repository.repository_url.apply(lambda url: f"{url}:{args.tag}"),
+            build=docker.DockerBuildArgs(
+                context=args.context,
+                dockerfile=args.dockerfile,
+                platform=LAMBDA_PLATFORM,
+                builder_version=docker.BuilderVersion.BUILDER_BUILD_KIT,
+            ),
+            registry=docker.RegistryArgs(
+                server=self.repository.repository_url,
+                username=token.user_name,
+                password=pulumi.Output.secret(token.password),
+            ),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.lifecycle]),
+        )
+
+        self.repository_url = self.repository.repository_url
+        self.repository_arn = self.repository.arn
+        # `repository@sha256:…`: the function is pinned to exactly this build, never to a movable tag.
+        self.repo_digest = self.image.repo_digest
+        self.register_outputs(
+            {
+                "repository_url": self.repository_url,
+                "repository_arn": self.repository_arn,
+                "repo_digest": self.repo_digest,
+            }
+        )

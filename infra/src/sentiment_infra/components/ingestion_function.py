@@ -1,0 +1,119 @@
+"""The ingestion function: reproducible ZIP, least-privilege role, log group and its schedule."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+
+from sentiment_infra import iam
+from sentiment_infra.function_parts import function_parts, logging_config, powertools_environment, tracing_config
+from sentiment_infra.packaging import INGESTION_HANDLER
+
+LAMBDA_RUNTIME = "python3.12"
+
+
+@dataclass(frozen=True, slots=True)
+class IngestionFunctionArgs:
+    account_id: pulumi.Input[str]
+    archive: pulumi.Archive
+    memory_mb: int
+    timeout_s: int
+    table_name: pulumi.Input[str]
+    table_arn: pulumi.Input[str]
+    pending_index_arn: pulumi.Input[str]
+    topic_arn: pulumi.Input[str]
+    feeds: Sequence[str]
+    schedule: str
+    log_retention_days: int
+    log_level: str
+    tracing: bool
+
+
+class IngestionFunction(pulumi.ComponentResource):
+    """ZIP function run on a schedule (and by direct invoke) that stores items and publishes them."""
+
+    function: aws.lambda_.Function
+    schedule: aws.cloudwatch.EventRule
+
+    def __init__(self, name: str, args: IngestionFunctionArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("sentiment:ingestion_function:IngestionFunction", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+
+        parts = function_parts(
+            name,
+            parent=self,
+            account_id=args.account_id,
+            statements=[
+                iam.allow(
+                    "StoreItems",
+                    ["dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:GetItem"],
+                    [args.table_arn],
+                ),
+                # The sparse pending index: items stored but not yet published, re-published by age.
+                iam.allow("FindPendingItems", ["dynamodb:Query"], [args.pending_index_arn]),
+                iam.allow("PublishItems", ["sns:Publish"], [args.topic_arn]),
+            ],
+            log_retention_days=args.log_retention_days,
+            tracing=args.tracing,
+        )
+        self.role = parts.role
+        self.log_group = parts.log_group
+
+        self.function = aws.lambda_.Function(
+            f"{name}-function",
+            package_type="Zip",
+            runtime=LAMBDA_RUNTIME,
+            handler=INGESTION_HANDLER,
+            code=args.archive,
+            architectures=["x86_64"],
+            role=parts.role.arn,
+            memory_size=args.memory_mb,
+            timeout=args.timeout_s,
+            environment=aws.lambda_.FunctionEnvironmentArgs(
+                variables={
+                    "ITEMS_TABLE": args.table_name,
+                    "TOPIC_ARN": args.topic_arn,
+                    "FEEDS": json.dumps(list(args.feeds)),
+                    **powertools_environment("sentiment-ingestion", args.log_level),
+                }
+            ),
+            logging_config=logging_config(parts.log_group, args.log_level),
+            tracing_config=tracing_config(args.tracing),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[parts.policy, parts.log_group]),
+        )
+
+        self.schedule = aws.cloudwatch.EventRule(
+            f"{name}-schedule",
+            description="Poll the configured feeds and re-publish pending items",
+            schedule_expression=args.schedule,
+            opts=child,
+        )
+        self.invoke_permission = aws.lambda_.Permission(
+            f"{name}-schedule-invoke",
+            action="lambda:InvokeFunction",
+            function=self.function.name,
+            principal="events.amazonaws.com",
+            source_arn=self.schedule.arn,
+            opts=child,
+        )
+        self.schedule_target = aws.cloudwatch.EventTarget(
+            f"{name}-schedule-target",
+            rule=self.schedule.name,
+            arn=self.function.arn,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.invoke_permission]),
+        )
+
+        self.function_name = self.function.name
+        self.function_arn = self.function.arn
+        self.register_outputs(
+            {
+                "function_name": self.function_name,
+                "function_arn": self.function_arn,
+                "log_group": self.log_group.name,
+                "schedule_arn": self.schedule.arn,
+            }
+        )

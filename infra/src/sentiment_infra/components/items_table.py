@@ -1,0 +1,65 @@
+"""The DynamoDB items table: one item per ingested text, updated in place by the analysis."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+
+from sentiment_shared.stack import ITEMS_TABLE_HASH_KEY, PENDING_INDEX, PENDING_INDEX_HASH_KEY, PENDING_INDEX_RANGE_KEY
+
+
+@dataclass(frozen=True, slots=True)
+class ItemsTableArgs:
+    deletion_protection: bool
+    """On for prod: a `pulumi destroy` or a replacement cannot drop the data."""
+
+
+class ItemsTable(pulumi.ComponentResource):
+    """On-demand table keyed by ``item_id`` with PITR, encryption and the sparse pending-items index."""
+
+    table: aws.dynamodb.Table
+    name: pulumi.Output[str]
+    arn: pulumi.Output[str]
+    pending_index_arn: pulumi.Output[str]
+
+    def __init__(self, name: str, args: ItemsTableArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("sentiment:items_table:ItemsTable", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+
+        self.table = aws.dynamodb.Table(
+            f"{name}-table",
+            billing_mode="PAY_PER_REQUEST",
+            hash_key=ITEMS_TABLE_HASH_KEY,
+            attributes=[
+                aws.dynamodb.TableAttributeArgs(name=ITEMS_TABLE_HASH_KEY, type="S"),
+                aws.dynamodb.TableAttributeArgs(name=PENDING_INDEX_HASH_KEY, type="S"),
+                aws.dynamodb.TableAttributeArgs(name=PENDING_INDEX_RANGE_KEY, type="S"),
+            ],
+            # Sparse: only items stored but not yet published carry `pending_shard`, so ingestion can
+            # find and re-publish them oldest first after a crash between storing and publishing.
+            global_secondary_indexes=[
+                aws.dynamodb.TableGlobalSecondaryIndexArgs(
+                    name=PENDING_INDEX,
+                    key_schemas=[
+                        aws.dynamodb.TableGlobalSecondaryIndexKeySchemaArgs(
+                            attribute_name=PENDING_INDEX_HASH_KEY, key_type="HASH"
+                        ),
+                        aws.dynamodb.TableGlobalSecondaryIndexKeySchemaArgs(
+                            attribute_name=PENDING_INDEX_RANGE_KEY, key_type="RANGE"
+                        ),
+                    ],
+                    projection_type="ALL",
+                )
+            ],
+            point_in_time_recovery=aws.dynamodb.TablePointInTimeRecoveryArgs(enabled=True),
+            # The AWS-managed aws/dynamodb key: encrypted at rest, usable through DynamoDB by the roles.
+            server_side_encryption=aws.dynamodb.TableServerSideEncryptionArgs(enabled=True),
+            deletion_protection_enabled=args.deletion_protection,
+            opts=child,
+        )
+        self.name = self.table.name
+        self.arn = self.table.arn
+        self.pending_index_arn = self.table.arn.apply(lambda arn: f"{arn}/index/{PENDING_INDEX}")
+        self.register_outputs({"name": self.name, "arn": self.arn, "pending_index_arn": self.pending_index_arn})

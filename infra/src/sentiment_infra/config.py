@@ -1,0 +1,238 @@
+"""The stack's configuration: read once from ``pulumi.Config`` into one typed, validated object.
+
+Every key lives under the project namespace (``sentiment-analyzer:<key>``) in ``Pulumi.<stack>.yaml``;
+defaults shared with the local pipeline come from :mod:`sentiment_shared.stack`. A bad value (or an
+unknown key, usually a typo) stops ``pulumi preview`` with one readable message per problem instead of
+surfacing later as an AWS API error. ``docs/DEPLOY.md`` documents every key.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any, Literal, Self
+
+import pulumi
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic.alias_generators import to_camel
+
+from sentiment_shared.stack import (
+    DEFAULT_ANALYSIS_FUNCTION,
+    DEFAULT_MODEL_ID,
+    DEFAULT_MODEL_PREFIX,
+    DEFAULT_MODEL_REVISION,
+    DEFAULT_MODEL_VERSION,
+    DEFAULT_NEUTRAL_THRESHOLD,
+    DEFAULT_QUEUE,
+)
+
+LOG_RETENTION_DAYS = frozenset(
+    {1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653}
+)
+"""The only values CloudWatch Logs accepts for a log group's retention."""
+
+MAX_QUEUE_VISIBILITY_S = 12 * 3600
+"""SQS's ceiling for a visibility timeout."""
+
+_SAFE_SEGMENT = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
+_SCHEDULE = re.compile(
+    r"^(rate\((1 (minute|hour|day)|([2-9]|[1-9]\d+) (minutes|hours|days))\)|cron\([^()]+\)|at\([^()]+\))$"
+)
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_FEED_URL = re.compile(r"^https?://[^\s/$.?#][^\s]*$")
+
+
+class ConfigError(pulumi.RunError):
+    """Invalid stack configuration; Pulumi prints the message without a Python traceback."""
+
+
+class StackConfig(BaseModel):
+    """Everything the program reads from stack config, with the project's defaults."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", alias_generator=to_camel, populate_by_name=True)
+
+    # ---------------------------------------------------------------- model
+    model_id: str | None = Field(default=None, min_length=1, max_length=256)
+    """Hugging Face model id; unset with ``modelDir`` unset means the project's default model."""
+    model_revision: str | None = Field(default=None, pattern=r"^[0-9a-f]{40}$")
+    """The pinned commit of ``modelId`` (40 hex); required whenever ``modelId`` is set."""
+    model_dir: str | None = Field(default=None, min_length=1)
+    """Publish a local model directory instead of a hub model."""
+    model_prefix: str = Field(default=DEFAULT_MODEL_PREFIX, pattern=_SAFE_SEGMENT)
+    model_version: str = Field(default=DEFAULT_MODEL_VERSION, pattern=_SAFE_SEGMENT)
+    model_retain_on_delete: bool = False
+    model_noncurrent_days: int = Field(default=30, ge=1, le=3650)
+
+    # ---------------------------------------------------------------- analysis function
+    analysis_memory_mb: int = Field(default=DEFAULT_ANALYSIS_FUNCTION.memory_mb, ge=1024, le=10240)
+    analysis_ephemeral_storage_mb: int = Field(
+        default=DEFAULT_ANALYSIS_FUNCTION.ephemeral_storage_mb, ge=1024, le=10240
+    )
+    analysis_timeout_s: int = Field(default=DEFAULT_ANALYSIS_FUNCTION.timeout_s, ge=10, le=900)
+    analysis_reserved_concurrency: int | None = Field(default=None, ge=1, le=1000)
+    analysis_maximum_concurrency: int = Field(default=DEFAULT_QUEUE.maximum_concurrency, ge=2, le=1000)
+    neutral_threshold: float = Field(default=DEFAULT_NEUTRAL_THRESHOLD, ge=0.0, le=1.0)
+
+    # ---------------------------------------------------------------- queue
+    batch_size: int = Field(default=DEFAULT_QUEUE.batch_size, ge=1, le=10000)
+    batching_window_s: int = Field(default=DEFAULT_QUEUE.batching_window_s, ge=0, le=300)
+    max_receive_count: int = Field(default=DEFAULT_QUEUE.max_receive_count, ge=1, le=1000)
+    queue_retention_s: int = Field(default=DEFAULT_QUEUE.retention_s, ge=60, le=1_209_600)
+    dlq_retention_s: int = Field(default=DEFAULT_QUEUE.dlq_retention_s, ge=60, le=1_209_600)
+    raw_message_delivery: bool = False
+    """SNS envelope (the local pipeline's default too); the analysis reads both shapes."""
+
+    # ---------------------------------------------------------------- ingestion
+    feeds: tuple[str, ...] = ()
+    ingestion_schedule: str = "rate(15 minutes)"
+    ingestion_memory_mb: int = Field(default=512, ge=128, le=10240)
+    ingestion_timeout_s: int = Field(default=60, ge=3, le=900)
+
+    # ---------------------------------------------------------------- operations
+    alarm_email: str | None = None
+    queue_age_alarm_s: int = Field(default=900, ge=60, le=1_209_600)
+    log_retention_days: int = 30
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    tracing: bool = True
+    deletion_protection: bool = True
+    image_keep_count: int = Field(default=10, ge=1, le=1000)
+
+    @field_validator("feeds", mode="before")
+    @classmethod
+    def _parse_feeds(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            try:
+                value = json.loads(value)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"must be a YAML/JSON list of feed URLs ({exc.msg})") from exc
+        if not isinstance(value, list | tuple):
+            raise ValueError("must be a list of feed URLs")
+        return value
+
+    @field_validator("feeds")
+    @classmethod
+    def _check_feeds(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        bad = [url for url in value if not _FEED_URL.match(url)]
+        if bad:
+            raise ValueError(f"feed URLs must be http(s) URLs, got {bad!r}")
+        if len(set(value)) != len(value):
+            raise ValueError("feed URLs must be unique")
+        return value
+
+    @field_validator("ingestion_schedule")
+    @classmethod
+    def _check_schedule(cls, value: str) -> str:
+        if not _SCHEDULE.match(value):
+            raise ValueError(
+                f"{value!r} is not an EventBridge schedule: use e.g. 'rate(15 minutes)', 'rate(1 hour)' "
+                "or 'cron(0/15 * * * ? *)'"
+            )
+        return value
+
+    @field_validator("alarm_email")
+    @classmethod
+    def _check_email(cls, value: str | None) -> str | None:
+        if value is not None and not _EMAIL.match(value):
+            raise ValueError(f"{value!r} is not an e-mail address")
+        return value
+
+    @field_validator("log_retention_days")
+    @classmethod
+    def _check_retention(cls, value: int) -> int:
+        if value not in LOG_RETENTION_DAYS:
+            raise ValueError(f"CloudWatch Logs accepts only {sorted(LOG_RETENTION_DAYS)}")
+        return value
+
+    @model_validator(mode="after")
+    def _check_model_source(self) -> Self:
+        if self.model_dir is not None and (self.model_id is not None or self.model_revision is not None):
+            raise ValueError("set either modelDir or modelId + modelRevision, not both")
+        if self.model_id is not None and self.model_revision is None:
+            raise ValueError(f"modelRevision (a 40-hex commit) must pin modelId {self.model_id!r}")
+        if self.model_revision is not None and self.model_id is None:
+            raise ValueError("modelRevision needs modelId")
+        return self
+
+    @model_validator(mode="after")
+    def _check_queue(self) -> Self:
+        visibility = DEFAULT_QUEUE.visibility_multiplier * self.analysis_timeout_s
+        if visibility > MAX_QUEUE_VISIBILITY_S:
+            raise ValueError(
+                f"analysisTimeoutS {self.analysis_timeout_s} needs a visibility timeout of {visibility} s "
+                f"(x{DEFAULT_QUEUE.visibility_multiplier}), above SQS's {MAX_QUEUE_VISIBILITY_S} s"
+            )
+        if self.dlq_retention_s <= self.queue_retention_s:
+            raise ValueError(
+                f"dlqRetentionS ({self.dlq_retention_s}) must exceed queueRetentionS ({self.queue_retention_s}): "
+                "a dead-letter queue keeps the original enqueue time"
+            )
+        if self.batch_size > 10 and self.batching_window_s < 1:
+            raise ValueError("batchSize above 10 needs batchingWindowS >= 1 (an SQS event source rule)")
+        if (
+            self.analysis_reserved_concurrency is not None
+            and self.analysis_reserved_concurrency < self.analysis_maximum_concurrency
+        ):
+            raise ValueError(
+                f"analysisReservedConcurrency ({self.analysis_reserved_concurrency}) below "
+                f"analysisMaximumConcurrency ({self.analysis_maximum_concurrency}) throttles the queue's "
+                "pollers and pushes messages towards the DLQ"
+            )
+        return self
+
+    # ---------------------------------------------------------------- derived
+    @property
+    def model_source_id(self) -> str | None:
+        """The hub model to publish (the default when no model source is configured)."""
+        if self.model_dir is not None:
+            return None
+        return self.model_id or DEFAULT_MODEL_ID
+
+    @property
+    def model_source_revision(self) -> str | None:
+        if self.model_dir is not None:
+            return None
+        return self.model_revision or DEFAULT_MODEL_REVISION
+
+    @property
+    def queue_visibility_timeout_s(self) -> int:
+        return DEFAULT_QUEUE.visibility_timeout_s(self.analysis_timeout_s)
+
+
+KEYS: tuple[str, ...] = tuple((field.alias or name) for name, field in StackConfig.model_fields.items())
+"""Every config key the program understands (camelCase, as written in ``Pulumi.<stack>.yaml``)."""
+
+
+def _configured_keys(namespace: str) -> set[str]:
+    """Keys set under ``namespace`` in this stack, so a misspelt key is an error rather than ignored."""
+    # The language host passes stack config in PULUMI_CONFIG; tests set it through set_all_config.
+    raw: dict[str, Any] = {
+        **pulumi.runtime.config.get_config_env(),
+        **pulumi.runtime.config.CONFIG.get(),
+    }
+    prefix = f"{namespace}:"
+    return {key.removeprefix(prefix) for key in raw if key.startswith(prefix)}
+
+
+def parse_stack_config(values: dict[str, Any]) -> StackConfig:
+    """Validate raw config values (camelCase keys); raise :class:`ConfigError` listing every problem."""
+    try:
+        return StackConfig.model_validate(values)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            where = ".".join(str(part) for part in error["loc"]) or "config"
+            message = error["msg"].removeprefix("Value error, ")
+            problems.append(f"  - {where}: {message}")
+        raise ConfigError("invalid stack configuration:\n" + "\n".join(problems)) from None
+
+
+def load_stack_config(namespace: str | None = None) -> StackConfig:
+    """Read this stack's config (``<project>:<key>``) once into a :class:`StackConfig`."""
+    cfg = pulumi.Config(namespace)
+    values: dict[str, Any] = {}
+    for key in _configured_keys(cfg.name):
+        # Every value arrives as a string (structured values as JSON); the model coerces and checks it.
+        value = cfg.get(key)
+        if value is not None:
+            values[key] = value
+    return parse_stack_config(values)

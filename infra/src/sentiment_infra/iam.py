@@ -1,0 +1,109 @@
+"""Policy-document building blocks shared by the components.
+
+Every document is rendered by ``aws.iam.get_policy_document_output`` from ARNs of the stack's own
+resources; nothing here writes JSON by hand. The few statements whose resource must be ``*`` say why.
+Statements take ``pulumi.Input`` values (ARNs not known until deployment) and are resolved before the
+invoke, which takes plain strings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import pulumi
+import pulumi_aws as aws
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    type: Literal["AWS", "Service", "*"]
+    identifiers: Sequence[pulumi.Input[str]]
+
+
+@dataclass(frozen=True, slots=True)
+class Condition:
+    test: str
+    variable: str
+    values: Sequence[pulumi.Input[str]]
+
+
+@dataclass(frozen=True, slots=True)
+class Statement:
+    sid: str
+    effect: Literal["Allow", "Deny"]
+    actions: Sequence[str]
+    resources: Sequence[pulumi.Input[str]]
+    principals: Sequence[Principal] = ()
+    conditions: Sequence[Condition] = ()
+
+    def resolved(self) -> pulumi.Output[aws.iam.GetPolicyDocumentStatementArgs]:
+        def build(parts: list[Any]) -> aws.iam.GetPolicyDocumentStatementArgs:
+            resources, identifiers, values = parts
+            return aws.iam.GetPolicyDocumentStatementArgs(
+                sid=self.sid,
+                effect=self.effect,
+                actions=list(self.actions),
+                resources=list(resources),
+                principals=[
+                    aws.iam.GetPolicyDocumentStatementPrincipalArgs(type=p.type, identifiers=list(ids))
+                    for p, ids in zip(self.principals, identifiers, strict=True)
+                ]
+                or None,
+                conditions=[
+                    aws.iam.GetPolicyDocumentStatementConditionArgs(test=c.test, variable=c.variable, values=list(vs))
+                    for c, vs in zip(self.conditions, values, strict=True)
+                ]
+                or None,
+            )
+
+        return pulumi.Output.all(
+            pulumi.Output.all(*self.resources),
+            pulumi.Output.all(*(pulumi.Output.all(*p.identifiers) for p in self.principals)),
+            pulumi.Output.all(*(pulumi.Output.all(*c.values) for c in self.conditions)),
+        ).apply(build)
+
+
+def document(statements: Sequence[Statement]) -> pulumi.Output[str]:
+    """Render ``statements`` into a policy document (JSON string)."""
+    resolved = pulumi.Output.all(*(s.resolved() for s in statements))
+    return aws.iam.get_policy_document_output(statements=resolved).json
+
+
+def allow(sid: str, actions: Sequence[str], resources: Sequence[pulumi.Input[str]]) -> Statement:
+    return Statement(sid=sid, effect="Allow", actions=actions, resources=resources)
+
+
+def service(name: str) -> Principal:
+    return Principal(type="Service", identifiers=[name])
+
+
+def lambda_assume_role_policy(account_id: pulumi.Input[str]) -> pulumi.Output[str]:
+    """Trust policy: only the Lambda service, acting for this account, may assume the role."""
+    return document(
+        [
+            Statement(
+                sid="LambdaAssumeRole",
+                effect="Allow",
+                actions=["sts:AssumeRole"],
+                resources=[],
+                principals=[service("lambda.amazonaws.com")],
+                conditions=[Condition("StringEquals", "aws:SourceAccount", [account_id])],
+            )
+        ]
+    )
+
+
+def log_statement(log_group_arn: pulumi.Input[str]) -> Statement:
+    """Write to the function's own log group only (streams are named by Lambda, hence the stream wildcard)."""
+    streams = pulumi.Output.from_input(log_group_arn).apply(lambda arn: f"{arn.removesuffix(':*')}:log-stream:*")
+    return allow("WriteOwnLogs", ["logs:CreateLogStream", "logs:PutLogEvents"], [streams])
+
+
+XRAY_ACTIONS = ("xray:PutTraceSegments", "xray:PutTelemetryRecords")
+
+
+def xray_statement() -> Statement:
+    """X-Ray trace upload. AWS requires ``Resource: *``: these actions support no resource-level scoping."""
+    return allow("XRayTraceUpload", XRAY_ACTIONS, ["*"])

@@ -1,0 +1,185 @@
+"""Reproducible build inputs: the ingestion function's ZIP and the content digest that tags the image.
+
+The ZIP is built from the workspace exactly as uv locked it: third-party dependencies come from
+``uv export --frozen --no-dev --no-emit-workspace --package sentiment-ingestion`` installed with
+``uv pip install --target`` for the Lambda's Python and platform (binary wheels only, hashes checked),
+the two workspace members are built as wheels and unpacked without dependencies, and the tree is
+zipped with sorted entries, a fixed timestamp and fixed permissions, so equal inputs give equal bytes
+(and Pulumi sees no change). Builds are cached under a key derived from every input.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import stat
+import subprocess
+import tempfile
+import zipfile
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+BUILDER_VERSION = "1"
+"""Bump when the build recipe changes so cached archives are rebuilt."""
+
+LAMBDA_PYTHON = "3.12"
+LAMBDA_PLATFORM = "x86_64-manylinux2014"
+
+INGESTION_PACKAGE = "sentiment-ingestion"
+INGESTION_MEMBERS = ("packages/shared", "services/ingestion")
+"""Workspace members shipped in the ZIP (the function's own code and the shared library)."""
+INGESTION_HANDLER = "sentiment_ingestion.handler.handler"
+
+ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
+"""The earliest timestamp a ZIP entry can carry; every entry gets it."""
+
+_EXCLUDED_DIRS = frozenset({"__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache"})
+_EXCLUDED_TOP = frozenset({"bin", ".lock"})
+"""Console-script shims and uv's lock file from ``--target`` installs: useless in a function, machine-specific."""
+
+
+class BuildError(RuntimeError):
+    """A packaging step failed; the message carries the failing command's output."""
+
+
+def iter_files(root: Path, paths: Iterable[str]) -> Iterator[Path]:
+    """Files under ``paths`` (relative to ``root``), sorted, skipping caches and compiled files."""
+    found: set[Path] = set()
+    for rel in paths:
+        target = root / rel
+        if target.is_file():
+            found.add(target)
+            continue
+        if not target.is_dir():
+            continue
+        for dirpath, dirnames, filenames in os.walk(target):
+            dirnames[:] = [d for d in dirnames if d not in _EXCLUDED_DIRS and not d.endswith(".egg-info")]
+            found.update(Path(dirpath) / f for f in filenames if not f.endswith((".pyc", ".pyo")))
+    return iter(sorted(found))
+
+
+def source_digest(root: Path, paths: Iterable[str], *, salt: str = "") -> str:
+    """SHA-256 over the relative names and contents of the files under ``paths``."""
+    digest = hashlib.sha256(salt.encode())
+    for path in iter_files(root, paths):
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0")
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()
+
+
+def write_reproducible_zip(source_dir: Path, dest: Path) -> None:
+    """Zip ``source_dir`` with sorted entries, :data:`ZIP_EPOCH` timestamps and 0644/0755 modes."""
+    entries: list[tuple[str, Path]] = []
+    for dirpath, dirnames, filenames in os.walk(source_dir):
+        rel_dir = Path(dirpath).relative_to(source_dir)
+        dirnames[:] = [
+            d for d in dirnames if d not in _EXCLUDED_DIRS and not (rel_dir == Path() and d in _EXCLUDED_TOP)
+        ]
+        for filename in filenames:
+            if filename.endswith((".pyc", ".pyo")) or (rel_dir == Path() and filename in _EXCLUDED_TOP):
+                continue
+            path = Path(dirpath) / filename
+            entries.append(((rel_dir / filename).as_posix(), path))
+    entries.sort()
+    with zipfile.ZipFile(dest, "w") as archive:
+        for arcname, path in entries:
+            info = zipfile.ZipInfo(arcname, date_time=ZIP_EPOCH)
+            info.create_system = 3  # Unix, so the mode bits below mean the same on every machine
+            executable = path.stat().st_mode & stat.S_IXUSR
+            info.external_attr = ((0o755 if executable else 0o644) | stat.S_IFREG) << 16
+            info.compress_type = zipfile.ZIP_DEFLATED
+            archive.writestr(info, path.read_bytes(), compresslevel=9)
+
+
+@dataclass(frozen=True, slots=True)
+class ZipBuild:
+    path: Path
+    sha256: str
+    cache_key: str
+
+
+def _run(cmd: list[str], cwd: Path) -> str:
+    result = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise BuildError(f"{' '.join(cmd)} failed ({result.returncode}):\n{result.stderr.strip()}")
+    return result.stdout
+
+
+def _uv() -> str:
+    uv = shutil.which("uv")
+    if uv is None:
+        raise BuildError("uv is needed to build the ingestion package (https://docs.astral.sh/uv/)")
+    return uv
+
+
+def ingestion_cache_key(repo_root: Path, python_version: str, platform: str) -> str:
+    inputs = ["uv.lock", "pyproject.toml", *(f"{m}/pyproject.toml" for m in INGESTION_MEMBERS)]
+    inputs += [f"{m}/src" for m in INGESTION_MEMBERS]
+    return source_digest(repo_root, inputs, salt=f"{BUILDER_VERSION}|{python_version}|{platform}")
+
+
+def build_ingestion_zip(
+    repo_root: Path,
+    out_dir: Path,
+    *,
+    python_version: str = LAMBDA_PYTHON,
+    platform: str = LAMBDA_PLATFORM,
+    use_cache: bool = True,
+) -> ZipBuild:
+    """Build (or reuse) the ingestion function's ZIP for ``python_version`` on ``platform``."""
+    repo_root = repo_root.resolve()
+    key = ingestion_cache_key(repo_root, python_version, platform)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    dest = out_dir / f"ingestion-py{python_version}-{key[:16]}.zip"
+    if not (use_cache and dest.is_file()):
+        uv = _uv()
+        with tempfile.TemporaryDirectory(prefix="ingestion-build-") as tmp:
+            work = Path(tmp)
+            site = work / "site"
+            requirements = work / "requirements.txt"
+            _run(
+                [uv, "export", "--frozen", "--no-dev", "--no-emit-workspace", "--package", INGESTION_PACKAGE,
+                 "--format", "requirements-txt", "--no-header", "--output-file", str(requirements)],
+                repo_root,
+            )  # fmt: skip
+            _run(
+                [uv, "pip", "install", "--quiet", "--no-deps", "--require-hashes", "--target", str(site),
+                 "--python-version", python_version, "--python-platform", platform,
+                 "--only-binary", ":all:", "--no-compile", "--requirement", str(requirements)],
+                repo_root,
+            )  # fmt: skip
+            wheels = work / "wheels"
+            for member in INGESTION_MEMBERS:
+                _run(
+                    [uv, "build", "--wheel", "--quiet", "--no-create-gitignore", "--out-dir", str(wheels),
+                     str(repo_root / member)],
+                    repo_root,
+                )  # fmt: skip
+            # Pure-Python wheels install by unpacking: no installer metadata, no absolute paths.
+            for wheel in sorted(wheels.glob("*.whl")):
+                with zipfile.ZipFile(wheel) as archive:
+                    archive.extractall(site)
+            partial = out_dir / f".{dest.name}.{os.getpid()}.tmp"
+            write_reproducible_zip(site, partial)
+            partial.replace(dest)  # atomic: a concurrent build never sees half an archive
+    return ZipBuild(path=dest, sha256=hashlib.sha256(dest.read_bytes()).hexdigest(), cache_key=key)
+
+
+ANALYSIS_IMAGE_INPUTS = (
+    "services/analysis",
+    "packages/shared",
+    "uv.lock",
+    "pyproject.toml",
+    ".dockerignore",
+    "infra/pyproject.toml",
+    "services/ingestion/pyproject.toml",
+    "tools/local/pyproject.toml",
+)
+"""Everything the analysis Dockerfile may COPY (the workspace needs every member's pyproject)."""
+
+
+def analysis_image_tag(repo_root: Path) -> str:
+    """A tag that changes exactly when the image's inputs change (ECR tags are immutable)."""
+    return "src-" + source_digest(repo_root, ANALYSIS_IMAGE_INPUTS)[:20]

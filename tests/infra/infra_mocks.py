@@ -1,0 +1,265 @@
+"""Pulumi mocks that answer like AWS would, and a runner that executes ``infra/__main__.py`` per stack.
+
+Resources get realistic physical names, ARNs (account 123456789012, the stack's region), queue URLs,
+image digests and dynamic-provider outputs; ``getPolicyDocument`` is rendered into real policy JSON
+the way the AWS provider renders it, so the tests parse exactly the documents AWS would receive.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import runpy
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import yaml
+from pulumi.runtime.settings import get_root_resource
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+PROGRAM = REPO_ROOT / "infra" / "__main__.py"
+PROJECT = "sentiment-analyzer"
+ACCOUNT = "123456789012"
+STACKS = ("dev", "prod")
+
+
+def stack_config(stack: str) -> dict[str, str]:
+    """``Pulumi.<stack>.yaml``'s config as the language host hands it over (structured values as JSON)."""
+    raw = yaml.safe_load((REPO_ROOT / f"Pulumi.{stack}.yaml").read_text())
+    config: dict[str, str] = {}
+    for key, value in (raw.get("config") or {}).items():
+        full_key = key if ":" in key else f"{PROJECT}:{key}"
+        if isinstance(value, str):
+            config[full_key] = value
+        else:
+            config[full_key] = json.dumps(value)
+    return config
+
+
+def _suffix(name: str) -> str:
+    return hashlib.sha256(name.encode()).hexdigest()[:7]
+
+
+def render_policy(args: dict[str, Any]) -> str:
+    """Render getPolicyDocument's statements like the AWS provider (single values collapse to strings)."""
+
+    def one_or_many(values: list[str]) -> str | list[str]:
+        return values[0] if len(values) == 1 else values
+
+    statements = []
+    for st in args.get("statements") or []:
+        out: dict[str, Any] = {}
+        if st.get("sid"):
+            out["Sid"] = st["sid"]
+        out["Effect"] = st.get("effect") or "Allow"
+        for key, name in (("actions", "Action"), ("notActions", "NotAction")):
+            if st.get(key):
+                out[name] = one_or_many(list(st[key]))
+        for key, name in (("resources", "Resource"), ("notResources", "NotResource")):
+            if st.get(key):
+                out[name] = one_or_many(list(st[key]))
+        for key, name in (("principals", "Principal"), ("notPrincipals", "NotPrincipal")):
+            principals = st.get(key)
+            if not principals:
+                continue
+            if len(principals) == 1 and principals[0]["type"] == "*" and principals[0]["identifiers"] == ["*"]:
+                out[name] = "*"
+                continue
+            rendered: dict[str, Any] = {}
+            for principal in principals:
+                rendered[principal["type"]] = one_or_many(list(principal["identifiers"]))
+            out[name] = rendered
+        if st.get("conditions"):
+            conditions: dict[str, dict[str, Any]] = {}
+            for cond in st["conditions"]:
+                conditions.setdefault(cond["test"], {})[cond["variable"]] = one_or_many(list(cond["values"]))
+            out["Condition"] = conditions
+        statements.append(out)
+    return json.dumps({"Version": args.get("version") or "2012-10-17", "Statement": statements}, indent=2)
+
+
+@dataclass
+class Registered:
+    type: str
+    name: str
+    inputs: dict[str, Any]
+    outputs: dict[str, Any]
+
+
+@dataclass
+class AwsMocks(pulumi.runtime.Mocks):
+    region: str
+    resources: list[Registered] = field(default_factory=list)
+    calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+
+    def _arn(self, service: str, resource: str, *, region: bool = True, account: bool = True) -> str:
+        return f"arn:aws:{service}:{self.region if region else ''}:{ACCOUNT if account else ''}:{resource}"
+
+    def new_resource(  # noqa: PLR0912 - one case per mocked resource type reads best as one match
+        self, args: pulumi.runtime.MockResourceArgs
+    ) -> tuple[str | None, dict[str, Any]]:
+        inputs = dict(args.inputs)
+        physical = f"{args.name}-{_suffix(args.name)}"
+        outputs: dict[str, Any] = dict(inputs)
+        resource_id: str = physical
+        match args.typ:
+            case "aws:s3/bucket:Bucket":
+                bucket = inputs.get("bucket") or physical
+                outputs |= {"bucket": bucket, "arn": f"arn:aws:s3:::{bucket}", "region": self.region}
+                resource_id = bucket
+            case "aws:sqs/queue:Queue":
+                name = inputs.get("name") or physical
+                url = f"https://sqs.{self.region}.amazonaws.com/{ACCOUNT}/{name}"
+                outputs |= {"name": name, "arn": self._arn("sqs", name), "url": url}
+                resource_id = url
+            case "aws:sns/topic:Topic":
+                name = inputs.get("name") or physical
+                arn = self._arn("sns", name)
+                outputs |= {"name": name, "arn": arn}
+                resource_id = arn
+            case "aws:dynamodb/table:Table":
+                name = inputs.get("name") or physical
+                outputs |= {"name": name, "arn": self._arn("dynamodb", f"table/{name}")}
+                resource_id = name
+            case "aws:iam/role:Role":
+                name = inputs.get("name") or physical
+                outputs |= {
+                    "name": name,
+                    "arn": self._arn("iam", f"role/{name}", region=False),
+                    "uniqueId": "AROA" + _suffix(name),
+                }
+                resource_id = name
+            case "aws:cloudwatch/logGroup:LogGroup":
+                name = inputs.get("name") or physical
+                outputs |= {"name": name, "arn": self._arn("logs", f"log-group:{name}")}
+                resource_id = name
+            case "aws:lambda/function:Function":
+                name = inputs.get("name") or physical
+                arn = self._arn("lambda", f"function:{name}")
+                outputs |= {"name": name, "arn": arn, "qualifiedArn": f"{arn}:$LATEST", "version": "$LATEST"}
+                resource_id = name
+            case "aws:lambda/eventSourceMapping:EventSourceMapping":
+                resource_id = str(uuid.UUID(hashlib.md5(args.name.encode()).hexdigest()))
+                outputs |= {"uuid": resource_id, "state": "Enabled"}
+            case "aws:ecr/repository:Repository":
+                name = inputs.get("name") or physical
+                outputs |= {
+                    "name": name,
+                    "arn": self._arn("ecr", f"repository/{name}"),
+                    "registryId": ACCOUNT,
+                    "repositoryUrl": f"{ACCOUNT}.dkr.ecr.{self.region}.amazonaws.com/{name}",
+                }
+                resource_id = name
+            case "docker:index/image:Image":
+                image_name = inputs["imageName"]
+                repository = image_name.rsplit(":", 1)[0]
+                digest = hashlib.sha256(image_name.encode()).hexdigest()
+                outputs |= {"repoDigest": f"{repository}@sha256:{digest}", "baseImageName": image_name}
+                resource_id = f"sha256:{digest}"
+            case "aws:kms/key:Key":
+                key_id = str(uuid.UUID(hashlib.md5(args.name.encode()).hexdigest()))
+                outputs |= {"keyId": key_id, "arn": self._arn("kms", f"key/{key_id}")}
+                resource_id = key_id
+            case "aws:cloudwatch/eventRule:EventRule":
+                name = inputs.get("name") or physical
+                outputs |= {"name": name, "arn": self._arn("events", f"rule/{name}")}
+                resource_id = name
+            case "aws:cloudwatch/metricAlarm:MetricAlarm":
+                name = inputs.get("name") or physical
+                outputs |= {"name": name, "arn": self._arn("cloudwatch", f"alarm:{name}")}
+                resource_id = name
+            case "aws:sns/topicSubscription:TopicSubscription":
+                arn = f"{inputs['topic']}:{uuid.UUID(hashlib.md5(args.name.encode()).hexdigest())}"
+                outputs |= {"arn": arn}
+                resource_id = arn
+            case "pulumi-python:dynamic:Resource":
+                outputs |= self._model_artifact(inputs)
+            case _:
+                pass
+        self.resources.append(Registered(type=args.typ, name=args.name, inputs=inputs, outputs=outputs))
+        return resource_id, outputs
+
+    @staticmethod
+    def _model_artifact(inputs: dict[str, Any]) -> dict[str, Any]:
+        """What the model-publish provider reports after uploading a bundle."""
+        bucket, key = inputs["bucket"], inputs["key"]
+        sha = hashlib.sha256(f"{inputs.get('model_id')}@{inputs.get('revision')}:{key}".encode()).hexdigest()
+        return {
+            "s3_uri": f"s3://{bucket}/{key}",
+            "sha256": sha,
+            "size": 267_960_320,
+            "version_id": "3HL4kqtJlcpXroDTDmJ+rmSpXd3dIbrHY+MTRCxf3vjVBH40Nr8X8gdRQBpUMLUo",
+            "source_revision": inputs.get("revision") or "local:" + sha[:12],
+        }
+
+    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
+        self.calls.append((args.token, dict(args.args)))
+        match args.token:
+            case "aws:index/getCallerIdentity:getCallerIdentity":
+                return {
+                    "accountId": ACCOUNT,
+                    "arn": f"arn:aws:sts::{ACCOUNT}:assumed-role/deploy/session",
+                    "id": ACCOUNT,
+                    "userId": "AROAEXAMPLE:session",
+                }, []
+            case "aws:index/getPartition:getPartition":
+                return {"partition": "aws", "dnsSuffix": "amazonaws.com", "id": "aws"}, []
+            case "aws:index/getRegion:getRegion":
+                return {"name": self.region, "region": self.region, "id": self.region}, []
+            case "aws:ecr/getAuthorizationToken:getAuthorizationToken":
+                return {
+                    "userName": "AWS",
+                    "password": "mock-ecr-password",
+                    "authorizationToken": "QVdTOm1vY2stZWNyLXBhc3N3b3Jk",
+                    "proxyEndpoint": f"https://{ACCOUNT}.dkr.ecr.{self.region}.amazonaws.com",
+                    "expiresAt": "2030-01-01T00:00:00Z",
+                    "id": self.region,
+                }, []
+            case "aws:iam/getPolicyDocument:getPolicyDocument":
+                rendered = render_policy(args.args)
+                return {
+                    "json": rendered,
+                    "minifiedJson": json.dumps(json.loads(rendered), separators=(",", ":")),
+                    "id": _suffix(rendered),
+                }, []
+            case _:
+                raise NotImplementedError(f"no mock for invoke {args.token}")
+
+
+@dataclass
+class ProgramRun:
+    stack: str
+    config: dict[str, str]
+    resources: list[Registered]
+    outputs: dict[str, Any]
+    calls: list[tuple[str, dict[str, Any]]]
+
+    def of_type(self, typ: str) -> list[Registered]:
+        return [r for r in self.resources if r.type == typ]
+
+    def one(self, typ: str, name_contains: str = "") -> Registered:
+        found = [r for r in self.of_type(typ) if name_contains in r.name]
+        assert len(found) == 1, f"expected one {typ} named *{name_contains}*, got {[r.name for r in found]}"
+        return found[0]
+
+
+def run_program(stack: str, config: dict[str, str] | None = None) -> ProgramRun:
+    """Execute ``infra/__main__.py`` under the mocks with ``stack``'s config (or ``config``)."""
+    values = stack_config(stack) if config is None else config
+    mocks = AwsMocks(region=values.get("aws:region", "us-east-1"))
+    pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=False)
+    pulumi.runtime.set_all_config(values)
+    outputs: dict[str, Any] = {}
+
+    @pulumi.runtime.test  # type: ignore[misc]
+    def _run() -> pulumi.Output[Any]:
+        runpy.run_path(str(PROGRAM), run_name="__main__")
+        root = get_root_resource()
+        assert root is not None
+        return pulumi.Output.all(**root.outputs).apply(outputs.update)
+
+    _run()
+    return ProgramRun(stack=stack, config=values, resources=mocks.resources, outputs=outputs, calls=mocks.calls)
