@@ -33,8 +33,9 @@ def test_html_becomes_readable_text_without_scripts_styles_or_entities() -> None
     assert not result.truncated
 
 
-def test_adjacent_blocks_do_not_glue_words_together() -> None:
-    assert clean_whitespace(html_to_text("<p>one</p><p>two</p><br/>three")) == "one two three"
+def test_blocks_separate_words_and_inline_tags_do_not() -> None:
+    assert clean_whitespace(html_to_text("<p>one</p><p>two</p><br/>three<td>four</td>")) == "one two three four"
+    assert clean_whitespace(html_to_text("<p>un<b>usual</b>, <a href='#'>linked</a>.</p>")) == "unusual, linked."
 
 
 def test_plain_text_that_looks_like_a_url_is_kept_and_raises_no_warning() -> None:

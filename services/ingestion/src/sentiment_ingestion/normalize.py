@@ -25,6 +25,13 @@ TITLE_MAX_CHARS = 500
 
 # Tags whose content is never readable text.
 _INVISIBLE_TAGS = ("script", "style", "noscript", "template", "head", "iframe", "object", "svg")
+# Elements a browser renders on their own line or cell: a word boundary even when the markup has no
+# whitespace there ("<p>one</p><p>two</p>"), unlike inline elements ("<b>un</b>usual" is one word).
+_BLOCK_TAGS = (
+    "address", "article", "aside", "blockquote", "br", "dd", "div", "dl", "dt", "figcaption", "figure",
+    "footer", "h1", "h2", "h3", "h4", "h5", "h6", "header", "hr", "li", "main", "nav", "ol", "p", "pre",
+    "section", "table", "td", "th", "tr", "ul",
+)  # fmt: skip
 # Text without either character cannot contain markup or entities: no need to parse it.
 _MARKUP_HINTS = ("<", "&")
 
@@ -48,8 +55,11 @@ def html_to_text(markup: str) -> str:
         soup = BeautifulSoup(markup, "html.parser")
     for tag in soup(_INVISIBLE_TAGS):
         tag.decompose()
-    # A separator keeps "<p>one</p><p>two</p>" from becoming "onetwo"; extra spaces collapse later.
-    return soup.get_text(" ")
+    for tag in soup(_BLOCK_TAGS):
+        # Extra spaces collapse later.
+        tag.insert_before(" ")
+        tag.insert_after(" ")
+    return soup.get_text()
 
 
 def clean_whitespace(text: str) -> str:
