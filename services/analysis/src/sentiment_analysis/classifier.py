@@ -156,27 +156,42 @@ def available_cpus(
 # --------------------------------------------------------------------------- batching
 
 
-def plan_batches(lengths: Sequence[int], *, token_budget: int, max_batch: int) -> list[list[int]]:
-    """Indices grouped into micro-batches: longest first, each ``len(batch) * longest <= token_budget``.
+BATCH_OVERHEAD_TOKENS = 32
+"""What one more forward pass costs, in padded tokens' worth of compute (Python + dispatch + small GEMMs)."""
 
-    Sorting by length means each batch pads only to its own longest text. A single text longer than
-    the budget still gets its own batch.
+
+def plan_batches(
+    lengths: Sequence[int], *, token_budget: int, max_batch: int, overhead_tokens: int = BATCH_OVERHEAD_TOKENS
+) -> list[list[int]]:
+    """Indices grouped into micro-batches of similar length, each ``len(batch) * longest <= token_budget``.
+
+    Texts are sorted longest first and the sorted run is cut where it minimises the padded tokens
+    plus ``overhead_tokens`` per batch (an exact dynamic programme, O(n x max_batch)), so a batch pads
+    only to its own longest text and short texts never ride along in a long text's batch. A single
+    text longer than the budget still gets a batch of its own.
     """
     if token_budget < 1 or max_batch < 1:
         raise ValueError("token_budget and max_batch must be positive")
     order = sorted(range(len(lengths)), key=lambda i: lengths[i], reverse=True)
+    sorted_lengths = [lengths[i] for i in order]
+    n = len(order)
+    best = [0.0] + [math.inf] * n  # best[i]: cheapest way to batch the i longest texts
+    cut = [0] * (n + 1)
+    for end in range(1, n + 1):
+        for start in range(end - 1, max(end - max_batch, 0) - 1, -1):
+            size = end - start
+            padded = size * sorted_lengths[start]  # the batch pads to its first (longest) text
+            if size > 1 and padded > token_budget:
+                break  # earlier starts only make the batch larger and longer
+            cost = best[start] + padded + overhead_tokens
+            if cost < best[end]:
+                best[end], cut[end] = cost, start
     batches: list[list[int]] = []
-    current: list[int] = []
-    longest = 0
-    for index in order:
-        longest_if_added = max(longest, lengths[index])
-        if current and (len(current) == max_batch or (len(current) + 1) * longest_if_added > token_budget):
-            batches.append(current)
-            current, longest_if_added = [], lengths[index]
-        current.append(index)
-        longest = longest_if_added
-    if current:
-        batches.append(current)
+    end = n
+    while end > 0:
+        batches.append(order[cut[end] : end])
+        end = cut[end]
+    batches.reverse()
     return batches
 
 

@@ -1,0 +1,313 @@
+"""The analysis function's logic, free of Lambda and Powertools types: cold start, batches, direct invokes.
+
+* :class:`ModelProvider` fetches the verified model bundle into ``MODEL_CACHE_DIR`` and loads it
+  once per container (a failure is raised, never cached, so the next invocation tries again).
+* :func:`decode_message` reads one queue record body, SNS-wrapped (raw delivery off) or raw.
+* :func:`analyze_batch` classifies every valid message of a batch in ONE classifier call and keeps,
+  per record, either the result to store or the reason it failed; :meth:`AnalyzedBatch.store`
+  writes one record's result with a conditional update (a missing item is that record's failure).
+* :func:`parse_direct` / :func:`answer_direct` implement the direct-invoke contract.
+
+Logs go through the standard ``logging`` module (the handler gives them the Powertools JSON format);
+the handler turns the returned timings into metrics.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import PurePosixPath
+from typing import Any, Protocol
+
+from pydantic import ValidationError
+
+from sentiment_analysis.classifier import DEFAULT_PRECISION, Prediction, SentimentClassifier
+from sentiment_shared import model_bundle
+from sentiment_shared.ports import ItemsTable
+from sentiment_shared.schemas import SentimentResult, TopicMessage
+from sentiment_shared.settings import AnalysisSettings
+
+log = logging.getLogger(__name__)
+
+MAX_DIRECT_TEXTS = 4096
+"""Texts per direct invoke; Lambda's 6 MB payload limit bounds it too. Bigger requests get a 400."""
+
+
+class PayloadError(ValueError):
+    """A direct invoke's payload is malformed (answered with status 400)."""
+
+
+class InvalidMessageError(ValueError):
+    """A queue record's body is not a valid topic message (that record fails, its neighbours do not)."""
+
+
+# --------------------------------------------------------------------------- cold start
+
+
+class Classifier(Protocol):
+    def classify(self, texts: Sequence[str]) -> list[Prediction]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ColdStart:
+    """Where a model load spent its time (milliseconds); ``cached`` when the bundle was already on disk."""
+
+    download_ms: float
+    verify_ms: float
+    extract_ms: float
+    load_ms: float
+    bytes: int
+    cached: bool
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedModel:
+    classifier: Classifier
+    model_version: str
+    precision: str
+    cold_start: ColdStart
+
+
+def model_version(settings: AnalysisSettings, precision: str) -> str:
+    """``<key's folder>@<sha256 prefix>+<precision>``, e.g. ``distilbert/v1.0.0@3f2a9c1b07de+int8``."""
+    folder = str(PurePosixPath(settings.model_key).parent)
+    name = settings.model_key if folder in ("", ".") else folder
+    return f"{name}@{settings.model_sha256[:12]}+{precision}"
+
+
+def load_model(settings: AnalysisSettings) -> LoadedModel:
+    """Fetch (or find in the cache), verify, extract and load the configured model."""
+    cache_dir = settings.model_cache_dir
+    stats = model_bundle.FetchStats()
+    if model_bundle.cached_model_dir(cache_dir, settings.model_sha256) is None:
+        log.info(
+            "Downloading model from S3",
+            extra={"bucket": settings.model_bucket, "key": settings.model_key, "cache_dir": str(cache_dir)},
+        )
+    model_dir = model_bundle.fetch(
+        settings.model_bucket,
+        settings.model_key,
+        settings.model_sha256,
+        cache_dir,
+        strategy=settings.model_download_strategy,
+        stats=stats,
+    )
+    if stats.cached:
+        log.info("Model found in the container's cache", extra={"model_dir": str(model_dir)})
+    else:
+        log.info(
+            "Model downloaded from S3",
+            extra={
+                "download_time_ms": round(stats.download_s * 1000, 1),
+                "verify_time_ms": round(stats.verify_s * 1000, 1),
+                "extract_time_ms": round(stats.extract_s * 1000, 1),
+                "bytes": stats.bytes,
+                "strategy": settings.model_download_strategy,
+            },
+        )
+    precision = settings.model_precision or DEFAULT_PRECISION
+    started = time.perf_counter()
+    classifier = SentimentClassifier.from_pretrained(
+        model_dir,
+        neutral_threshold=settings.neutral_threshold,
+        precision=precision,
+        threads=settings.torch_threads,
+    )
+    load_ms = (time.perf_counter() - started) * 1000
+    version = model_version(settings, precision)
+    log.info(
+        "Model loaded successfully",
+        extra={"load_time_ms": round(load_ms, 1), "model_version": version, "precision": precision},
+    )
+    cold = ColdStart(
+        download_ms=stats.download_s * 1000,
+        verify_ms=stats.verify_s * 1000,
+        extract_ms=stats.extract_s * 1000,
+        load_ms=load_ms,
+        bytes=stats.bytes,
+        cached=stats.cached,
+    )
+    return LoadedModel(classifier=classifier, model_version=version, precision=precision, cold_start=cold)
+
+
+class ModelProvider:
+    """Loads the model on first use and keeps it for the container's lifetime (per settings)."""
+
+    def __init__(self, loader: Callable[[AnalysisSettings], LoadedModel] = load_model) -> None:
+        self._loader = loader
+        self._loaded: LoadedModel | None = None
+        self._settings: AnalysisSettings | None = None
+
+    @property
+    def loaded(self) -> LoadedModel | None:
+        """The model this container holds, if any (the local pipeline reports its cold start)."""
+        return self._loaded
+
+    def get(self, settings: AnalysisSettings) -> tuple[LoadedModel, bool]:
+        """The loaded model and whether this call loaded it (a cold start). A failed load raises."""
+        if self._loaded is not None and self._settings == settings:
+            return self._loaded, False
+        self._loaded = self._loader(settings)
+        self._settings = settings
+        return self._loaded, True
+
+
+# --------------------------------------------------------------------------- queue records
+
+
+def _is_sns_notification(value: Any) -> bool:
+    return isinstance(value, dict) and value.get("Type") == "Notification" and "Message" in value
+
+
+def decode_message(body: str | None) -> TopicMessage:
+    """The topic message in a queue record body: an SNS notification wrapping it, or the raw JSON."""
+    if body is None or not body.strip():
+        raise InvalidMessageError("empty message body")
+    try:
+        payload = json.loads(body)
+    except (json.JSONDecodeError, RecursionError) as exc:
+        raise InvalidMessageError(f"body is not JSON: {exc}") from exc
+    if _is_sns_notification(payload):
+        inner = payload["Message"]
+        if not isinstance(inner, str):
+            raise InvalidMessageError("SNS Message is not a string")
+        try:
+            payload = json.loads(inner)
+        except (json.JSONDecodeError, RecursionError) as exc:
+            raise InvalidMessageError(f"SNS Message is not JSON: {exc}") from exc
+    if not isinstance(payload, dict):
+        raise InvalidMessageError(f"message must be a JSON object, got {type(payload).__name__}")
+    try:
+        return TopicMessage.model_validate(payload)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise InvalidMessageError(f"invalid message: {problems}") from exc
+
+
+def classify_unique(classifier: Classifier, texts: Sequence[str]) -> tuple[list[Prediction], float]:
+    """Predictions for ``texts`` from ONE classify call over the distinct texts, and its duration (ms)."""
+    unique = list(dict.fromkeys(texts))
+    started = time.perf_counter()
+    predictions = classifier.classify(unique) if unique else []
+    inference_ms = (time.perf_counter() - started) * 1000
+    by_text = dict(zip(unique, predictions, strict=True))
+    return [by_text[t] for t in texts], inference_ms
+
+
+@dataclass(slots=True)
+class AnalyzedBatch:
+    """Per record id: the message and its result, or why the record failed before storing."""
+
+    results: dict[str, tuple[TopicMessage, SentimentResult]] = field(default_factory=dict)
+    errors: dict[str, Exception] = field(default_factory=dict)
+    inference_ms: float = 0.0
+
+    def store(self, record_id: str, table: ItemsTable) -> None:
+        """Write one record's result onto its existing item; raise if the record failed (missing item too)."""
+        if record_id in self.errors:
+            raise self.errors[record_id]
+        message, result = self.results[record_id]
+        table.set_sentiment(message.item_id, result)  # ItemNotFoundError: never creates an item
+
+
+def analyze_batch(records: Sequence[tuple[str, str | None]], model: LoadedModel) -> AnalyzedBatch:
+    """Decode every ``(record_id, body)`` and classify all valid messages together in one call."""
+    batch = AnalyzedBatch()
+    valid: dict[str, TopicMessage] = {}
+    for record_id, body in records:
+        try:
+            valid[record_id] = decode_message(body)
+        except InvalidMessageError as exc:
+            batch.errors[record_id] = exc
+            log.warning("Invalid message", extra={"message_id": record_id, "error": str(exc)})
+    predictions, batch.inference_ms = classify_unique(model.classifier, [m.text for m in valid.values()])
+    for (record_id, message), prediction in zip(valid.items(), predictions, strict=True):
+        result = SentimentResult(
+            sentiment=prediction.sentiment,
+            score=prediction.score,
+            label=prediction.label,
+            model_version=model.model_version,
+        )
+        batch.results[record_id] = (message, result)
+    return batch
+
+
+# --------------------------------------------------------------------------- direct invoke
+
+
+@dataclass(frozen=True, slots=True)
+class DirectRequest:
+    texts: list[str]
+    ids: list[str | int | None] | None
+    """For ``{"items": [...]}`` requests: each item's ``id`` (None if it had none), echoed in its result."""
+
+
+def parse_direct(event: Mapping[str, Any]) -> DirectRequest:
+    """``{"texts": [str, ...]}`` or ``{"items": [{"id"?, "text"}, ...]}``; anything else is a PayloadError."""
+    if "texts" in event and "items" in event:
+        raise PayloadError("give either 'texts' or 'items', not both")
+    if "texts" in event:
+        given = event["texts"]
+        if not isinstance(given, list) or not all(isinstance(t, str) for t in given):
+            raise PayloadError("'texts' must be a list of strings")
+        _check_count(len(given), "texts")
+        return DirectRequest(texts=list(given), ids=None)
+    if "items" in event:
+        items = event["items"]
+        if not isinstance(items, list):
+            raise PayloadError("'items' must be a list of objects with a 'text'")
+        _check_count(len(items), "items")
+        texts: list[str] = []
+        ids: list[str | int | None] = []
+        for index, item in enumerate(items):
+            if not isinstance(item, dict) or not isinstance(item.get("text"), str):
+                raise PayloadError(f"items[{index}] must be an object with a string 'text'")
+            item_id = item.get("id")
+            if item_id is not None and (isinstance(item_id, bool) or not isinstance(item_id, str | int)):
+                raise PayloadError(f"items[{index}].id must be a string or an integer")
+            texts.append(item["text"])
+            ids.append(item_id)
+        return DirectRequest(texts=texts, ids=ids)
+    raise PayloadError("unknown event: expected an SQS batch, {'texts': [...]} or {'items': [...]}")
+
+
+def _check_count(n: int, what: str) -> None:
+    if n == 0:
+        raise PayloadError(f"'{what}' must not be empty")
+    if n > MAX_DIRECT_TEXTS:
+        raise PayloadError(f"too many {what}: {n} > {MAX_DIRECT_TEXTS} per invoke; split the request")
+
+
+def answer_direct(request: DirectRequest, model: LoadedModel, *, cold_start: bool) -> dict[str, Any]:
+    """The 200 response: one result per text, in order, plus timings."""
+    predictions, inference_ms = classify_unique(model.classifier, request.texts)
+    results: list[dict[str, Any]] = []
+    for index, prediction in enumerate(predictions):
+        result: dict[str, Any] = {
+            "sentiment": prediction.sentiment,
+            "score": prediction.score,
+            "label": prediction.label,
+        }
+        if request.ids is not None and request.ids[index] is not None:
+            result["id"] = request.ids[index]
+        results.append(result)
+    metrics: dict[str, Any] = {
+        "inference_ms": round(inference_ms, 2),
+        "cold_start": cold_start,
+        "model_version": model.model_version,
+    }
+    if cold_start:
+        metrics["model_load_ms"] = round(model.cold_start.load_ms, 1)
+    return {"statusCode": 200, "results": results, "count": len(results), "metrics": metrics}
+
+
+def is_sqs_event(event: Any) -> bool:
+    records = event.get("Records") if isinstance(event, dict) else None
+    return (
+        isinstance(records, list)
+        and bool(records)
+        and all(isinstance(r, dict) and r.get("eventSource") == "aws:sqs" for r in records)
+    )

@@ -1,0 +1,74 @@
+"""Analysis Lambda entry point (the image's ``CMD``): SQS batches and direct invokes over :mod:`.core`.
+
+The model is fetched and loaded on the first invocation and kept for the container's life; a load
+failure raises, so an SQS batch is retried whole (nothing is marked done without a result).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from sentiment_analysis import core
+from sentiment_shared.adapters import DynamoItemsTable
+from sentiment_shared.settings import analysis_settings
+
+logger = Logger()
+metrics = Metrics()
+copy_config_to_registered_loggers(source_logger=logger, include={"sentiment_analysis.core"})
+models = core.ModelProvider()
+
+
+def _model() -> tuple[core.LoadedModel, bool]:
+    model, cold = models.get(analysis_settings())
+    if cold:
+        start = model.cold_start
+        for name, value in (("ModelDownloadMs", start.download_ms), ("ModelExtractMs", start.extract_ms)):
+            metrics.add_metric(name=name, unit=MetricUnit.Milliseconds, value=value)
+        metrics.add_metric(name="ModelLoadMs", unit=MetricUnit.Milliseconds, value=start.load_ms)
+    return model, cold
+
+
+def _sqs_batch(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    model, _ = _model()
+    records = [(r["messageId"], r.get("body")) for r in event["Records"]]
+    analyzed = core.analyze_batch(records, model)
+    table = DynamoItemsTable(analysis_settings().items_table)
+
+    def record_handler(record: SQSRecord) -> None:
+        analyzed.store(record.message_id, table)
+
+    response = process_partial_response(
+        event=event, record_handler=record_handler, processor=BatchProcessor(EventType.SQS), context=context
+    )
+    failed = len(response.get("batchItemFailures", []))
+    metrics.add_metric(name="BatchSize", unit=MetricUnit.Count, value=len(records))
+    metrics.add_metric(name="InferenceMs", unit=MetricUnit.Milliseconds, value=analyzed.inference_ms)
+    metrics.add_metric(name="ItemsAnalyzed", unit=MetricUnit.Count, value=len(records) - failed)
+    metrics.add_metric(name="ItemsFailed", unit=MetricUnit.Count, value=failed)
+    return dict(response)
+
+
+@metrics.log_metrics(capture_cold_start_metric=True)
+@logger.inject_lambda_context(clear_state=True)
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    if core.is_sqs_event(event):
+        return _sqs_batch(event, context)
+    try:
+        request = core.parse_direct(event if isinstance(event, dict) else {})
+    except core.PayloadError as exc:
+        logger.warning("Rejected direct invoke", extra={"error": str(exc)})
+        metrics.add_metric(name="InvalidRequests", unit=MetricUnit.Count, value=1)
+        return {"statusCode": 400, "error": str(exc)}
+    model, cold = _model()
+    response = core.answer_direct(request, model, cold_start=cold)
+    metrics.add_metric(name="BatchSize", unit=MetricUnit.Count, value=response["count"])
+    metrics.add_metric(name="InferenceMs", unit=MetricUnit.Milliseconds, value=response["metrics"]["inference_ms"])
+    metrics.add_metric(name="ItemsAnalyzed", unit=MetricUnit.Count, value=response["count"])
+    return response

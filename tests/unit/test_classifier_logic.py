@@ -1,0 +1,143 @@
+"""The classifier's model-free logic: label mapping, length-sorted micro-batches, CPU quota, cheap import."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from sentiment_analysis.classifier import available_cpus, label_sentiments, plan_batches, sentiment_of_label
+
+pytestmark = pytest.mark.unit
+
+
+@pytest.mark.parametrize(
+    ("label", "expected"),
+    [
+        ("POSITIVE", "positive"),
+        ("Negative", "negative"),
+        ("neutral", "neutral"),
+        ("pos", "positive"),
+        ("LABEL_NEG", "negative"),
+        ("very positive", "positive"),
+        ("LABEL_0", None),
+        ("positive-or-negative", None),
+        ("posh", None),
+    ],
+)
+def test_label_wording_maps_to_a_sentiment(label: str, expected: str | None) -> None:
+    # Given a model label / When it is read / Then only unambiguous wording yields a sentiment
+    assert sentiment_of_label(label) == expected
+
+
+def test_id2label_maps_every_class_in_index_order() -> None:
+    # Given a three-class config whose ids are not in label order
+    id2label = {0: "negative", 1: "neutral", 2: "positive"}
+    # When mapped / Then each index gets its sentiment
+    assert label_sentiments(id2label) == ["negative", "neutral", "positive"]
+
+
+def test_uninformative_labels_need_an_explicit_map() -> None:
+    # Given LABEL_0/LABEL_1 (no wording) / When mapped without a label_map / Then it refuses clearly
+    with pytest.raises(ValueError, match="label_map"):
+        label_sentiments({0: "LABEL_0", 1: "LABEL_1"})
+    # And with a label_map it works
+    assert label_sentiments({0: "LABEL_0", 1: "LABEL_1"}, {"LABEL_0": "negative", "LABEL_1": "positive"}) == [
+        "negative",
+        "positive",
+    ]
+
+
+@pytest.mark.parametrize(
+    "id2label",
+    [{}, {0: "POSITIVE", 2: "NEGATIVE"}, {0: "POSITIVE", 1: "VERY POSITIVE"}],
+)
+def test_unusable_label_sets_are_refused(id2label: dict[int, str]) -> None:
+    with pytest.raises(ValueError, match=r"id2label|positive and a negative"):
+        label_sentiments(id2label)
+
+
+@given(
+    lengths=st.lists(st.integers(min_value=1, max_value=600), max_size=80),
+    budget=st.integers(min_value=16, max_value=5000),
+    max_batch=st.integers(min_value=1, max_value=70),
+)
+def test_batches_cover_every_text_once_under_the_budget(lengths: list[int], budget: int, max_batch: int) -> None:
+    # When planned
+    batches = plan_batches(lengths, token_budget=budget, max_batch=max_batch)
+    # Then every index appears exactly once
+    assert sorted(i for b in batches for i in b) == list(range(len(lengths)))
+    for batch in batches:
+        longest = max(lengths[i] for i in batch)
+        # And a batch respects the count cap and the padded-token budget (a lone oversized text is allowed)
+        assert len(batch) <= max_batch
+        assert len(batch) == 1 or len(batch) * longest <= budget
+    # And texts are grouped by length: batches go from longest to shortest
+    flat = [lengths[i] for b in batches for i in b]
+    assert flat == sorted(flat, reverse=True)
+
+
+def test_short_texts_share_one_batch_and_long_ones_split() -> None:
+    # Given 32 short texts and 10 texts of 512 tokens
+    lengths = [20] * 32 + [512] * 10
+    # When planned with a 4096-token budget
+    batches = plan_batches(lengths, token_budget=4096, max_batch=64)
+    # Then the long ones go at most 8 at a time, and the short ones together, never padded to 512
+    assert sorted(len(b) for b in batches) == [2, 8, 32]
+    for batch in batches:
+        assert len({lengths[i] for i in batch}) == 1
+
+
+def _cgroup(tmp_path: Path, cpu_max: str | None) -> Path:
+    if cpu_max is not None:
+        (tmp_path / "cpu.max").write_text(cpu_max + "\n")
+    return tmp_path
+
+
+@pytest.mark.parametrize(
+    ("cpu_max", "affinity", "env", "expected"),
+    [
+        (None, {0, 1}, {}, 2),
+        ("max 100000", {0, 1}, {}, 2),
+        ("100000 100000", {0, 1}, {}, 1),
+        ("150000 100000", {0, 1, 2, 3}, {}, 1),
+        ("400000 100000", {0, 1}, {}, 2),
+        (None, {0, 1}, {"AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "2048"}, 1),
+        (None, {0, 1}, {"AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "3008"}, 1),
+        (None, {0, 1, 2, 3, 4, 5}, {"AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "10240"}, 5),
+        ("50000 100000", {0}, {}, 1),
+    ],
+)
+def test_threads_follow_the_real_cpu_quota(
+    tmp_path: Path, cpu_max: str | None, affinity: set[int], env: dict[str, str], expected: int
+) -> None:
+    # Given a cgroup quota, an affinity mask and maybe Lambda's memory size
+    root = _cgroup(tmp_path, cpu_max)
+    # When the usable CPUs are derived / Then the smallest limit wins, rounded down, at least 1
+    assert available_cpus(cgroup_root=root, environ=env, affinity=lambda: affinity) == expected
+
+
+def test_cgroup_v1_quota_is_read(tmp_path: Path) -> None:
+    # Given a cgroup v1 layout with a one-CPU quota
+    (tmp_path / "cpu").mkdir()
+    (tmp_path / "cpu" / "cpu.cfs_quota_us").write_text("100000\n")
+    (tmp_path / "cpu" / "cpu.cfs_period_us").write_text("100000\n")
+    # Then one thread
+    assert available_cpus(cgroup_root=tmp_path, environ={}, affinity=lambda: {0, 1, 2}) == 1
+
+
+def test_importing_the_classifier_does_not_import_torch_or_aws() -> None:
+    # Given a fresh interpreter / When the classifier module is imported
+    code = (
+        "import sys, sentiment_analysis.classifier\n"
+        "names = ('torch', 'transformers', 'boto3', 'botocore', 'aws_lambda_powertools')\n"
+        "heavy = [m for m in names if m in sys.modules]\n"
+        "print(','.join(heavy))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
+    # Then none of the heavy or AWS modules came along
+    assert out.stdout.strip() == ""
