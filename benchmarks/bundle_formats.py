@@ -11,6 +11,7 @@ of ``../shared/models/sst2-distilbert-minilm``, then packs it in each format and
 
 from __future__ import annotations
 
+import functools
 import gzip
 import hashlib
 import importlib
@@ -19,6 +20,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from sentiment_shared import model_bundle
@@ -53,13 +55,10 @@ def build_full_size_model(dest: Path) -> Path:
     return dest
 
 
-def _best(fn: Callable[[], object]) -> float:
-    times = []
-    for _ in range(REPEATS):
-        started = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - started)
-    return min(times)
+def _timed(fn: Callable[[], object]) -> float:
+    started = time.perf_counter()
+    fn()
+    return time.perf_counter() - started
 
 
 def _sha256(path: Path) -> str:
@@ -70,67 +69,52 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-Row = tuple[str, int, float, float]
+@dataclass
+class Format:
+    """One candidate: how to pack it (from the packed tar) and how to read it back."""
+
+    name: str
+    path: Path
+    compress: Callable[[Path, Path], None] | None
+    read: Callable[[Path, Path, str], None]
+    pack_s: list[float] = field(default_factory=list)
+    extract_s: list[float] = field(default_factory=list)
 
 
-def _measure_tar(model_dir: Path, work: Path) -> tuple[Row, str]:
-    tar_path = work / "model.tar"
-    pack_s = _best(lambda: pack(model_dir, tar_path))
-    tar_sha = _sha256(tar_path)
-
-    def extract_tar() -> None:
-        out = work / "x-tar"
-        shutil.rmtree(out, ignore_errors=True)
-        model_bundle.extract(tar_path, out, tar_sha)
-
-    return ("tar", tar_path.stat().st_size, pack_s, _best(extract_tar)), tar_sha
+def _gzip(src: Path, dest: Path) -> None:
+    with (
+        src.open("rb") as raw_in,
+        dest.open("wb") as raw,
+        gzip.GzipFile(filename="", mode="wb", fileobj=raw, compresslevel=6, mtime=0) as gz,
+    ):
+        shutil.copyfileobj(raw_in, gz, 1 << 20)
 
 
-def _measure_gzip(model_dir: Path, work: Path) -> Row:
-    tar_path, gz_path = work / "model.tar", work / "model.tar.gz"
-
-    def pack_gz() -> None:
-        pack(model_dir, tar_path)
-        with (
-            tar_path.open("rb") as src,
-            gz_path.open("wb") as raw,
-            gzip.GzipFile(filename="", mode="wb", fileobj=raw, compresslevel=6, mtime=0) as gz,
-        ):
-            shutil.copyfileobj(src, gz, 1 << 20)
-
-    pack_s = _best(pack_gz)
-    gz_sha = _sha256(gz_path)
-
-    def extract_gz() -> None:
-        out = work / "x-gz"
-        shutil.rmtree(out, ignore_errors=True)
-        model_bundle.extract(gz_path, out, gz_sha)
-
-    return ("tar.gz -6", gz_path.stat().st_size, pack_s, _best(extract_gz))
-
-
-def _measure_zstd(model_dir: Path, work: Path, tar_sha: str) -> Row | None:
+def _formats(work: Path) -> list[Format]:
+    formats = [
+        Format("tar", work / "model.tar", None, _extract),
+        Format("tar.gz -6", work / "model.tar.gz", _gzip, _extract),
+    ]
     try:
         zstandard = importlib.import_module("zstandard")  # optional: `uv run --with zstandard ...`
     except ImportError:
-        return None
-    tar_path, zst_path = work / "model.tar", work / "model.tar.zst"
+        return formats
 
-    def pack_zst() -> None:
-        pack(model_dir, tar_path)
-        with tar_path.open("rb") as src, zst_path.open("wb") as dst:
-            zstandard.ZstdCompressor(level=3, write_content_size=False).copy_stream(src, dst)
+    def compress(src: Path, dest: Path) -> None:
+        with src.open("rb") as raw_in, dest.open("wb") as raw:
+            zstandard.ZstdCompressor(level=3, write_content_size=False).copy_stream(raw_in, raw)
 
-    pack_s = _best(pack_zst)
-
-    def extract_zst() -> None:
-        out = work / "x-zst"
-        shutil.rmtree(out, ignore_errors=True)
-        with zst_path.open("rb") as raw, zstandard.ZstdDecompressor().stream_reader(raw) as tar_stream:
+    def read(path: Path, out: Path, tar_sha: str) -> None:
+        with path.open("rb") as raw, zstandard.ZstdDecompressor().stream_reader(raw) as tar_stream:
             # The decompressed stream is the plain tar: same checked writer, verified against the tar's digest.
             model_bundle._extract_stream(tar_stream, out, tar_sha, FetchStats())
 
-    return ("tar.zst -3", zst_path.stat().st_size, pack_s, _best(extract_zst))
+    formats.append(Format("tar.zst -3", work / "model.tar.zst", compress, read))
+    return formats
+
+
+def _extract(path: Path, out: Path, sha: str) -> None:
+    model_bundle.extract(path, out, sha)
 
 
 def main() -> None:
@@ -139,21 +123,39 @@ def main() -> None:
     model_dir = build_full_size_model(root / "distilbert-full")
     weights = (model_dir / "model.safetensors").stat().st_size
     work = Path(tempfile.mkdtemp(prefix="bundle-formats-", dir=root))
+    tar_path = work / "model.tar"
+    formats = _formats(work)
     try:
-        tar_row, tar_sha = _measure_tar(model_dir, work)
-        rows = [tar_row, _measure_gzip(model_dir, work)]
-        zstd_row = _measure_zstd(model_dir, work, tar_sha)
+        # Rounds interleave the formats, so load from other processes hits each of them alike.
+        for _ in range(REPEATS):
+            tar_s = _timed(lambda: pack(model_dir, tar_path))
+            for fmt in formats:
+                extra = _timed(functools.partial(fmt.compress, tar_path, fmt.path)) if fmt.compress else 0.0
+                fmt.pack_s.append(tar_s + extra)
+        tar_sha = _sha256(tar_path)
+        digests = {fmt.name: tar_sha if fmt.name.startswith("tar.zst") else _sha256(fmt.path) for fmt in formats}
+        for _ in range(REPEATS):
+            for fmt in formats:
+                out = work / "extracted"
+                shutil.rmtree(out, ignore_errors=True)
+                fmt.extract_s.append(_timed(functools.partial(fmt.read, fmt.path, out, digests[fmt.name])))
+        sizes = {fmt.name: fmt.path.stat().st_size for fmt in formats}
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    if zstd_row is not None:
-        rows.append(zstd_row)
 
-    print(f"model: {model_dir} (weights {weights / 1e6:.1f} MB), best of {REPEATS}, {os.cpu_count()} CPUs")
+    print(
+        f"model: {model_dir} (weights {weights / 1e6:.1f} MB), "
+        f"best of {REPEATS} interleaved rounds, {os.cpu_count()} CPUs"
+    )
     print(f"{'format':<12}{'size (MB)':>11}{'vs tar':>9}{'pack (s)':>10}{'extract (s)':>13}")
-    base = rows[0][1]
-    for name, size, pack_s, extract_s in rows:
-        print(f"{name:<12}{size / 1e6:>11.1f}{(size - base) / base:>+9.1%}{pack_s:>10.2f}{extract_s:>13.2f}")
-    if zstd_row is None:
+    base = sizes["tar"]
+    for fmt in formats:
+        size = sizes[fmt.name]
+        print(
+            f"{fmt.name:<12}{size / 1e6:>11.1f}{(size - base) / base:>+9.1%}"
+            f"{min(fmt.pack_s):>10.2f}{min(fmt.extract_s):>13.2f}"
+        )
+    if len(formats) < 3:
         print("(zstd skipped: run with `uv run --with zstandard python -m benchmarks.bundle_formats`)")
 
 

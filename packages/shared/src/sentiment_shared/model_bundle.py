@@ -4,19 +4,19 @@ Used by the publisher (``sentiment-model`` / the ``ModelArtifact`` dynamic resou
 object stored in S3, and by the analysis function's cold start to fetch, verify and extract it.
 
 Format: a plain, uncompressed POSIX (PAX) tar, chosen by measurement (``uv run --with zstandard python -m
-benchmarks.bundle_formats``: a full-size DistilBERT, 267.8 MB of fp32 safetensors, best of 3 on this shared
-2-core machine; extract = read + decompress + checked writes + sha256)::
+benchmarks.bundle_formats``: a full-size DistilBERT, 267.8 MB of fp32 safetensors; best of 5 rounds that
+interleave the formats on this shared 2-core machine; extract = read + decompress + checked writes +
+sha256, of which sha256 alone is ~0.2 s)::
 
     format        size (MB)   vs tar  pack (s)  extract (s)
-    tar               268.8    +0.0%      0.72         0.97
-    tar.gz -6         248.1    -7.7%     11.98         2.65
-    tar.zst -3        247.4    -8.0%      1.45         0.71
+    tar               268.8    +0.0%      0.68         0.49
+    tar.gz -6         248.1    -7.7%     16.07         1.90
+    tar.zst -3        247.4    -8.0%      2.57         0.91
 
-fp32 weights barely compress (-8 %): gzip costs ~1.7 s more CPU on every cold start to save 20 MB of
-transfer (~0.2 s at S3 speeds); zstd extracts about as fast as plain tar but needs a third-party codec
-in the image and the project's own reader for 8 %. Plain tar it is. Readers detect the format from the
-bytes (tar magic at offset 257, gzip magic for legacy bundles), never from the file name; anything
-else is refused.
+fp32 weights barely compress (-8 %): gzip costs ~1.4 s more CPU on every cold start, zstd ~0.4 s plus
+a third-party codec in the image, to save ~21 MB of transfer (~0.2 s at S3 speeds). Plain tar it is.
+Readers detect the format from the bytes (tar magic at offset 257; gzip magic for legacy bundles),
+never from the file name; anything else is refused.
 
 Reproducibility: members sorted by name, mtime 0, uid/gid 0, empty user/group names, mode 0644,
 regular files only, PAX format fixed, no compression header (so no name or time in it). The same

@@ -1,0 +1,375 @@
+"""Publishing a model bundle to S3: resolve the source, pack it reproducibly, upload it verified, once.
+
+Plain functions shared by the ``ModelArtifact`` Pulumi dynamic provider, the ``sentiment-model`` CLI
+and the local pipeline. A source is either a Hugging Face hub model at a pinned revision (downloaded
+with ``huggingface_hub.snapshot_download``, imported lazily: the ``hub`` extra) restricted to config,
+tokenizer and safetensors files, or a local model directory. The bundle is uploaded with a SHA-256
+checksum S3 verifies and with ``sha256``/``source``/``revision`` in its metadata; an object already
+holding the same sha256 is left alone. Credentials (AWS, ``HF_TOKEN``) only ever come from the
+environment.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+import urllib.parse
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+
+from sentiment_shared.model_bundle import HUB_ALLOW_PATTERNS, BundleError, BundleInfo, model_files, pack
+from sentiment_shared.object_store import ObjectHead, ObjectStore, ProgressCallback, S3ObjectStore
+from sentiment_shared.stack import DEFAULT_MODEL_ID, DEFAULT_MODEL_REVISION
+
+_COMMIT_RE = re.compile(r"^[0-9a-f]{40}$")
+_HUB_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?$")
+_DEFAULT_MODEL_ALIASES = frozenset({DEFAULT_MODEL_ID, f"distilbert/{DEFAULT_MODEL_ID}"})
+
+META_SHA256 = "sha256"
+META_SOURCE = "source"
+META_REVISION = "revision"
+
+
+class PublishError(Exception):
+    """Publishing failed; the message is one line a user can act on."""
+
+
+class SourceUnavailableError(PublishError):
+    """The model source could not be fetched (hub unreachable, model or revision not found)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ModelSource:
+    """Where the model comes from: a hub model id (+ revision) or a local directory, exactly one."""
+
+    model_id: str | None = None
+    revision: str | None = None
+    model_dir: Path | None = None
+
+    def __post_init__(self) -> None:
+        if (self.model_id is None) == (self.model_dir is None):
+            raise PublishError("give exactly one model source: a hub model id or a local model directory")
+        if self.model_id is not None and not _HUB_ID_RE.fullmatch(self.model_id):
+            raise PublishError(f"not a Hugging Face model id: {self.model_id!r}")
+        if self.model_dir is not None and self.revision is not None:
+            raise PublishError("a revision applies to hub models only, not to a local model directory")
+
+    @classmethod
+    def parse(cls, ref: str) -> ModelSource:
+        """``ID`` or ``ID@REVISION`` (the CLI's and the local pipeline's ``--model``)."""
+        model_id, _, revision = ref.strip().partition("@")
+        return cls(model_id=model_id, revision=revision or None)
+
+    @property
+    def effective_revision(self) -> str | None:
+        """The revision to download: as given, else the pinned default for the default model, else ``main``."""
+        if self.model_id is None:
+            return None
+        if self.revision:
+            return self.revision
+        return DEFAULT_MODEL_REVISION if self.model_id in _DEFAULT_MODEL_ALIASES else "main"
+
+
+@dataclass(frozen=True, slots=True)
+class ResolvedSource:
+    """A model directory on local disk, and what it is: ``hf://id`` or ``dir:/abs/path``, and the commit."""
+
+    path: Path
+    source: str
+    revision: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class PublishResult:
+    bucket: str
+    key: str
+    s3_uri: str
+    sha256: str
+    size: int
+    version_id: str | None
+    uploaded: bool
+    """False when the object at the key already held this very bundle (nothing was uploaded)."""
+    source: str
+    source_revision: str | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class Drift:
+    """How the object at the key differs from what was published."""
+
+    reason: str
+    head: ObjectHead | None
+
+
+def s3_uri(bucket: str, key: str) -> str:
+    return f"s3://{bucket}/{key}"
+
+
+# --------------------------------------------------------------------------- sources
+
+
+def validate_model_dir(model_dir: Path) -> Path:
+    """``model_dir`` if it holds config, tokenizer and safetensors weights; :class:`PublishError` if not."""
+    try:
+        model_files(model_dir)
+    except BundleError as exc:
+        raise PublishError(str(exc)) from exc
+    return model_dir
+
+
+@contextmanager
+def _hub_errors(model_id: str, revision: str, endpoint: str) -> Iterator[None]:
+    from huggingface_hub.errors import (
+        GatedRepoError,
+        HfHubHTTPError,
+        LocalEntryNotFoundError,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
+
+    where = f"{model_id}@{revision}"
+    hint = "pass --model-dir DIR with a local copy of the model"
+    try:
+        yield
+    except GatedRepoError as exc:
+        raise SourceUnavailableError(f"{model_id} is gated: set HF_TOKEN to an account with access ({hint})") from exc
+    except RepositoryNotFoundError as exc:
+        raise SourceUnavailableError(f"model {model_id} not found on the Hugging Face hub at {endpoint}") from exc
+    except RevisionNotFoundError as exc:
+        raise SourceUnavailableError(f"revision {revision} of {model_id} not found on {endpoint}") from exc
+    except (LocalEntryNotFoundError, HfHubHTTPError, OSError) as exc:
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise SourceUnavailableError(
+            f"cannot download {where} from the Hugging Face hub at {endpoint} ({first_line}); {hint}"
+        ) from exc
+
+
+def _quiet_tqdm() -> type[Any]:
+    from huggingface_hub.utils.tqdm import tqdm as hf_tqdm
+
+    class QuietTqdm(hf_tqdm):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            kwargs["disable"] = True
+            super().__init__(*args, **kwargs)  # type: ignore[no-untyped-call]
+
+    return QuietTqdm
+
+
+def resolve_source(
+    source: ModelSource,
+    *,
+    hub_cache_dir: Path | None = None,
+    endpoint: str | None = None,
+    progress: bool = False,
+) -> ResolvedSource:
+    """A local, validated model directory for ``source`` (downloading hub models into the hub cache).
+
+    ``endpoint`` and ``hub_cache_dir`` default to ``HF_ENDPOINT`` / ``HF_HUB_CACHE`` read now (not at
+    import time, so a test or the local pipeline can point them elsewhere).
+    """
+    if source.model_dir is not None:
+        model_dir = Path(source.model_dir).expanduser().resolve()
+        validate_model_dir(model_dir)
+        return ResolvedSource(path=model_dir, source=f"dir:{model_dir}", revision=None)
+
+    assert source.model_id is not None  # guaranteed by ModelSource
+    revision = source.effective_revision or "main"
+    try:
+        from huggingface_hub import snapshot_download
+    except ImportError as exc:  # pragma: no cover - the hub extra is installed wherever this runs
+        raise PublishError("hub models need huggingface_hub: install sentiment-shared[hub]") from exc
+
+    endpoint = endpoint or os.environ.get("HF_ENDPOINT") or "https://huggingface.co"
+    cache = hub_cache_dir or (Path(os.environ["HF_HUB_CACHE"]) if os.environ.get("HF_HUB_CACHE") else None)
+    with _hub_errors(source.model_id, revision, endpoint):
+        path = Path(
+            snapshot_download(
+                source.model_id,
+                revision=revision,
+                allow_patterns=list(HUB_ALLOW_PATTERNS),
+                endpoint=endpoint,
+                cache_dir=cache,
+                tqdm_class=None if progress else _quiet_tqdm(),
+            )
+        )
+    commit = path.name if _COMMIT_RE.fullmatch(path.name) else None
+    try:
+        model_files(path)
+    except BundleError as exc:
+        raise PublishError(
+            f"{source.model_id}@{revision} is not publishable: {exc.args[0].split(': ', 1)[-1]} "
+            "(only safetensors weights are accepted, never .bin pickles)"
+        ) from exc
+    return ResolvedSource(path=path, source=f"hf://{source.model_id}", revision=commit)
+
+
+# --------------------------------------------------------------------------- S3
+
+
+def _metadata(info: BundleInfo, source: str, revision: str | None) -> dict[str, str]:
+    # S3 user metadata must be ASCII; a local path may not be.
+    return {
+        META_SHA256: info.sha256,
+        META_SOURCE: urllib.parse.quote(source, safe=":/@._-~"),
+        META_REVISION: revision or "",
+    }
+
+
+def _aws_error(action: str, bucket: str, key: str, exc: Exception) -> PublishError:
+    if isinstance(exc, NoCredentialsError):
+        return PublishError(f"cannot {action} s3://{bucket}/{key}: no AWS credentials found in the environment")
+    if isinstance(exc, ClientError):
+        error = exc.response.get("Error", {})
+        code = str(error.get("Code", ""))
+        if code == "NoSuchBucket":
+            return PublishError(f"cannot {action} s3://{bucket}/{key}: bucket {bucket!r} does not exist")
+        if code in ("AccessDenied", "403", "InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken"):
+            return PublishError(f"cannot {action} s3://{bucket}/{key}: access denied ({code})")
+        message = str(error.get("Message", "")).strip()
+        return PublishError(f"cannot {action} s3://{bucket}/{key}: {code}{': ' + message if message else ''}")
+    return PublishError(f"cannot {action} s3://{bucket}/{key}: {exc}")
+
+
+def _store(store: ObjectStore | None) -> ObjectStore:
+    return store if store is not None else S3ObjectStore()
+
+
+def head_artifact(bucket: str, key: str, *, store: ObjectStore | None = None) -> ObjectHead | None:
+    """The object at ``s3://bucket/key`` (its metadata holds the bundle's sha256), or None if absent."""
+    try:
+        return _store(store).head(bucket, key)
+    except (ClientError, BotoCoreError) as exc:
+        raise _aws_error("read", bucket, key, exc) from exc
+
+
+def publish_bundle(
+    info: BundleInfo,
+    bucket: str,
+    key: str,
+    *,
+    source: str,
+    revision: str | None,
+    store: ObjectStore | None = None,
+    progress: ProgressCallback | None = None,
+) -> PublishResult:
+    """Upload a packed bundle unless the object at the key already holds the same sha256."""
+    store = _store(store)
+    existing = head_artifact(bucket, key, store=store)
+    if existing is not None and existing.metadata.get(META_SHA256) == info.sha256 and existing.size == info.size:
+        return PublishResult(
+            bucket=bucket,
+            key=key,
+            s3_uri=s3_uri(bucket, key),
+            sha256=info.sha256,
+            size=info.size,
+            version_id=existing.version_id,
+            uploaded=False,
+            source=source,
+            source_revision=revision,
+        )
+    try:
+        put = store.upload(
+            info.path, bucket, key, sha256=info.sha256, metadata=_metadata(info, source, revision), progress=progress
+        )
+    except (ClientError, BotoCoreError) as exc:
+        raise _aws_error("upload to", bucket, key, exc) from exc
+    return PublishResult(
+        bucket=bucket,
+        key=key,
+        s3_uri=s3_uri(bucket, key),
+        sha256=info.sha256,
+        size=info.size,
+        version_id=put.version_id,
+        uploaded=True,
+        source=source,
+        source_revision=revision,
+    )
+
+
+def publish(
+    source: ModelSource,
+    bucket: str,
+    key: str,
+    *,
+    store: ObjectStore | None = None,
+    work_dir: Path | None = None,
+    hub_cache_dir: Path | None = None,
+    endpoint: str | None = None,
+    hub_progress: bool = False,
+    upload_progress: Callable[[int], ProgressCallback] | None = None,
+) -> PublishResult:
+    """Resolve ``source``, pack it into a temporary directory and publish it to ``s3://bucket/key``.
+
+    ``upload_progress``, if given, is called with the bundle size and returns the per-chunk callback
+    (how the CLI opens a progress bar of the right length).
+    """
+    if not bucket or not key or key.endswith("/"):
+        raise PublishError(f"bucket and key must be non-empty and the key must name a file: {bucket!r}, {key!r}")
+    resolved = resolve_source(source, hub_cache_dir=hub_cache_dir, endpoint=endpoint, progress=hub_progress)
+    with tempfile.TemporaryDirectory(prefix="sentiment-bundle-", dir=work_dir) as tmp:
+        try:
+            info = pack(resolved.path, Path(tmp) / "bundle.tar")
+        except BundleError as exc:
+            raise PublishError(str(exc)) from exc
+        callback = upload_progress(info.size) if upload_progress is not None else None
+        return publish_bundle(
+            info, bucket, key, source=resolved.source, revision=resolved.revision, store=store, progress=callback
+        )
+
+
+def check_drift(
+    bucket: str,
+    key: str,
+    expected_sha256: str,
+    *,
+    store: ObjectStore | None = None,
+) -> Drift | None:
+    """None if the object at the key still holds ``expected_sha256``; else what changed."""
+    head = head_artifact(bucket, key, store=store)
+    if head is None:
+        return Drift(reason=f"{s3_uri(bucket, key)} is missing", head=None)
+    actual = head.metadata.get(META_SHA256)
+    if actual != expected_sha256:
+        return Drift(
+            reason=f"{s3_uri(bucket, key)} was overwritten: sha256 {actual or 'unknown'}, expected {expected_sha256}",
+            head=head,
+        )
+    return None
+
+
+def delete_artifact(
+    bucket: str,
+    key: str,
+    *,
+    version_id: str | None,
+    expected_sha256: str,
+    store: ObjectStore | None = None,
+) -> bool:
+    """Delete the published object version; True if something was deleted.
+
+    With a version id (versioned bucket) exactly that version goes. Without one (unversioned bucket)
+    the object is deleted only if it still holds ``expected_sha256``: never someone else's upload.
+    """
+    store = _store(store)
+    try:
+        if version_id:
+            if store.head(bucket, key, version_id=version_id) is None:
+                return False
+            store.delete(bucket, key, version_id=version_id)
+            return True
+        head = store.head(bucket, key)
+        if head is None or head.metadata.get(META_SHA256) != expected_sha256:
+            return False
+        store.delete(bucket, key)
+    except (ClientError, BotoCoreError) as exc:
+        raise _aws_error("delete", bucket, key, exc) from exc
+    return True
