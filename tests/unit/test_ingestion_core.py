@@ -210,15 +210,27 @@ def test_sweep_is_bounded_per_run_oldest_first() -> None:
     assert ingestor.ingest_entries(_texts("z")).republished == 1
 
 
-def test_publisher_exception_leaves_everything_pending_without_a_marker() -> None:
+def test_publisher_exception_leaves_its_items_pending_and_named_in_the_marker() -> None:
     table, store, clock = InMemoryItemsTable(), InMemoryIngestionStore(), Clock()
     report = _ingestor(table, RaisingPublisher(), store, clock).ingest_entries(_texts("a", "b"))
     assert (report.stored, report.published, report.failed) == (2, 0, 2)
-    assert store.runs == {}
+    assert store.runs == {report.run_id: frozenset(table.items)}
+    assert set(report.failed_ids.values()) == {"publisher error: SNS client exploded"}
     # A later run with a working publisher recovers both
     clock.advance(301)
     publisher = InMemoryPublisher()
     assert _ingestor(table, publisher, store, clock).ingest_entries(_texts("c")).republished == 2
+
+
+def test_parallel_publish_covers_every_item_once() -> None:
+    table, publisher, store = AtomicTable(), InMemoryPublisher(fail_ids=set()), InMemoryIngestionStore()
+    texts = _texts(*(f"text {n}" for n in range(95)))
+    doomed = {item_id_for("direct", f"text {n}", kind="text") for n in (3, 50, 94)}
+    publisher.fail_ids.update(doomed)
+    report = _ingestor(table, publisher, store, publish_concurrency=4).ingest_entries(texts)
+    assert (report.published, report.failed) == (92, 3)
+    assert len({m.item_id for m in publisher.messages}) == len(publisher.messages) == 92
+    assert store.runs[report.run_id] == doomed
 
 
 def test_store_failure_publishes_what_was_stored_then_raises_for_a_retry() -> None:

@@ -49,6 +49,10 @@ MAX_FAILED_IN_MARKER = 2_000
 item limit, so none is written and every item of the run counts as unpublished (re-published later)."""
 
 
+PUBLISH_SLICE = 10
+"""Messages handed to the publisher per call when publishing in parallel: one PublishBatch's worth."""
+
+
 @dataclass(frozen=True, slots=True)
 class IngestOptions:
     max_text_chars: int = DEFAULT_MAX_TEXT_CHARS
@@ -58,6 +62,8 @@ class IngestOptions:
     republish_limit: int = 100
     store_concurrency: int = 8
     """Conditional puts in flight at once (each is one network round trip)."""
+    publish_concurrency: int = 4
+    """PublishBatch calls in flight at once (each carries up to 10 messages)."""
     fetch_concurrency: int = 4
     """Feeds downloaded at once, so one slow feed costs its timeout once, not once per later feed."""
 
@@ -328,11 +334,6 @@ class Ingestor:
         if not stored:
             return
         outcome = self._publish([item.to_message() for item in stored])
-        if outcome is None:
-            # The publisher raised: no marker, so the sweep treats every item of this run as unpublished.
-            report.failed += len(stored)
-            report.failed_ids.update(dict.fromkeys((i.item_id for i in stored), "publisher error"))
-            return
         report.published += len(outcome.published)
         report.failed += len(outcome.failed)
         report.failed_ids.update(outcome.failed)
@@ -344,12 +345,28 @@ class Ingestor:
         except Exception:  # without a marker its items are re-published: duplicates, never loss
             log.exception("could not record run %s; its items will be re-published", report.run_id)
 
-    def _publish(self, messages: Sequence[TopicMessage]) -> PublishReport | None:
-        try:
-            return self.publisher.publish(messages)
-        except Exception:  # the items stay pending and a later run re-publishes them
-            log.exception("publishing %d messages failed", len(messages))
-            return None
+    def _publish(self, messages: Sequence[TopicMessage]) -> PublishReport:
+        """Publish in slices of one PublishBatch, several in flight; a slice that raises counts as failed."""
+        slices = [messages[i : i + PUBLISH_SLICE] for i in range(0, len(messages), PUBLISH_SLICE)]
+
+        def publish(part: Sequence[TopicMessage]) -> PublishReport:
+            try:
+                return self.publisher.publish(part)
+            except Exception as exc:  # the items stay pending and a later run re-publishes them
+                log.exception("publishing %d messages failed", len(part))
+                return PublishReport(failed=dict.fromkeys((m.item_id for m in part), f"publisher error: {exc}"))
+
+        workers = max(1, min(self.options.publish_concurrency, len(slices)))
+        if workers == 1:
+            reports = [publish(part) for part in slices]
+        else:
+            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="publish") as pool:
+                reports = list(pool.map(publish, slices))
+        merged = PublishReport()
+        for part_report in reports:
+            merged.published.extend(part_report.published)
+            merged.failed.update(part_report.failed)
+        return merged
 
     def _republish_pending(self, report: IngestReport) -> None:
         """Re-publish what earlier runs stored but did not publish; take published stragglers off the index."""
@@ -373,7 +390,7 @@ class Ingestor:
                     self.items.mark_published(item.item_id)
             if not unpublished:
                 return
-            outcome = self.publisher.publish([item.to_message() for item in unpublished])
+            outcome = self._publish([item.to_message() for item in unpublished])
             for item_id in outcome.published:
                 self.items.mark_published(item_id)
             report.republished += len(outcome.published)
