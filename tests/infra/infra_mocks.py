@@ -17,6 +17,8 @@ from typing import Any
 
 import pulumi
 import yaml
+from google.protobuf import json_format
+from pulumi.runtime.mocks import MockMonitor
 from pulumi.runtime.settings import get_root_resource
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -24,6 +26,8 @@ PROGRAM = REPO_ROOT / "infra" / "__main__.py"
 PROJECT = "sentiment-analyzer"
 ACCOUNT = "123456789012"
 STACKS = ("dev", "prod")
+MODEL_ARTIFACT = "pulumi-python:dynamic/model:Artifact"
+"""Type token of the model-publish dynamic resource (``ModelArtifact(..., module="model", name="Artifact")``)."""
 
 
 def stack_config(stack: str) -> dict[str, str]:
@@ -87,6 +91,33 @@ class Registered:
     name: str
     inputs: dict[str, Any]
     outputs: dict[str, Any]
+    parent_type: str = ""
+    """Type token of the parent resource ("" for resources directly under the stack)."""
+    retain_on_delete: bool = False
+    secret_inputs: frozenset[str] = frozenset()
+    """Top-level input names sent as secrets, or containing one."""
+
+
+_SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
+
+
+class RecordingMonitor(MockMonitor):
+    """Also records what the stock mock monitor drops: parent, retainOnDelete and which inputs are secret."""
+
+    def __init__(self, mocks: AwsMocks) -> None:
+        super().__init__(mocks)
+        self.aws_mocks = mocks
+
+    def RegisterResource(self, request: Any) -> Any:
+        response = super().RegisterResource(request)
+        if request.type != "pulumi:pulumi:Stack":
+            # Registrations run on executor threads: find this resource's record by its (unique) type + name.
+            (record,) = [r for r in self.aws_mocks.resources if (r.type, r.name) == (request.type, request.name)]
+            record.parent_type = request.parent.split("::")[2].split("$")[-1] if request.parent else ""
+            record.retain_on_delete = bool(request.retainOnDelete)
+            raw = json_format.MessageToDict(request.object)
+            record.secret_inputs = frozenset(k for k, v in raw.items() if _SECRET_SIG in json.dumps(v))
+        return response
 
 
 @dataclass
@@ -175,7 +206,7 @@ class AwsMocks(pulumi.runtime.Mocks):
                 arn = f"{inputs['topic']}:{uuid.UUID(hashlib.md5(args.name.encode()).hexdigest())}"
                 outputs |= {"arn": arn}
                 resource_id = arn
-            case "pulumi-python:dynamic:Resource":
+            case "pulumi-python:dynamic/model:Artifact" | "pulumi-python:dynamic:Resource":
                 outputs |= self._model_artifact(inputs)
             case _:
                 pass
@@ -246,11 +277,11 @@ class ProgramRun:
         return found[0]
 
 
-def run_program(stack: str, config: dict[str, str] | None = None) -> ProgramRun:
+def run_program(stack: str, config: dict[str, str] | None = None, *, preview: bool = False) -> ProgramRun:
     """Execute ``infra/__main__.py`` under the mocks with ``stack``'s config (or ``config``)."""
     values = stack_config(stack) if config is None else config
     mocks = AwsMocks(region=values.get("aws:region", "us-east-1"))
-    pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=False)
+    pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=preview, monitor=RecordingMonitor(mocks))
     pulumi.runtime.set_all_config(values)
     outputs: dict[str, Any] = {}
 

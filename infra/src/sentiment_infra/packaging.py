@@ -98,6 +98,7 @@ class ZipBuild:
     path: Path
     sha256: str
     cache_key: str
+    python_version: str
 
 
 def _run(cmd: list[str], cwd: Path) -> str:
@@ -164,7 +165,8 @@ def build_ingestion_zip(
             partial = out_dir / f".{dest.name}.{os.getpid()}.tmp"
             write_reproducible_zip(site, partial)
             partial.replace(dest)  # atomic: a concurrent build never sees half an archive
-    return ZipBuild(path=dest, sha256=hashlib.sha256(dest.read_bytes()).hexdigest(), cache_key=key)
+    sha256 = hashlib.sha256(dest.read_bytes()).hexdigest()
+    return ZipBuild(path=dest, sha256=sha256, cache_key=key, python_version=python_version)
 
 
 ANALYSIS_IMAGE_INPUTS = (

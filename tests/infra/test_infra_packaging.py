@@ -1,0 +1,196 @@
+"""The ingestion ZIP builder and the image tag: reproducible bytes, self-contained imports, honest cache keys."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+from infra_mocks import REPO_ROOT
+
+from sentiment_infra.packaging import (
+    ANALYSIS_IMAGE_INPUTS,
+    INGESTION_HANDLER,
+    LAMBDA_PLATFORM,
+    ZIP_EPOCH,
+    ZipBuild,
+    analysis_image_tag,
+    build_ingestion_zip,
+    ingestion_cache_key,
+    source_digest,
+    write_reproducible_zip,
+)
+
+pytestmark = pytest.mark.infra
+
+_IMPORT_CHECK = """
+import importlib, json, sys, sysconfig
+root = sys.argv[1]
+sys.path.insert(0, root)
+module_name, _, attr = sys.argv[2].rpartition(".")
+handler = getattr(importlib.import_module(module_name), attr)
+assert callable(handler)
+stdlib = tuple({sysconfig.get_paths()["stdlib"], sysconfig.get_paths()["platstdlib"]})
+outside = sorted(
+    name for name, mod in list(sys.modules.items())
+    if getattr(mod, "__file__", None)
+    and not mod.__file__.startswith(root)
+    and not (mod.__file__.startswith(stdlib) and "site-packages" not in mod.__file__)
+)
+print(json.dumps({"outside": outside, "loaded": len(sys.modules)}))
+"""
+
+
+@pytest.mark.slow
+def test_building_twice_gives_identical_bytes(local_zips: tuple[ZipBuild, ZipBuild]) -> None:
+    # Given two uncached builds of the same workspace into different directories
+    first, second = local_zips
+    # Then the archives are byte-for-byte the same
+    assert first.path != second.path
+    assert first.path.read_bytes() == second.path.read_bytes()
+    assert first.sha256 == second.sha256
+
+
+@pytest.mark.slow
+def test_archive_imports_the_handler_with_only_its_own_dependencies(
+    local_zips: tuple[ZipBuild, ZipBuild], tmp_path: Path
+) -> None:
+    # Given the archive unpacked on its own
+    with zipfile.ZipFile(local_zips[0].path) as archive:
+        archive.extractall(tmp_path)
+    # When a fresh interpreter without site-packages (-I -S) imports the handler from it
+    env = {"PATH": os.environ.get("PATH", ""), "AWS_DEFAULT_REGION": "us-east-1", "LANG": "C.UTF-8"}
+    result = subprocess.run(
+        [sys.executable, "-I", "-S", "-c", _IMPORT_CHECK, str(tmp_path), INGESTION_HANDLER],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+        timeout=120,
+    )
+    # Then it imports, and nothing came from outside the archive but the standard library
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["outside"] == []
+    assert report["loaded"] > 100
+
+
+@pytest.mark.slow
+def test_lambda_archive_is_normalised_and_built_for_the_lambda_runtime(lambda_zip: ZipBuild) -> None:
+    with zipfile.ZipFile(lambda_zip.path) as archive:
+        infos = archive.infolist()
+    names = [info.filename for info in infos]
+    # Sorted entries, one fixed timestamp, Unix 0644/0755 modes, no caches or console-script shims
+    assert names == sorted(names)
+    assert {info.date_time for info in infos} == {ZIP_EPOCH}
+    assert {info.create_system for info in infos} == {3}
+    assert {(info.external_attr >> 16) & 0o777 for info in infos} <= {0o644, 0o755}
+    assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc") or n.startswith(("bin/", ".lock"))]
+    # The function's own code and the shared library, without the dev tools or the analysis stack
+    assert "sentiment_ingestion/handler.py" in names
+    assert "sentiment_shared/settings.py" in names
+    top = {n.split("/", 1)[0] for n in names}
+    assert not top & {"pytest", "moto", "torch", "transformers", "pulumi", "sentiment_analysis", "sentiment_infra"}
+    # Compiled dependencies are the CPython 3.12 manylinux x86_64 builds Lambda's python3.12 runs
+    native = [n for n in names if n.endswith(".so")]
+    assert native
+    assert all(re.search(r"cpython-312-x86_64-linux-gnu\.so$|abi3\.so$", n) for n in native), native
+    assert lambda_zip.path.stat().st_size < 50 * 1024 * 1024  # Lambda's direct-upload limit
+
+
+@pytest.mark.slow
+def test_a_second_build_with_unchanged_inputs_reuses_the_cached_archive(local_zips: tuple[ZipBuild, ZipBuild]) -> None:
+    # Given a cached build of a workspace
+    cached = local_zips[0]
+    workspace = cached.path.parent.parent
+    before = cached.path.stat().st_mtime_ns
+    # When the same inputs are built again
+    again = build_ingestion_zip(workspace, cached.path.parent, python_version=cached.python_version)
+    # Then the archive is reused, untouched
+    assert again == cached
+    assert again.path.stat().st_mtime_ns == before
+    # And any change to a shipped source file gives a new cache key
+    handler = workspace / "services" / "ingestion" / "src" / "sentiment_ingestion" / "handler.py"
+    original = handler.read_bytes()
+    try:
+        handler.write_bytes(original + b"\n# edited\n")
+        assert ingestion_cache_key(workspace, cached.python_version, LAMBDA_PLATFORM) != cached.cache_key
+    finally:
+        handler.write_bytes(original)
+
+
+def _tree(root: Path, order: list[str]) -> None:
+    for index, name in enumerate(order):
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(f"content of {name}\n")
+        os.utime(path, (1_000_000 + index * 77, 1_000_000 + index * 77))
+    (root / "pkg" / "__pycache__").mkdir(parents=True, exist_ok=True)
+    (root / "pkg" / "__pycache__" / "mod.cpython-311.pyc").write_bytes(os.urandom(16))
+
+
+def test_zip_bytes_do_not_depend_on_file_times_creation_order_or_caches(tmp_path: Path) -> None:
+    # Given the same files created in different orders with different times (and a random cache file)
+    files = ["pkg/__init__.py", "pkg/mod.py", "pkg/data/x.json", "top.py"]
+    _tree(tmp_path / "a", files)
+    _tree(tmp_path / "b", list(reversed(files)))
+    # When both trees are zipped
+    write_reproducible_zip(tmp_path / "a", tmp_path / "a.zip")
+    write_reproducible_zip(tmp_path / "b", tmp_path / "b.zip")
+    # Then the archives are identical and hold no cache
+    assert (tmp_path / "a.zip").read_bytes() == (tmp_path / "b.zip").read_bytes()
+    with zipfile.ZipFile(tmp_path / "a.zip") as archive:
+        assert archive.namelist() == sorted(files)
+
+
+def test_source_digest_follows_content_and_names_but_not_caches(tmp_path: Path) -> None:
+    _tree(tmp_path, ["src/a.py", "src/b.py"])
+    first = source_digest(tmp_path, ["src"])
+    # A new cache file changes nothing
+    (tmp_path / "src" / "__pycache__").mkdir(exist_ok=True)
+    (tmp_path / "src" / "__pycache__" / "a.cpython-311.pyc").write_bytes(b"x")
+    assert source_digest(tmp_path, ["src"]) == first
+    # An edit, a rename or a salt does
+    (tmp_path / "src" / "a.py").write_text("changed\n")
+    edited = source_digest(tmp_path, ["src"])
+    assert edited != first
+    (tmp_path / "src" / "b.py").rename(tmp_path / "src" / "c.py")
+    assert source_digest(tmp_path, ["src"]) not in {first, edited}
+    assert source_digest(tmp_path, ["src"], salt="3.12") != source_digest(tmp_path, ["src"])
+
+
+def test_image_tag_is_stable_and_valid_for_ecr() -> None:
+    tag = analysis_image_tag(REPO_ROOT)
+    assert tag == analysis_image_tag(REPO_ROOT)
+    assert re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}", tag)
+
+
+def test_the_image_tag_covers_everything_the_dockerfile_copies() -> None:
+    # ECR tags are immutable: an input the tag ignores would rebuild under an existing tag and fail the push
+    dockerfile = REPO_ROOT / "services" / "analysis" / "Dockerfile"
+    if not dockerfile.is_file():
+        pytest.skip("services/analysis/Dockerfile is not in this checkout")
+    sources: list[str] = []
+    for line in dockerfile.read_text().splitlines():
+        parts = line.split()
+        if not parts or parts[0].upper() not in {"COPY", "ADD"}:
+            continue
+        args = [p for p in parts[1:] if not p.startswith("--")]
+        if any(p.startswith("--from") for p in parts[1:]):
+            continue  # copies between build stages, not from the context
+        if args and args[0].startswith("["):
+            args = json.loads(" ".join(args))
+        sources += args[:-1]
+    assert sources, "the Dockerfile copies nothing from the context?"
+    for source in sources:
+        normalised = source.rstrip("/").removeprefix("./")
+        covered = any(
+            normalised == inp or normalised.startswith(f"{inp}/") or inp.startswith(f"{normalised}/")
+            for inp in ANALYSIS_IMAGE_INPUTS
+        )
+        assert covered, f"{source} is copied into the image but not part of the tag's inputs"
