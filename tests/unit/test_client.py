@@ -19,6 +19,7 @@ from botocore.exceptions import ClientError
 from sentiment_shared.client import (
     DEFAULT_MAX_PAYLOAD_BYTES,
     LAMBDA_SYNC_PAYLOAD_LIMIT,
+    MAX_TEXTS_PER_INVOKE,
     RESPONSE_BYTES_PER_RESULT,
     ClientResult,
     RequestRejectedError,
@@ -154,12 +155,12 @@ def test_single_text_too_large_raises_typed_error_before_anything_is_sent() -> N
     assert fake.payloads == []
 
 
-def test_batch_count_is_capped_so_the_response_fits_too() -> None:
+def test_batch_count_is_capped_by_the_handler_limit_and_the_response_size() -> None:
     # Given a caller asking for a huge batch of tiny texts
     client = _client(FakeAnalysisFunction(), max_batch=1_000_000)
-    # Then the client caps the count so the results (≤ RESPONSE_BYTES_PER_RESULT each) stay under 6 MiB
+    # Then the client caps the count at what the handler accepts, and the results still fit 6 MiB
+    assert client.max_batch == MAX_TEXTS_PER_INVOKE
     assert client.max_batch * RESPONSE_BYTES_PER_RESULT < LAMBDA_SYNC_PAYLOAD_LIMIT
-    assert client.max_batch > 10_000
 
 
 @pytest.mark.parametrize(

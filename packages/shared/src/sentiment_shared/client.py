@@ -44,6 +44,9 @@ DEFAULT_MAX_PAYLOAD_BYTES = 6_000_000
 DEFAULT_MAX_BATCH = 64
 """Texts per invocation: long texts (512 tokens) at this count finish well inside the function timeout."""
 DEFAULT_CONCURRENCY = 4
+MAX_TEXTS_PER_INVOKE = 4096
+"""The analysis handler's own cap on texts per direct invoke (``sentiment_analysis.core.MAX_DIRECT_TEXTS``;
+a test keeps the two equal): more is answered with a 400."""
 RESPONSE_BYTES_PER_RESULT = 192
 """Upper bound of one encoded result (``{"sentiment": ..., "score": ..., "label": ..., "id"?: ...}``),
 used to keep the *response* under the limit too when a caller raises ``max_batch`` for tiny texts."""
@@ -282,9 +285,10 @@ class SentimentClient:
             raise ValueError(f"max_attempts must be ≥ 1, got {max_attempts}")
         self.function_name = function_name
         self.qualifier = qualifier
-        # The response must fit the same limit: cap the count so even tiny texts cannot overflow it.
+        # The response must fit the same limit: cap the count so even tiny texts cannot overflow it
+        # (a tighter bound than the handler's own count limit today, but it holds whatever that becomes).
         response_cap = (LAMBDA_SYNC_PAYLOAD_LIMIT - RESPONSE_OVERHEAD_BYTES) // RESPONSE_BYTES_PER_RESULT
-        self.max_batch = min(max_batch, response_cap)
+        self.max_batch = min(max_batch, response_cap, MAX_TEXTS_PER_INVOKE)
         self.max_payload_bytes = max_payload_bytes
         self.concurrency = concurrency
         self.fallback = fallback
