@@ -89,7 +89,7 @@ class InProcessLambda:
             warnings.simplefilter("always")
             self.calls += 1
             try:
-                result = handler(event, LambdaContextStub())  # type: ignore[arg-type]
+                result = handler(event, LambdaContextStub())
             except Exception as exc:  # noqa: BLE001 - the runtime turns any exception into a FunctionError
                 error = {
                     "errorMessage": str(exc),
@@ -153,7 +153,7 @@ def test_client_answers_match_a_direct_handler_call(
     client = SentimentClient(FUNCTION, lambda_client=function, max_batch=3, concurrency=2)  # type: ignore[arg-type]
     # When the client classifies them, and the handler is called directly with all of them at once
     results = client.classify(TEXTS)
-    direct = handler({"texts": TEXTS}, LambdaContextStub())  # type: ignore[arg-type]
+    direct = handler({"texts": TEXTS}, LambdaContextStub())
     # Then the client made one invoke per batch and every answer is the direct call's, in input order
     assert function.calls == 5
     assert direct["statusCode"] == 200
