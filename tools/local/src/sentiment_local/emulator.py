@@ -7,6 +7,7 @@ pipeline twice (tests) and nothing leaks into the user's shell or real AWS crede
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import socket
 from collections.abc import Iterator
@@ -33,6 +34,8 @@ def embedded_moto() -> Iterator[str]:
     """Start a moto server on a free loopback port; yield its URL; stop it however the run ends."""
     from moto.server import ThreadedMotoServer
 
+    # The server's per-request access log would drown the pipeline's own output.
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()

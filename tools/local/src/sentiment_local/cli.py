@@ -1,0 +1,182 @@
+"""``sentiment-local``: run the whole pipeline, or classify a few texts, on this machine.
+
+    sentiment-local run [--model-dir DIR | --model ID[@REVISION]] [--feed PATH_OR_URL] [--endpoint-url URL] [--json]
+    sentiment-local classify "some text" ... [--model-dir DIR | --model ID[@REVISION]] [--json]
+
+Errors a user can act on end the command with a one-line message on stderr and exit code 1 (2 for
+bad arguments); ``--json`` prints exactly one JSON object on stdout, everything else goes to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+from sentiment_local.pipeline import PipelineError, RunOptions, RunReport, run
+
+EXCERPT_CHARS = 72
+
+
+def _add_model_args(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--model-dir", type=Path, help="a local Hugging Face model directory (offline machines)")
+    group.add_argument(
+        "--model", metavar="ID[@REVISION]", help="a Hugging Face hub model (default: the pinned DistilBERT SST-2)"
+    )
+    parser.add_argument(
+        "--state-dir", type=Path, help="local state and caches (default: ~/.cache/sentiment-analyzer/local)"
+    )
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sentiment-local", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    run_p = sub.add_parser("run", help="run ingestion → topic → queue → analysis on an embedded AWS emulator")
+    _add_model_args(run_p)
+    run_p.add_argument("--feed", metavar="PATH_OR_URL", help="an RSS/Atom feed (default: the bundled sample feed)")
+    run_p.add_argument(
+        "--endpoint-url", help="use this AWS endpoint (LocalStack, a moto server) instead of starting one"
+    )
+    run_p.add_argument("--fresh", action="store_true", help="forget items stored by earlier runs")
+    run_p.add_argument("--batch-size", type=int, default=None, help="SQS batch size (default: the stack's)")
+    run_p.add_argument("--verbose", "-v", action="store_true", help="show the functions' logs and metrics")
+    cls_p = sub.add_parser("classify", help="classify texts with the model (same caches as run)")
+    cls_p.add_argument("texts", nargs="+", metavar="TEXT")
+    _add_model_args(cls_p)
+    return parser
+
+
+def _excerpt(text: str) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= EXCERPT_CHARS else flat[: EXCERPT_CHARS - 1] + "…"
+
+
+@contextlib.contextmanager
+def _stdout_to_stderr() -> Iterator[TextIO]:
+    """Keep stdout for the command's own output: handler logs and EMF lines go to stderr meanwhile."""
+    real = sys.stdout
+    with contextlib.redirect_stdout(sys.stderr):
+        yield real
+
+
+def _print_report(report: RunReport, out: TextIO) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(file=out)
+    table = Table(title="Items analysed in this run", show_lines=False)
+    table.add_column("text")
+    table.add_column("sentiment")
+    table.add_column("score", justify="right")
+    colours = {"positive": "green", "negative": "red", "neutral": "yellow"}
+    for r in report.results:
+        sentiment = r.sentiment or "FAILED"
+        table.add_row(
+            _excerpt(r.text),
+            f"[{colours.get(sentiment, 'bold red')}]{sentiment}[/]",
+            f"{r.score:.3f}" if r.score is not None else "-",
+        )
+    console.print(table)
+    data = report.as_dict()
+    summary = Table(title="Summary", show_header=False)
+    summary.add_column("what")
+    summary.add_column("value", justify="right")
+    for key in ("ingested", "duplicates", "analyzed", "positive", "negative", "neutral", "failed", "dlq_depth"):
+        summary.add_row(key, str(data[key]))
+    summary.add_row("throughput (texts/s)", f"{report.throughput:.1f}")
+    for key, seconds in data["timings"].items():
+        summary.add_row(f"time: {key} (s)", f"{seconds:.2f}")
+    for key, value in report.cold_start.items():
+        summary.add_row(f"cold start: {key}", str(value))
+    summary.add_row("model", f"{report.model.s3_uri} sha256:{report.model.sha256[:12]}…")
+    console.print(summary)
+    if report.failed:
+        console.print(f"[bold red]{report.failed} item(s) failed and were parked in the DLQ[/]")
+
+
+def _run(args: argparse.Namespace) -> int:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
+
+    options = RunOptions(
+        model_dir=args.model_dir,
+        model=args.model,
+        feed=args.feed,
+        endpoint_url=args.endpoint_url,
+        state_dir=args.state_dir,
+        fresh=args.fresh,
+        **({"batch_size": args.batch_size} if args.batch_size else {}),
+    )
+    if not args.verbose:
+        logging.getLogger().setLevel(logging.ERROR)
+    interactive = sys.stderr.isatty() and not args.json
+    with _stdout_to_stderr() as out:
+        progress = Progress(
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            disable=not interactive,
+            transient=True,
+        )
+        with progress:
+            task = progress.add_task("starting", total=None)
+            batches = progress.add_task("records analysed", total=None, visible=False)
+
+            def step(message: str) -> None:
+                progress.update(task, description=message)
+                if not interactive and not args.json:
+                    print(f"→ {message}", file=sys.stderr)
+
+            def on_batch(size: int, failed: int) -> None:
+                progress.update(batches, visible=True, advance=size - failed)
+
+            report = run(options, step=step, on_batch=on_batch, quiet=not args.verbose)
+    if args.json:
+        json.dump(report.as_dict(), out, ensure_ascii=False)
+        out.write("\n")
+    else:
+        _print_report(report, out)
+    return 0
+
+
+def _classify(args: argparse.Namespace) -> int:
+    from sentiment_local.pipeline import classify_texts
+
+    with _stdout_to_stderr() as out:
+        predictions = classify_texts(args.texts, model_dir=args.model_dir, model=args.model, state_dir=args.state_dir)
+    rows: list[dict[str, Any]] = [{"text": t, **p} for t, p in zip(args.texts, predictions, strict=True)]
+    if args.json:
+        json.dump(rows, out, ensure_ascii=False)
+        out.write("\n")
+    else:
+        for row in rows:
+            out.write(f"{row['sentiment']:<8} {row['score']:.3f}  {row['label']:<9} {_excerpt(row['text'])}\n")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from sentiment_shared.model_publish import PublishError, SourceUnavailableError
+
+    try:
+        return _run(args) if args.command == "run" else _classify(args)
+    except (PipelineError, PublishError) as exc:
+        message = str(exc)
+        if isinstance(exc, SourceUnavailableError) and args.model_dir is None:
+            message += " — on an offline machine pass --model-dir DIR (a local Hugging Face model directory)"
+        print(f"sentiment-local: error: {message}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("sentiment-local: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,380 @@
+"""``sentiment-local run``: the whole pipeline against an embedded AWS emulator, step by step.
+
+1. start a moto server on loopback (or use ``endpoint_url``), AWS variables scoped to the run;
+2. create the stack's resources with :mod:`sentiment_shared.provision` (same settings as infra);
+3. publish the model bundle with :mod:`sentiment_shared.model_publish` (the dynamic provider's code);
+4. run the ingestion handler on the feed with a real EventBridge scheduled event;
+5. drain the work queue into the analysis handler like Lambda's event source mapping;
+6. report what happened to every item ingested by this run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sentiment_local.emulator import LOCAL_REGION, aws_environment, embedded_moto, scoped_environ
+from sentiment_local.esm import DrainStats, EventSourceMapping, Handler, LocalLambdaContext
+from sentiment_local.state import clear_state, restore_table, save_table
+from sentiment_shared import aws
+from sentiment_shared.model_bundle import BUNDLE_FILE_NAME
+from sentiment_shared.model_publish import ModelSource, PublishResult, publish
+from sentiment_shared.provision import StackResources, provision
+from sentiment_shared.schemas import Item
+from sentiment_shared.stack import (
+    DEFAULT_ANALYSIS_FUNCTION,
+    DEFAULT_MODEL_PREFIX,
+    DEFAULT_MODEL_VERSION,
+    DEFAULT_QUEUE,
+    FEED_STATE_PREFIX,
+    PUBLISH_RUN_PREFIX,
+    ResourceNames,
+    model_key,
+)
+
+Step = Callable[[str], None]
+"""Progress callback: called with a short description when a step starts."""
+
+
+class PipelineError(RuntimeError):
+    """A step failed in a way the user can act on; the message says how."""
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    model_dir: Path | None = None
+    model: str | None = None
+    """``ID[@REVISION]`` of a hub model; ignored when ``model_dir`` is given."""
+    feed: str | None = None
+    """A path or an http(s) URL; default: the sample feed shipped with the ingestion service."""
+    endpoint_url: str | None = None
+    state_dir: Path | None = None
+    fresh: bool = False
+    stack: str = "local"
+    batch_size: int = DEFAULT_QUEUE.batch_size
+    drain_timeout_s: float = 1800.0
+
+
+@dataclass
+class ItemResult:
+    item_id: str
+    text: str
+    sentiment: str | None
+    score: float | None
+    label: str | None
+    source: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "item_id": self.item_id,
+            "text": self.text,
+            "sentiment": self.sentiment,
+            "score": self.score,
+            "label": self.label,
+            "source": self.source,
+        }
+
+
+@dataclass
+class RunReport:
+    ingestion: dict[str, Any]
+    model: PublishResult
+    results: list[ItemResult]
+    drain: DrainStats
+    dlq_depth: int
+    timings: dict[str, float] = field(default_factory=dict)
+    cold_start: dict[str, Any] = field(default_factory=dict)
+    endpoint_url: str = ""
+
+    @property
+    def ingested(self) -> int:
+        return len(self.results)
+
+    @property
+    def analyzed(self) -> int:
+        return sum(1 for r in self.results if r.sentiment is not None)
+
+    @property
+    def failed(self) -> int:
+        return self.ingested - self.analyzed
+
+    def count(self, sentiment: str) -> int:
+        return sum(1 for r in self.results if r.sentiment == sentiment)
+
+    @property
+    def throughput(self) -> float:
+        seconds = self.timings.get("analyze", 0.0)
+        return self.analyzed / seconds if seconds > 0 else 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "ingested": self.ingested,
+            "analyzed": self.analyzed,
+            "positive": self.count("positive"),
+            "negative": self.count("negative"),
+            "neutral": self.count("neutral"),
+            "failed": self.failed,
+            "duplicates": int(self.ingestion.get("duplicates", 0)),
+            "dlq_depth": self.dlq_depth,
+            "ingestion": self.ingestion,
+            "model": self.model.as_dict(),
+            "delivery": {
+                "batches": self.drain.batches,
+                "failed_invocations": self.drain.invocations_failed,
+                "record_failures": self.drain.record_failures,
+                "timed_out": self.drain.timed_out,
+            },
+            "throughput_texts_per_s": round(self.throughput, 2),
+            "timings": {k: round(v, 3) for k, v in self.timings.items()},
+            "cold_start": self.cold_start,
+            "results": [r.as_dict() for r in self.results],
+        }
+
+
+def _default_state_dir() -> Path:
+    from sentiment_local.state import default_state_dir
+
+    return default_state_dir()
+
+
+@contextlib.contextmanager
+def _emulator(endpoint_url: str | None) -> Iterator[tuple[str, bool]]:
+    if endpoint_url:
+        yield endpoint_url, False
+    else:
+        with embedded_moto() as url:
+            yield url, True
+
+
+def _feed_url(feed: str | None) -> str:
+    """An http(s) URL as given, else the absolute path of a local feed file (default: the sample feed).
+
+    Local files are read by the ingestion function itself (``ALLOW_FILE_FEEDS``), so the feed's source,
+    and with it every ``item_id``, is the same from one run to the next: a second run dedups.
+    """
+    if feed and feed.startswith(("http://", "https://")):
+        return feed
+    if feed:
+        path = Path(feed.removeprefix("file://")).expanduser().resolve()
+        if not path.is_file():
+            raise PipelineError(f"feed file not found: {path}")
+        return str(path)
+    from sentiment_ingestion.samples import sample_feed_path
+
+    return str(sample_feed_path().resolve())
+
+
+def _model_source(options: RunOptions) -> ModelSource:
+    if options.model_dir is not None:
+        return ModelSource(model_dir=options.model_dir.expanduser().resolve())
+    if options.model:
+        return ModelSource.parse(options.model)
+    from sentiment_shared.stack import DEFAULT_MODEL_ID
+
+    return ModelSource(model_id=DEFAULT_MODEL_ID)
+
+
+def _scheduled_event() -> dict[str, Any]:
+    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return {
+        "version": "0",
+        "id": "sentiment-local",
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "account": "123456789012",
+        "time": now,
+        "region": LOCAL_REGION,
+        "resources": ["arn:aws:events:us-east-1:123456789012:rule/sentiment-local"],
+        "detail": {},
+    }
+
+
+def _items_of_run(table: str, since: datetime) -> list[Item]:
+    from sentiment_shared.adapters import DynamoItemsTable
+
+    ddb = aws.client("dynamodb")
+    reader = DynamoItemsTable(table)
+    items: list[Item] = []
+    for page in ddb.get_paginator("scan").paginate(TableName=table, ConsistentRead=True):
+        for raw in page.get("Items", []):
+            item_id = raw.get("item_id", {}).get("S", "")
+            if item_id.startswith((FEED_STATE_PREFIX, PUBLISH_RUN_PREFIX)):
+                continue
+            item = reader.get(item_id)
+            if item is not None and item.ingested_at >= since:
+                items.append(item)
+    return sorted(items, key=lambda i: (i.ingested_at, i.item_id))
+
+
+def _queue_depth(queue_url: str) -> int:
+    attrs = aws.client("sqs").get_queue_attributes(
+        QueueUrl=queue_url, AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+    )["Attributes"]
+    return int(attrs.get("ApproximateNumberOfMessages", 0)) + int(attrs.get("ApproximateNumberOfMessagesNotVisible", 0))
+
+
+def _cold_start_breakdown() -> dict[str, Any]:
+    """Where the analysis function's cold start went (seconds), as its model provider recorded it."""
+    analysis_handler = sys.modules.get("sentiment_analysis.handler")
+    loaded = analysis_handler.models.loaded if analysis_handler is not None else None
+    if loaded is None:
+        return {}
+    start = loaded.cold_start
+    return {
+        "download_s": round(start.download_ms / 1000, 3),
+        "verify_s": round(start.verify_ms / 1000, 3),
+        "extract_s": round(start.extract_ms / 1000, 3),
+        "load_s": round(start.load_ms / 1000, 3),
+        "bundle_bytes": start.bytes,
+        "cached": start.cached,
+        "precision": loaded.precision,
+        "model_version": loaded.model_version,
+    }
+
+
+def _analysis_handler(event: dict[str, Any], context: Any) -> Any:
+    """The analysis function's handler, imported on first delivery (a run with nothing new skips torch)."""
+    from sentiment_analysis.handler import handler
+
+    return handler(event, context)
+
+
+def _ingestion_handler() -> Handler:
+    from sentiment_ingestion.handler import handler
+
+    return handler  # type: ignore[no-any-return]
+
+
+def run(
+    options: RunOptions,
+    *,
+    step: Step | None = None,
+    on_batch: Callable[[int, int], None] | None = None,
+    analysis_handler: Handler | None = None,
+    quiet: bool = True,
+) -> RunReport:
+    """Run the pipeline once; raises :class:`PipelineError` (or a publish error) with an actionable message."""
+    note = step or (lambda _msg: None)
+    state_dir = (options.state_dir or _default_state_dir()).expanduser()
+    names = ResourceNames(stack=options.stack)
+    timings: dict[str, float] = {}
+    started = time.perf_counter()
+    with _emulator(options.endpoint_url) as (endpoint, embedded), aws_environment(endpoint):
+        note(f"Creating the stack's resources on {endpoint}")
+        t = time.perf_counter()
+        stack = provision(names, queue=DEFAULT_QUEUE, function_timeout_s=DEFAULT_ANALYSIS_FUNCTION.timeout_s)
+        if options.fresh:
+            clear_state(state_dir)
+        if embedded:
+            restore_table(stack.items_table, state_dir)
+        timings["provision"] = time.perf_counter() - t
+
+        note("Publishing the model bundle")
+        t = time.perf_counter()
+        key = model_key(DEFAULT_MODEL_PREFIX, DEFAULT_MODEL_VERSION, BUNDLE_FILE_NAME)
+        model = publish(_model_source(options), stack.bucket, key, hub_cache_dir=state_dir / "hub")
+        timings["publish_model"] = time.perf_counter() - t
+
+        report = _run_functions(
+            quiet,
+            options,
+            stack,
+            model,
+            state_dir=state_dir,
+            note=note,
+            on_batch=on_batch,
+            analysis_handler=analysis_handler,
+            timings=timings,
+        )
+        report.endpoint_url = endpoint
+        if embedded:
+            save_table(stack.items_table, state_dir)
+    report.timings["total"] = time.perf_counter() - started
+    return report
+
+
+def _run_functions(
+    quiet: bool,
+    options: RunOptions,
+    stack: StackResources,
+    model: PublishResult,
+    *,
+    state_dir: Path,
+    note: Step,
+    on_batch: Callable[[int, int], None] | None,
+    analysis_handler: Handler | None,
+    timings: dict[str, float],
+) -> RunReport:
+    function_env = {
+        "ITEMS_TABLE": stack.items_table,
+        "TOPIC_ARN": stack.topic_arn,
+        "MODEL_BUCKET": stack.bucket,
+        "MODEL_KEY": model.key,
+        "MODEL_SHA256": model.sha256,
+        "MODEL_CACHE_DIR": str(state_dir / "model-cache"),
+        "POWERTOOLS_METRICS_NAMESPACE": "SentimentAnalyzerLocal",
+        "POWERTOOLS_LOG_LEVEL": "WARNING" if quiet else "INFO",
+        # EMF lines are for CloudWatch; locally they are noise unless asked for (--verbose).
+        "POWERTOOLS_METRICS_DISABLED": "true" if quiet else "false",
+    }
+    run_started = datetime.now(UTC)
+    feeds = json.dumps([_feed_url(options.feed)])
+    with scoped_environ({**function_env, "FEEDS": feeds, "ALLOW_FILE_FEEDS": "true"}):
+        note(f"Ingesting {options.feed or 'the sample feed'}")
+        t = time.perf_counter()
+        ingestion = _ingestion_handler()(_scheduled_event(), LocalLambdaContext(function_name="sentiment-ingestion"))
+        timings["ingest"] = time.perf_counter() - t
+        if not isinstance(ingestion, dict) or ingestion.get("statusCode") != 200:
+            raise PipelineError(f"ingestion failed: {ingestion!r}")
+
+        note("Analysing (draining the work queue like Lambda's event source mapping)")
+        t = time.perf_counter()
+        esm = EventSourceMapping(
+            queue_url=stack.queue_url,
+            queue_arn=stack.queue_arn,
+            handler=analysis_handler or _analysis_handler,
+            batch_size=options.batch_size,
+            region=LOCAL_REGION,
+            function_timeout_s=DEFAULT_ANALYSIS_FUNCTION.timeout_s,
+            on_batch=on_batch,
+        )
+        drain = esm.drain(timeout_s=options.drain_timeout_s)
+        timings["analyze"] = time.perf_counter() - t
+        cold_start = _cold_start_breakdown()
+
+    items = _items_of_run(stack.items_table, run_started)
+    results = [
+        ItemResult(item_id=i.item_id, text=i.text, sentiment=i.sentiment, score=i.score, label=i.label, source=i.source)
+        for i in items
+    ]
+    return RunReport(
+        ingestion=ingestion,
+        model=model,
+        results=results,
+        drain=drain,
+        dlq_depth=_queue_depth(stack.dlq_url),
+        timings=timings,
+        cold_start=cold_start,
+    )
+
+
+def classify_texts(
+    texts: list[str], *, model_dir: Path | None, model: str | None, state_dir: Path | None
+) -> list[dict[str, Any]]:
+    """Classify with the same model sources and hub cache as :func:`run` (no emulator needed)."""
+    from sentiment_analysis.classifier import SentimentClassifier
+    from sentiment_shared.model_publish import resolve_source
+
+    state = (state_dir or _default_state_dir()).expanduser()
+    resolved = resolve_source(_model_source(RunOptions(model_dir=model_dir, model=model)), hub_cache_dir=state / "hub")
+    classifier = SentimentClassifier.from_pretrained(resolved.path)
+    return [
+        {"sentiment": p.sentiment, "score": round(p.score, 6), "label": p.label} for p in classifier.classify(texts)
+    ]

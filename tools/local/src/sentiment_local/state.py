@@ -1,0 +1,57 @@
+"""Local state that outlives the embedded emulator: the items table, saved after a run, restored before the next.
+
+moto keeps everything in memory, so without this every run of ``sentiment-local run`` would see an
+empty table and re-ingest the same feed. Saving the table (items and the per-feed ETag state) makes a
+second run on the same feed behave as in AWS: nothing new is ingested. ``--fresh`` starts over.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from sentiment_shared import aws
+
+STATE_FILE = "items-table.jsonl"
+
+
+def default_state_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "sentiment-analyzer" / "local"
+
+
+def save_table(table_name: str, state_dir: Path) -> int:
+    """Write every item of the table as one JSON line (DynamoDB attribute-value form); returns the count."""
+    ddb = aws.client("dynamodb")
+    state_dir.mkdir(parents=True, exist_ok=True)
+    count = 0
+    fd, tmp = tempfile.mkstemp(dir=state_dir, prefix=".items-", suffix=".tmp")
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        for page in ddb.get_paginator("scan").paginate(TableName=table_name, ConsistentRead=True):
+            for item in page.get("Items", []):
+                out.write(json.dumps(item, sort_keys=True) + "\n")
+                count += 1
+    Path(tmp).replace(state_dir / STATE_FILE)
+    return count
+
+
+def restore_table(table_name: str, state_dir: Path) -> int:
+    """Load a saved table into the (empty) emulator table; returns the count restored."""
+    path = state_dir / STATE_FILE
+    if not path.is_file():
+        return 0
+    ddb = aws.client("dynamodb")
+    items: list[dict[str, Any]] = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+    for start in range(0, len(items), 25):
+        request: dict[str, Any] = {table_name: [{"PutRequest": {"Item": i}} for i in items[start : start + 25]]}
+        while request:
+            resp = ddb.batch_write_item(RequestItems=request)
+            request = dict(resp.get("UnprocessedItems", {}))
+    return len(items)
+
+
+def clear_state(state_dir: Path) -> None:
+    (state_dir / STATE_FILE).unlink(missing_ok=True)
