@@ -12,14 +12,18 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from sentiment_ingestion.feeds import USER_AGENT
+from sentiment_ingestion.core import StoreError
+from sentiment_ingestion.feeds import USER_AGENT, FeedState
 from sentiment_ingestion.handler import build_ingestor, handler
+from sentiment_ingestion.samples import sample_feed_path
+from sentiment_ingestion.store import DynamoIngestionStore
 from sentiment_shared import aws
 from sentiment_shared.adapters import DynamoItemsTable
 from sentiment_shared.provision import StackResources, provision
@@ -405,3 +409,51 @@ def test_concurrent_invocations_are_deduplicated(stack: StackResources) -> None:
     messages = _drain(stack.queue_url)
     assert len(messages) == 30
     assert len({m["item_id"] for m in messages}) == 30
+
+
+def test_sample_feed_is_ingested_from_a_file_when_file_feeds_are_allowed(
+    stack: StackResources, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given the packaged sample feed as the only feed (the local pipeline's default)
+    _set_env(monkeypatch, FEEDS=json.dumps([str(sample_feed_path())]))
+    event = json.loads((EVENTS / "ingestion_scheduled.json").read_text())
+    # When file feeds are not allowed (as on AWS) / Then the feed is refused, not read
+    (refused,) = handler(event, LambdaContextStub())["feeds"]
+    assert refused["error"].startswith("unsupported URL scheme")
+    # When they are allowed / Then all of its entries are stored and published
+    _set_env(monkeypatch, ALLOW_FILE_FEEDS="true")
+    response = handler(event, LambdaContextStub())
+    assert (response["received"], response["stored"], response["published"]) == (48, 48, 48)
+    assert len(_drain(stack.queue_url)) == 48
+
+
+def test_table_failure_fails_the_invocation_so_it_is_retried(
+    stack: StackResources, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a function pointed at a table that does not exist
+    _set_env(monkeypatch, ITEMS_TABLE="no-such-table")
+    # When a payload arrives / Then the invocation raises (Lambda retries it; dedup makes that safe)
+    with pytest.raises(StoreError, match="2 item"):
+        handler({"texts": ["one", "two"]}, LambdaContextStub())
+    # And the failure is counted in the metrics before raising
+    assert _emf(capsys.readouterr().out)["ItemsFailed"] == [2.0]
+    assert _drain(stack.queue_url) == []
+
+
+def test_bookkeeping_items_round_trip_in_the_items_table(stack: StackResources) -> None:
+    store = DynamoIngestionStore(stack.items_table)
+    # Feed validators
+    assert store.get_feed_state("https://f.example.com/rss") is None
+    store.put_feed_state("https://f.example.com/rss", FeedState(etag='"x"', last_modified="Mon, 02 Nov 2026"))
+    store.put_feed_state("https://f.example.com/atom", FeedState(last_modified="Tue, 03 Nov 2026"))
+    assert store.get_feed_state("https://f.example.com/rss") == FeedState(etag='"x"', last_modified="Mon, 02 Nov 2026")
+    assert store.get_feed_state("https://f.example.com/atom") == FeedState(last_modified="Tue, 03 Nov 2026")
+    # Run markers: present with and without failures, absent for a run that never recorded one
+    store.record_run("run-ok", [])
+    store.record_run("run-bad", ["b" * 64, "a" * 64])
+    assert store.failed_in_runs(["run-ok", "run-bad", "run-dead"]) == {
+        "run-ok": frozenset(),
+        "run-bad": frozenset({"a" * 64, "b" * 64}),
+    }
+    # None of them is in the pending index
+    assert DynamoItemsTable(stack.items_table).pending_items(datetime.now(UTC) + timedelta(days=1), 10) == []

@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
-from collections.abc import Collection, Iterable
+from collections.abc import Collection
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Protocol
 
@@ -31,8 +31,6 @@ if TYPE_CHECKING:
 RUN_MARKER_TTL_S = 14 * 24 * 3600
 """``expires_at`` of a run marker: long after any pending item of that run was re-published or analysed
 (honoured if the table's TTL is enabled on ``expires_at``; harmless otherwise)."""
-
-BATCH_GET_MAX_KEYS = 100
 
 
 class FeedStateStore(Protocol):
@@ -80,7 +78,8 @@ class DynamoIngestionStore:
         resp = self.client.get_item(
             TableName=self.table_name,
             Key={ITEMS_TABLE_HASH_KEY: {"S": feed_state_key(url)}},
-            ProjectionExpression="etag, last_modified",
+            ProjectionExpression="#etag, #last_modified",
+            ExpressionAttributeNames={"#etag": "etag", "#last_modified": "last_modified"},
         )
         raw = resp.get("Item")
         if raw is None:
@@ -111,31 +110,21 @@ class DynamoIngestionStore:
         )
 
     def failed_in_runs(self, run_ids: Collection[str]) -> dict[str, frozenset[str]]:
+        # One GetItem per distinct run: a sweep's candidates come from a handful of runs, and GetItem is
+        # already in the function's policy (BatchGetItem would need another grant for no real saving).
         found: dict[str, frozenset[str]] = {}
-        for chunk in _chunks(sorted(set(run_ids)), BATCH_GET_MAX_KEYS):
-            keys: list[dict[str, AttributeValueTypeDef]] = [
-                {ITEMS_TABLE_HASH_KEY: {"S": run_marker_key(run_id)}} for run_id in chunk
-            ]
-            attempt = 0
-            while keys:
-                resp = self.client.batch_get_item(
-                    RequestItems={self.table_name: {"Keys": keys, "ConsistentRead": True}}
-                )
-                for raw in resp.get("Responses", {}).get(self.table_name, []):
-                    run_id = raw[ITEMS_TABLE_HASH_KEY]["S"].removeprefix(PUBLISH_RUN_PREFIX)
-                    found[run_id] = frozenset(v["S"] for v in raw.get("failed", {}).get("L", []) if "S" in v)
-                unprocessed = resp.get("UnprocessedKeys", {}).get(self.table_name)
-                keys = list(unprocessed["Keys"]) if unprocessed else []
-                attempt += 1
-                if keys:
-                    # Throttled keys come back unprocessed rather than as an error: back off and ask again.
-                    time.sleep(min(1.0, 0.05 * 2**attempt))
+        for run_id in sorted(set(run_ids)):
+            resp = self.client.get_item(
+                TableName=self.table_name,
+                Key={ITEMS_TABLE_HASH_KEY: {"S": run_marker_key(run_id)}},
+                ProjectionExpression="#failed",
+                ExpressionAttributeNames={"#failed": "failed"},
+                ConsistentRead=True,
+            )
+            raw = resp.get("Item")
+            if raw is not None:
+                found[run_id] = frozenset(v["S"] for v in raw.get("failed", {}).get("L", []) if "S" in v)
         return found
-
-
-def _chunks(values: list[str], size: int) -> Iterable[list[str]]:
-    for start in range(0, len(values), size):
-        yield values[start : start + size]
 
 
 class InMemoryIngestionStore:
