@@ -11,6 +11,7 @@ import io
 import json
 import logging
 import socket
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -225,6 +226,48 @@ def test_response_breaking_the_contract_is_an_error_not_a_result(
     client = SentimentClient(FUNCTION, lambda_client=lambda_client, sleep=Sleeps())
     with pytest.raises(InvalidResponseError, match=match):
         client.classify(["a", "b"])
+
+
+@pytest.fixture
+def hang_up_server() -> Iterator[tuple[str, list[int]]]:
+    """A TCP endpoint that accepts each connection and closes it at once; counts the connections."""
+    accepted: list[int] = []
+    server = socket.create_server(("127.0.0.1", 0))
+    server.settimeout(0.1)
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+            except TimeoutError:
+                continue
+            accepted.append(1)
+            conn.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.getsockname()[1]}", accepted
+    finally:
+        stop.set()
+        thread.join()
+        server.close()
+
+
+def test_each_attempt_is_one_connection_because_botocore_retries_are_off(
+    monkeypatch: pytest.MonkeyPatch, hang_up_server: tuple[str, list[int]]
+) -> None:
+    # Given the default client pointed at an endpoint that hangs up on every connection
+    url, accepted = hang_up_server
+    monkeypatch.setenv("AWS_ENDPOINT_URL_LAMBDA", url)
+    client = SentimentClient(FUNCTION, max_attempts=3, sleep=Sleeps())
+    # When classified
+    with pytest.raises(FunctionUnavailableError, match="ConnectionClosedError") as info:
+        client.classify(["hello"])
+    # Then the closed connection was retried by the client, one connection per attempt (no hidden retries)
+    assert info.value.attempts == 3
+    assert len(accepted) == 3
 
 
 def _closed_port() -> int:

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from sentiment_shared import aws
@@ -306,7 +306,7 @@ class SentimentClient:
         if self._client is None:
             config = Config(
                 # One attempt per call: this class owns retries (and the decision to fall back).
-                retries={"mode": "standard", "max_attempts": 1},
+                retries={"mode": "standard", "total_max_attempts": 1},
                 read_timeout=self.read_timeout_s,
                 max_pool_connections=max(self.concurrency, 10),
             )
@@ -423,6 +423,7 @@ class SentimentClient:
             response = self.client.invoke(
                 FunctionName=self.function_name, InvocationType="RequestResponse", Payload=batch.payload, **kwargs
             )
+            raw = _read_payload(response.get("Payload"))
         except ClientError as exc:
             error = exc.response.get("Error", {})
             code = str(error.get("Code", "Unknown"))
@@ -431,19 +432,20 @@ class SentimentClient:
             if code in _RETRYABLE_CODES or status == 429 or status >= 500:
                 raise _Unavailable(f"{code} (HTTP {status}): {message}") from exc
             raise InvocationError(self.function_name, batch.start, batch.end, code, message) from exc
-        except BotoConnectionError as exc:  # endpoint unreachable, connection reset, read/connect timeout
+        except (BotoConnectionError, HTTPClientError) as exc:
+            # Unreachable endpoint, connect/read timeout, connection closed, payload stream cut: the
+            # classification is idempotent, so even a call that may have run is safe to repeat.
             raise _Unavailable(f"{type(exc).__name__}: {exc}") from exc
         except BotoCoreError as exc:
             raise InvocationError(self.function_name, batch.start, batch.end, type(exc).__name__, str(exc)) from exc
-        return self._parse(batch, response)
+        return self._parse(batch, response, raw)
 
     # ----------------------------------------------------------------- response contract
 
-    def _parse(self, batch: Batch, response: Mapping[str, Any]) -> list[ClientResult]:
+    def _parse(self, batch: Batch, response: Mapping[str, Any], raw: bytes) -> list[ClientResult]:
         def invalid(detail: str) -> InvalidResponseError:
             return InvalidResponseError(self.function_name, batch.start, batch.end, detail)
 
-        raw = _read_payload(response.get("Payload"))
         try:
             body: Any = json.loads(raw) if raw else None
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
