@@ -193,7 +193,8 @@ class Ingestor:
 
     def ingest_feeds(self, urls: Sequence[str]) -> IngestReport:
         """A scheduled poll: every feed is fetched, parsed and stored on its own; one failure stops no other."""
-        report = IngestReport(run_id=uuid.uuid4().hex, feeds=[])
+        feeds: list[FeedReport] = []
+        report = IngestReport(run_id=uuid.uuid4().hex, feeds=feeds)
         self._republish_pending(report)
         fetched = self._fetch_all(urls)
         now = self.clock()
@@ -202,8 +203,7 @@ class Ingestor:
         to_remember: list[tuple[str, FeedState]] = []
         for url, previous, result in fetched:
             feed = FeedReport(url=url)
-            assert report.feeds is not None
-            report.feeds.append(feed)
+            feeds.append(feed)
             if isinstance(result, FeedError):
                 feed.error = str(result)
                 log.warning("feed %s failed: %s", url, result)

@@ -64,12 +64,11 @@ def html_to_text(markup: str) -> str:
 
 def clean_whitespace(text: str) -> str:
     """NFC, control and format characters removed, every whitespace run turned into one space."""
-    text = unicodedata.normalize("NFC", text)
-    # Cc (controls) and Cf (zero-width and direction marks) carry no meaning for a classifier; whitespace
-    # controls (tab, newline) count as word separators instead of being dropped.
-    kept = "".join(
-        " " if ch.isspace() else ch for ch in text if ch.isspace() or unicodedata.category(ch) not in ("Cc", "Cf")
-    )
+    text = " ".join(unicodedata.normalize("NFC", text).split())
+    if text.isprintable():  # the common case: nothing left but letters, marks, punctuation and spaces
+        return text
+    # Cc (controls) and Cf (zero-width and direction marks) carry no meaning for a classifier.
+    kept = "".join(ch for ch in text if unicodedata.category(ch) not in ("Cc", "Cf"))
     return " ".join(kept.split())
 
 
