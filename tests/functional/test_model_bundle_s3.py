@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -59,7 +60,8 @@ def s3_calls(s3: S3Client) -> Iterator[list[str]]:
 
 
 def _leftovers(cache: Path) -> list[str]:
-    return sorted(p.name for p in cache.iterdir()) if cache.exists() else []
+    """What the cache holds besides the (empty, reusable) per-digest lock files."""
+    return sorted(p.name for p in cache.iterdir() if not p.name.endswith(".lock")) if cache.exists() else []
 
 
 @pytest.mark.parametrize("strategy", STRATEGIES)
@@ -176,3 +178,43 @@ def test_missing_object_is_a_clear_error(tmp_path: Path, s3: S3Client, strategy:
     with pytest.raises(BundleError, match=r"s3://models/nope\.tar"):
         fetch(BUCKET, "nope.tar", "0" * 64, cache, s3_client=s3, strategy=strategy)
     assert _leftovers(cache) == []
+
+
+def test_a_killed_fetch_leaves_nothing_that_outlives_the_next_one(
+    tmp_path: Path, s3: S3Client, bundle: BundleInfo
+) -> None:
+    # Given what a cold start killed mid-way (a Lambda timeout) left in the cache
+    cache = tmp_path / "cache"
+    stale = cache / f".{bundle.sha256}.k1ll3d.partial"
+    stale.mkdir(parents=True)
+    (stale / "model.safetensors").write_bytes(b"half a model")
+    (cache / f".{bundle.sha256}.0123.download").write_bytes(b"half an archive")
+
+    # When the next cold start fetches the model
+    fetch(BUCKET, KEY, bundle.sha256, cache, s3_client=s3)
+
+    # Then only the complete model is left
+    assert _leftovers(cache) == [bundle.sha256]
+
+
+def test_concurrent_fetches_download_once(
+    tmp_path: Path, s3: S3Client, bundle: BundleInfo, s3_calls: list[str]
+) -> None:
+    # Given two threads starting cold at the same moment
+    cache = tmp_path / "cache"
+    barrier = threading.Barrier(2)
+    results: list[Path] = []
+
+    def worker() -> None:
+        barrier.wait()
+        results.append(fetch(BUCKET, KEY, bundle.sha256, cache, s3_client=s3))
+
+    threads = [threading.Thread(target=worker) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    # Then both get the model, and it was downloaded once
+    assert results == [cache / bundle.sha256] * 2
+    assert s3_calls.count("GetObject") == 1

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import hashlib
 import io
 import os
@@ -236,12 +237,14 @@ class _HashingReader(io.RawIOBase):
         return True
 
     def read(self, size: int = -1, /) -> bytes:
+        if size < 0:
+            return b"".join(iter(lambda: self.read(_CHUNK), b""))
         if self._head:
-            n = len(self._head) if size < 0 else min(size, len(self._head))
+            n = min(size, len(self._head))
             out, self._head = self._head[:n], self._head[n:]
             return out
         started = time.perf_counter()
-        data = self._source.read(size if size >= 0 else _CHUNK)
+        data = self._source.read(size)
         hashed = time.perf_counter()
         self.digest.update(data)
         self.size += len(data)
@@ -483,21 +486,51 @@ def fetch(
     if _is_complete(target, digest):
         stats.cached = True
         return target
-    stats.cached = False
+    if strategy not in ("stream", "ranged"):
+        raise BundleError(f"unknown fetch strategy {strategy!r} (use 'stream' or 'ranged')")
     try:
         cache_dir.mkdir(parents=True, exist_ok=True)
-        _prepare_dest(target, digest)
+        lock = _digest_lock(cache_dir, digest)
     except OSError as exc:
         raise BundleError(f"cannot create the model cache directory {cache_dir}: {exc}") from exc
-    if s3_client is None:
-        from sentiment_shared import aws
+    with lock:
+        if _is_complete(target, digest):  # another process (or thread) finished it while we waited
+            stats.cached = True
+            return target
+        stats.cached = False
+        _remove_stale_work(cache_dir, digest)
+        _prepare_dest(target, digest)
+        if s3_client is None:
+            from sentiment_shared import aws
 
-        s3_client = aws.client("s3")
-    if strategy == "stream":
-        return _fetch_stream(s3_client, bucket=bucket, key=key, target=target, digest=digest, stats=stats)
-    if strategy == "ranged":
+            s3_client = aws.client("s3")
+        if strategy == "stream":
+            return _fetch_stream(s3_client, bucket=bucket, key=key, target=target, digest=digest, stats=stats)
         return _fetch_ranged(s3_client, bucket=bucket, key=key, target=target, digest=digest, stats=stats)
-    raise BundleError(f"unknown fetch strategy {strategy!r} (use 'stream' or 'ranged')")
+
+
+@contextlib.contextmanager
+def _digest_lock(cache_dir: Path, digest: str) -> Iterator[None]:
+    """An exclusive lock per digest under ``cache_dir``, so one process at a time downloads a model."""
+    fd = os.open(cache_dir / f".{digest}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+def _remove_stale_work(cache_dir: Path, digest: str) -> None:
+    """Delete what a killed fetch of this digest left (a timed-out cold start would otherwise fill ``/tmp``).
+
+    Only called under the digest's lock, so nothing matching is still being written.
+    """
+    for pattern in (f".{digest}.*.partial", f".{digest}.*.download"):
+        for leftover in cache_dir.glob(pattern):
+            if leftover.is_dir() and not leftover.is_symlink():
+                shutil.rmtree(leftover, ignore_errors=True)
+            else:
+                leftover.unlink(missing_ok=True)
 
 
 def _fetch_stream(client: S3Client, *, bucket: str, key: str, target: Path, digest: str, stats: FetchStats) -> Path:
