@@ -411,3 +411,16 @@ def test_property_no_archive_escapes_the_destination(members: list[tuple[str, by
                 outcome()
             # Then nothing at all was written
             assert snapshot(root) == before
+
+
+def test_extract_reports_an_unusable_destination_as_a_bundle_error(tmp_path: Path) -> None:
+    # Given a destination whose parent is a regular file
+    info = pack(make_model_dir(tmp_path / "m"), tmp_path / "model.tar")
+    (tmp_path / "not-a-dir").write_text("")
+
+    # When it is extracted there, or a missing archive is extracted
+    # Then both are BundleErrors, not bare OSErrors
+    with pytest.raises(BundleError, match="cannot create"):
+        extract(info.path, tmp_path / "not-a-dir" / "model", info.sha256)
+    with pytest.raises(BundleError, match="not found"):
+        extract(tmp_path / "missing.tar", tmp_path / "out", info.sha256)

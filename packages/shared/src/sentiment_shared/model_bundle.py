@@ -351,8 +351,11 @@ def _is_complete(directory: Path, digest: str) -> bool:
 @contextlib.contextmanager
 def _staging_dir(dest_dir: Path) -> Iterator[Path]:
     """A fresh temporary sibling of ``dest_dir``, removed on exit unless it was renamed away."""
-    dest_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dest_dir.name}.", suffix=".partial", dir=dest_dir.parent))
+    try:
+        dest_dir.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{dest_dir.name}.", suffix=".partial", dir=dest_dir.parent))
+    except OSError as exc:
+        raise BundleError(f"cannot create a directory next to {dest_dir}: {exc}") from exc
     try:
         yield tmp
     finally:
@@ -445,6 +448,8 @@ def extract(archive_path: Path, dest_dir: Path, expected_sha256: str) -> Path:
             return _extract_stream(source, dest_dir, digest, FetchStats())
     except FileNotFoundError as exc:
         raise BundleError(f"bundle not found: {archive_path}") from exc
+    except OSError as exc:  # opening it; errors while extracting are already BundleErrors
+        raise BundleError(f"cannot read bundle {archive_path}: {exc}") from exc
 
 
 def cached_model_dir(cache_dir: Path, expected_sha256: str) -> Path | None:
