@@ -17,14 +17,13 @@ from sentiment_infra.components.messaging import Messaging, MessagingArgs
 from sentiment_infra.components.model_store import ModelStore, ModelStoreArgs
 from sentiment_infra.config import load_stack_config
 from sentiment_infra.model_artifact import PROVIDER_VERSION
-from sentiment_infra.packaging import analysis_image_tag, build_ingestion_zip
+from sentiment_infra.packaging import analysis_image_tag, build_ingestion_zip, stage_image_context
 from sentiment_shared.model_bundle import BUNDLE_FILE_NAME
 from sentiment_shared.stack import model_key
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # Paths handed to resources are relative to the working directory, so stack state is the same on every
 # machine (CI runners and laptops check the repository out in different places).
-REPO_REL = Path(os.path.relpath(REPO_ROOT))
 
 config = load_stack_config()
 identity = aws.get_caller_identity_output()
@@ -53,12 +52,13 @@ messaging = Messaging(
         raw_message_delivery=config.raw_message_delivery,
     ),
 )
+image_context = stage_image_context(REPO_ROOT, REPO_ROOT / "build" / "image-context")
 image = AnalysisImage(
     "analysis",
     AnalysisImageArgs(
-        context=REPO_REL.as_posix(),
-        dockerfile=(REPO_REL / "services" / "analysis" / "Dockerfile").as_posix(),
-        tag=analysis_image_tag(REPO_ROOT),
+        context=os.path.relpath(image_context),
+        dockerfile=os.path.relpath(image_context / "services" / "analysis" / "Dockerfile"),
+        tag=analysis_image_tag(image_context),
         keep_images=config.image_keep_count,
         force_delete=not config.deletion_protection,
     ),

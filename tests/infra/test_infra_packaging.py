@@ -23,6 +23,7 @@ from sentiment_infra.packaging import (
     build_ingestion_zip,
     ingestion_cache_key,
     source_digest,
+    stage_image_context,
     write_reproducible_zip,
 )
 
@@ -171,7 +172,7 @@ def test_image_tag_is_stable_and_valid_for_ecr() -> None:
 
 
 def test_the_image_tag_covers_everything_the_dockerfile_copies() -> None:
-    # ECR tags are immutable: an input the tag ignores would rebuild under an existing tag and fail the push
+    # An input the tag ignores would give two different images one tag, and the tag would lie
     dockerfile = REPO_ROOT / "services" / "analysis" / "Dockerfile"
     if not dockerfile.is_file():
         pytest.skip("services/analysis/Dockerfile is not in this checkout")
@@ -194,3 +195,18 @@ def test_the_image_tag_covers_everything_the_dockerfile_copies() -> None:
             for inp in ANALYSIS_IMAGE_INPUTS
         )
         assert covered, f"{source} is copied into the image but not part of the tag's inputs"
+
+
+def test_image_context_holds_exactly_the_image_inputs_and_nothing_stale(tmp_path: Path) -> None:
+    # Given a repository with image inputs, unrelated files and a previous, stale staging
+    repo = tmp_path / "repo"
+    _tree(repo, ["services/analysis/Dockerfile", "packages/shared/src/x.py", "uv.lock", "tests/test_x.py", "docs/a.md"])
+    dest = tmp_path / "context"
+    (dest / "old").mkdir(parents=True)
+    (dest / "old" / "stale.txt").write_text("left over")
+    # When the context is staged
+    stage_image_context(repo, dest)
+    # Then it holds the inputs, laid out as in the repository, and nothing else
+    staged = sorted(p.relative_to(dest).as_posix() for p in dest.rglob("*") if p.is_file())
+    assert staged == ["packages/shared/src/x.py", "services/analysis/Dockerfile", "uv.lock"]
+    assert analysis_image_tag(dest) == analysis_image_tag(repo)

@@ -11,7 +11,7 @@ import pytest
 from infra_mocks import ACCOUNT, MODEL_ARTIFACT, REPO_ROOT, ProgramRun
 
 from sentiment_infra.config import StackConfig, parse_stack_config
-from sentiment_infra.packaging import INGESTION_HANDLER, analysis_image_tag
+from sentiment_infra.packaging import ANALYSIS_IMAGE_INPUTS, INGESTION_HANDLER, analysis_image_tag, iter_files
 from sentiment_shared.model_bundle import BUNDLE_FILE_NAME
 from sentiment_shared.stack import (
     DEFAULT_MODEL_ID,
@@ -143,10 +143,11 @@ def test_model_store_survives_destroy_only_where_configured(program: ProgramRun)
     assert program.one(MODEL_ARTIFACT).inputs["retain_on_delete"] is config.model_retain_on_delete
 
 
-def test_analysis_image_is_scanned_immutable_pruned_built_for_lambda_and_pinned_by_digest(program: ProgramRun) -> None:
+def test_analysis_image_is_scanned_pruned_built_for_lambda_and_pinned_by_digest(program: ProgramRun) -> None:
     config = config_of(program)
     repository = program.one("aws:ecr/repository:Repository")
-    assert repository.inputs["imageTagMutability"] == "IMMUTABLE"
+    # Mutable: rollbacks re-push an older content tag; what runs is pinned by digest (asserted below)
+    assert repository.inputs["imageTagMutability"] == "MUTABLE"
     assert repository.inputs["imageScanningConfiguration"]["scanOnPush"] is True
     assert repository.inputs["forceDelete"] is (not config.deletion_protection)
 
@@ -159,9 +160,17 @@ def test_analysis_image_is_scanned_immutable_pruned_built_for_lambda_and_pinned_
     image = program.one("docker:index/image:Image")
     build = image.inputs["build"]
     assert build["platform"] == "linux/amd64"
-    assert Path(build["context"]).resolve() == REPO_ROOT
-    assert Path(build["dockerfile"]).resolve() == REPO_ROOT / "services" / "analysis" / "Dockerfile"
-    assert image.inputs["imageName"] == f"{repository.outputs['repositoryUrl']}:{analysis_image_tag(REPO_ROOT)}"
+    # The context holds only the image's inputs, laid out as in the repository
+    context = Path(build["context"]).resolve()
+    assert context == REPO_ROOT / "build" / "image-context"
+    assert Path(build["dockerfile"]).resolve() == context / "services" / "analysis" / "Dockerfile"
+    staged = [p.relative_to(context).as_posix() for p in iter_files(context, ["."])]
+    assert "services/analysis/pyproject.toml" in staged
+    assert "uv.lock" in staged
+    outside = [p for p in staged if not any(p == i or p.startswith(f"{i}/") for i in ANALYSIS_IMAGE_INPUTS)]
+    assert outside == []
+    # tagged by the content it was built from
+    assert image.inputs["imageName"] == f"{repository.outputs['repositoryUrl']}:{analysis_image_tag(context)}"
     # The registry password (from the ECR token) travels as a secret
     assert "registry" in image.secret_inputs
 

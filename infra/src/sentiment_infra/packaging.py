@@ -182,6 +182,22 @@ ANALYSIS_IMAGE_INPUTS = (
 """Everything the analysis Dockerfile may COPY (the workspace needs every member's pyproject)."""
 
 
+def stage_image_context(repo_root: Path, dest: Path) -> Path:
+    """Copy exactly :data:`ANALYSIS_IMAGE_INPUTS` into a fresh ``dest``, the image's build context.
+
+    The docker provider rebuilds whenever anything in its context changes; a context of only the
+    image's inputs means a commit touching tests, docs or infra does not rebuild and redeploy the image.
+    """
+    if dest.exists():
+        shutil.rmtree(dest)
+    dest.mkdir(parents=True)
+    for source in iter_files(repo_root, ANALYSIS_IMAGE_INPUTS):
+        target = dest / source.relative_to(repo_root)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(source, target)
+    return dest
+
+
 def analysis_image_tag(repo_root: Path) -> str:
-    """A tag that changes exactly when the image's inputs change (ECR tags are immutable)."""
+    """A tag that changes exactly when the image's inputs change: says which sources an image was built from."""
     return "src-" + source_digest(repo_root, ANALYSIS_IMAGE_INPUTS)[:20]

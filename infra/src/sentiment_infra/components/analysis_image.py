@@ -14,17 +14,17 @@ LAMBDA_PLATFORM = "linux/amd64"
 @dataclass(frozen=True, slots=True)
 class AnalysisImageArgs:
     context: str
-    """Build context: the repository root (the Dockerfile copies the workspace members it needs)."""
+    """Build context: the image's inputs staged with the repository's layout (``packaging.stage_image_context``)."""
     dockerfile: str
     tag: str
-    """Content-derived tag (see ``packaging.analysis_image_tag``): tags are immutable, so a new build gets a new tag."""
+    """Content-derived tag (see ``packaging.analysis_image_tag``), for people: the function uses the digest."""
     keep_images: int
     force_delete: bool
     """Let ``pulumi destroy`` remove a repository that still holds images (dev)."""
 
 
 class AnalysisImage(pulumi.ComponentResource):
-    """ECR repository (scan on push, immutable tags, keep the last N) and the pushed image's digest."""
+    """ECR repository (scan on push, keep the last N images) and the pushed image's digest."""
 
     repository: aws.ecr.Repository
     image: docker.Image
@@ -36,7 +36,10 @@ class AnalysisImage(pulumi.ComponentResource):
 
         self.repository = aws.ecr.Repository(
             f"{name}-repository",
-            image_tag_mutability="IMMUTABLE",
+            # Tags stay mutable on purpose: the function is pinned to the image *digest* (immutable by
+            # nature), while a content tag is legitimately pushed again when a rollback rebuilds an older
+            # commit, which an IMMUTABLE repository would reject. The lifecycle policy bounds the history.
+            image_tag_mutability="MUTABLE",
             image_scanning_configuration=aws.ecr.RepositoryImageScanningConfigurationArgs(scan_on_push=True),
             encryption_configurations=[aws.ecr.RepositoryEncryptionConfigurationArgs(encryption_type="AES256")],
             force_delete=args.force_delete,
