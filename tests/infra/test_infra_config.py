@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
-from infra_mocks import PROJECT, STACKS, run_program, stack_config
+from infra_mocks import PROJECT, REPO_ROOT, STACKS, run_program, stack_config
 
 from sentiment_infra.config import KEYS, ConfigError, StackConfig, parse_stack_config
 from sentiment_shared.stack import (
@@ -112,3 +113,10 @@ def test_preview_of_a_stack_with_bad_config_stops_before_creating_anything(stack
     # When the program runs as in `pulumi preview`
     with pytest.raises(ConfigError, match="analysisTimeoutS"):
         run_program(stack, config, preview=True)
+
+
+def test_every_key_is_documented_in_the_deploy_guide() -> None:
+    guide = (REPO_ROOT / "docs" / "DEPLOY.md").read_text()
+    documented = set(re.findall(r"^\| `([A-Za-z]+)` \|", guide, flags=re.MULTILINE))
+    assert set(KEYS) <= documented, sorted(set(KEYS) - documented)
+    assert documented - set(KEYS) == set()
