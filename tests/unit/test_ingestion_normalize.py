@@ -7,6 +7,7 @@ import unicodedata
 import pytest
 
 from sentiment_ingestion.normalize import (
+    MIN_MARKUP_CAP,
     TITLE_MAX_CHARS,
     clean_whitespace,
     html_to_text,
@@ -118,3 +119,25 @@ def test_item_id_is_deterministic_hex_and_separates_sources_kinds_and_boundaries
     }
     assert first not in others
     assert len(others) == 4
+
+
+def test_deeply_nested_markup_is_walked_without_recursion() -> None:
+    # Given markup nested far deeper than Python's recursion limit
+    depth = 5_000
+    markup = "<div>" * depth + "deep <b>bo</b>ld<!-- hidden --><script>x()</script><p>para</p>end" + "</div>" * depth
+    # When normalised / Then the text comes out whole, comments and scripts dropped
+    result = normalise_text(markup)
+    assert result is not None
+    assert result.text == "deep bold para end"
+
+
+def test_oversized_markup_is_cut_before_parsing_and_flagged() -> None:
+    # Given far more markup than max_chars could ever need
+    unit = "<p>x</p>"  # 8 characters: the cut falls between two units
+    markup = unit * (MIN_MARKUP_CAP // len(unit) * 3)
+    # When normalised with a small cap
+    result = normalise_text(markup, max_chars=100)
+    # Then only the first MIN_MARKUP_CAP characters were read, and the text is flagged truncated
+    assert result is not None
+    assert result.truncated
+    assert result.full_text == " ".join(["x"] * (MIN_MARKUP_CAP // len(unit)))

@@ -15,23 +15,29 @@ import warnings
 from dataclasses import dataclass
 
 from bs4 import BeautifulSoup, MarkupResemblesLocatorWarning
+from bs4.element import CData, NavigableString, PageElement, Tag
 
 DEFAULT_MAX_TEXT_CHARS = 10_000
 """Default cap on an item's text (``MAX_TEXT_CHARS``): far beyond what a 512-token model reads, and it
 keeps every message well under SNS's 256 KiB even in 4-byte UTF-8."""
 
+MARKUP_FACTOR = 20
+MIN_MARKUP_CAP = 100_000
+"""Raw input is read up to ``max(max_chars * MARKUP_FACTOR, MIN_MARKUP_CAP)`` characters; the rest is cut
+(and the text flagged as truncated)."""
+
 TITLE_MAX_CHARS = 500
 """Titles are metadata, not analysed: cut them short."""
 
 # Tags whose content is never readable text.
-_INVISIBLE_TAGS = ("script", "style", "noscript", "template", "head", "iframe", "object", "svg")
+_INVISIBLE_TAGS = frozenset({"script", "style", "noscript", "template", "head", "iframe", "object", "svg"})
 # Elements a browser renders on their own line or cell: a word boundary even when the markup has no
 # whitespace there ("<p>one</p><p>two</p>"), unlike inline elements ("<b>un</b>usual" is one word).
-_BLOCK_TAGS = (
+_BLOCK_TAGS = frozenset({
     "address", "article", "aside", "blockquote", "br", "dd", "div", "dl", "dt", "figcaption", "figure",
     "footer", "h1", "h2", "h3", "h4", "h5", "h6", "header", "hr", "li", "main", "nav", "ol", "p", "pre",
     "section", "table", "td", "th", "tr", "ul",
-)  # fmt: skip
+})  # fmt: skip
 # Text without either character cannot contain markup or entities: no need to parse it.
 _MARKUP_HINTS = ("<", "&")
 
@@ -46,20 +52,35 @@ class NormalisedText:
 
 
 def html_to_text(markup: str) -> str:
-    """Readable text of an HTML fragment (entities decoded, scripts and styles dropped)."""
+    """Readable text of an HTML fragment (entities decoded, scripts, styles and comments dropped)."""
     if not any(hint in markup for hint in _MARKUP_HINTS):
         return markup  # plain text: skip the parser (and its "looks like a URL/file name" warning)
     with warnings.catch_warnings():
         # A short text such as "see https://example.com" is a legitimate entry, not a mistake.
         warnings.simplefilter("ignore", MarkupResemblesLocatorWarning)
         soup = BeautifulSoup(markup, "html.parser")
-    for tag in soup(_INVISIBLE_TAGS):
-        tag.decompose()
-    for tag in soup(_BLOCK_TAGS):
-        # Extra spaces collapse later.
-        tag.insert_before(" ")
-        tag.insert_after(" ")
-    return soup.get_text()
+    # An explicit-stack walk instead of decompose()/insert_before(): those walk to a tag's last
+    # descendant on every call, which makes deeply nested markup quadratic (5,000 nested <div>s took
+    # seconds); this visits every node once and never recurses.
+    parts: list[str] = []
+    stack: list[tuple[PageElement, bool]] = [(soup, False)]
+    while stack:
+        node, leaving = stack.pop()
+        if isinstance(node, Tag):
+            block = node.name in _BLOCK_TAGS
+            if leaving:
+                if block:
+                    parts.append(" ")
+                continue
+            if node.name in _INVISIBLE_TAGS:
+                continue
+            if block:
+                parts.append(" ")  # extra spaces collapse later
+            stack.append((node, True))
+            stack.extend((child, False) for child in reversed(node.contents))
+        elif isinstance(node, NavigableString) and (type(node) is NavigableString or isinstance(node, CData)):
+            parts.append(str(node))  # comments, doctypes and processing instructions are not text
+    return "".join(parts)
 
 
 def clean_whitespace(text: str) -> str:
@@ -90,11 +111,15 @@ def normalise_text(
     """Plain, NFC, single-spaced text capped at ``max_chars``; None when nothing readable is left."""
     if raw is None:
         return None
-    full = clean_whitespace(html_to_text(raw) if html else raw)
+    # Bound the work on absurd inputs (a 5 MB entry): markup beyond this many characters cannot be
+    # needed to fill max_chars of text in any realistic page, so it is dropped before parsing.
+    markup_cap = max(max_chars * MARKUP_FACTOR, MIN_MARKUP_CAP)
+    cut_markup = len(raw) > markup_cap
+    full = clean_whitespace(html_to_text(raw[:markup_cap]) if html else raw[:markup_cap])
     if not full:
         return None
     text, truncated = truncate(full, max_chars)
-    return NormalisedText(text=text, truncated=truncated, full_text=full)
+    return NormalisedText(text=text, truncated=truncated or cut_markup, full_text=full)
 
 
 def normalise_title(raw: str | None) -> str | None:
