@@ -222,7 +222,9 @@ def test_model_version_names_the_key_folder_digest_and_precision() -> None:
 @pytest.mark.parametrize(
     ("event", "expected"),
     [
-        ({"Records": [{"eventSource": "aws:sqs", "body": "{}"}]}, True),
+        ({"Records": [{"eventSource": "aws:sqs", "messageId": "m1", "body": "{}"}]}, True),
+        # No message id: nothing could name it in batchItemFailures, so it is no SQS batch (a 400).
+        ({"Records": [{"eventSource": "aws:sqs", "body": "{}"}]}, False),
         ({"Records": [{"eventSource": "aws:sns"}]}, False),
         ({"Records": []}, False),
         ({"texts": ["a"]}, False),

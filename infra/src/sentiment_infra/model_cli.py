@@ -132,6 +132,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (BotoCoreError, ClientError) as exc:  # anything the publish functions did not translate
         sys.stderr.write(f"sentiment-model: error: AWS: {_one_line(str(exc))}\n")
         return EXIT_FAILURE
+    except (OSError, ValueError) as exc:
+        # Hostile arguments the functions below do not translate: an OUT in a missing directory
+        # (FileNotFoundError), bytes that are not UTF-8 in --key/--model (UnicodeEncodeError), a hub
+        # id the hub client refuses (HFValidationError). Still one line, never a traceback.
+        sys.stderr.write(f"sentiment-model: error: {type(exc).__name__}: {_one_line(str(exc))}\n")
+        return EXIT_FAILURE
     except KeyboardInterrupt:
         sys.stderr.write("sentiment-model: interrupted\n")
         return 130

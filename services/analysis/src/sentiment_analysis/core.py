@@ -164,8 +164,10 @@ def _is_sns_notification(value: Any) -> bool:
 
 def decode_message(body: str | None) -> TopicMessage:
     """The topic message in a queue record body: an SNS notification wrapping it, or the raw JSON."""
-    if body is None or not body.strip():
-        raise InvalidMessageError("empty message body")
+    if not isinstance(body, str) or not body.strip():
+        raise InvalidMessageError(
+            "empty message body" if body is None or isinstance(body, str) else "body is not a string"
+        )
     try:
         payload = json.loads(body)
     except (json.JSONDecodeError, RecursionError) as exc:
@@ -181,10 +183,25 @@ def decode_message(body: str | None) -> TopicMessage:
     if not isinstance(payload, dict):
         raise InvalidMessageError(f"message must be a JSON object, got {type(payload).__name__}")
     try:
-        return TopicMessage.model_validate(payload)
+        message = TopicMessage.model_validate(payload)
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
         raise InvalidMessageError(f"invalid message: {problems}") from exc
+    for name in ("item_id", "text"):
+        if (problem := _unicode_problem(getattr(message, name))) is not None:
+            # The tokenizer would raise for the whole batch (failing every neighbour) and no AWS API
+            # takes the string: this record alone fails.
+            raise InvalidMessageError(f"invalid message: {name}: {problem}")
+    return message
+
+
+def _unicode_problem(value: str) -> str | None:
+    """Why ``value`` is not valid Unicode (a JSON ``\\ud800`` escape decodes to a lone surrogate), or None."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return f"not valid Unicode: unpaired surrogate {value[exc.start]!r} at index {exc.start}"
+    return None
 
 
 def classify_unique(classifier: Classifier, texts: Sequence[str]) -> tuple[list[Prediction], float]:
@@ -254,6 +271,9 @@ def parse_direct(event: Mapping[str, Any]) -> DirectRequest:
         if not isinstance(given, list) or not all(isinstance(t, str) for t in given):
             raise PayloadError("'texts' must be a list of strings")
         _check_count(len(given), "texts")
+        for index, text in enumerate(given):
+            if (problem := _unicode_problem(text)) is not None:
+                raise PayloadError(f"texts[{index}]: {problem}")
         return DirectRequest(texts=list(given), ids=None)
     if "items" in event:
         items = event["items"]
@@ -265,6 +285,8 @@ def parse_direct(event: Mapping[str, Any]) -> DirectRequest:
         for index, item in enumerate(items):
             if not isinstance(item, dict) or not isinstance(item.get("text"), str):
                 raise PayloadError(f"items[{index}] must be an object with a string 'text'")
+            if (problem := _unicode_problem(item["text"])) is not None:
+                raise PayloadError(f"items[{index}].text: {problem}")
             item_id = item.get("id")
             if item_id is not None and (isinstance(item_id, bool) or not isinstance(item_id, str | int)):
                 raise PayloadError(f"items[{index}].id must be a string or an integer")
@@ -309,5 +331,9 @@ def is_sqs_event(event: Any) -> bool:
     return (
         isinstance(records, list)
         and bool(records)
-        and all(isinstance(r, dict) and r.get("eventSource") == "aws:sqs" for r in records)
+        # A record without a message id could not be named in batchItemFailures: not an SQS batch (→ 400).
+        and all(
+            isinstance(r, dict) and r.get("eventSource") == "aws:sqs" and isinstance(r.get("messageId"), str)
+            for r in records
+        )
     )

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
 
 from sentiment_ingestion.entries import DIRECT_SOURCE, Entry
 
@@ -22,8 +22,20 @@ MAX_ENTRIES_PER_EVENT = 10_000
 
 SCHEDULED_DETAIL_TYPE = "Scheduled Event"
 
-_Source = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=1024)]
-_Url = Annotated[str, StringConstraints(strip_whitespace=True, max_length=2048)]
+
+def _valid_unicode(value: str) -> str:
+    # JSON may carry an unpaired UTF-16 surrogate escape ("\ud800"): Python decodes it to a lone
+    # surrogate, which no UTF-8 encoder (hashing, DynamoDB, SNS, the tokenizer) accepts. Refuse it here.
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError(f"not valid Unicode: unpaired surrogate {value[exc.start]!r} at index {exc.start}") from exc
+    return value
+
+
+_Str = Annotated[str, AfterValidator(_valid_unicode)]
+_Source = Annotated[_Str, StringConstraints(strip_whitespace=True, min_length=1, max_length=1024)]
+_Url = Annotated[_Str, StringConstraints(strip_whitespace=True, max_length=2048)]
 
 
 class InvalidEventError(ValueError):
@@ -33,17 +45,22 @@ class InvalidEventError(ValueError):
 class _PayloadItem(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
-    text: str
+    text: _Str
     source: _Source | None = None
     url: _Url | None = None
-    title: str | None = None
+    title: _Str | None = None
     id: str | int | None = None
+
+    @field_validator("id")
+    @classmethod
+    def _id_is_valid_unicode(cls, value: str | int | None) -> str | int | None:
+        return _valid_unicode(value) if isinstance(value, str) else value
 
 
 class _TextsPayload(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
-    texts: list[str] = Field(min_length=1, max_length=MAX_ENTRIES_PER_EVENT)
+    texts: list[_Str] = Field(min_length=1, max_length=MAX_ENTRIES_PER_EVENT)
 
 
 class _ItemsPayload(BaseModel):

@@ -229,7 +229,12 @@ def parse_feed(body: bytes, *, source: str, content_type: str | None = None) -> 
     guid/id, else the link; without either the core hashes the text.
     """
     headers = {"content-type": content_type} if content_type else {}
-    parsed = feedparser.parse(io.BytesIO(body), response_headers=headers)
+    try:
+        parsed = feedparser.parse(io.BytesIO(body), response_headers=headers)
+    except Exception as exc:
+        # Hostile bytes must fail this feed only, with a reason, never the whole scheduled run: e.g. a
+        # character reference to a surrogate ("&#55296;") makes feedparser raise UnicodeEncodeError.
+        raise FeedError(f"feed parser failed: {type(exc).__name__}: {exc}") from exc
     entries_raw = parsed.get("entries") or []
     problem = parsed.get("bozo_exception") if parsed.get("bozo") else None
     if not entries_raw:

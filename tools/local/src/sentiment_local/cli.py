@@ -35,6 +35,26 @@ def _add_model_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
 
 
+def _batch_size(value: str) -> int:
+    """SQS delivers 1-10 records per receive: anything else is a usage error, not a traceback later."""
+    try:
+        size = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {value!r}") from None
+    if not 1 <= size <= 10:
+        raise argparse.ArgumentTypeError(f"must be between 1 and 10, got {size}")
+    return size
+
+
+def _text(value: str) -> str:
+    """A TEXT argument; bytes that are not UTF-8 arrive as lone surrogates, which the tokenizer cannot take."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise argparse.ArgumentTypeError(f"not valid UTF-8: {value!r}") from None
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sentiment-local", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -45,10 +65,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--endpoint-url", help="use this AWS endpoint (LocalStack, a moto server) instead of starting one"
     )
     run_p.add_argument("--fresh", action="store_true", help="forget items stored by earlier runs")
-    run_p.add_argument("--batch-size", type=int, default=None, help="SQS batch size (default: the stack's)")
+    run_p.add_argument(
+        "--batch-size", type=_batch_size, default=None, help="SQS batch size, 1-10 (default: the stack's)"
+    )
     run_p.add_argument("--verbose", "-v", action="store_true", help="show the functions' logs and metrics")
     cls_p = sub.add_parser("classify", help="classify texts with the model (same caches as run)")
-    cls_p.add_argument("texts", nargs="+", metavar="TEXT")
+    cls_p.add_argument("texts", nargs="+", metavar="TEXT", type=_text)
     _add_model_args(cls_p)
     return parser
 
