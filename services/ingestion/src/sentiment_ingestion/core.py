@@ -36,7 +36,7 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from sentiment_ingestion.entries import Entry
-from sentiment_ingestion.feeds import FeedError, FeedFetcher, FeedState, FetchResult, parse_feed
+from sentiment_ingestion.feeds import FeedError, FeedFetcher, FeedState, FetchResult, ParsedFeed, parse_feed
 from sentiment_ingestion.normalize import DEFAULT_MAX_TEXT_CHARS, item_id_for, normalise_text, normalise_title
 from sentiment_ingestion.store import IngestionStore
 from sentiment_shared.ports import ItemsTable, Publisher, PublishReport
@@ -204,37 +204,10 @@ class Ingestor:
         for url, previous, result in fetched:
             feed = FeedReport(url=url)
             feeds.append(feed)
-            if isinstance(result, FeedError):
-                feed.error = str(result)
-                log.warning("feed %s failed: %s", url, result)
-                continue
-            feed.fetch_ms = result.elapsed_ms
-            if result.body is None:
-                feed.not_modified = True
-                continue
-            try:
-                parsed = parse_feed(result.body, source=url, content_type=result.content_type)
-            except FeedError as exc:
-                feed.error = str(exc)
-                log.warning("feed %s failed: %s", url, exc)
-                continue
-            feed.warning = parsed.warning
-            feed.entries = len(parsed.entries)
-            before = (report.duplicates, report.skipped, len(report.store_errors))
-            items = self._prepare(parsed.entries, report, seen, now)
-            outcomes = self._store(items, report)
-            new = [item for item in items if outcomes.get(item.item_id) == "stored"]
+            new, remember = self._ingest_feed(feed, previous, result, report=report, seen=seen, now=now)
             stored.extend(new)
-            feed.new = len(new)
-            feed.duplicates = report.duplicates - before[0]
-            feed.skipped = report.skipped - before[1]
-            errors = len(report.store_errors) - before[2]
-            if errors:
-                # Its validators are not remembered, so the next poll downloads it again and retries.
-                feed.error = f"{errors} entries could not be stored"
-                log.error("feed %s: %d entries could not be stored", url, errors)
-            elif not result.state.empty and result.state != previous:
-                to_remember.append((url, result.state))
+            if remember is not None:
+                to_remember.append((url, remember))
         self._publish_new(stored, report)
         for url, state in to_remember:
             try:
@@ -242,6 +215,58 @@ class Ingestor:
             except Exception:  # losing a validator only costs one full download next time
                 log.exception("could not remember the validators of feed %s", url)
         return report
+
+    def _ingest_feed(
+        self,
+        feed: FeedReport,
+        previous: FeedState | None,
+        result: FetchResult | FeedError,
+        *,
+        report: IngestReport,
+        seen: set[str],
+        now: datetime,
+    ) -> tuple[list[Item], FeedState | None]:
+        """Parse and store one fetched feed: (its newly stored items, validators to remember or None)."""
+        parsed = self._parse(feed, result)
+        if parsed is None or isinstance(result, FeedError):
+            return [], None
+        feed.warning = parsed.warning
+        feed.entries = len(parsed.entries)
+        before = (report.duplicates, report.skipped, len(report.store_errors))
+        items = self._prepare(parsed.entries, report, seen, now)
+        outcomes = self._store(items, report)
+        new = [item for item in items if outcomes.get(item.item_id) == "stored"]
+        feed.new = len(new)
+        feed.duplicates = report.duplicates - before[0]
+        feed.skipped = report.skipped - before[1]
+        errors = len(report.store_errors) - before[2]
+        if errors:
+            # Its validators are not remembered, so the next poll downloads it again and retries.
+            feed.error = f"{errors} entries could not be stored"
+            log.error("feed %s: %d entries could not be stored", feed.url, errors)
+            return new, None
+        if result.state.empty or result.state == previous:
+            return new, None
+        return new, result.state
+
+    def _parse(self, feed: FeedReport, result: FetchResult | FeedError) -> ParsedFeed | None:
+        """The feed's entries, or None with ``feed`` saying why not (failed, or 304 Not Modified)."""
+        if isinstance(result, FeedError):
+            feed.error = str(result)
+        else:
+            feed.fetch_ms = result.elapsed_ms
+            if result.body is None:
+                feed.not_modified = True
+                return None
+            try:
+                return parse_feed(result.body, source=feed.url, content_type=result.content_type)
+            except FeedError as exc:
+                feed.error = str(exc)
+            except Exception as exc:  # a parser surprise on one feed must not stop the others
+                feed.error = f"{type(exc).__name__}: {exc}"
+                log.exception("unexpected error parsing feed %s", feed.url)
+        log.warning("feed %s failed: %s", feed.url, feed.error)
+        return None
 
     # ------------------------------------------------------------------ steps
 
