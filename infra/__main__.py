@@ -28,6 +28,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 config = load_stack_config()
 identity = aws.get_caller_identity_output()
 partition = aws.get_partition_output()
+region = aws.get_region_output()
 
 model_store = ModelStore(
     "models",
@@ -61,6 +62,9 @@ image = AnalysisImage(
         tag=analysis_image_tag(image_context),
         keep_images=config.image_keep_count,
         force_delete=not config.deletion_protection,
+        account_id=identity.account_id,
+        region=region.region,
+        partition=partition.partition,
     ),
 )
 analysis = AnalysisFunction(

@@ -27,6 +27,7 @@ POLICY_INPUTS = {
     "aws:s3/bucketPolicy:BucketPolicy": "policy",
     "aws:sns/topicPolicy:TopicPolicy": "policy",
     "aws:kms/key:Key": "policy",
+    "aws:ecr/repositoryPolicy:RepositoryPolicy": "policy",
 }
 """Every resource type that carries a policy document, and the input that holds it."""
 
@@ -143,8 +144,8 @@ def grants(run: ProgramRun, role_name: str) -> set[tuple[str, str]]:
 
 def test_every_policy_document_is_well_formed_and_found(program: ProgramRun) -> None:
     found = policies(program)
-    # 2 roles x (trust + inline), the queue, bucket, alarm topic and key policies
-    assert len(found) == 8
+    # 2 roles x (trust + inline), the queue, bucket, alarm topic, key and image repository policies
+    assert len(found) == 9
     for typ, name, policy in found:
         assert policy["Version"] == "2012-10-17", (typ, name)
         assert policy["Statement"], (typ, name)

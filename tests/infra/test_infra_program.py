@@ -58,6 +58,7 @@ def test_every_resource_of_the_design_is_created_once_under_its_component(progra
         "aws:sqs/queuePolicy:QueuePolicy": 1,
         "aws:ecr/repository:Repository": 1,
         "aws:ecr/lifecyclePolicy:LifecyclePolicy": 1,
+        "aws:ecr/repositoryPolicy:RepositoryPolicy": 1,
         "docker:index/image:Image": 1,
         "aws:iam/role:Role": 2,
         "aws:iam/rolePolicy:RolePolicy": 2,
@@ -156,6 +157,15 @@ def test_analysis_image_is_scanned_pruned_built_for_lambda_and_pinned_by_digest(
     assert rule["selection"]["countType"] == "imageCountMoreThan"
     assert rule["selection"]["countNumber"] == config.image_keep_count
     assert rule["action"]["type"] == "expire"
+
+    # Lambda (for functions of this account and region only) may pull, nothing else
+    pull_policy = program.one("aws:ecr/repositoryPolicy:RepositoryPolicy").inputs
+    assert pull_policy["repository"] == repository.outputs["name"]
+    (pull,) = json.loads(pull_policy["policy"])["Statement"]
+    assert pull["Principal"] == {"Service": "lambda.amazonaws.com"}
+    assert sorted(pull["Action"]) == ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"]
+    region = program.config["aws:region"]
+    assert pull["Condition"] == {"StringLike": {"aws:SourceArn": f"arn:aws:lambda:{region}:{ACCOUNT}:function:*"}}
 
     image = program.one("docker:index/image:Image")
     build = image.inputs["build"]

@@ -8,6 +8,8 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_docker as docker
 
+from sentiment_infra import iam
+
 LAMBDA_PLATFORM = "linux/amd64"
 
 
@@ -21,6 +23,9 @@ class AnalysisImageArgs:
     keep_images: int
     force_delete: bool
     """Let ``pulumi destroy`` remove a repository that still holds images (dev)."""
+    account_id: pulumi.Input[str]
+    region: pulumi.Input[str]
+    partition: pulumi.Input[str]
 
 
 class AnalysisImage(pulumi.ComponentResource):
@@ -67,6 +72,29 @@ class AnalysisImage(pulumi.ComponentResource):
             opts=child,
         )
 
+        # Lambda pulls the image with its service principal: allow exactly the two pull actions, only for
+        # functions of this account and region (the function's own ARN would be a cycle: it needs the image).
+        functions_here = pulumi.Output.concat(
+            "arn:", args.partition, ":lambda:", args.region, ":", args.account_id, ":function:*"
+        )
+        self.repository_policy = aws.ecr.RepositoryPolicy(
+            f"{name}-lambda-pull",
+            repository=self.repository.name,
+            policy=iam.document(
+                [
+                    iam.Statement(
+                        sid="LambdaPullsImages",
+                        effect="Allow",
+                        actions=["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"],
+                        resources=[],
+                        principals=[iam.service("lambda.amazonaws.com")],
+                        conditions=[iam.Condition("StringLike", "aws:SourceArn", [functions_here])],
+                    )
+                ]
+            ),
+            opts=child,
+        )
+
         token = aws.ecr.get_authorization_token_output(
             registry_id=self.repository.registry_id, opts=pulumi.InvokeOutputOptions(parent=self)
         )
@@ -86,7 +114,7 @@ class AnalysisImage(pulumi.ComponentResource):
                 username=token.user_name,
                 password=pulumi.Output.secret(token.password),
             ),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.lifecycle]),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.lifecycle, self.repository_policy]),
         )
 
         self.repository_url = self.repository.repository_url
