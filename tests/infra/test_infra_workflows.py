@@ -104,3 +104,9 @@ def test_zizmor_finds_nothing() -> None:
         cwd=Path(REPO_ROOT),
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_deploys_never_produce_attestation_indexes() -> None:
+    for job in load("deploy.yml")["jobs"].values():
+        (pulumi,) = [s for s in job["steps"] if "pulumi/actions" in s.get("uses", "")]
+        assert pulumi["env"]["BUILDX_NO_DEFAULT_ATTESTATIONS"] == "1"

@@ -98,8 +98,9 @@ class AnalysisImage(pulumi.ComponentResource):
         token = aws.ecr.get_authorization_token_output(
             registry_id=self.repository.registry_id, opts=pulumi.InvokeOutputOptions(parent=self)
         )
-        # docker.Image builds through the engine API, which attaches no provenance/SBOM attestations,
-        # so the registry gets a single-platform image manifest (Lambda rejects OCI indexes).
+        # docker.Image builds one platform through the engine's build API, which adds no provenance/SBOM
+        # attestations unless asked (the deploy workflow also sets BUILDX_NO_DEFAULT_ATTESTATIONS=1), so
+        # the registry gets a single image manifest: Lambda rejects OCI indexes.
         self.image = docker.Image(
             f"{name}-image",
             image_name=self.repository.repository_url.apply(lambda url: f"{url}:{args.tag}"),
