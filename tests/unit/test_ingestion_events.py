@@ -90,3 +90,17 @@ def test_too_many_entries_are_refused() -> None:
 def test_many_problems_are_summarised() -> None:
     with pytest.raises(InvalidEventError, match=r"and 2 more"):
         parse_event({"texts": [1, 2, 3, 4, 5]})
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        {"texts": ["fine", "broken \ud800"]},
+        {"items": [{"text": "broken \udfff"}]},
+        {"items": [{"text": "ok", "id": "id-\ud800"}]},
+        {"items": [{"text": "ok", "source": "src-\ud800"}]},
+    ],
+)
+def test_unpaired_surrogates_are_refused(event: dict[str, Any]) -> None:
+    with pytest.raises(InvalidEventError, match="not valid Unicode"):
+        parse_event(event)

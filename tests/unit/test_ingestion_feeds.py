@@ -224,3 +224,10 @@ def test_only_http_schemes_unless_files_are_allowed(tmp_path: Path) -> None:
         feed.write_bytes(b"x" * 2048)
         with pytest.raises(FeedError, match="over the 1024-byte limit"):
             fetcher.fetch(str(feed))
+
+
+def test_a_feed_that_crashes_the_parser_is_a_feed_error() -> None:
+    # A character reference to a surrogate makes feedparser itself raise
+    body = b"<rss version='2.0'><channel><item><description>bad &#55296;</description></item></channel></rss>"
+    with pytest.raises(FeedError, match="feed parser failed"):
+        parse_feed(body, source="s")

@@ -141,3 +141,13 @@ def test_oversized_markup_is_cut_before_parsing_and_flagged() -> None:
     assert result is not None
     assert result.truncated
     assert result.full_text == " ".join(["x"] * (MIN_MARKUP_CAP // len(unit)))
+
+
+def test_lone_surrogates_are_dropped_from_text_and_still_hash() -> None:
+    # Given text and a key carrying an unpaired UTF-16 surrogate (unencodable as UTF-8)
+    result = normalise_text("broken \ud800 text")
+    # Then the text loses it (the table and topic need valid UTF-8) and the id is still deterministic
+    assert result is not None
+    assert result.text == "broken text"
+    assert item_id_for("s", "key\ud800", kind="guid") == item_id_for("s", "key\ud800", kind="guid")
+    assert item_id_for("s", "key\ud800", kind="guid") != item_id_for("s", "key", kind="guid")

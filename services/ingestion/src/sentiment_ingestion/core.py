@@ -299,7 +299,12 @@ class Ingestor:
         items: list[Item] = []
         for entry in entries:
             report.received += 1
-            normalised = normalise_text(entry.text, max_chars=self.options.max_text_chars, html=entry.html)
+            try:
+                normalised = normalise_text(entry.text, max_chars=self.options.max_text_chars, html=entry.html)
+                title = normalise_title(entry.title)
+            except Exception:  # one entry the parser chokes on is skipped, not the whole payload or feed
+                log.exception("could not normalise an entry of %s", entry.source)
+                normalised = None
             if normalised is None:
                 report.skipped += 1
                 continue
@@ -319,7 +324,7 @@ class Ingestor:
                     text=normalised.text,
                     source=entry.source,
                     url=entry.url,
-                    title=normalise_title(entry.title),
+                    title=title,
                     published_at=entry.published_at,
                     ingested_at=now,
                     status="pending",

@@ -84,12 +84,13 @@ def html_to_text(markup: str) -> str:
 
 
 def clean_whitespace(text: str) -> str:
-    """NFC, control and format characters removed, every whitespace run turned into one space."""
+    """NFC, control, format and lone surrogate characters removed, every whitespace run one space."""
     text = " ".join(unicodedata.normalize("NFC", text).split())
     if text.isprintable():  # the common case: nothing left but letters, marks, punctuation and spaces
         return text
-    # Cc (controls) and Cf (zero-width and direction marks) carry no meaning for a classifier.
-    kept = "".join(ch for ch in text if unicodedata.category(ch) not in ("Cc", "Cf"))
+    # Cc (controls) and Cf (zero-width and direction marks) carry no meaning for a classifier; Cs (lone
+    # surrogates) cannot even be encoded as UTF-8 for the table or the topic.
+    kept = "".join(ch for ch in text if unicodedata.category(ch) not in ("Cc", "Cf", "Cs"))
     return " ".join(kept.split())
 
 
@@ -137,7 +138,8 @@ def item_id_for(source: str, key: str, *, kind: str) -> str:
     """
     digest = hashlib.sha256()
     for part in (kind, source, key):
-        encoded = part.encode("utf-8")
+        # surrogatepass: a key with a lone surrogate still hashes (deterministically) instead of raising.
+        encoded = part.encode("utf-8", "surrogatepass")
         # Length-prefixed parts: ("ab", "c") and ("a", "bc") hash differently.
         digest.update(len(encoded).to_bytes(8, "big"))
         digest.update(encoded)
