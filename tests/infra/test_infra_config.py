@@ -120,3 +120,17 @@ def test_every_key_is_documented_in_the_deploy_guide() -> None:
     documented = set(re.findall(r"^\| `([A-Za-z]+)` \|", guide, flags=re.MULTILINE))
     assert set(KEYS) <= documented, sorted(set(KEYS) - documented)
     assert documented - set(KEYS) == set()
+
+
+SECRET_LOOKING = re.compile(
+    r"(AKIA|ASIA)[0-9A-Z]{16}|hf_[A-Za-z0-9]{20,}|pul-[0-9a-f]{20,}|-----BEGIN|(password|secret|token)\s*:",
+    re.IGNORECASE,
+)
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_stack_config_files_hold_no_secret(stack: str) -> None:
+    # Credentials come from the environment (or `pulumi config set --secret`, stored encrypted as `secure:`)
+    text = (REPO_ROOT / f"Pulumi.{stack}.yaml").read_text()
+    assert SECRET_LOOKING.search(text) is None
+    assert "secure:" not in text  # and none is needed: the program reads no secret config
