@@ -8,7 +8,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from infra_mocks import ACCOUNT, MODEL_ARTIFACT, REPO_ROOT, ProgramRun
+from infra_mocks import ACCOUNT, MODEL_ARTIFACT, REPO_ROOT, ProgramRun, run_program
 
 from sentiment_infra.config import StackConfig, parse_stack_config
 from sentiment_infra.packaging import ANALYSIS_IMAGE_INPUTS, INGESTION_HANDLER, analysis_image_tag, iter_files
@@ -387,3 +387,10 @@ def test_stack_outputs_name_everything_an_operator_needs_and_leak_no_secret(prog
     rendered = json.dumps(outputs)
     assert "mock-ecr-password" not in rendered
     assert "QVdTOm1vY2stZWNyLXBhc3N3b3Jk" not in rendered
+
+
+def test_a_preview_plans_the_same_resources_as_an_update(program: ProgramRun) -> None:
+    # Given the same stack run as `pulumi preview` (dry run) instead of `pulumi up`
+    preview = run_program(program.stack, preview=True)
+    # Then it plans exactly the resources the update creates
+    assert Counter((r.type, r.name) for r in preview.resources) == Counter((r.type, r.name) for r in program.resources)
