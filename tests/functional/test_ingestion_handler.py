@@ -224,9 +224,7 @@ def test_scheduled_run_over_every_kind_of_feed(
     event = json.loads((EVENTS / "ingestion_scheduled.json").read_text())
 
     # When the schedule fires
-    started = time.monotonic()
     first = handler(event, LambdaContextStub())
-    elapsed = time.monotonic() - started
 
     # Then every good feed is ingested and every bad one is reported, none stopping another
     feeds = {f["url"].removeprefix(feed_server.base): f for f in first["feeds"]}
@@ -252,8 +250,6 @@ def test_scheduled_run_over_every_kind_of_feed(
         "failed": 0,
     }
     assert (first["skipped"], first["feeds_failed"]) == (1, 4)
-    # The slow feed cost its timeout once, not the whole server delay
-    assert elapsed < SLOW_S + 1.5
 
     # And each stored item arrived on the queue once, with its id and plain text
     messages = _drain(stack.queue_url)
