@@ -171,22 +171,41 @@ def test_image_tag_is_stable_and_valid_for_ecr() -> None:
     assert re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}", tag)
 
 
+def copied_sources(dockerfile_text: str) -> list[str]:
+    """Build-context paths a Dockerfile COPYs/ADDs (copies between stages or from images excluded)."""
+    sources: list[str] = []
+    # One instruction per logical line (backslash continuations joined)
+    for line in dockerfile_text.replace("\\\n", " ").splitlines():
+        parts = line.split()
+        if not parts or parts[0].upper() not in {"COPY", "ADD"}:
+            continue
+        if any(p.startswith("--from") for p in parts[1:]):
+            continue
+        args = [p for p in parts[1:] if not p.startswith("--")]
+        if args and args[0].startswith("["):
+            args = json.loads(" ".join(args))
+        sources += args[:-1]
+    return sources
+
+
+def test_the_dockerfile_parser_finds_context_copies_only() -> None:
+    text = """FROM python:3.12 AS build
+COPY --from=ghcr.io/astral-sh/uv:0.9 /uv /bin/uv
+COPY uv.lock pyproject.toml ./
+COPY --chown=1000 packages/shared \\
+     packages/shared
+COPY --from=build /opt /opt
+ADD ["services/analysis/src", "/var/task/src"]
+"""
+    assert copied_sources(text) == ["uv.lock", "pyproject.toml", "packages/shared", "services/analysis/src"]
+
+
 def test_the_image_tag_covers_everything_the_dockerfile_copies() -> None:
     # An input the tag ignores would give two different images one tag, and the tag would lie
     dockerfile = REPO_ROOT / "services" / "analysis" / "Dockerfile"
     if not dockerfile.is_file():
         pytest.skip("services/analysis/Dockerfile is not in this checkout")
-    sources: list[str] = []
-    for line in dockerfile.read_text().splitlines():
-        parts = line.split()
-        if not parts or parts[0].upper() not in {"COPY", "ADD"}:
-            continue
-        args = [p for p in parts[1:] if not p.startswith("--")]
-        if any(p.startswith("--from") for p in parts[1:]):
-            continue  # copies between build stages, not from the context
-        if args and args[0].startswith("["):
-            args = json.loads(" ".join(args))
-        sources += args[:-1]
+    sources = copied_sources(dockerfile.read_text())
     assert sources, "the Dockerfile copies nothing from the context?"
     for source in sources:
         normalised = source.rstrip("/").removeprefix("./")
