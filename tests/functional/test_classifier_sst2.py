@@ -1,0 +1,98 @@
+"""The classifier with the shared trained model on SST-2 dev: agreement with plain pipeline(), int8 accuracy, edges."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from sentiment_analysis.classifier import EMPTY_TEXT_PREDICTION, SentimentClassifier
+
+pytestmark = [pytest.mark.functional, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def fp32(shared_model_dir: Path) -> SentimentClassifier:
+    return SentimentClassifier.from_pretrained(shared_model_dir, precision="fp32", neutral_threshold=0.0, threads=1)
+
+
+@pytest.fixture(scope="module")
+def int8(shared_model_dir: Path) -> SentimentClassifier:
+    return SentimentClassifier.from_pretrained(shared_model_dir, precision="int8", neutral_threshold=0.0, threads=1)
+
+
+def _accuracy(labels: list[str], rows: list[tuple[str, int]]) -> float:
+    return sum((label == "POSITIVE") == (gold == 1) for label, (_, gold) in zip(labels, rows, strict=True)) / len(rows)
+
+
+def test_fp32_agrees_with_plain_pipeline_and_int8_stays_within_half_a_point(
+    fp32: SentimentClassifier, int8: SentimentClassifier, shared_model_dir: Path, sst2_dev: list[tuple[str, int]]
+) -> None:
+    from transformers import pipeline
+
+    texts = [text for text, _ in sst2_dev]
+    # Given the reference: transformers' own pipeline, as the seeds use it (batched only to keep the
+    # test fast; its attention mask makes padding invisible)
+    clf = pipeline("sentiment-analysis", model=str(shared_model_dir), device=-1)
+    reference = clf(texts, truncation=True, batch_size=32)
+    ref_labels = [r["label"] for r in reference]
+    # When the batched classifier runs at both precisions
+    fp32_out = fp32.classify(texts)
+    int8_out = int8.classify(texts)
+    # Then fp32 agrees with the pipeline on ≥ 99.5 % of labels, with the same probabilities, and is as accurate
+    agreement = sum(p.label == r for p, r in zip(fp32_out, ref_labels, strict=True)) / len(texts)
+    assert agreement >= 0.995
+    assert max(abs(p.score - r["score"]) for p, r in zip(fp32_out, reference, strict=True)) < 1e-3
+    fp32_accuracy = _accuracy([p.label for p in fp32_out], sst2_dev)
+    assert fp32_accuracy >= _accuracy(ref_labels, sst2_dev)
+    # And int8 is within 0.5 points of fp32
+    assert _accuracy([p.label for p in int8_out], sst2_dev) >= fp32_accuracy - 0.005
+
+
+def test_order_neutral_threshold_empty_and_hostile_texts(shared_model_dir: Path, fp32: SentimentClassifier) -> None:
+    # Given a classifier with the default-style threshold
+    clf = SentimentClassifier(
+        fp32.model, fp32.tokenizer, neutral_threshold=0.75, precision="fp32", max_length=fp32.max_length
+    )
+    texts = [
+        "I love this!",
+        "",
+        "This is terrible.",
+        "   \n\t",
+        "it 's a movie .",
+        "The best day ever 😍🎉 " * 3,
+        "هذا المنتج رائع جدا",
+        "bad\x00\x07\u202e control \ufeff chars",
+        "I really loved it. " * 20_000,
+    ]
+    # When classified in one call
+    out = clf.classify(texts)
+    # Then answers keep input order, empty texts get the documented answer, nothing raises
+    assert len(out) == len(texts)
+    assert (out[0].sentiment, out[0].label) == ("positive", "POSITIVE")
+    assert (out[2].sentiment, out[2].label) == ("negative", "NEGATIVE")
+    assert out[1] == EMPTY_TEXT_PREDICTION
+    assert out[3] == EMPTY_TEXT_PREDICTION
+    assert out[8].sentiment == "positive"  # a 380k-character text is truncated at the model's max length
+    for prediction in out:
+        assert 0.0 <= prediction.score <= 1.0
+        assert prediction.sentiment == "neutral" or prediction.score >= 0.75
+    # And the same texts one by one give the same answers as the batch (padding does not leak)
+    for text, batched in zip(texts, out, strict=True):
+        single = clf.classify([text])[0]
+        assert single.label == batched.label
+        assert abs(single.score - batched.score) < 1e-4
+    assert clf.max_length == 512
+
+
+def test_int8_answers_do_not_depend_on_batch_neighbours_or_padding(
+    int8: SentimentClassifier, sst2_dev: list[tuple[str, int]]
+) -> None:
+    # Given texts of very different lengths, classified in one padded batch and one at a time
+    texts = [text for text, _ in sst2_dev[:48]] + ["a much longer review of this film, " * 30]
+    batched = int8.classify(texts)
+    # Then each text gets the same answer either way (per-token activation scales)
+    for text, together in zip(texts, batched, strict=True):
+        alone = int8.classify([text])[0]
+        assert alone.label == together.label
+        assert abs(alone.score - together.score) < 2e-3
