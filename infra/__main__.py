@@ -127,6 +127,7 @@ alarms = Alarms(
 )
 
 pulumi.export("analysisFunctionName", analysis.function_name)
+pulumi.export("analysisFunctionArn", analysis.function_arn)
 pulumi.export("ingestionFunctionName", ingestion.function_name)
 pulumi.export("itemsTableName", items.name)
 pulumi.export("topicArn", messaging.topic_arn)

@@ -370,6 +370,7 @@ def test_stack_outputs_name_everything_an_operator_needs_and_leak_no_secret(prog
     outputs = program.outputs
     expected = {
         "analysisFunctionName",
+        "analysisFunctionArn",
         "ingestionFunctionName",
         "itemsTableName",
         "topicArn",
@@ -383,6 +384,9 @@ def test_stack_outputs_name_everything_an_operator_needs_and_leak_no_secret(prog
     assert expected <= outputs.keys()
     assert outputs["queueUrl"].startswith(f"https://sqs.{program.config['aws:region']}.amazonaws.com/{ACCOUNT}/")
     assert re.fullmatch(r"[0-9a-f]{64}", outputs["modelSha256"])
+    # docs/CLIENT.md: a backend's role is granted lambda:InvokeFunction on exactly this ARN
+    region = program.config["aws:region"]
+    assert outputs["analysisFunctionArn"].startswith(f"arn:aws:lambda:{region}:{ACCOUNT}:function:")
     assert DIGEST_URI.match(outputs["imageDigest"])
     rendered = json.dumps(outputs)
     assert "mock-ecr-password" not in rendered
