@@ -13,6 +13,9 @@ import pytest
 from sentiment_shared import aws
 from sentiment_shared.settings import reset_settings_cache
 
+# The reliability table (docs/RELIABILITY.md): the ``reliability`` fixture and marker, ``--reliability-md``.
+pytest_plugins = ["reliability_table"]
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SHARED_DIR = Path(os.environ.get("SENTIMENT_SHARED_DIR", REPO_ROOT.parent / "shared"))
 SHARED_MODEL_DIR = SHARED_DIR / "models" / "sst2-distilbert-minilm"

@@ -37,6 +37,7 @@ import errno
 import fcntl
 import hashlib
 import io
+import json
 import os
 import re
 import shutil
@@ -151,6 +152,13 @@ def model_files(model_dir: Path) -> list[Path]:
         missing.append("safetensors weights (*.safetensors)")
     if missing:
         raise BundleError(f"{model_dir} is not a model directory: missing {', '.join(missing)}")
+    # Refuse a config the function could never load here, at publish time, not at every cold start.
+    try:
+        config = json.loads((model_dir / "config.json").read_bytes())
+    except (OSError, ValueError) as exc:
+        raise BundleError(f"{model_dir / 'config.json'} is not valid JSON: {exc}") from exc
+    if not isinstance(config, dict):
+        raise BundleError(f"{model_dir / 'config.json'} must hold a JSON object")
     return chosen
 
 

@@ -1,0 +1,201 @@
+"""Shared pieces of the reliability tests: Lambda-shaped events, a warm analysis function on moto, fault hooks.
+
+* :func:`sqs_record` / :func:`sns_envelope` build records exactly as the event source mapping delivers
+  them (SNS notification bodies, raw delivery off).
+* :func:`configure_analysis` gives the real analysis handler its environment on the current moto and
+  uploads the shared model's bundle only when the container cache does not hold it yet (a warm start,
+  so the model loads once per test session).
+* :class:`FailingCalls` injects faults at the HTTP layer of one cached boto3 client (``before-send``),
+  so botocore's own retry logic and the adapters' error handling run unchanged.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from botocore.awsrequest import AWSResponse
+
+from sentiment_shared import aws, model_bundle
+from sentiment_shared.provision import StackResources
+from sentiment_shared.schemas import Item
+from sentiment_shared.settings import reset_settings_cache
+from sentiment_shared.stack import model_key
+
+MODEL_KEY = model_key("sst2-distilbert-minilm", "reliability", model_bundle.BUNDLE_FILE_NAME)
+QUEUE_ARN = "arn:aws:sqs:us-east-1:123456789012:sentiment-analyzer-local-analysis-queue"
+TOPIC_ARN = "arn:aws:sns:us-east-1:123456789012:sentiment-analyzer-local-items-topic"
+
+
+@dataclass
+class LambdaContextStub:
+    function_name: str = "sentiment-analyzer-test"
+    memory_limit_in_mb: int = 2048
+    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:sentiment-analyzer-test"
+    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 120_000
+
+
+def sns_envelope(message: str) -> str:
+    """The body SQS holds for an SNS notification (raw message delivery off)."""
+    return json.dumps(
+        {
+            "Type": "Notification",
+            "MessageId": str(uuid.uuid4()),
+            "TopicArn": TOPIC_ARN,
+            "Message": message,
+            "Timestamp": "2026-11-23T00:00:00.000Z",
+            "SignatureVersion": "1",
+        }
+    )
+
+
+def topic_message(item_id: str, text: str) -> str:
+    return json.dumps({"item_id": item_id, "text": text, "source": "reliability", "schema_version": 1})
+
+
+def sqs_record(message_id: str, body: Any) -> dict[str, Any]:
+    return {
+        "messageId": message_id,
+        "receiptHandle": f"handle-{message_id}",
+        "body": body,
+        "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": "1763856000000"},
+        "messageAttributes": {},
+        "md5OfBody": "",
+        "eventSource": "aws:sqs",
+        "eventSourceARN": QUEUE_ARN,
+        "awsRegion": "us-east-1",
+    }
+
+
+def failed_ids(response: dict[str, Any]) -> list[str]:
+    return sorted(f["itemIdentifier"] for f in response.get("batchItemFailures", []))
+
+
+def put_items(table: str, texts: dict[str, str]) -> None:
+    """Items as ingestion stores them (pending), so the analysis has something to update."""
+    from sentiment_shared.adapters import DynamoItemsTable
+
+    items = DynamoItemsTable(table)
+    for item_id, text in texts.items():
+        assert items.create(Item(item_id=item_id, text=text, source="reliability"))
+
+
+def analysed(table: str) -> dict[str, dict[str, Any]]:
+    """item_id → its attributes, for items the analysis wrote a sentiment onto."""
+    out: dict[str, dict[str, Any]] = {}
+    for page in aws.client("dynamodb").get_paginator("scan").paginate(TableName=table, ConsistentRead=True):
+        for raw in page["Items"]:
+            plain = {k: next(iter(v.values())) for k, v in raw.items()}
+            if "sentiment" in plain:
+                out[str(plain["item_id"])] = plain
+    return out
+
+
+def clean_stack(server_url: str, monkeypatch: pytest.MonkeyPatch, stack_name: str = "reliability") -> StackResources:
+    """The stack on the session's moto server, created once, emptied for this test (items and queues).
+
+    Cheaper than a fresh in-process moto per test (provisioning dominated these tests' time); the
+    model bucket is kept, so a warm analysis cache needs no second upload.
+    """
+    from sentiment_shared.provision import provision
+    from sentiment_shared.stack import ResourceNames
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL", server_url)
+    aws.reset_clients()
+    stack = provision(ResourceNames(stack=stack_name))
+    ddb = aws.client("dynamodb")
+    for page in ddb.get_paginator("scan").paginate(TableName=stack.items_table, ProjectionExpression="item_id"):
+        for key in page["Items"]:
+            ddb.delete_item(TableName=stack.items_table, Key=dict(key))
+    sqs = aws.client("sqs")
+    for url in (stack.queue_url, stack.dlq_url):  # PurgeQueue is allowed once a minute: drain instead
+        while batch := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", []):
+            for message in batch:
+                sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+    return stack
+
+
+def configure_analysis(
+    monkeypatch: pytest.MonkeyPatch, stack: StackResources, bundle: model_bundle.BundleInfo, cache_dir: Path
+) -> None:
+    """The analysis function's environment on this test's moto; the bundle is uploaded only on a cold cache."""
+    if model_bundle.cached_model_dir(cache_dir, bundle.sha256) is None:
+        aws.client("s3").upload_file(str(bundle.path), stack.bucket, MODEL_KEY)
+    env = {
+        "MODEL_BUCKET": stack.bucket,
+        "MODEL_KEY": MODEL_KEY,
+        "MODEL_SHA256": bundle.sha256,
+        "ITEMS_TABLE": stack.items_table,
+        "MODEL_CACHE_DIR": str(cache_dir),
+        "MODEL_PRECISION": "fp32",
+        "POWERTOOLS_METRICS_DISABLED": "true",
+        "POWERTOOLS_LOG_LEVEL": "ERROR",
+    }
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    reset_settings_cache()
+
+
+def error_response(status: int, code: str, message: str = "injected") -> AWSResponse:
+    """An AWS JSON-protocol error response, as DynamoDB/SNS-query would send it."""
+
+    class _Raw:
+        def __init__(self, body: bytes) -> None:
+            self._body = body
+
+        def stream(self, **_: Any) -> Iterator[bytes]:
+            yield self._body
+
+        def read(self, *_: Any, **__: Any) -> bytes:
+            return self._body
+
+    body = json.dumps({"__type": f"com.amazonaws.dynamodb.v20120810#{code}", "message": message}).encode()
+    return AWSResponse("https://injected.invalid/", status, {"x-amzn-RequestId": "injected"}, _Raw(body))
+
+
+class FailingCalls:
+    """Answer chosen calls of one boto3 client with an injected error before they leave the process.
+
+    ``decide(params)`` runs for every HTTP attempt of ``operation`` (retries included) and returns an
+    :class:`AWSResponse` to short-circuit that attempt, or None to send it for real. ``attempts``
+    counts every attempt seen, so a test can tell the retries happened.
+    """
+
+    def __init__(self, service: str, operation: str, decide: Callable[[dict[str, Any]], AWSResponse | None]) -> None:
+        self.service = service
+        self.operation = operation
+        self.decide = decide
+        self.attempts = 0
+        self.injected = 0
+        self._lock = threading.Lock()
+
+    def _hook(self, request: Any, **_: Any) -> AWSResponse | None:
+        body = request.body
+        params = json.loads(body) if body and self.service == "dynamodb" else {}
+        with self._lock:
+            self.attempts += 1
+        response = self.decide(params)
+        if response is not None:
+            with self._lock:
+                self.injected += 1
+        return response
+
+    @contextmanager
+    def installed(self) -> Iterator[FailingCalls]:
+        client: Any = aws.client(self.service)  # type: ignore[call-overload]  # the same cached client the code uses
+        event = f"before-send.{client.meta.service_model.service_id.hyphenize()}.{self.operation}"
+        client.meta.events.register(event, self._hook)
+        try:
+            yield self
+        finally:
+            client.meta.events.unregister(event, self._hook)

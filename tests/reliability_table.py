@@ -1,0 +1,278 @@
+"""pytest plugin behind ``docs/RELIABILITY.md``: every reliability case a test runs, with what it observed.
+
+A test asks for the ``reliability`` fixture, names its case (``area``, the input or fault, the expected
+outcome) and records what actually happened (``observed``): a status code and error, the record
+failures, the counts after a soak. Tests written before this table, in other files, are listed in
+:data:`EXISTING_CASES` by node id; their observed outcome is their own pass or failure.
+
+Every such test is marked ``reliability`` (so ``-m reliability`` selects them all). With
+``--reliability-md PATH`` the session writes the table to ``PATH``; ``make reliability`` runs exactly that,
+so the document always comes from a real run.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Generator, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+MARKER = "reliability"
+
+
+@dataclass
+class Row:
+    area: str
+    case: str
+    expected: str
+    observed: list[str] = field(default_factory=list)
+    outcome: str = "not run"
+    nodeid: str = ""
+
+
+@dataclass(frozen=True)
+class ExistingCase:
+    nodeid: str
+    """A node id, or the prefix of a parametrised test's ids (all of its parameters make one row)."""
+    area: str
+    case: str
+    expected: str
+
+
+EXISTING_CASES: tuple[ExistingCase, ...] = (
+    ExistingCase(
+        "tests/functional/test_model_bundle_s3.py::test_a_stream_cut_midway_leaves_nothing_and_a_retry_works",
+        "model fetch",
+        "S3 download cut mid-stream",
+        "fetch raises, no model directory or temp file left, the next fetch downloads cleanly",
+    ),
+    ExistingCase(
+        "tests/functional/test_model_bundle_s3.py::test_corrupted_object_is_refused_then_a_clean_retry_works",
+        "model fetch",
+        "corrupted bundle in S3 (sha256 mismatch), stream and ranged downloads",
+        "fail closed: digest error, nothing cached; after the object is fixed the next fetch succeeds",
+    ),
+    ExistingCase(
+        "tests/functional/test_model_bundle_s3.py::test_a_killed_fetch_leaves_nothing_that_outlives_the_next_one",
+        "model fetch",
+        "process killed in the middle of a fetch",
+        "leftovers are ignored and swept by the next fetch",
+    ),
+    ExistingCase(
+        "tests/unit/test_model_bundle.py::test_extract_reports_a_full_disk_cleanly",
+        "model fetch",
+        "no space left in the cache directory while extracting (ENOSPC)",
+        "a clear error, no partial model left behind",
+    ),
+    ExistingCase(
+        "tests/unit/test_model_bundle.py::test_extract_refuses_hostile_archives",
+        "model fetch",
+        "hostile archive members (absolute paths, `..`, links, devices, fifos)",
+        "refused before anything is written outside the destination",
+    ),
+    ExistingCase(
+        "tests/unit/test_model_bundle.py::test_property_no_archive_escapes_the_destination",
+        "model fetch",
+        "property: arbitrary archives (hypothesis)",
+        "no extracted path ever lands outside the destination",
+    ),
+    ExistingCase(
+        "tests/functional/test_adapters.py::test_publish_batch_partial_failure_is_retried_and_delivered",
+        "ingestion publish",
+        "SNS PublishBatch partial failure (some entries failed, retryable)",
+        "only the failed entries are retried; every message delivered once",
+    ),
+    ExistingCase(
+        "tests/functional/test_adapters.py::test_publish_reports_entries_that_keep_failing",
+        "ingestion publish",
+        "SNS PublishBatch entries that keep failing",
+        "reported failed after the retries, never dropped silently",
+    ),
+    ExistingCase(
+        "tests/functional/test_ingestion_handler.py::test_publish_failure_is_recovered_by_a_later_run",
+        "ingestion publish",
+        "publish failure in one run (moto)",
+        "item stays pending, a later run re-publishes it",
+    ),
+    ExistingCase(
+        "tests/functional/test_ingestion_handler.py::test_concurrent_invocations_are_deduplicated",
+        "ingestion handler",
+        "the same payload ingested by concurrent invocations",
+        "each item stored and published once",
+    ),
+    ExistingCase(
+        "tests/functional/test_ingestion_handler.py::test_table_failure_fails_the_invocation_so_it_is_retried",
+        "ingestion handler",
+        "items table unavailable during a direct invoke",
+        "the invocation raises (Lambda retries it); nothing is reported stored",
+    ),
+    ExistingCase(
+        "tests/e2e/test_local_pipeline.py::test_injected_handler_faults_are_retried_then_parked_in_the_dlq",
+        "local pipeline",
+        "analysis fails every delivery of ~1/4 of the records",
+        "those records are received maxReceiveCount times, then parked in the DLQ; the rest analysed",
+    ),
+)
+
+_rows: dict[str, Row] = {}
+
+
+class CaseRow:
+    """One case of a table-driven test: ``with reliability.row(...) as row: ...; row.observed(...)``."""
+
+    def __init__(self, row: Row, failures: list[str]) -> None:
+        self._row = row
+        self._failures = failures
+
+    def observed(self, text: str) -> None:
+        self._row.observed.append(text)
+
+    def __enter__(self) -> CaseRow:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: Any) -> bool:
+        if exc is None:
+            self._row.outcome = "passed"
+            return False
+        if not isinstance(exc, Exception):
+            return False  # KeyboardInterrupt, pytest's own exits: let them through
+        # Record this case's failure and go on with the next case; the test fails at its end.
+        message = f"{type(exc).__name__}: {exc}".strip().splitlines()[0][:300]
+        self._row.outcome = "failed"
+        self._row.observed.append(f"FAILED: {message}")
+        self._failures.append(f"{self._row.case}: {message}")
+        return True
+
+
+class Recorder:
+    """What a test hands the table: its case, then what it observed (may be called several times).
+
+    A test covering many cases in one setup uses :meth:`row` once per case instead.
+    """
+
+    def __init__(self, nodeid: str) -> None:
+        self._nodeid = nodeid
+        self.failures: list[str] = []
+
+    def case(self, area: str, case: str, expected: str) -> None:
+        _rows[self._nodeid] = Row(area=area, case=case, expected=expected, nodeid=self._nodeid)
+
+    def observed(self, text: str) -> None:
+        row = _rows.get(self._nodeid)
+        if row is None:
+            raise RuntimeError("call reliability.case(...) before reliability.observed(...)")
+        row.observed.append(text)
+
+    def row(self, area: str, case: str, expected: str) -> CaseRow:
+        key = f"{self._nodeid}::{case}"
+        row = Row(area=area, case=case, expected=expected, nodeid=key, outcome="failed")
+        _rows[key] = row
+        return CaseRow(row, self.failures)
+
+
+@pytest.fixture
+def reliability(request: pytest.FixtureRequest) -> Iterator[Recorder]:
+    """Record this test's reliability cases and their observed outcomes for ``docs/RELIABILITY.md``.
+
+    A case run with :meth:`Recorder.row` that failed fails the test here, after every case had its turn.
+    """
+    recorder = Recorder(request.node.nodeid)
+    yield recorder
+    if recorder.failures:
+        pytest.fail(f"{len(recorder.failures)} case(s) failed:\n" + "\n".join(recorder.failures), pytrace=False)
+
+
+def _existing(nodeid: str) -> ExistingCase | None:
+    return next((c for c in EXISTING_CASES if nodeid == c.nodeid or nodeid.startswith(c.nodeid + "[")), None)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--reliability-md",
+        default=None,
+        metavar="PATH",
+        help="write the reliability table (input or fault -> expected -> observed) of this run to PATH",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", f"{MARKER}: a case of the reliability table (docs/RELIABILITY.md)")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "reliability" in getattr(item, "fixturenames", ()) or _existing(item.nodeid) is not None:
+            item.add_marker(MARKER)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, None]:
+    outcome = yield
+    report: pytest.TestReport = outcome.get_result()
+    if report.when == "setup" and report.skipped:
+        status = "skipped"
+    elif report.when == "call":
+        status = report.outcome
+    elif report.failed:
+        status = "failed"
+    else:
+        return
+    existing = _existing(item.nodeid)
+    if existing is not None:
+        row = _rows.setdefault(
+            existing.nodeid, Row(existing.area, existing.case, existing.expected, nodeid=existing.nodeid)
+        )
+        # A parametrised test is one row: it passes only if every parameter passed.
+        if row.outcome in ("not run", "passed") or status == "failed":
+            row.outcome = status
+        return
+    row = _rows.get(item.nodeid)
+    if row is not None:
+        row.outcome = status
+        if report.failed:
+            message = str(report.longrepr).strip().splitlines()[-1] if report.longrepr else "failed"
+            row.observed.append(f"FAILED: {message}")
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def render(rows: list[Row]) -> str:
+    verdict = {"passed": "✅", "failed": "❌", "skipped": "⏭️ skipped", "not run": "—"}
+    by_area: dict[str, list[Row]] = {}
+    for row in rows:
+        by_area.setdefault(row.area, []).append(row)
+    passed = sum(r.outcome == "passed" for r in rows)
+    lines = [
+        "# Reliability: hostile inputs, injected faults, nothing lost",
+        "",
+        textwrap.dedent(
+            f"""\
+            Generated by `make reliability` (`pytest -m reliability --reliability-md docs/RELIABILITY.md`)
+            on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC: {passed} of {len(rows)} cases passed. Each row is a test;
+            *observed* is what that run recorded (status codes, errors, counts), or for tests written before
+            this table, their own verdict. The standard: every record ends analysed or reported failed and
+            parked in the DLQ, nothing hostile gets in, and nothing is lost or counted twice.
+            The soak numbers at full size come from `uv run python -m benchmarks.soak`."""
+        ).strip(),
+    ]
+    for area, area_rows in by_area.items():
+        lines += ["", f"## {area}", "", "| input or fault | expected | observed | |", "|---|---|---|---|"]
+        for row in area_rows:
+            observed = "; ".join(row.observed) if row.observed else f"test `{row.nodeid.split('::')[-1]}` {row.outcome}"
+            lines.append(f"| {_cell(row.case)} | {_cell(row.expected)} | {_cell(observed)} | {verdict[row.outcome]} |")
+    return "\n".join(lines) + "\n"
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    target = session.config.getoption("--reliability-md")
+    if not target or not _rows:
+        return
+    order = {c.nodeid: i for i, c in enumerate(EXISTING_CASES)}
+    rows = sorted(_rows.values(), key=lambda r: (r.area, order.get(r.nodeid, -1), r.nodeid))
+    Path(target).write_text(render(rows), encoding="utf-8")
