@@ -33,7 +33,7 @@ def test_fp32_agrees_with_plain_pipeline_and_int8_stays_within_half_a_point(
     texts = [text for text, _ in sst2_dev]
     # Given the reference: transformers' own pipeline, as the seeds use it (batched only to keep the
     # test fast; its attention mask makes padding invisible)
-    clf = pipeline("sentiment-analysis", model=str(shared_model_dir), device=-1)
+    clf = pipeline("text-classification", model=str(shared_model_dir), device=-1)  # = "sentiment-analysis"
     reference = clf(texts, truncation=True, batch_size=32)
     ref_labels = [r["label"] for r in reference]
     # When the batched classifier runs at both precisions

@@ -6,6 +6,8 @@ failure raises, so an SQS batch is retried whole (nothing is marked done without
 
 from __future__ import annotations
 
+import logging
+import os
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
@@ -19,14 +21,23 @@ from sentiment_analysis import core
 from sentiment_shared.adapters import DynamoItemsTable
 from sentiment_shared.settings import analysis_settings
 
-logger = Logger()
-metrics = Metrics()
-copy_config_to_registered_loggers(source_logger=logger, include={"sentiment_analysis.core"})
+# Defaults for runs outside the stack (the stack sets both variables); an explicit namespace also keeps
+# EMF valid when the handler is imported before the environment is complete.
+logger = Logger(service=os.environ.get("POWERTOOLS_SERVICE_NAME", "analysis"))
+metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "SentimentAnalyzer"))
+# The core logs through stdlib logging under "sentiment_analysis": give that logger Powertools' JSON
+# format and level (Powertools only configures top-level loggers that exist, hence the getLogger).
+logging.getLogger("sentiment_analysis")
+copy_config_to_registered_loggers(source_logger=logger, include={"sentiment_analysis"})
 models = core.ModelProvider()
 
 
 def _model() -> tuple[core.LoadedModel, bool]:
-    model, cold = models.get(analysis_settings())
+    try:
+        model, cold = models.get(analysis_settings())
+    except Exception:
+        metrics.add_metric(name="ModelLoadFailures", unit=MetricUnit.Count, value=1)
+        raise
     if cold:
         start = model.cold_start
         for name, value in (("ModelDownloadMs", start.download_ms), ("ModelExtractMs", start.extract_ms)):
