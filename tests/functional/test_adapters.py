@@ -155,3 +155,9 @@ def test_chunks_respect_the_batch_byte_limit_with_multibyte_text() -> None:
     chunks = chunk_messages([TopicMessage(item_id=str(i), text=big) for i in range(5)])
     assert [len(c) for c in chunks] == [2, 2, 1]
     assert all(sum(len(body.encode()) for _, body in c) <= SNS_BATCH_MAX_BYTES for c in chunks)
+
+
+def test_provisioned_table_expires_bookkeeping_items_by_ttl(stack: StackResources) -> None:
+    ttl = aws.client("dynamodb").describe_time_to_live(TableName=stack.items_table)["TimeToLiveDescription"]
+    assert ttl["TimeToLiveStatus"] == "ENABLED"
+    assert ttl["AttributeName"] == "expires_at"

@@ -283,6 +283,7 @@ def test_items_table_is_on_demand_recoverable_encrypted_with_the_pending_index(p
     keys = {k["attributeName"]: k["keyType"] for k in index["keySchemas"]}
     assert keys == {PENDING_INDEX_HASH_KEY: "HASH", PENDING_INDEX_RANGE_KEY: "RANGE"}
     assert table["pointInTimeRecovery"]["enabled"] is True
+    assert table["ttl"] == {"attributeName": "expires_at", "enabled": True}
     assert table["serverSideEncryption"]["enabled"] is True
     assert table["deletionProtectionEnabled"] is config.deletion_protection
 

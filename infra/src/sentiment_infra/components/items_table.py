@@ -7,7 +7,13 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from sentiment_shared.stack import ITEMS_TABLE_HASH_KEY, PENDING_INDEX, PENDING_INDEX_HASH_KEY, PENDING_INDEX_RANGE_KEY
+from sentiment_shared.stack import (
+    ITEMS_TABLE_HASH_KEY,
+    ITEMS_TABLE_TTL_ATTRIBUTE,
+    PENDING_INDEX,
+    PENDING_INDEX_HASH_KEY,
+    PENDING_INDEX_RANGE_KEY,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +59,8 @@ class ItemsTable(pulumi.ComponentResource):
                     projection_type="ALL",
                 )
             ],
+            # Ingestion's run markers carry an expiry; items never do, so TTL deletes only bookkeeping.
+            ttl=aws.dynamodb.TableTtlArgs(attribute_name=ITEMS_TABLE_TTL_ATTRIBUTE, enabled=True),
             point_in_time_recovery=aws.dynamodb.TablePointInTimeRecoveryArgs(enabled=True),
             # The AWS-managed aws/dynamodb key: encrypted at rest, usable through DynamoDB by the roles.
             server_side_encryption=aws.dynamodb.TableServerSideEncryptionArgs(enabled=True),

@@ -18,6 +18,7 @@ from sentiment_shared.stack import (
     DEFAULT_ANALYSIS_FUNCTION,
     DEFAULT_QUEUE,
     ITEMS_TABLE_HASH_KEY,
+    ITEMS_TABLE_TTL_ATTRIBUTE,
     PENDING_INDEX,
     PENDING_INDEX_HASH_KEY,
     PENDING_INDEX_RANGE_KEY,
@@ -69,6 +70,12 @@ def create_items_table(table_name: str) -> None:
         if exc.response.get("Error", {}).get("Code") != "ResourceInUseException":
             raise
     ddb.get_waiter("table_exists").wait(TableName=table_name, WaiterConfig={"Delay": 1, "MaxAttempts": 30})
+    ttl = ddb.describe_time_to_live(TableName=table_name)["TimeToLiveDescription"]
+    if ttl.get("TimeToLiveStatus") not in ("ENABLED", "ENABLING"):
+        ddb.update_time_to_live(
+            TableName=table_name,
+            TimeToLiveSpecification={"Enabled": True, "AttributeName": ITEMS_TABLE_TTL_ATTRIBUTE},
+        )
 
 
 def create_bucket(bucket: str) -> None:

@@ -26,6 +26,8 @@ calling them neutral lifts accuracy on the rest from 90.1 % to 92.0 % (int8: 5.8
 
 # ------------------------------------------------------------------ items table
 ITEMS_TABLE_HASH_KEY = "item_id"
+ITEMS_TABLE_TTL_ATTRIBUTE = "expires_at"
+"""Epoch seconds after which DynamoDB deletes an item (set only on bookkeeping items such as run markers)."""
 PENDING_INDEX = "pending-by-age"
 """Sparse GSI over items that were stored but not yet published (``pending_shard`` is set only then)."""
 PENDING_INDEX_HASH_KEY = "pending_shard"

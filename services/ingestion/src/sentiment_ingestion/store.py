@@ -22,7 +22,12 @@ from typing import TYPE_CHECKING, Protocol
 
 from sentiment_ingestion.feeds import FeedState
 from sentiment_shared import aws
-from sentiment_shared.stack import FEED_STATE_PREFIX, ITEMS_TABLE_HASH_KEY, PUBLISH_RUN_PREFIX
+from sentiment_shared.stack import (
+    FEED_STATE_PREFIX,
+    ITEMS_TABLE_HASH_KEY,
+    ITEMS_TABLE_TTL_ATTRIBUTE,
+    PUBLISH_RUN_PREFIX,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -105,7 +110,7 @@ class DynamoIngestionStore:
                 ITEMS_TABLE_HASH_KEY: {"S": run_marker_key(run_id)},
                 "failed": {"L": [{"S": item_id} for item_id in sorted(failed)]},
                 "recorded_at": {"S": datetime.now(UTC).isoformat()},
-                "expires_at": {"N": str(int(time.time()) + RUN_MARKER_TTL_S)},
+                ITEMS_TABLE_TTL_ATTRIBUTE: {"N": str(int(time.time()) + RUN_MARKER_TTL_S)},
             },
         )
 
