@@ -88,13 +88,16 @@ def _faulty(real: Any) -> Any:
     return handler
 
 
-def test_injected_handler_faults_are_retried_then_parked_in_the_dlq(shared_model_dir: Path, tmp_path: Path) -> None:
+def test_injected_handler_faults_are_retried_then_parked_in_the_dlq(
+    shared_model_dir: Path, tmp_path: Path, moto_endpoint: str
+) -> None:
     from sentiment_analysis.handler import handler as real_handler
 
-    # Given a handler that fails on every delivery of about a quarter of the items
+    # Given an already running emulator (--endpoint-url) and a handler that fails on every delivery
+    # of about a quarter of the items
     # When the pipeline runs with it
     report = run(
-        RunOptions(model_dir=shared_model_dir, state_dir=tmp_path, fresh=True),
+        RunOptions(model_dir=shared_model_dir, state_dir=tmp_path, endpoint_url=moto_endpoint),
         analysis_handler=_faulty(real_handler),
     )
     # Then those records were delivered maxReceiveCount times, parked in the DLQ and counted as failed;
@@ -108,3 +111,20 @@ def test_injected_handler_faults_are_retried_then_parked_in_the_dlq(shared_model
     assert not report.drain.timed_out
     failed_ids = {r["item_id"] for r in data["results"] if r["sentiment"] is None}
     assert all(zlib.crc32(i.encode()) % 4 == 0 for i in failed_ids)
+    assert report.endpoint_url == moto_endpoint
+    # And the emulator was not ours to keep: no local state was written for it
+    assert not (tmp_path / "items-table.jsonl").exists()
+
+
+def test_classify_prints_one_answer_per_text(shared_model_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from sentiment_local.cli import main
+
+    texts = ["I love this, it is wonderful!", "This is terrible and I hate it.", "   "]
+    code = main(["classify", *texts, "--model-dir", str(shared_model_dir), "--json"])
+    out = capsys.readouterr().out
+    assert code == 0
+    rows = json.loads(out)
+    assert [r["text"] for r in rows] == texts
+    assert [r["sentiment"] for r in rows] == ["positive", "negative", "neutral"]
+    assert rows[0]["label"] == "POSITIVE"
+    assert rows[1]["label"] == "NEGATIVE"
