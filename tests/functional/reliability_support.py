@@ -101,6 +101,13 @@ def analysed(table: str) -> dict[str, dict[str, Any]]:
     return out
 
 
+def shared_model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One container cache for every reliability module of the session: the model loads once (warm)."""
+    path = tmp_path_factory.getbasetemp() / "reliability-model-cache"
+    path.mkdir(exist_ok=True)
+    return path
+
+
 def clean_stack(server_url: str, monkeypatch: pytest.MonkeyPatch, stack_name: str = "reliability") -> StackResources:
     """The stack on the session's moto server, created once, emptied for this test (items and queues).
 

@@ -25,6 +25,7 @@ from reliability_support import (
     configure_analysis,
     failed_ids,
     put_items,
+    shared_model_cache,
     sns_envelope,
     sqs_record,
     topic_message,
@@ -317,8 +318,7 @@ def bundle(shared_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> 
 
 @pytest.fixture(scope="module")
 def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One container cache for the module: the model is fetched and loaded once (a warm function)."""
-    return tmp_path_factory.mktemp("model-cache")
+    return shared_model_cache(tmp_path_factory)
 
 
 @pytest.fixture

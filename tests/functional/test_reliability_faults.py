@@ -1,0 +1,421 @@
+"""Injected faults against moto and the real handlers: throttling, crashes, duplicates, timeouts, bad bundles, disks.
+
+Faults are injected where they happen in AWS: at the HTTP layer of the boto3 client the code already
+uses (``before-send``, so botocore's retries and the adapters' error handling run unchanged), in the
+model bundle bytes, or in the process (a crash = an exception no handler code catches). Every test
+then checks the invariant that matters: each record is analysed or reported failed, none is lost and
+none is counted twice.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+from botocore.retries.standard import ExponentialBackoff
+from reliability_support import (
+    FailingCalls,
+    LambdaContextStub,
+    analysed,
+    clean_stack,
+    configure_analysis,
+    error_response,
+    failed_ids,
+    put_items,
+    shared_model_cache,
+    sns_envelope,
+    sqs_record,
+    topic_message,
+)
+from reliability_table import Recorder
+
+from sentiment_shared import aws, model_bundle
+from sentiment_shared.adapters import DynamoItemsTable
+from sentiment_shared.provision import StackResources
+from sentiment_shared.settings import reset_settings_cache
+
+pytestmark = [pytest.mark.functional, pytest.mark.slow]
+
+REVIEWS = [
+    "I love it, works perfectly.",
+    "Broke after two days, avoid.",
+    "Fantastic value and quick delivery.",
+    "The worst support I have ever dealt with.",
+    "Absolutely delighted with this purchase.",
+    "Cheap plastic, fell apart immediately.",
+]
+
+
+class Crash(BaseException):
+    """The function's process dies here (OOM, timeout kill): no ``except Exception`` in the code sees it."""
+
+
+@pytest.fixture(autouse=True)
+def fast_throttling_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
+    """botocore waits up to 1 s x 2^n between throttled attempts; 10 ms x 2^n keeps the same retry logic fast."""
+    monkeypatch.setitem(ExponentialBackoff._DEFAULT_BACKOFF_CONFIG, "throttling_base_scale", 0.01)
+
+
+@pytest.fixture(scope="module")
+def bundle(shared_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> model_bundle.BundleInfo:
+    return model_bundle.pack(shared_model_dir, tmp_path_factory.mktemp("bundle") / model_bundle.BUNDLE_FILE_NAME)
+
+
+@pytest.fixture
+def stack(moto_server_url: str, monkeypatch: pytest.MonkeyPatch) -> StackResources:
+    stack = clean_stack(moto_server_url, monkeypatch)
+    monkeypatch.setenv("ITEMS_TABLE", stack.items_table)
+    monkeypatch.setenv("TOPIC_ARN", stack.topic_arn)
+    monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "true")
+    reset_settings_cache()
+    return stack
+
+
+@pytest.fixture
+def analysis(
+    stack: StackResources,
+    monkeypatch: pytest.MonkeyPatch,
+    bundle: model_bundle.BundleInfo,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> StackResources:
+    configure_analysis(monkeypatch, stack, bundle, shared_model_cache(tmp_path_factory))
+    return stack
+
+
+def _records(items: dict[str, str]) -> list[dict[str, Any]]:
+    return [sqs_record(f"m-{item_id}", sns_envelope(topic_message(item_id, text))) for item_id, text in items.items()]
+
+
+def _update_target(params: dict[str, Any]) -> str:
+    return str(params.get("Key", {}).get("item_id", {}).get("S", ""))
+
+
+# --------------------------------------------------------------------------- DynamoDB throttling
+
+
+def test_analysis_write_throttling_is_retried_then_reported_for_that_record_only(
+    analysis: StackResources, reliability: Recorder
+) -> None:
+    from sentiment_analysis.handler import handler
+
+    reliability.case(
+        "faults: DynamoDB",
+        "analysis UpdateItem throttled: twice for one item, on every attempt for another",
+        "the first is retried and stored; the second is retried, then only its record is reported failed",
+    )
+    items = {f"t-{n}": text for n, text in enumerate(REVIEWS)}
+    put_items(analysis.items_table, items)
+    seen: dict[str, int] = {}
+
+    def throttle(params: dict[str, Any]) -> Any:
+        target = _update_target(params)
+        seen[target] = seen.get(target, 0) + 1
+        if target == "t-1" or (target == "t-0" and seen[target] <= 2):
+            return error_response(400, "ProvisionedThroughputExceededException", "Rate of requests exceeds")
+        return None
+
+    # When a batch is analysed while the table throttles
+    with FailingCalls("dynamodb", "UpdateItem", throttle).installed() as fault:
+        response = handler({"Records": _records(items)}, LambdaContextStub())
+    # Then the transient throttle was retried away, the persistent one is that record's failure alone
+    assert failed_ids(response) == ["m-t-1"]
+    assert seen["t-0"] == 3
+    assert seen["t-1"] == 6, "standard retry mode, max_attempts=5: the first try and 5 retries"
+    assert set(analysed(analysis.items_table)) == set(items) - {"t-1"}
+    # And its redelivery, once the table recovers, stores it: nothing lost
+    retry = handler({"Records": _records({"t-1": items["t-1"]}) + _records({"t-2": items["t-2"]})}, LambdaContextStub())
+    assert failed_ids(retry) == []
+    assert set(analysed(analysis.items_table)) == set(items)
+    reliability.observed(
+        f"t-0: 3 attempts, stored; t-1: {seen['t-1']} attempts, batchItemFailures=[m-t-1]; "
+        f"{fault.injected} throttles injected; redelivery stored t-1; {len(items)}/{len(items)} analysed"
+    )
+
+
+def test_ingestion_put_throttling_is_retried_and_a_persistent_one_fails_the_invocation_for_a_retry(
+    stack: StackResources, reliability: Recorder
+) -> None:
+    from sentiment_ingestion.core import StoreError
+    from sentiment_ingestion.handler import handler
+
+    reliability.case(
+        "faults: DynamoDB",
+        "ingestion PutItem throttled: once per item, then on every attempt",
+        "transient: all stored once; persistent: the invocation fails (Lambda retries it), the retry stores "
+        "each item once and publishes it once",
+    )
+    texts = [f"Throttled review {n}: {text}" for n, text in enumerate(REVIEWS)]
+    attempts: dict[str, int] = {}
+
+    def once(params: dict[str, Any]) -> Any:
+        key = params["Item"]["item_id"]["S"]
+        if key.startswith("publish-run#"):
+            return None
+        attempts[key] = attempts.get(key, 0) + 1
+        return error_response(400, "ThrottlingException") if attempts[key] == 1 else None
+
+    with FailingCalls("dynamodb", "PutItem", once).installed():
+        first = handler({"texts": texts[:3]}, LambdaContextStub())
+    assert (first["stored"], first["published"]) == (3, 3)
+    assert all(n == 2 for n in attempts.values())
+
+    always = FailingCalls("dynamodb", "PutItem", lambda _p: error_response(400, "ThrottlingException"))
+    with always.installed(), pytest.raises(StoreError):
+        handler({"texts": texts[3:]}, LambdaContextStub())
+    retried = handler({"texts": texts[3:]}, LambdaContextStub())
+    assert (retried["stored"], retried["duplicates"], retried["published"]) == (3, 0, 3)
+    messages = _drain(stack.queue_url)
+    assert sorted(m["text"] for m in messages) == sorted(texts)
+    reliability.observed(
+        f"transient: 3 stored after 2 attempts each; persistent: StoreError after {always.attempts} attempts, "
+        f"retry stored {retried['stored']}, {len(messages)} messages for {len(texts)} texts"
+    )
+
+
+def _drain(queue_url: str) -> list[dict[str, Any]]:
+    sqs = aws.client("sqs")
+    found: list[dict[str, Any]] = []
+    while batch := sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages", []):
+        for message in batch:
+            found.append(json.loads(json.loads(message["Body"])["Message"]))
+            sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+    return found
+
+
+# --------------------------------------------------------------------------- crash between store and publish
+
+
+def test_a_crash_between_storing_and_publishing_is_republished_later_and_analysed_once(
+    analysis: StackResources, monkeypatch: pytest.MonkeyPatch, reliability: Recorder
+) -> None:
+    from sentiment_analysis.handler import handler as analysis_handler
+    from sentiment_ingestion.handler import handler as ingestion_handler
+    from sentiment_local.esm import EventSourceMapping
+
+    reliability.case(
+        "faults: ingestion",
+        "process dies after the conditional puts, before PublishBatch",
+        "items stay pending (no run marker); the next run re-publishes them; each analysed exactly once",
+    )
+    texts = [f"Crash test {n}: {REVIEWS[n % len(REVIEWS)]}" for n in range(25)]
+    monkeypatch.setenv("REPUBLISH_AFTER_S", "0")
+    reset_settings_cache()
+
+    def die(_params: dict[str, Any]) -> Any:
+        raise Crash
+
+    # Given an ingestion run that dies as it starts publishing
+    with FailingCalls("sns", "PublishBatch", die).installed(), pytest.raises(Crash):
+        ingestion_handler({"texts": texts}, LambdaContextStub())
+    pending = DynamoItemsTable(analysis.items_table).pending_items(_far_future(), 100)
+    assert len(pending) == 25
+    assert _drain(analysis.queue_url) == []
+    # When the next scheduled/direct run happens
+    later = ingestion_handler({"texts": ["A later, unrelated text."]}, LambdaContextStub())
+    # Then the crashed run's items are re-published, and the analysis stores each exactly once
+    assert later["republished"] == 25
+    esm = EventSourceMapping(analysis.queue_url, analysis.queue_arn, analysis_handler, batch_size=10)
+    stats = esm.drain(timeout_s=120)
+    done = analysed(analysis.items_table)
+    assert len(done) == 26
+    assert {str(v["text"]) for v in done.values()} == {*texts, "A later, unrelated text."}
+    assert stats.record_failures == 0
+    assert DynamoItemsTable(analysis.items_table).pending_items(_far_future(), 100) == []
+    reliability.observed(
+        f"25 pending after the crash, 0 messages; next run republished {later['republished']}; "
+        f"{len(done)} analysed, {stats.records_succeeded} deliveries, 0 pending left"
+    )
+
+
+def _far_future() -> Any:
+    from datetime import UTC, datetime, timedelta
+
+    return datetime.now(UTC) + timedelta(days=1)
+
+
+# --------------------------------------------------------------------------- duplicate and concurrent delivery
+
+
+def test_the_same_batch_delivered_twice_concurrently_is_idempotent(
+    analysis: StackResources, reliability: Recorder
+) -> None:
+    from sentiment_analysis.handler import handler
+
+    reliability.case(
+        "faults: delivery",
+        "the same SQS messages delivered twice, concurrently (two containers), then a third time",
+        "no failures; each item has one result; the analysed count equals the item count",
+    )
+    items = {f"c-{n}": text for n, text in enumerate(REVIEWS)}
+    put_items(analysis.items_table, items)
+    records = _records(items)
+    handler({"Records": records[:1]}, LambdaContextStub())  # warm: the load is not what races
+    barrier = threading.Barrier(2)
+    responses: list[dict[str, Any]] = []
+
+    def deliver() -> None:
+        barrier.wait(timeout=30)
+        responses.append(handler({"Records": records}, LambdaContextStub()))
+
+    threads = [threading.Thread(target=deliver) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    first = analysed(analysis.items_table)
+    third = handler({"Records": list(reversed(records))}, LambdaContextStub())
+    after = analysed(analysis.items_table)
+    assert len(responses) == 2
+    assert [failed_ids(r) for r in responses] == [[], []]
+    assert failed_ids(third) == []
+    assert set(first) == set(after) == set(items)
+    assert {k: (v["sentiment"], v["label"]) for k, v in first.items()} == {
+        k: (v["sentiment"], v["label"]) for k, v in after.items()
+    }
+    reliability.observed(
+        f"both concurrent deliveries and the third: no failures; {len(after)} items analysed for {len(items)} "
+        "items, same results each time"
+    )
+
+
+# --------------------------------------------------------------------------- timeout mid-batch
+
+
+def test_a_handler_timeout_mid_batch_redelivers_the_batch_and_counts_each_item_once(
+    analysis: StackResources, reliability: Recorder
+) -> None:
+    from sentiment_analysis.handler import handler
+    from sentiment_local.esm import EventSourceMapping
+    from sentiment_shared.adapters import SnsPublisher
+    from sentiment_shared.schemas import TopicMessage
+
+    reliability.case(
+        "faults: delivery",
+        "function times out after storing 3 of a batch of 10",
+        "the whole batch is redelivered; all 10 analysed, each once",
+    )
+    items = {f"to-{n}": f"{REVIEWS[n % len(REVIEWS)]} (#{n})" for n in range(10)}
+    put_items(analysis.items_table, items)
+    report = SnsPublisher(analysis.topic_arn).publish([TopicMessage(item_id=k, text=t) for k, t in items.items()])
+    assert report.failed == {}
+    writes = {"n": 0, "timed_out": False}
+
+    def time_out_after_three(_params: dict[str, Any]) -> Any:
+        writes["n"] += 1
+        if writes["n"] == 4 and not writes["timed_out"]:
+            writes["timed_out"] = True
+            raise Crash  # the runtime kills the invocation here
+        return None
+
+    def function(event: dict[str, Any], context: Any) -> Any:
+        try:
+            return handler(event, context)
+        except Crash:
+            raise TimeoutError("Task timed out after 120.00 seconds") from None
+
+    # When the queue is drained while the first invocation times out mid-batch
+    with FailingCalls("dynamodb", "UpdateItem", time_out_after_three).installed():
+        stats = EventSourceMapping(analysis.queue_url, analysis.queue_arn, function, batch_size=10).drain(timeout_s=120)
+    # Then the batch came back, every item is analysed, and none counts twice
+    done = analysed(analysis.items_table)
+    assert writes["timed_out"]
+    assert stats.invocations_failed == 1
+    assert set(done) == set(items)
+    assert stats.records_succeeded == 10
+    reliability.observed(
+        f"1 timed-out invocation ({stats.record_failures} records redelivered), {writes['n'] - 1} writes in all; "
+        f"{len(done)} of 10 analysed, {stats.records_succeeded} successful deliveries"
+    )
+
+
+# --------------------------------------------------------------------------- model bundle at cold start
+
+
+def test_a_corrupted_bundle_fails_the_cold_start_closed_and_the_next_invocation_recovers(
+    stack: StackResources,
+    monkeypatch: pytest.MonkeyPatch,
+    bundle: model_bundle.BundleInfo,
+    tmp_path: Path,
+    reliability: Recorder,
+) -> None:
+    from sentiment_analysis.handler import handler
+
+    reliability.case(
+        "faults: model bundle",
+        "bundle in S3 corrupted (one byte flipped) at the analysis cold start",
+        "the invocation fails (whole batch retried, nothing stored), nothing cached; "
+        "the next invocation after the fix loads and analyses",
+    )
+    cache = tmp_path / "cold-cache"
+    configure_analysis(monkeypatch, stack, bundle, cache)
+    data = bytearray(bundle.path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    aws.client("s3").put_object(Bucket=stack.bucket, Key=os.environ["MODEL_KEY"], Body=bytes(data))
+    put_items(stack.items_table, {"cb-1": REVIEWS[0]})
+    event = {"Records": _records({"cb-1": REVIEWS[0]})}
+    # When a batch arrives / Then the cold start refuses the bundle and the invocation fails
+    with pytest.raises(model_bundle.BundleError, match="sha256") as info:
+        handler(event, LambdaContextStub())
+    assert model_bundle.cached_model_dir(cache, bundle.sha256) is None
+    assert [p.name for p in cache.iterdir() if not p.name.startswith(".")] == []
+    assert analysed(stack.items_table) == {}
+    # When the object is fixed and the batch is redelivered / Then it loads and analyses
+    aws.client("s3").upload_file(str(bundle.path), stack.bucket, os.environ["MODEL_KEY"])
+    response = handler(event, LambdaContextStub())
+    assert failed_ids(response) == []
+    assert set(analysed(stack.items_table)) == {"cb-1"}
+    reliability.observed(f"raised {str(info.value)[:90]!r}; cache empty; redelivery analysed 1/1")
+
+
+FULL_DISK_SCRIPT = """
+import resource, signal, sys
+from pathlib import Path
+from sentiment_shared import model_bundle
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # writes past the limit fail with EFBIG instead of killing us
+limit = int(sys.argv[5])
+resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+try:
+    model_bundle.fetch(sys.argv[1], sys.argv[2], sys.argv[3], Path(sys.argv[4]))
+except model_bundle.BundleError as exc:
+    print("BundleError:", exc)
+    sys.exit(3)
+print("fetched")
+"""
+
+
+def test_a_full_cache_disk_fails_the_fetch_cleanly_and_a_retry_with_space_succeeds(
+    stack: StackResources, bundle: model_bundle.BundleInfo, tmp_path: Path, reliability: Recorder
+) -> None:
+    reliability.case(
+        "faults: model bundle",
+        "no space left in the model cache while the bundle streams in (file size limit, real process)",
+        "a clear BundleError, no partial model or temp file left; the next fetch with space succeeds",
+    )
+    aws.client("s3").upload_file(str(bundle.path), stack.bucket, "full/model.tar")
+    cache = tmp_path / "cache"
+    args = [stack.bucket, "full/model.tar", bundle.sha256, str(cache), str(4 * 1024 * 1024)]
+    # When a function process with only 4 MB of writable file size fetches the model
+    result = subprocess.run(
+        [sys.executable, "-c", FULL_DISK_SCRIPT, *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        env=dict(os.environ),
+    )
+    # Then it fails with a clear error, leaving nothing behind
+    assert result.returncode == 3, result.stdout + result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    leftovers = [p for p in cache.rglob("*") if p.is_file() and p.stat().st_size > 0]
+    assert leftovers == []
+    assert model_bundle.cached_model_dir(cache, bundle.sha256) is None
+    # When the fetch runs again with space / Then the model is there
+    model_dir = model_bundle.fetch(stack.bucket, "full/model.tar", bundle.sha256, cache)
+    assert (model_dir / "config.json").is_file()
+    reliability.observed(f"{result.stdout.strip()[:120]!r}; nothing left; retry fetched the model")
