@@ -196,6 +196,17 @@ def plan_batches(
     return batches
 
 
+def import_runtime() -> None:
+    """Import torch and the transformers pieces :meth:`SentimentClassifier.from_pretrained` uses.
+
+    The cold start calls this on a thread while the model bundle downloads, so the 2-10 s of imports
+    overlap the network wait instead of following it.
+    """
+    import torch  # noqa: F401
+    import transformers.modeling_utils  # noqa: F401
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer  # noqa: F401
+
+
 # --------------------------------------------------------------------------- classifier
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -24,7 +25,7 @@ from typing import Any, Protocol
 
 from pydantic import ValidationError
 
-from sentiment_analysis.classifier import DEFAULT_PRECISION, Prediction, SentimentClassifier
+from sentiment_analysis.classifier import DEFAULT_PRECISION, Prediction, SentimentClassifier, import_runtime
 from sentiment_shared import model_bundle
 from sentiment_shared.ports import ItemsTable
 from sentiment_shared.schemas import SentimentResult, TopicMessage
@@ -78,10 +79,26 @@ def model_version(settings: AnalysisSettings, precision: str) -> str:
     return f"{name}@{settings.model_sha256[:12]}+{precision}"
 
 
+def _import_in_background() -> threading.Thread:
+    def run() -> None:
+        try:
+            import_runtime()
+        except Exception:
+            log.debug("background import failed", exc_info=True)
+
+    thread = threading.Thread(target=run, name="import-runtime", daemon=True)
+    thread.start()
+    return thread
+
+
 def load_model(settings: AnalysisSettings) -> LoadedModel:
-    """Fetch (or find in the cache), verify, extract and load the configured model."""
+    """Fetch (or find in the cache), verify, extract and load the configured model.
+
+    torch and transformers are imported on a thread meanwhile, overlapping the download.
+    """
     cache_dir = settings.model_cache_dir
     stats = model_bundle.FetchStats()
+    importing = _import_in_background()
     if model_bundle.cached_model_dir(cache_dir, settings.model_sha256) is None:
         log.info(
             "Downloading model from S3",
@@ -110,6 +127,7 @@ def load_model(settings: AnalysisSettings) -> LoadedModel:
         )
     precision = settings.model_precision or DEFAULT_PRECISION
     started = time.perf_counter()
+    importing.join()
     classifier = SentimentClassifier.from_pretrained(
         model_dir,
         neutral_threshold=settings.neutral_threshold,
