@@ -1,0 +1,324 @@
+"""Soak: the local pipeline over N feed items with ~5 % injected faults; nothing may be lost or duplicated.
+
+``sentiment-local``'s pipeline (moto server, the real ingestion and analysis handlers, the SQS event
+source mapping stand-in with the queue's real redrive policy) runs over a generated RSS feed of
+``--items`` entries. Faults are injected into the analysis function's DynamoDB writes, at the HTTP
+layer of the very client it uses, for a fixed share of the items (picked by a hash of the item id):
+
+==============  ==========================================================================  ===========
+kind            what happens                                                                expected
+==============  ==========================================================================  ===========
+``permanent``   every write is refused (``ValidationException``: not retried by botocore)   DLQ
+``throttled``   the first write attempt is throttled (botocore retries it)                  analysed
+``flaky``       every attempt of the first delivery fails (HTTP 500): a record failure      analysed
+``timeout``     the invocation dies at this item's write (Lambda's timeout kill)           analysed
+==============  ==========================================================================  ===========
+
+Afterwards ``analysed + in DLQ == ingested``, the DLQ holds exactly the ``permanent`` items, no item is
+lost (neither analysed nor parked) and none is counted twice. The table printed is what
+``docs/RELIABILITY.md`` quotes; ``tests/e2e/test_soak.py`` asserts the same on a smaller run.
+
+    uv run python -m benchmarks.soak [--items 1000] [--fault-rate 0.05] [--seed 7] [--model-dir DIR] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import tempfile
+import threading
+import time
+import zlib
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from xml.sax.saxutils import escape
+
+from sentiment_ingestion.normalize import item_id_for
+from sentiment_local.emulator import embedded_moto
+from sentiment_local.esm import Handler
+from sentiment_local.pipeline import RunOptions, RunReport, run
+from sentiment_shared import aws
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_MODEL_DIR = REPO_ROOT.parent / "shared" / "models" / "sst2-distilbert-minilm"
+
+TEMPLATES = (
+    "I absolutely love this product, it works perfectly",
+    "Terrible quality, it broke after one day",
+    "Delivery was fast and the packaging was lovely",
+    "The customer service was rude and unhelpful",
+    "Decent value for the price, nothing special",
+    "A wonderful gift, my family adores it",
+    "Worst purchase I have made this year",
+    "It does exactly what the description says",
+)
+
+KINDS = ("permanent", "throttled", "flaky", "timeout")
+SHARES = {"permanent": 0.2, "throttled": 0.3, "flaky": 0.3, "timeout": 0.2}
+"""How the fault budget is split: 1 % permanent, 1.5 % throttled, 1.5 % flaky, 1 % timeouts at 5 %."""
+
+
+class Crash(BaseException):
+    """The function's process is killed here (timeout): no ``except Exception`` in the handler sees it."""
+
+
+def write_feed(path: Path, items: int, seed: int) -> list[str]:
+    """An RSS 2.0 file of ``items`` distinct entries; returns their guids in order."""
+    guids = [f"soak-{seed}-{n}" for n in range(items)]
+    entries = "".join(
+        f"<item><guid>{guid}</guid><title>Review {n}</title>"
+        f"<description>{escape(TEMPLATES[n % len(TEMPLATES)])} (review {n}).</description></item>"
+        for n, guid in enumerate(guids)
+    )
+    path.write_text(
+        '<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>soak</title>'
+        f"{entries}</channel></rss>",
+        encoding="utf-8",
+    )
+    return guids
+
+
+def plan_faults(item_ids: list[str], fault_rate: float, seed: int) -> dict[str, str]:
+    """item_id → fault kind for ``fault_rate`` of the items (at least one of each kind), by a seeded hash."""
+    ranked = sorted(item_ids, key=lambda i: zlib.crc32(f"{seed}:{i}".encode()))
+    budget = max(len(KINDS), round(len(item_ids) * fault_rate))
+    plan: dict[str, str] = {}
+    start = 0
+    for kind in KINDS:
+        count = max(1, round(budget * SHARES[kind]))
+        for item_id in ranked[start : start + count]:
+            plan[item_id] = kind
+        start += count
+    return plan
+
+
+@dataclass
+class FaultInjector:
+    """Decides, per HTTP attempt of the analysis function's ``UpdateItem``, whether to inject a fault."""
+
+    plan: dict[str, str]
+    calls: Counter[str] = field(default_factory=Counter)
+    """API calls (deliveries that reached the write) per item."""
+    injected: Counter[str] = field(default_factory=Counter)
+    """Injected faults per kind (attempts for write faults, kills for timeouts)."""
+    crashed: set[str] = field(default_factory=set)
+    _attempts: Counter[str] = field(default_factory=Counter)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def install(self) -> None:
+        """Hook the DynamoDB client of the current environment (the one the handler is about to use)."""
+        events = aws.client("dynamodb").meta.events
+        events.register("before-parameter-build.dynamodb.UpdateItem", self._before_call, unique_id="soak-call")
+        events.register("before-send.dynamodb.UpdateItem", self._before_send, unique_id="soak-send")
+
+    def _before_call(self, params: dict[str, Any], **_: Any) -> None:
+        item_id = params["Key"]["item_id"]["S"]
+        with self._lock:
+            self.calls[item_id] += 1
+            self._attempts[item_id] = 0
+
+    def _before_send(self, request: Any, **_: Any) -> Any:
+        item_id = json.loads(request.body)["Key"]["item_id"]["S"]
+        kind = self.plan.get(item_id)
+        with self._lock:
+            self._attempts[item_id] += 1
+            call, attempt = self.calls[item_id], self._attempts[item_id]
+            if kind == "timeout" and item_id not in self.crashed:
+                self.crashed.add(item_id)
+                self.injected[kind] += 1
+                raise Crash
+            fault = (
+                (kind == "permanent" and ("ValidationException", 400))
+                or (kind == "throttled" and call == 1 and attempt == 1 and ("ThrottlingException", 400))
+                or (kind == "flaky" and call == 1 and ("InternalServerError", 500))
+            )
+            if not fault:
+                return None
+            self.injected[kind] += 1
+        return _error(*fault)
+
+
+def _error(code: str, status: int) -> Any:
+    from botocore.awsrequest import AWSResponse
+
+    body = json.dumps({"__type": f"com.amazonaws.dynamodb.v20120810#{code}", "message": "injected by the soak"})
+
+    class Raw:
+        def stream(self, **_: Any) -> Any:
+            yield body.encode()
+
+    return AWSResponse("https://dynamodb.injected/", status, {"x-amzn-RequestId": "soak"}, Raw())
+
+
+def faulty_function(real: Handler, injector: FaultInjector) -> Handler:
+    """The analysis function as Lambda runs it, with the injector on its client and timeouts as kills."""
+
+    def function(event: dict[str, Any], context: Any) -> Any:
+        injector.install()
+        try:
+            return real(event, context)
+        except Crash:
+            raise TimeoutError("Task timed out after 120.00 seconds") from None
+
+    return function
+
+
+@dataclass
+class SoakResult:
+    items: int
+    ingested: int
+    analysed: int
+    in_dlq: int
+    lost: int
+    duplicated: int
+    dlq_matches_permanent: bool
+    faults: dict[str, int]
+    """Items planned per fault kind."""
+    injected: dict[str, int]
+    """Faults actually injected per kind (write attempts refused, or invocations killed)."""
+    batches: int
+    failed_invocations: int
+    record_failures: int
+    seconds: float
+    drain_timed_out: bool
+    timings: dict[str, float] = field(default_factory=dict)
+    """The pipeline's own step timings (provision, publish_model, ingest, analyze), seconds."""
+
+    @property
+    def ok(self) -> bool:
+        return (
+            self.lost == 0
+            and self.duplicated == 0
+            and self.analysed + self.in_dlq == self.ingested == self.items
+            and self.dlq_matches_permanent
+            and not self.drain_timed_out
+        )
+
+    def rows(self) -> list[tuple[str, str]]:
+        fault_rows = [
+            (f"  {k} items (faults injected)", f"{self.faults[k]} ({self.injected.get(k, 0)})") for k in KINDS
+        ]
+        return [
+            ("items in the feed", str(self.items)),
+            ("ingested", str(self.ingested)),
+            ("analysed", str(self.analysed)),
+            ("in the DLQ", str(self.in_dlq)),
+            ("analysed + in DLQ == ingested", str(self.analysed + self.in_dlq == self.ingested)),
+            ("lost", str(self.lost)),
+            ("duplicated", str(self.duplicated)),
+            ("DLQ == the permanent-fault items", str(self.dlq_matches_permanent)),
+            (f"faulty items ({sum(self.faults.values()) / max(self.items, 1):.1%})", str(sum(self.faults.values()))),
+            *fault_rows,
+            ("batches delivered", str(self.batches)),
+            ("failed invocations (timeouts)", str(self.failed_invocations)),
+            ("record failures (redeliveries)", str(self.record_failures)),
+            ("wall time (s)", f"{self.seconds:.1f}"),
+            *((f"  {step} (s)", f"{secs:.1f}") for step, secs in self.timings.items() if step != "total"),
+        ]
+
+    def table(self) -> str:
+        width = max(len(k) for k, _ in self.rows())
+        lines = [f"{'measure':<{width}}  value", f"{'-' * width}  -----"]
+        lines += [f"{k:<{width}}  {v}" for k, v in self.rows()]
+        lines.append(f"{'verdict':<{width}}  {'PASS: nothing lost, nothing duplicated' if self.ok else 'FAIL'}")
+        return "\n".join(lines)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**self.__dict__, "ok": self.ok}
+
+
+def _dlq_item_ids(queue_url: str) -> list[str]:
+    sqs = aws.client("sqs")
+    found: list[str] = []
+    while batch := sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, VisibilityTimeout=300).get(
+        "Messages", []
+    ):
+        for message in batch:
+            envelope = json.loads(message["Body"])
+            found.append(str(json.loads(envelope["Message"])["item_id"]))
+    return found
+
+
+def soak(
+    items: int,
+    *,
+    fault_rate: float = 0.05,
+    seed: int = 7,
+    model_dir: Path,
+    work_dir: Path,
+    analysis_handler: Handler | None = None,
+) -> SoakResult:
+    """Run the pipeline once over a generated feed with injected faults and account for every item."""
+    from sentiment_local.emulator import aws_environment
+    from sentiment_shared.stack import ResourceNames
+
+    if analysis_handler is None:
+        from sentiment_analysis.handler import handler as analysis_handler
+    feed = work_dir / "soak-feed.xml"
+    guids = write_feed(feed, items, seed)
+    source = str(feed.resolve())  # the ingestion function's source for a local feed file
+    plan = plan_faults([item_id_for(source, g, kind="guid") for g in guids], fault_rate, seed)
+    injector = FaultInjector(plan)
+    started = time.perf_counter()
+    with embedded_moto() as endpoint:
+        report: RunReport = run(
+            RunOptions(model_dir=model_dir, feed=str(feed), endpoint_url=endpoint, state_dir=work_dir / "state"),
+            analysis_handler=faulty_function(analysis_handler, injector),
+        )
+        with aws_environment(endpoint):
+            dlq_url = aws.client("sqs").get_queue_url(QueueName=ResourceNames().dead_letter_queue)["QueueUrl"]
+            parked = _dlq_item_ids(dlq_url)
+    seconds = time.perf_counter() - started
+    ingested = {r.item_id for r in report.results}
+    analysed = {r.item_id for r in report.results if r.sentiment is not None}
+    parked_set = set(parked)
+    lost = ingested - analysed - parked_set
+    duplicated = (len(parked) - len(parked_set)) + len(analysed & parked_set) + len(parked_set - ingested)
+    permanent = {i for i, k in plan.items() if k == "permanent"}
+    return SoakResult(
+        items=items,
+        ingested=len(ingested),
+        analysed=len(analysed),
+        in_dlq=len(parked),
+        lost=len(lost),
+        duplicated=duplicated,
+        dlq_matches_permanent=parked_set == permanent,
+        faults={k: sum(1 for v in plan.values() if v == k) for k in KINDS},
+        injected=dict(injector.injected),
+        batches=report.drain.batches,
+        failed_invocations=report.drain.invocations_failed,
+        record_failures=report.drain.record_failures,
+        seconds=seconds,
+        drain_timed_out=report.drain.timed_out,
+        timings=dict(report.timings),
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="benchmarks.soak", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--items", type=int, default=1000)
+    parser.add_argument("--fault-rate", type=float, default=0.05)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--model-dir", type=Path, default=DEFAULT_MODEL_DIR)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+    if not (args.model_dir / "config.json").is_file():
+        parser.error(f"no model at {args.model_dir}: pass --model-dir (a local Hugging Face model directory)")
+    # The stand-in logs every killed invocation with its traceback: expected here, and counted below.
+    logging.getLogger("sentiment_local.esm").setLevel(logging.CRITICAL)
+    os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "ERROR")
+    with tempfile.TemporaryDirectory(prefix="soak-") as tmp:
+        result = soak(
+            args.items, fault_rate=args.fault_rate, seed=args.seed, model_dir=args.model_dir, work_dir=Path(tmp)
+        )
+    print(json.dumps(result.as_dict(), indent=2) if args.json else result.table())
+    return 0 if result.ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
