@@ -24,6 +24,7 @@ lost (neither analysed nor parked) and none is counted twice. The table printed 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -312,7 +313,8 @@ def main(argv: list[str] | None = None) -> int:
     # The stand-in logs every killed invocation with its traceback: expected here, and counted below.
     logging.getLogger("sentiment_local.esm").setLevel(logging.CRITICAL)
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "ERROR")
-    with tempfile.TemporaryDirectory(prefix="soak-") as tmp:
+    # The functions' EMF metric lines go to stdout (as on Lambda): keep stdout for the table alone.
+    with tempfile.TemporaryDirectory(prefix="soak-") as tmp, contextlib.redirect_stdout(sys.stderr):
         result = soak(
             args.items, fault_rate=args.fault_rate, seed=args.seed, model_dir=args.model_dir, work_dir=Path(tmp)
         )
