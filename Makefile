@@ -40,7 +40,7 @@ security-lint: ## hadolint + checkov on the Dockerfile, then the workflows' lint
 reliability: ## Run the soak and the reliability cases; regenerate docs/RELIABILITY.md from what they observed
 	mkdir -p build
 	$(UV) run --locked python -m benchmarks.soak > build/soak.txt
-	$(UV) run --locked pytest -m reliability --reliability-md docs/RELIABILITY.md --reliability-soak build/soak.txt $(PYTEST_ARGS)
+	$(UV) run --locked pytest tests -m reliability --reliability-md docs/RELIABILITY.md --reliability-soak build/soak.txt $(PYTEST_ARGS)
 
 soak: ## The 1,000-item soak with ~5 % injected faults (prints the accounting table)
 	$(UV) run --locked python -m benchmarks.soak

@@ -32,6 +32,7 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 import zlib
 from collections import Counter
 from dataclasses import dataclass, field
@@ -265,14 +266,17 @@ def soak(
     source = str(feed.resolve())  # the ingestion function's source for a local feed file
     plan = plan_faults([item_id_for(source, g, kind="guid") for g in guids], fault_rate, seed)
     injector = FaultInjector(plan)
+    # moto keeps its state per process, not per server: a stack name of its own keeps earlier runs' queues out.
+    stack = f"soak-{uuid.uuid4().hex[:8]}"
     started = time.perf_counter()
     with embedded_moto() as endpoint:
-        report: RunReport = run(
-            RunOptions(model_dir=model_dir, feed=str(feed), endpoint_url=endpoint, state_dir=work_dir / "state"),
-            analysis_handler=faulty_function(analysis_handler, injector),
+        options = RunOptions(
+            model_dir=model_dir, feed=str(feed), endpoint_url=endpoint, state_dir=work_dir / "state", stack=stack
         )
+        report: RunReport = run(options, analysis_handler=faulty_function(analysis_handler, injector))
         with aws_environment(endpoint):
-            dlq_url = aws.client("sqs").get_queue_url(QueueName=ResourceNames().dead_letter_queue)["QueueUrl"]
+            dlq = ResourceNames(stack=stack).dead_letter_queue
+            dlq_url = aws.client("sqs").get_queue_url(QueueName=dlq)["QueueUrl"]
             parked = _dlq_item_ids(dlq_url)
     seconds = time.perf_counter() - started
     ingested = {r.item_id for r in report.results}
