@@ -148,13 +148,13 @@ EXISTING_CASES: tuple[ExistingCase, ...] = (
     ),
     ExistingCase(
         "tests/functional/test_ingestion_handler.py::test_concurrent_invocations_are_deduplicated",
-        "ingestion handler",
+        "faults: ingestion",
         "the same payload ingested by concurrent invocations",
         "each item stored and published once",
     ),
     ExistingCase(
         "tests/functional/test_ingestion_handler.py::test_table_failure_fails_the_invocation_so_it_is_retried",
-        "ingestion handler",
+        "faults: ingestion",
         "items table unavailable during a direct invoke",
         "the invocation raises (Lambda retries it); nothing is reported stored",
     ),
