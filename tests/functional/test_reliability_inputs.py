@@ -358,6 +358,7 @@ RECORD_CASES = [
     RecordCase("future schema_version", sns_envelope(_msg("x", schema_version=99)), "failed: schema_version"),
     RecordCase("empty body", "", "failed: empty"),
     RecordCase("null body", None, "failed: empty"),
+    RecordCase("body that is a number, not a string", 42, "failed: not a string"),
     RecordCase("deeply nested JSON (recursion bomb)", "[" * 100_000, "failed: not JSON"),
     RecordCase("item_id over 256 characters", sns_envelope(_msg("x", item_id="i" * 300)), "failed: item_id"),
     RecordCase(
@@ -403,12 +404,26 @@ def test_analysis_batch_fails_only_the_hostile_record(analysis_stack: StackResou
             if case.outcome.startswith("failed"):
                 assert failed_ids(response) == ["m-bad"]
                 assert "hostile" not in done
-                row.observed("batchItemFailures=[m-bad]; neighbour analysed")
+                # And it failed for the expected reason (the response names records, not reasons)
+                reason = _failure_reason(body)
+                assert case.outcome.removeprefix("failed").removeprefix(": ") in reason, reason
+                row.observed(f"batchItemFailures=[m-bad] ({reason[:70]}); neighbour analysed")
             else:
                 assert failed_ids(response) == []
                 result = done[f"valid-{n}"]
                 assert result["sentiment"] in ("positive", "negative", "neutral")
                 row.observed(f"analysed: {result['sentiment']} {float(result['score']):.2f}; neighbour analysed")
+
+
+def _failure_reason(body: Any) -> str:
+    """Why the analysis refuses this record body: the decoder's error, or the missing item."""
+    from sentiment_analysis.core import InvalidMessageError, decode_message
+
+    try:
+        message = decode_message(body)
+    except InvalidMessageError as exc:
+        return str(exc)
+    return f"item {message.item_id!r} does not exist"
 
 
 def _retarget(body: str, item_id: str) -> str:
