@@ -233,6 +233,58 @@ def test_a_crash_between_storing_and_publishing_is_republished_later_and_analyse
     )
 
 
+def test_a_publish_batch_partial_failure_leaves_items_pending_until_a_later_run_delivers_them_once(
+    analysis: StackResources, monkeypatch: pytest.MonkeyPatch, reliability: Recorder
+) -> None:
+    from sentiment_analysis.handler import handler as analysis_handler
+    from sentiment_ingestion.handler import handler as ingestion_handler
+    from sentiment_local.esm import EventSourceMapping
+
+    reliability.case(
+        "faults: ingestion",
+        "SNS PublishBatch fails 3 of 12 entries on every attempt of one run (partial failure, end to end)",
+        "the 9 others are delivered; the 3 stay pending and named in the run marker; the next run "
+        "re-publishes exactly those; each of the 12 is delivered and analysed once",
+    )
+    texts = [f"Partial publish {n}: {REVIEWS[n % len(REVIEWS)]}" for n in range(12)]
+    monkeypatch.setenv("REPUBLISH_AFTER_S", "0")
+    reset_settings_cache()
+    sns = aws.client("sns")  # the client the handler's publisher will use (same environment)
+    real_publish = sns.publish_batch
+    refused: set[str] = set()
+
+    def partial(**kwargs: Any) -> Any:
+        entries = kwargs["PublishBatchRequestEntries"]
+        bad = [e for e in entries if json.loads(e["Message"])["text"] in texts[:3]]
+        good = [e for e in entries if e not in bad]
+        response = real_publish(**{**kwargs, "PublishBatchRequestEntries": good}) if good else {"Successful": []}
+        refused.update(json.loads(e["Message"])["item_id"] for e in bad)
+        failed = [{"Id": e["Id"], "Code": "InternalError", "Message": "injected", "SenderFault": False} for e in bad]
+        return {**response, "Failed": failed}
+
+    # Given a run whose PublishBatch keeps failing 3 entries
+    monkeypatch.setattr(sns, "publish_batch", partial)
+    first = ingestion_handler({"texts": texts}, LambdaContextStub())
+    monkeypatch.setattr(sns, "publish_batch", real_publish)
+    assert (first["stored"], first["published"], first["failed"]) == (12, 9, 3)
+    pending = {i.item_id for i in DynamoItemsTable(analysis.items_table).pending_items(_far_future(), 100)}
+    assert len(refused) == 3
+    assert refused <= pending
+    # When the next run happens and the queue is drained
+    later = ingestion_handler({"texts": ["Something new after the outage."]}, LambdaContextStub())
+    esm = EventSourceMapping(analysis.queue_url, analysis.queue_arn, analysis_handler, batch_size=10)
+    stats = esm.drain(timeout_s=120)
+    # Then exactly the refused items were re-published, and all 13 items were delivered and analysed once
+    assert later["republished"] == 3
+    assert stats.records_succeeded == 13
+    assert stats.record_failures == 0
+    assert len(analysed(analysis.items_table)) == 13
+    reliability.observed(
+        f"run 1: stored 12, published 9, failed 3 (pending); run 2 republished {later['republished']}; "
+        f"{stats.records_succeeded} deliveries for 13 items, 13 analysed"
+    )
+
+
 def _far_future() -> Any:
     from datetime import UTC, datetime, timedelta
 
