@@ -1,0 +1,207 @@
+"""Cold start of the analysis function against the seeds' way, each in a fresh process with an empty cache.
+
+S3 is a moto server on 127.0.0.1 holding the full-size DistilBERT (``benchmarks.bundle_formats``) twice:
+the project's bundle (plain tar, sha256-verified, streamed and extracted on the fly) and the seeds' gzip
+tarball. Each run is a new Python process that goes from nothing to the first answer:
+
+* ours:  ``sentiment_analysis.core.load_model`` (fetch -> verify -> extract -> load, with torch and
+  transformers imported on a thread during the download) + a first ``classify``;
+* seeds: ``import boto3`` -> ``download_file`` -> ``tarfile.extractall`` -> ``pipeline()`` -> first call.
+
+Bytecode is compiled beforehand (one untimed warm-up process per way, writing .pyc files into a private
+``PYTHONPYCACHEPREFIX``), as the image does with ``UV_COMPILE_BYTECODE=1``; otherwise this would time the
+compiler. Runs alternate; the table shows medians.
+
+    uv run python -m benchmarks.analysis_cold_start [--runs 3]
+
+Targets (issue 3): ours <= 10 s here and >= 1.2x faster than the seeds' way.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from pathlib import Path
+
+from benchmarks.bundle_formats import build_full_size_model
+
+BUCKET = "bench-cold-start"
+OUR_KEY = "distilbert/v1.0.0/model.tar"
+SEED_KEY = "distilbert/v1.0.0/model.tar.gz"
+
+OURS = r"""
+import json, os, sys, time
+t0 = time.perf_counter()
+from sentiment_analysis import core
+from sentiment_shared.settings import analysis_settings
+t_import = time.perf_counter()
+model = core.load_model(analysis_settings())
+t_loaded = time.perf_counter()
+model.classifier.classify(["What a wonderful film."])
+t_answer = time.perf_counter()
+c = model.cold_start
+print(json.dumps({
+    "imports (handler modules)": t_import - t0,
+    "fetch wall time (while torch/transformers import on a thread)": t_loaded - t_import - c.load_ms / 1000,
+    "  of which download (GET + reading the stream)": c.download_ms / 1000,
+    "  of which verify (sha256)": c.verify_ms / 1000,
+    "  of which extract (checked writes)": c.extract_ms / 1000,
+    "load (rest of torch/transformers import + from_pretrained)": c.load_ms / 1000,
+    "first inference": t_answer - t_loaded,
+    "in-process total": t_answer - t0,
+}))
+"""
+
+SEEDS = r"""
+import json, os, sys, tarfile, time
+t0 = time.perf_counter()
+import boto3
+t_boto = time.perf_counter()
+s3 = boto3.client("s3")
+archive = os.path.join(os.environ["SEED_TMP"], "model.tar.gz")
+s3.download_file(os.environ["MODEL_BUCKET"], os.environ["SEED_KEY"], archive)
+t_dl = time.perf_counter()
+target = os.path.join(os.environ["SEED_TMP"], "model")
+with tarfile.open(archive, "r:gz") as tar:
+    tar.extractall(target, filter="data")
+t_ex = time.perf_counter()
+from transformers import pipeline
+t_imp = time.perf_counter()
+clf = pipeline("sentiment-analysis", model=target, device=-1)
+t_load = time.perf_counter()
+clf("What a wonderful film.", truncation=True, max_length=512)
+t_answer = time.perf_counter()
+print(json.dumps({
+    "imports (boto3)": t_boto - t0,
+    "download": t_dl - t_boto,
+    "extract (gunzip + untar)": t_ex - t_dl,
+    "import transformers + torch": t_imp - t_ex,
+    "load (pipeline())": t_load - t_imp,
+    "first inference": t_answer - t_load,
+    "in-process total": t_answer - t0,
+}))
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _seed_tarball(model_dir: Path, dest: Path) -> Path:
+    with tarfile.open(dest, "w:gz") as tar:  # seed 000: `tar czf model.tar.gz`
+        for path in sorted(model_dir.iterdir()):
+            tar.add(path, arcname=path.name)
+    return dest
+
+
+def _run(code: str, env: dict[str, str]) -> tuple[dict[str, float], float]:
+    started = time.perf_counter()
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=False)
+    wall = time.perf_counter() - started
+    if out.returncode != 0:
+        raise SystemExit(f"cold start run failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1]), wall
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+
+    from moto.server import ThreadedMotoServer
+
+    from sentiment_shared import aws
+    from sentiment_shared.model_bundle import pack
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    root = Path(os.environ.get("BUNDLE_BENCH_DIR", Path(tempfile.gettempdir()) / "sentiment-bundle-bench"))
+    model_dir = build_full_size_model(root / "distilbert-full")
+    work = Path(tempfile.mkdtemp(prefix="cold-start-", dir=root))
+    pycache = work / "pycache"
+    port = _free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    base_env = {
+        **os.environ,
+        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
+        "AWS_ACCESS_KEY_ID": "bench",
+        "AWS_SECRET_ACCESS_KEY": "bench",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_REGION": "us-east-1",
+        "PYTHONPYCACHEPREFIX": str(pycache),
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "2048",  # ours sizes threads from it, as on Lambda
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_VERBOSITY": "error",
+    }
+    base_env.pop("PYTHONDONTWRITEBYTECODE", None)
+    try:
+        for name in ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION"):
+            os.environ[name] = base_env[name]
+        aws.reset_clients()
+        s3 = aws.client("s3")
+        s3.create_bucket(Bucket=BUCKET)
+        bundle = pack(model_dir, work / "model.tar")
+        seed_archive = _seed_tarball(model_dir, work / "model.tar.gz")
+        s3.upload_file(str(bundle.path), BUCKET, OUR_KEY, ExtraArgs={"Metadata": {"sha256": bundle.sha256}})
+        s3.upload_file(str(seed_archive), BUCKET, SEED_KEY)
+        sizes = (bundle.size, seed_archive.stat().st_size)
+        common = {**base_env, "MODEL_BUCKET": BUCKET}
+        ours_env = {**common, "MODEL_KEY": OUR_KEY, "MODEL_SHA256": bundle.sha256, "ITEMS_TABLE": "unused"}
+
+        def ours_run() -> tuple[dict[str, float], float]:
+            cache = work / "ours-cache"
+            shutil.rmtree(cache, ignore_errors=True)
+            return _run(OURS, {**ours_env, "MODEL_CACHE_DIR": str(cache)})
+
+        def seeds_run() -> tuple[dict[str, float], float]:
+            tmp = work / "seed-tmp"
+            shutil.rmtree(tmp, ignore_errors=True)
+            tmp.mkdir()
+            return _run(SEEDS, {**common, "SEED_KEY": SEED_KEY, "SEED_TMP": str(tmp)})
+
+        ours_run()  # untimed: compile bytecode into the private pycache
+        seeds_run()
+        runs: dict[str, list[tuple[dict[str, float], float]]] = {"ours": [], "seeds": []}
+        for _ in range(args.runs):
+            for name, run in (("ours", ours_run), ("seeds", seeds_run)):
+                runs[name].append(run())
+    finally:
+        server.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+    _report(runs, sizes)
+
+
+def _report(runs: dict[str, list[tuple[dict[str, float], float]]], sizes: tuple[int, int]) -> None:
+    print(
+        f"\nCold start, fresh process, empty cache, full-size bundle ({sizes[0] / 1e6:.0f} MB tar; "
+        f"seeds' tar.gz {sizes[1] / 1e6:.0f} MB), median of {len(runs['ours'])}, seconds"
+    )
+    totals: dict[str, float] = {}
+    for name, results in runs.items():
+        print(f"\n{name}")
+        for key in results[0][0]:
+            print(f"  {key:60s} {statistics.median(r[0][key] for r in results):7.2f}")
+        totals[name] = statistics.median(r[1] for r in results)
+        print(f"  {'process wall time (interpreter start to first answer)':60s} {totals[name]:7.2f}")
+    speedup = totals["seeds"] / totals["ours"]
+    print("\nTargets")
+    print(f"  ours <= 10 s: {totals['ours']:.2f} s  {'PASS' if totals['ours'] <= 10 else 'FAIL'}")
+    print(f"  >= 1.2x the seeds' way: {speedup:.2f}x  {'PASS' if speedup >= 1.2 else 'FAIL'}")
+    print(f"\nload average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+
+
+if __name__ == "__main__":
+    main()
