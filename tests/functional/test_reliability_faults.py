@@ -243,7 +243,7 @@ def test_a_publish_batch_partial_failure_leaves_items_pending_until_a_later_run_
     reliability.case(
         "faults: ingestion",
         "SNS PublishBatch fails 3 of 12 entries on every attempt of one run (partial failure, end to end)",
-        "the 9 others are delivered; the 3 stay pending (retried 5 times, then reported failed); the next run "
+        "the 9 others are delivered; the 3 stay pending (5 attempts, then reported failed); the next run "
         "re-publishes exactly those; each of the 12 is delivered and analysed once",
     )
     texts = [f"Partial publish {n}: {REVIEWS[n % len(REVIEWS)]}" for n in range(12)]
