@@ -238,8 +238,20 @@ def test_an_unreachable_hub_says_to_pass_a_model_dir(tmp_path: Path, monkeypatch
     with pytest.raises(SourceUnavailableError, match="--model-dir") as err:
         resolve_source(ModelSource.parse(f"{REPO}@main"), endpoint=endpoint)
 
-    # Then the error names the hub and the way out
+    # Then the error names the hub and the way out, and comes at once (no retries against a dead network)
     assert endpoint in str(err.value)
+    assert "unreachable" in str(err.value)
+
+
+def test_an_unreachable_hub_still_serves_a_cached_snapshot(hub: FakeHub) -> None:
+    # Given a pinned model resolved once while the hub was up
+    online = resolve_source(ModelSource(model_id=REPO, revision=FAKE_COMMIT))
+    with FakeHub({}) as gone:
+        dead_endpoint = gone.endpoint
+    # When it is asked for again with the hub unreachable
+    offline = resolve_source(ModelSource(model_id=REPO, revision=FAKE_COMMIT), endpoint=dead_endpoint)
+    # Then the hub cache answers with the same directory and commit
+    assert (offline.path, offline.revision) == (online.path, online.revision)
 
 
 def test_source_must_be_exactly_one_of_hub_and_dir(tmp_path: Path) -> None:

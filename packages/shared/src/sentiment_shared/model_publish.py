@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 import tempfile
 import urllib.parse
 from collections.abc import Callable, Iterator
@@ -127,7 +128,7 @@ def validate_model_dir(model_dir: Path) -> Path:
 
 
 @contextmanager
-def _hub_errors(model_id: str, revision: str, endpoint: str) -> Iterator[None]:
+def _hub_errors(model_id: str, revision: str, endpoint: str, *, online: bool = True) -> Iterator[None]:
     from huggingface_hub.errors import (
         GatedRepoError,
         HfHubHTTPError,
@@ -146,11 +147,37 @@ def _hub_errors(model_id: str, revision: str, endpoint: str) -> Iterator[None]:
         raise SourceUnavailableError(f"model {model_id} not found on the Hugging Face hub at {endpoint}") from exc
     except RevisionNotFoundError as exc:
         raise SourceUnavailableError(f"revision {revision} of {model_id} not found on {endpoint}") from exc
-    except (LocalEntryNotFoundError, HfHubHTTPError, OSError) as exc:
+    except LocalEntryNotFoundError as exc:
+        if online:
+            raise SourceUnavailableError(
+                f"cannot download {where} from the Hugging Face hub at {endpoint}; {hint}"
+            ) from exc
+        raise SourceUnavailableError(
+            f"the Hugging Face hub at {endpoint} is unreachable and {where} is not in the local hub cache; {hint}"
+        ) from exc
+    except (HfHubHTTPError, OSError) as exc:
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise SourceUnavailableError(
             f"cannot download {where} from the Hugging Face hub at {endpoint} ({first_line}); {hint}"
         ) from exc
+
+
+_PROXY_VARIABLES = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy")
+
+
+def _reachable(endpoint: str, timeout_s: float = 3.0) -> bool:
+    """Whether a TCP connection to the endpoint's host opens (always True behind a proxy: ask the proxy)."""
+    if any(os.environ.get(name) for name in _PROXY_VARIABLES):
+        return True
+    url = urllib.parse.urlsplit(endpoint)
+    if not url.hostname:
+        return True
+    port = url.port or (443 if url.scheme == "https" else 80)
+    try:
+        with socket.create_connection((url.hostname, port), timeout=timeout_s):
+            return True
+    except OSError:
+        return False
 
 
 def _quiet_tqdm() -> type[Any]:
@@ -190,7 +217,8 @@ def resolve_source(
 
     endpoint = endpoint or os.environ.get("HF_ENDPOINT") or "https://huggingface.co"
     cache = hub_cache_dir or (Path(os.environ["HF_HUB_CACHE"]) if os.environ.get("HF_HUB_CACHE") else None)
-    with _hub_errors(source.model_id, revision, endpoint):
+    online = _reachable(endpoint)
+    with _hub_errors(source.model_id, revision, endpoint, online=online):
         path = Path(
             snapshot_download(
                 source.model_id,
@@ -199,6 +227,8 @@ def resolve_source(
                 endpoint=endpoint,
                 cache_dir=cache,
                 tqdm_class=None if progress else _quiet_tqdm(),
+                # Offline: answer from the hub cache at once instead of retrying a dead network for ~30 s.
+                local_files_only=not online,
             )
         )
     commit = path.name if _COMMIT_RE.fullmatch(path.name) else None

@@ -191,8 +191,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _run(args) if args.command == "run" else _classify(args)
     except (PipelineError, PublishError) as exc:
         message = str(exc)
-        if isinstance(exc, SourceUnavailableError) and args.model_dir is None:
-            message += " — on an offline machine pass --model-dir DIR (a local Hugging Face model directory)"
+        if isinstance(exc, SourceUnavailableError) and "--model-dir" not in message:
+            message += "; on an offline machine pass --model-dir DIR (a local Hugging Face model directory)"
         print(f"sentiment-local: error: {message}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
