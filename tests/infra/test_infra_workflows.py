@@ -69,7 +69,17 @@ def test_preview_runs_per_stack_with_a_pr_comment_and_builds_the_image() -> None
     assert "--platform linux/amd64" in build
     assert "--provenance=false" in build
     assert "--sbom=false" in build
-    assert 'import_module("sentiment_analysis.handler")' in build
+    assert "bash services/analysis/smoke_test.sh" in build
+
+
+def test_deploy_smoke_tests_the_image_before_pulumi_up_pushes_it() -> None:
+    dev = load("deploy.yml")["jobs"]["dev"]["steps"]
+    names = [step.get("name", step.get("uses", "")) for step in dev]
+    smoke = names.index("Build and smoke-test the analysis image")
+    up = next(i for i, step in enumerate(dev) if str(step.get("uses", "")).startswith("pulumi/actions@"))
+    assert smoke < up
+    assert "bash services/analysis/smoke_test.sh" in dev[smoke]["run"]
+    assert "--provenance=false" in dev[smoke]["run"]
 
 
 def test_deploy_goes_to_dev_then_to_prod_behind_the_prod_environment() -> None:
