@@ -20,11 +20,11 @@ Targets (issue 3): ours <= 10 s here and >= 1.2x faster than the seeds' way.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -93,12 +93,6 @@ print(json.dumps({
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _seed_tarball(model_dir: Path, dest: Path) -> Path:
     with tarfile.open(dest, "w:gz") as tar:  # seed 000: `tar czf model.tar.gz`
         for path in sorted(model_dir.iterdir()):
@@ -120,8 +114,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
 
-    from moto.server import ThreadedMotoServer
-
+    from sentiment_local.emulator import embedded_moto
     from sentiment_shared import aws
     from sentiment_shared.model_bundle import pack
 
@@ -130,12 +123,11 @@ def main() -> None:
     model_dir = build_full_size_model(root / "distilbert-full")
     work = Path(tempfile.mkdtemp(prefix="cold-start-", dir=root))
     pycache = work / "pycache"
-    port = _free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
+    emulator = contextlib.ExitStack()
+    endpoint = emulator.enter_context(embedded_moto())
     base_env = {
         **os.environ,
-        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
+        "AWS_ENDPOINT_URL": endpoint,
         "AWS_ACCESS_KEY_ID": "bench",
         "AWS_SECRET_ACCESS_KEY": "bench",
         "AWS_DEFAULT_REGION": "us-east-1",
@@ -178,7 +170,7 @@ def main() -> None:
             for name, run in (("ours", ours_run), ("seeds", seeds_run)):
                 runs[name].append(run())
     finally:
-        server.stop()
+        emulator.close()
         shutil.rmtree(work, ignore_errors=True)
 
     _report(runs, sizes)

@@ -11,10 +11,10 @@ moto is not S3: absolute numbers say little about AWS, the breakdown and the dis
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
-import socket
 import tempfile
 import time
 from pathlib import Path
@@ -28,25 +28,18 @@ KEY = "distilbert/v1.0.0/model.tar"
 REPEATS = 3
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def main() -> None:
-    from moto.server import ThreadedMotoServer
+    from sentiment_local.emulator import embedded_moto
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # the server's access log would drown the table
 
     root = Path(os.environ.get("BUNDLE_BENCH_DIR", Path(tempfile.gettempdir()) / "sentiment-bundle-bench"))
     model_dir = build_full_size_model(root / "distilbert-full")
     work = Path(tempfile.mkdtemp(prefix="bundle-fetch-", dir=root))
-    port = _free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
+    emulator = contextlib.ExitStack()
+    endpoint = emulator.enter_context(embedded_moto())
     env = {
-        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
+        "AWS_ENDPOINT_URL": endpoint,
         "AWS_ACCESS_KEY_ID": "bench",
         "AWS_SECRET_ACCESS_KEY": "bench",
     }
@@ -78,7 +71,7 @@ def main() -> None:
             timings = f"{total:>10.2f}{stats.download_s:>10.2f}{stats.verify_s:>8.2f}{stats.extract_s:>9.2f}"
             print(f"{strategy:<10}{timings}  {disk}")
     finally:
-        server.stop()
+        emulator.close()
         shutil.rmtree(work, ignore_errors=True)
         for name, value in saved.items():
             if value is None:

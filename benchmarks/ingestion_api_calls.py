@@ -23,7 +23,6 @@ import argparse
 import json
 import logging
 import os
-import socket
 import threading
 import time
 from collections import Counter
@@ -38,6 +37,7 @@ from sentiment_ingestion.core import IngestOptions, Ingestor, IngestReport
 from sentiment_ingestion.entries import DIRECT_SOURCE, Entry
 from sentiment_ingestion.feeds import FeedFetcher
 from sentiment_ingestion.store import DynamoIngestionStore
+from sentiment_local.emulator import embedded_moto
 from sentiment_shared import aws
 from sentiment_shared.adapters import DynamoItemsTable, SnsPublisher
 from sentiment_shared.provision import StackResources, provision
@@ -114,25 +114,6 @@ def feed_server(body: bytes) -> Iterator[str]:
         server.server_close()
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@contextmanager
-def moto_server() -> Iterator[str]:
-    from moto.server import ThreadedMotoServer
-
-    port = _free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.stop()
-
-
 def _queue_depth(stack: StackResources) -> int:
     attrs = aws.client("sqs").get_queue_attributes(
         QueueUrl=stack.queue_url, AttributeNames=["ApproximateNumberOfMessages"]
@@ -195,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
 
     # moto's server logs every request (and every duplicate's 400) through werkzeug.
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    with moto_server() as endpoint, feed_server(_rss(args.entries)) as feed_url:
+    with embedded_moto() as endpoint, feed_server(_rss(args.entries)) as feed_url:
         os.environ["AWS_ENDPOINT_URL"] = endpoint
         aws.reset_clients()
         stack = provision(ResourceNames(stack="bench"))

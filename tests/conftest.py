@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -57,24 +56,13 @@ def moto_aws() -> Iterator[None]:
         yield
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="session")
 def moto_server_url() -> Iterator[str]:
     """A moto server on a free loopback port for the whole session (reset per test by ``moto_endpoint``)."""
-    from moto.server import ThreadedMotoServer
+    from sentiment_local.emulator import embedded_moto
 
-    port = _free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.stop()
+    with embedded_moto() as url:
+        yield url
 
 
 @pytest.fixture

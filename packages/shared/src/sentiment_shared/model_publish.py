@@ -295,31 +295,28 @@ def publish_bundle(
     store = _store(store)
     existing = head_artifact(bucket, key, store=store)
     if existing is not None and existing.metadata.get(META_SHA256) == info.sha256 and existing.size == info.size:
-        return PublishResult(
-            bucket=bucket,
-            key=key,
-            s3_uri=s3_uri(bucket, key),
-            sha256=info.sha256,
-            size=info.size,
-            version_id=existing.version_id,
-            uploaded=False,
-            source=source,
-            source_revision=revision,
-        )
-    try:
-        put = store.upload(
-            info.path, bucket, key, sha256=info.sha256, metadata=_metadata(info, source, revision), progress=progress
-        )
-    except (ClientError, BotoCoreError) as exc:
-        raise _aws_error("upload to", bucket, key, exc) from exc
+        version_id, uploaded = existing.version_id, False
+    else:
+        try:
+            put = store.upload(
+                info.path,
+                bucket,
+                key,
+                sha256=info.sha256,
+                metadata=_metadata(info, source, revision),
+                progress=progress,
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise _aws_error("upload to", bucket, key, exc) from exc
+        version_id, uploaded = put.version_id, True
     return PublishResult(
         bucket=bucket,
         key=key,
         s3_uri=s3_uri(bucket, key),
         sha256=info.sha256,
         size=info.size,
-        version_id=put.version_id,
-        uploaded=True,
+        version_id=version_id,
+        uploaded=uploaded,
         source=source,
         source_revision=revision,
     )
