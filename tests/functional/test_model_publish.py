@@ -259,5 +259,9 @@ def test_source_must_be_exactly_one_of_hub_and_dir(tmp_path: Path) -> None:
         ModelSource()
     with pytest.raises(PublishError, match="exactly one"):
         ModelSource(model_id=REPO, model_dir=tmp_path)
+    with pytest.raises(PublishError, match="not a hub revision"):
+        ModelSource(model_id=REPO, revision="main; rm -rf /")
+    with pytest.raises(PublishError, match="not a hub revision"):
+        ModelSource.parse(f"{REPO}@bad-\udcff")
     with pytest.raises(PublishError, match="not a Hugging Face model id"):
         ModelSource.parse("../../etc@main")

@@ -111,7 +111,9 @@ def _pack(args: argparse.Namespace) -> None:
 
 
 def _one_line(message: str) -> str:
-    return " ".join(message.split())
+    """One printable line: whitespace folded, anything not encodable (lone surrogates from a non-UTF-8
+    argument) escaped, so reporting an error can never raise one of its own."""
+    return " ".join(message.split()).encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -30,6 +30,8 @@ from sentiment_shared.stack import DEFAULT_MODEL_ID, DEFAULT_MODEL_REVISION
 
 _COMMIT_RE = re.compile(r"^[0-9a-f]{40}$")
 _HUB_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?$")
+_REVISION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,254}$")
+"""A commit, branch or tag name as the hub accepts them (ASCII; no spaces or control characters)."""
 _DEFAULT_MODEL_ALIASES = frozenset({DEFAULT_MODEL_ID, f"distilbert/{DEFAULT_MODEL_ID}"})
 
 META_SHA256 = "sha256"
@@ -56,6 +58,8 @@ class ModelSource:
     def __post_init__(self) -> None:
         if (self.model_id is None) == (self.model_dir is None):
             raise PublishError("give exactly one model source: a hub model id or a local model directory")
+        if self.revision is not None and not _REVISION_RE.fullmatch(self.revision):
+            raise PublishError(f"not a hub revision (a commit, branch or tag): {self.revision!r}")
         if self.model_id is not None and not _HUB_ID_RE.fullmatch(self.model_id):
             raise PublishError(f"not a Hugging Face model id: {self.model_id!r}")
         if self.model_dir is not None and self.revision is not None:

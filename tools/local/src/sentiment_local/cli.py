@@ -193,7 +193,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         message = str(exc)
         if isinstance(exc, SourceUnavailableError) and "--model-dir" not in message:
             message += "; on an offline machine pass --model-dir DIR (a local Hugging Face model directory)"
-        print(f"sentiment-local: error: {message}", file=sys.stderr)
+        printable = " ".join(message.split()).encode("utf-8", "backslashreplace").decode("utf-8")
+        print(f"sentiment-local: error: {printable}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("sentiment-local: interrupted", file=sys.stderr)
