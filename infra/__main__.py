@@ -121,6 +121,7 @@ alarms = Alarms(
         ingestion_function_name=ingestion.function_name,
         queue_name=messaging.queue_name,
         dlq_name=messaging.dlq_name,
+        ingestion_failures_queue_name=ingestion.failures_queue_name,
         queue_age_threshold_s=config.queue_age_alarm_s,
         email=config.alarm_email,
     ),
@@ -133,6 +134,7 @@ pulumi.export("itemsTableName", items.name)
 pulumi.export("topicArn", messaging.topic_arn)
 pulumi.export("queueUrl", messaging.queue_url)
 pulumi.export("deadLetterQueueUrl", messaging.dlq_url)
+pulumi.export("ingestionFailuresQueueUrl", ingestion.failures_queue_url)
 pulumi.export("modelBucket", model_store.bucket_name)
 pulumi.export("modelS3Uri", model_store.s3_uri)
 pulumi.export("modelSha256", model_store.sha256)

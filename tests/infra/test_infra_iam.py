@@ -198,12 +198,14 @@ def test_ingestion_may_store_items_query_the_pending_index_and_publish_only(prog
     table = program.one("aws:dynamodb/table:Table").outputs["arn"]
     topic = program.one("aws:sns/topic:Topic", "messaging").outputs["arn"]
     log_group = program.one("aws:cloudwatch/logGroup:LogGroup", "ingestion").outputs["arn"]
+    failures = program.one("aws:sqs/queue:Queue", "ingestion-failures").outputs["arn"]
     expected = {
         ("dynamodb:PutItem", table),
         ("dynamodb:UpdateItem", table),
         ("dynamodb:GetItem", table),
         ("dynamodb:Query", f"{table}/index/pending-by-age"),
         ("sns:Publish", topic),
+        ("sqs:SendMessage", failures),
         ("logs:CreateLogStream", f"{log_group}{LOG_STREAM_SUFFIX}"),
         ("logs:PutLogEvents", f"{log_group}{LOG_STREAM_SUFFIX}"),
         *((action, "*") for action in XRAY_ACTIONS),

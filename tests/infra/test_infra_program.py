@@ -54,7 +54,7 @@ def test_every_resource_of_the_design_is_created_once_under_its_component(progra
         MODEL_ARTIFACT: 1,
         "aws:dynamodb/table:Table": 1,
         "aws:sns/topic:Topic": 2,
-        "aws:sqs/queue:Queue": 2,
+        "aws:sqs/queue:Queue": 3,
         "aws:sqs/queuePolicy:QueuePolicy": 1,
         "aws:ecr/repository:Repository": 1,
         "aws:ecr/lifecyclePolicy:LifecyclePolicy": 1,
@@ -68,7 +68,8 @@ def test_every_resource_of_the_design_is_created_once_under_its_component(progra
         "aws:cloudwatch/eventRule:EventRule": 1,
         "aws:cloudwatch/eventTarget:EventTarget": 1,
         "aws:lambda/permission:Permission": 1,
-        "aws:cloudwatch/metricAlarm:MetricAlarm": 6,
+        "aws:cloudwatch/metricAlarm:MetricAlarm": 7,
+        "aws:lambda/functionEventInvokeConfig:FunctionEventInvokeConfig": 1,
         "aws:kms/key:Key": 1,
     }
     for typ, count in expected.items():
@@ -329,6 +330,19 @@ def test_ingestion_function_ships_the_zip_with_its_environment_and_schedule(prog
     assert permission["function"] == function.outputs["name"]
 
 
+def test_failed_asynchronous_ingestion_runs_are_parked_not_dropped(program: ProgramRun) -> None:
+    # Scheduled (asynchronous) invocations that still fail after Lambda's retries land in a queue
+    function = program.one("aws:lambda/function:Function", "ingestion")
+    failures = program.one("aws:sqs/queue:Queue", "ingestion-failures")
+    invoke_config = program.one("aws:lambda/functionEventInvokeConfig:FunctionEventInvokeConfig").inputs
+    assert invoke_config["functionName"] == function.outputs["name"]
+    assert invoke_config["maximumRetryAttempts"] == 2
+    assert invoke_config["destinationConfig"]["onFailure"]["destination"] == failures.outputs["arn"]
+    assert failures.inputs["sqsManagedSseEnabled"] is True
+    assert failures.inputs["messageRetentionSeconds"] == 14 * 24 * 3600
+    assert program.outputs["ingestionFailuresQueueUrl"] == failures.outputs["url"]
+
+
 def test_alarms_watch_every_failure_signal_and_notify_the_encrypted_alarm_topic(program: ProgramRun) -> None:
     config = config_of(program)
     topic = program.one("aws:sns/topic:Topic", "alarms")
@@ -342,12 +356,14 @@ def test_alarms_watch_every_failure_signal_and_notify_the_encrypted_alarm_topic(
     ingestion = program.one("aws:lambda/function:Function", "ingestion").outputs["name"]
     queue = program.one("aws:sqs/queue:Queue", "queue").outputs["name"]
     dlq = program.one("aws:sqs/queue:Queue", "dlq").outputs["name"]
+    failures = program.one("aws:sqs/queue:Queue", "ingestion-failures").outputs["name"]
     expected = {
         "analysis-errors": ("Errors", {"FunctionName": analysis}, 0),
         "analysis-throttles": ("Throttles", {"FunctionName": analysis}, 0),
         "analysis-duration": ("Duration", {"FunctionName": analysis}, config.analysis_timeout_s * 1000 * 0.8),
         "ingestion-errors": ("Errors", {"FunctionName": ingestion}, 0),
         "dlq-depth": ("ApproximateNumberOfMessagesVisible", {"QueueName": dlq}, 0),
+        "ingestion-failures": ("ApproximateNumberOfMessagesVisible", {"QueueName": failures}, 0),
         "queue-age": ("ApproximateAgeOfOldestMessage", {"QueueName": queue}, config.queue_age_alarm_s),
     }
     assert alarms.keys() == expected.keys()

@@ -209,6 +209,15 @@ def _sqs_triggered_has_queue_dlq(run: ProgramRun) -> list[str]:
         queue = queues[mapping.inputs["eventSourceArn"]]
         if "deadLetterTargetArn" not in json.loads(queue.inputs.get("redrivePolicy") or "{}"):
             problems.append(f"{queue.name}: no redrive policy")
+    destinations = {
+        c.inputs["functionName"]
+        for c in _all(run, "aws:lambda/functionEventInvokeConfig:FunctionEventInvokeConfig")
+        if c.inputs.get("destinationConfig", {}).get("onFailure", {}).get("destination") in queues
+    }
+    sqs_triggered = {m.inputs["functionName"] for m in _all(run, "aws:lambda/eventSourceMapping:EventSourceMapping")}
+    for function in _all(run, "aws:lambda/function:Function"):
+        if function.outputs["arn"] not in sqs_triggered and function.outputs["name"] not in destinations:
+            problems.append(f"{function.name}: asynchronous failures have no destination")
     return problems
 
 
@@ -230,7 +239,8 @@ NOT_APPLICABLE: dict[str, tuple[str, Check]] = {
     ),
     "CKV_AWS_116 (function DLQ)": (
         "the analysis is SQS-triggered: failures park in the queue's DLQ (redrive policy), where a function "
-        "DLQ never receives anything; ingestion's only async source is its schedule, re-run every tick",
+        "DLQ never receives anything; ingestion's failed async invocations go to an on-failure destination "
+        "queue (the successor of a function DLQ), which checkov's rule does not recognise",
         _sqs_triggered_has_queue_dlq,
     ),
 }

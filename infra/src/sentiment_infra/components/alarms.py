@@ -34,6 +34,7 @@ class AlarmsArgs:
     ingestion_function_name: pulumi.Input[str]
     queue_name: pulumi.Input[str]
     dlq_name: pulumi.Input[str]
+    ingestion_failures_queue_name: pulumi.Input[str]
     queue_age_threshold_s: int
     email: str | None
 
@@ -118,6 +119,9 @@ class Alarms(pulumi.ComponentResource):
             _Spec("dlq-depth", "AWS/SQS", "ApproximateNumberOfMessagesVisible", "Maximum", 0,
                   {"QueueName": args.dlq_name},
                   "Messages were parked in the dead-letter queue: inspect, fix, then redrive"),
+            _Spec("ingestion-failures", "AWS/SQS", "ApproximateNumberOfMessagesVisible", "Maximum", 0,
+                  {"QueueName": args.ingestion_failures_queue_name},
+                  "Ingestion invocations failed after Lambda's retries: their events are parked in this queue"),
             _Spec("queue-age", "AWS/SQS", "ApproximateAgeOfOldestMessage", "Maximum", args.queue_age_threshold_s,
                   {"QueueName": args.queue_name}, "The work queue is falling behind"),
         ]  # fmt: skip

@@ -14,6 +14,9 @@ from sentiment_infra.function_parts import function_parts, logging_config, power
 from sentiment_infra.packaging import INGESTION_HANDLER
 
 LAMBDA_RUNTIME = "python3.12"
+ASYNC_RETRY_ATTEMPTS = 2
+ASYNC_MAX_EVENT_AGE_S = 6 * 3600
+FAILURE_RETENTION_S = 14 * 24 * 3600
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +46,15 @@ class IngestionFunction(pulumi.ComponentResource):
         super().__init__("sentiment:ingestion_function:IngestionFunction", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
 
+        # Asynchronous invocations (the schedule, or an `InvocationType=Event` payload) that still fail
+        # after Lambda's retries are parked here with their event, instead of being dropped.
+        self.failures = aws.sqs.Queue(
+            f"{name}-failures",
+            message_retention_seconds=FAILURE_RETENTION_S,
+            sqs_managed_sse_enabled=True,
+            opts=child,
+        )
+
         parts = function_parts(
             name,
             parent=self,
@@ -56,6 +68,8 @@ class IngestionFunction(pulumi.ComponentResource):
                 # The sparse pending index: items stored but not yet published, re-published by age.
                 iam.allow("FindPendingItems", ["dynamodb:Query"], [args.pending_index_arn]),
                 iam.allow("PublishItems", ["sns:Publish"], [args.topic_arn]),
+                # Lambda delivers the on-failure destination with the function's own role.
+                iam.allow("ParkFailedInvocations", ["sqs:SendMessage"], [self.failures.arn]),
             ],
             log_retention_days=args.log_retention_days,
             tracing=args.tracing,
@@ -86,6 +100,19 @@ class IngestionFunction(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=[parts.policy, parts.log_group]),
         )
 
+        self.async_config = aws.lambda_.FunctionEventInvokeConfig(
+            f"{name}-async",
+            function_name=self.function.name,
+            maximum_retry_attempts=ASYNC_RETRY_ATTEMPTS,
+            maximum_event_age_in_seconds=ASYNC_MAX_EVENT_AGE_S,
+            destination_config=aws.lambda_.FunctionEventInvokeConfigDestinationConfigArgs(
+                on_failure=aws.lambda_.FunctionEventInvokeConfigDestinationConfigOnFailureArgs(
+                    destination=self.failures.arn
+                )
+            ),
+            opts=child,
+        )
+
         self.schedule = aws.cloudwatch.EventRule(
             f"{name}-schedule",
             description="Poll the configured feeds and re-publish pending items",
@@ -109,10 +136,13 @@ class IngestionFunction(pulumi.ComponentResource):
 
         self.function_name = self.function.name
         self.function_arn = self.function.arn
+        self.failures_queue_name = self.failures.name
+        self.failures_queue_url = self.failures.url
         self.register_outputs(
             {
                 "function_name": self.function_name,
                 "function_arn": self.function_arn,
+                "failures_queue_url": self.failures_queue_url,
                 "log_group": self.log_group.name,
                 "schedule_arn": self.schedule.arn,
             }
