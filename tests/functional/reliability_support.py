@@ -206,3 +206,13 @@ class FailingCalls:
             yield self
         finally:
             client.meta.events.unregister(event, self._hook)
+
+
+def clean_ingestion_stack(server_url: str, monkeypatch: pytest.MonkeyPatch) -> StackResources:
+    """:func:`clean_stack` with the ingestion function's environment pointing at it."""
+    stack = clean_stack(server_url, monkeypatch)
+    monkeypatch.setenv("ITEMS_TABLE", stack.items_table)
+    monkeypatch.setenv("TOPIC_ARN", stack.topic_arn)
+    monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "true")
+    reset_settings_cache()
+    return stack

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from botocore.stub import Stubber
+from queue_support import drain_topic_messages
 
 from sentiment_shared import aws
 from sentiment_shared.adapters import SNS_BATCH_MAX_BYTES, DynamoItemsTable, SnsPublisher, chunk_messages
@@ -21,19 +21,6 @@ pytestmark = pytest.mark.functional
 @pytest.fixture
 def stack(moto_aws: None) -> StackResources:
     return provision()
-
-
-def _drain(queue_url: str) -> list[dict[str, Any]]:
-    sqs = aws.client("sqs")
-    bodies: list[dict[str, Any]] = []
-    while True:
-        msgs = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0).get("Messages", [])
-        if not msgs:
-            return bodies
-        for m in msgs:
-            envelope = json.loads(m["Body"])
-            bodies.append(json.loads(envelope["Message"]))
-            sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=m["ReceiptHandle"])
 
 
 def test_conditional_create_twice_stores_one_item(stack: StackResources) -> None:
@@ -100,7 +87,7 @@ def test_publish_batch_delivers_all_messages_in_chunks_of_ten(stack: StackResour
     report = publisher.publish(messages)
     assert sorted(report.published) == sorted(m.item_id for m in messages)
     assert report.failed == {}
-    delivered = _drain(stack.queue_url)
+    delivered = drain_topic_messages(stack.queue_url)
     assert sorted(d["item_id"] for d in delivered) == sorted(m.item_id for m in messages)
     assert all({"item_id", "text", "source", "ingested_at", "schema_version"} <= d.keys() for d in delivered)
 
@@ -131,7 +118,7 @@ def test_publish_batch_partial_failure_is_retried_and_delivered(stack: StackReso
     # Then only the failed entries were sent again, and everything arrived exactly once
     assert calls == [["0", "1", "2", "3", "4"], ["0", "1"]]
     assert sorted(report.published) == [f"m{i}" for i in range(5)]
-    assert sorted(d["item_id"] for d in _drain(stack.queue_url)) == [f"m{i}" for i in range(5)]
+    assert sorted(d["item_id"] for d in drain_topic_messages(stack.queue_url)) == [f"m{i}" for i in range(5)]
 
 
 def test_publish_reports_entries_that_keep_failing(stack: StackResources) -> None:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from queue_support import drain_topic_messages
 
 from sentiment_ingestion.core import StoreError
 from sentiment_ingestion.feeds import USER_AGENT, FeedState
@@ -173,18 +174,6 @@ def _set_env(monkeypatch: pytest.MonkeyPatch, **values: str) -> None:
     reset_settings_cache()
 
 
-def _drain(queue_url: str) -> list[dict[str, Any]]:
-    sqs = aws.client("sqs")
-    bodies: list[dict[str, Any]] = []
-    while True:
-        msgs = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0).get("Messages", [])
-        if not msgs:
-            return bodies
-        for m in msgs:
-            bodies.append(json.loads(json.loads(m["Body"])["Message"]))  # SNS envelope (raw delivery off)
-            sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=m["ReceiptHandle"])
-
-
 def _content_items(table: str) -> dict[str, dict[str, Any]]:
     """The table's items, without ingestion's bookkeeping items (feed state, run markers)."""
     raw = aws.client("dynamodb").scan(TableName=table)["Items"]
@@ -252,7 +241,7 @@ def test_scheduled_run_over_every_kind_of_feed(
     assert (first["skipped"], first["feeds_failed"]) == (1, 4)
 
     # And each stored item arrived on the queue once, with its id and plain text
-    messages = _drain(stack.queue_url)
+    messages = drain_topic_messages(stack.queue_url)
     items = _content_items(stack.items_table)
     assert sorted(m["item_id"] for m in messages) == sorted(items)
     assert all(m["text"] == items[m["item_id"]]["text"] and m["schema_version"] == 1 for m in messages)
@@ -277,7 +266,7 @@ def test_scheduled_run_over_every_kind_of_feed(
     assert feeds["/etag.xml"]["not_modified"] is True
     assert ("/etag.xml", ETAG) in {(p, h.get("If-None-Match")) for p, h in feed_server.requests}
     assert (second["stored"], second["duplicates"], second["published"]) == (0, 9, 0)
-    assert _drain(stack.queue_url) == []
+    assert drain_topic_messages(stack.queue_url) == []
 
 
 @pytest.mark.parametrize(
@@ -292,13 +281,13 @@ def test_direct_invoke_payloads(stack: StackResources, event_file: str, counts: 
     response = handler(event, LambdaContextStub())
     assert {k: response[k] for k in counts} == counts
     assert response["failed"] == 0
-    messages = _drain(stack.queue_url)
+    messages = drain_topic_messages(stack.queue_url)
     assert len(messages) == counts["stored"]
     assert all(m["item_id"] and m["text"] for m in messages)
     # The same payload again: all duplicates, nothing new on the queue
     again = handler(event, LambdaContextStub())
     assert (again["stored"], again["published"]) == (0, 0)
-    assert _drain(stack.queue_url) == []
+    assert drain_topic_messages(stack.queue_url) == []
 
 
 MALFORMED_EVENTS: list[tuple[Any, str]] = [
@@ -329,7 +318,7 @@ def test_publish_failure_is_recovered_by_a_later_run(stack: StackResources, monk
     assert (first["stored"], first["published"], first["failed"]) == (1, 0, 1)
     (item_id,) = _content_items(stack.items_table)
     assert DynamoItemsTable(stack.items_table).get(item_id).status == "pending"  # type: ignore[union-attr]
-    assert _drain(stack.queue_url) == []
+    assert drain_topic_messages(stack.queue_url) == []
 
     # When a later run happens with a working topic
     _set_env(monkeypatch, TOPIC_ARN=stack.topic_arn)
@@ -337,12 +326,12 @@ def test_publish_failure_is_recovered_by_a_later_run(stack: StackResources, monk
 
     # Then the pending item is re-published (once) alongside the new one, and is no longer pending
     assert (second["republished"], second["stored"], second["published"]) == (1, 1, 1)
-    messages = _drain(stack.queue_url)
+    messages = drain_topic_messages(stack.queue_url)
     assert sorted(m["text"] for m in messages) == ["Another text", "Lost in transit? Never."]
     assert DynamoItemsTable(stack.items_table).get(item_id).status == "published"  # type: ignore[union-attr]
     third = handler({"texts": ["Another text"]}, LambdaContextStub())
     assert (third["republished"], third["published"]) == (0, 0)
-    assert _drain(stack.queue_url) == []
+    assert drain_topic_messages(stack.queue_url) == []
 
 
 def test_published_but_unanalysed_items_are_not_republished(
@@ -351,12 +340,12 @@ def test_published_but_unanalysed_items_are_not_republished(
     # Given an item published normally, whose analysis has not written anything yet
     _set_env(monkeypatch, REPUBLISH_AFTER_S="0")
     handler({"texts": ["Published fine"]}, LambdaContextStub())
-    assert len(_drain(stack.queue_url)) == 1
+    assert len(drain_topic_messages(stack.queue_url)) == 1
     # When later runs sweep the pending index
     second = handler({"texts": ["Published fine"]}, LambdaContextStub())
     # Then the run marker shows it was published: no second message, and it leaves the index
     assert (second["republished"], second["duplicates"]) == (0, 1)
-    assert _drain(stack.queue_url) == []
+    assert drain_topic_messages(stack.queue_url) == []
     (item_id,) = _content_items(stack.items_table)
     assert DynamoItemsTable(stack.items_table).get(item_id).status == "published"  # type: ignore[union-attr]
 
@@ -402,7 +391,7 @@ def test_concurrent_invocations_are_deduplicated(stack: StackResources) -> None:
     assert sum(r["stored"] for r in reports) == 30
     assert sum(r["duplicates"] for r in reports) == 30
     assert sum(r["published"] for r in reports) == 30
-    messages = _drain(stack.queue_url)
+    messages = drain_topic_messages(stack.queue_url)
     assert len(messages) == 30
     assert len({m["item_id"] for m in messages}) == 30
 
@@ -420,7 +409,7 @@ def test_sample_feed_is_ingested_from_a_file_when_file_feeds_are_allowed(
     _set_env(monkeypatch, ALLOW_FILE_FEEDS="true")
     response = handler(event, LambdaContextStub())
     assert (response["received"], response["stored"], response["published"]) == (48, 48, 48)
-    assert len(_drain(stack.queue_url)) == 48
+    assert len(drain_topic_messages(stack.queue_url)) == 48
 
 
 def test_table_failure_fails_the_invocation_so_it_is_retried(
@@ -433,7 +422,7 @@ def test_table_failure_fails_the_invocation_so_it_is_retried(
         handler({"texts": ["one", "two"]}, LambdaContextStub())
     # And the failure is counted in the metrics before raising
     assert _emf(capsys.readouterr().out)["ItemsFailed"] == [2.0]
-    assert _drain(stack.queue_url) == []
+    assert drain_topic_messages(stack.queue_url) == []
 
 
 def test_bookkeeping_items_round_trip_in_the_items_table(stack: StackResources) -> None:

@@ -19,11 +19,12 @@ from typing import Any
 
 import pytest
 from botocore.retries.standard import ExponentialBackoff
+from queue_support import drain_topic_messages
 from reliability_support import (
     FailingCalls,
     LambdaContextStub,
     analysed,
-    clean_stack,
+    clean_ingestion_stack,
     configure_analysis,
     error_response,
     failed_ids,
@@ -69,12 +70,7 @@ def bundle(shared_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> 
 
 @pytest.fixture
 def stack(moto_server_url: str, monkeypatch: pytest.MonkeyPatch) -> StackResources:
-    stack = clean_stack(moto_server_url, monkeypatch)
-    monkeypatch.setenv("ITEMS_TABLE", stack.items_table)
-    monkeypatch.setenv("TOPIC_ARN", stack.topic_arn)
-    monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "true")
-    reset_settings_cache()
-    return stack
+    return clean_ingestion_stack(moto_server_url, monkeypatch)
 
 
 @pytest.fixture
@@ -170,22 +166,12 @@ def test_ingestion_put_throttling_is_retried_and_a_persistent_one_fails_the_invo
         handler({"texts": texts[3:]}, LambdaContextStub())
     retried = handler({"texts": texts[3:]}, LambdaContextStub())
     assert (retried["stored"], retried["duplicates"], retried["published"]) == (3, 0, 3)
-    messages = _drain(stack.queue_url)
+    messages = drain_topic_messages(stack.queue_url)
     assert sorted(m["text"] for m in messages) == sorted(texts)
     reliability.observed(
         f"transient: 3 stored after 2 attempts each; persistent: StoreError after {always.attempts} attempts, "
         f"retry stored {retried['stored']}, {len(messages)} messages for {len(texts)} texts"
     )
-
-
-def _drain(queue_url: str) -> list[dict[str, Any]]:
-    sqs = aws.client("sqs")
-    found: list[dict[str, Any]] = []
-    while batch := sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages", []):
-        for message in batch:
-            found.append(json.loads(json.loads(message["Body"])["Message"]))
-            sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
-    return found
 
 
 # --------------------------------------------------------------------------- crash between store and publish
@@ -215,7 +201,7 @@ def test_a_crash_between_storing_and_publishing_is_republished_later_and_analyse
         ingestion_handler({"texts": texts}, LambdaContextStub())
     pending = DynamoItemsTable(analysis.items_table).pending_items(_far_future(), 100)
     assert len(pending) == 25
-    assert _drain(analysis.queue_url) == []
+    assert drain_topic_messages(analysis.queue_url) == []
     # When the next scheduled/direct run happens
     later = ingestion_handler({"texts": ["A later, unrelated text."]}, LambdaContextStub())
     # Then the crashed run's items are re-published, and the analysis stores each exactly once

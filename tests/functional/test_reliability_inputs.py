@@ -21,6 +21,7 @@ from model_fixtures import make_model_dir
 from reliability_support import (
     LambdaContextStub,
     analysed,
+    clean_ingestion_stack,
     clean_stack,
     configure_analysis,
     failed_ids,
@@ -51,12 +52,7 @@ RTL_TEXT = "\u202eThis is reversed\u202c المنتج رائع جدا וזה מ�
 
 @pytest.fixture
 def ingestion_stack(moto_server_url: str, monkeypatch: pytest.MonkeyPatch) -> StackResources:
-    stack = clean_stack(moto_server_url, monkeypatch)
-    monkeypatch.setenv("ITEMS_TABLE", stack.items_table)
-    monkeypatch.setenv("TOPIC_ARN", stack.topic_arn)
-    monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "true")
-    reset_settings_cache()
-    return stack
+    return clean_ingestion_stack(moto_server_url, monkeypatch)
 
 
 def _stored_items(table: str) -> dict[str, dict[str, Any]]:
