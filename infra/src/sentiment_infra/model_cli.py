@@ -19,12 +19,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NoReturn
 
-from botocore.exceptions import BotoCoreError, ClientError
-
+from sentiment_shared.cli_errors import one_line, run_command
 from sentiment_shared.model_bundle import BundleError, pack
 from sentiment_shared.model_publish import ModelSource, PublishError, publish
 
-EXIT_FAILURE = 1
 EXIT_USAGE = 2
 
 
@@ -88,7 +86,7 @@ def _emit(payload: dict[str, Any], *, as_json: bool, text: str) -> None:
     sys.stdout.write((json.dumps(payload, sort_keys=True) if as_json else text) + "\n")
 
 
-def _publish(args: argparse.Namespace) -> None:
+def _publish(args: argparse.Namespace) -> int:
     source = ModelSource(model_dir=args.model_dir) if args.model_dir else ModelSource.parse(args.model)
     with _upload_bars() as bars:
         result = publish(source, args.bucket, args.key, hub_progress=_is_tty(), upload_progress=bars)
@@ -102,18 +100,14 @@ def _publish(args: argparse.Namespace) -> None:
             f"  source {result.source}{revision}"
         ),
     )
+    return 0
 
 
-def _pack(args: argparse.Namespace) -> None:
+def _pack(args: argparse.Namespace) -> int:
     info = pack(args.model_dir, args.out)
     payload = {"path": str(info.path), "sha256": info.sha256, "size": info.size}
     _emit(payload, as_json=args.json, text=f"{info.sha256}  {info.size}  {info.path}")
-
-
-def _one_line(message: str) -> str:
-    """One printable line: whitespace folded, anything not encodable (lone surrogates from a non-UTF-8
-    argument) escaped, so reporting an error can never raise one of its own."""
-    return " ".join(message.split()).encode("utf-8", "backslashreplace").decode("utf-8")
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -121,29 +115,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = _parser().parse_args(argv)
     except _UsageError as exc:
-        sys.stderr.write(f"sentiment-model: error: {_one_line(str(exc))} (see --help)\n")
+        sys.stderr.write(f"sentiment-model: error: {one_line(str(exc))} (see --help)\n")
         return EXIT_USAGE
-    try:
-        if args.command == "publish":
-            _publish(args)
-        else:
-            _pack(args)
-    except (PublishError, BundleError) as exc:
-        sys.stderr.write(f"sentiment-model: error: {_one_line(str(exc))}\n")
-        return EXIT_FAILURE
-    except (BotoCoreError, ClientError) as exc:  # anything the publish functions did not translate
-        sys.stderr.write(f"sentiment-model: error: AWS: {_one_line(str(exc))}\n")
-        return EXIT_FAILURE
-    except (OSError, ValueError) as exc:
-        # Hostile arguments the functions below do not translate: an OUT in a missing directory
-        # (FileNotFoundError), bytes that are not UTF-8 in --key/--model (UnicodeEncodeError), a hub
-        # id the hub client refuses (HFValidationError). Still one line, never a traceback.
-        sys.stderr.write(f"sentiment-model: error: {type(exc).__name__}: {_one_line(str(exc))}\n")
-        return EXIT_FAILURE
-    except KeyboardInterrupt:
-        sys.stderr.write("sentiment-model: interrupted\n")
-        return 130
-    return 0
+    command = _publish if args.command == "publish" else _pack
+    return run_command("sentiment-model", lambda: command(args), (PublishError, BundleError))
 
 
 if __name__ == "__main__":

@@ -185,20 +185,17 @@ def _classify(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from sentiment_shared.cli_errors import run_command
+    from sentiment_shared.model_bundle import BundleError
     from sentiment_shared.model_publish import PublishError, SourceUnavailableError
 
-    try:
-        return _run(args) if args.command == "run" else _classify(args)
-    except (PipelineError, PublishError) as exc:
-        message = str(exc)
-        if isinstance(exc, SourceUnavailableError) and "--model-dir" not in message:
-            message += "; on an offline machine pass --model-dir DIR (a local Hugging Face model directory)"
-        printable = " ".join(message.split()).encode("utf-8", "backslashreplace").decode("utf-8")
-        print(f"sentiment-local: error: {printable}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("sentiment-local: interrupted", file=sys.stderr)
-        return 130
+    def hint(exc: BaseException) -> str:
+        if isinstance(exc, SourceUnavailableError) and "--model-dir" not in str(exc):
+            return "; on an offline machine pass --model-dir DIR (a local Hugging Face model directory)"
+        return ""
+
+    command = _run if args.command == "run" else _classify
+    return run_command("sentiment-local", lambda: command(args), (PipelineError, PublishError, BundleError), hint)
 
 
 if __name__ == "__main__":
