@@ -1,0 +1,209 @@
+"""Provider launch rehearsal: the model-publish dynamic provider started exactly as the Pulumi engine starts it.
+
+What the engine does (pulumi/pulumi at 1b5949891b3cefcb9974752b24a5ecef0acc86c8):
+
+* ``pkg/engine/project.go`` ``getPwdMain``: when ``main`` in ``Pulumi.yaml`` is a directory, the plugin
+  context's working directory is that directory (here ``infra/``), not the project root;
+* ``sdk/go/common/resource/plugin/provider_plugin.go``: the provider plugin (``pulumi-resource-pulumi-python``)
+  is started in that directory with the runtime options as ``PULUMI_RUNTIME_<OPTION>`` (plus ``PULUMI_PROJECT``);
+* ``sdk/python/dist/pulumi-resource-pulumi-python`` (the launcher): without ``PULUMI_RUNTIME_VIRTUALENV`` and
+  with ``PULUMI_RUNTIME_TOOLCHAIN=uv`` the venv is ``.venv`` made absolute against ``$PWD``; if
+  ``$VENV/bin/python`` is not a file it stops with "... doesn't exist", else it runs
+  ``$VENV/bin/python -u -m pulumi.dynamic`` with ``$VENV/bin`` first on ``PATH``;
+* ``sdk/python/toolchain/uv.go`` (the language host, which runs the program): with no ``virtualenv`` option the
+  venv is ``.venv`` next to the nearest ``uv.lock`` searched up from the project root: the root's ``.venv``.
+
+So the program and the provider only agree when ``infra/.venv`` is the root's venv, which is why the
+repository commits ``infra/.venv`` as a symlink to ``../.venv`` (docs/DEPLOY.md explains the choice).
+
+The test resolves the venv with the launcher's rule, starts ``python -u -m pulumi.dynamic`` from it with only
+the runtime options (and moto's endpoint and dummy credentials) in the environment, reads the port from
+stdout and drives the provider over gRPC with the ``pulumi.runtime.proto`` stubs and the provider string the
+SDK serialises: GetPluginInfo, Configure, Check, Create (into a moto S3 server), Read (no drift), Read after
+an overwrite (drift), Diff, Update on a model change, Delete.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+import yaml
+from google.protobuf import empty_pb2, struct_pb2
+from infra_mocks import REPO_ROOT
+from pulumi.dynamic.dynamic import serialize_provider
+from pulumi.runtime import proto, rpc
+from pulumi.runtime.proto import provider_pb2_grpc
+
+from sentiment_infra.model_artifact import ModelArtifactProvider
+from sentiment_shared import aws
+
+sys.path.insert(0, str(REPO_ROOT / "tests" / "functional"))
+from model_fixtures import make_model_dir
+
+pytestmark = [pytest.mark.infra, pytest.mark.slow]
+
+BUCKET = "launch-models"
+KEY = "distilbert/v1.0.0/model.tar"
+URN = "urn:pulumi:dev::sentiment-analyzer::sentiment:model_store:ModelStore$pulumi-python:dynamic/model:Artifact::x"
+TYPE = "pulumi-python:dynamic/model:Artifact"
+
+
+def launcher_venv(program_dir: Path, env: dict[str, str]) -> Path:
+    """The venv ``pulumi-resource-pulumi-python`` picks, by its own rule (see the module docstring)."""
+    venv = env.get("PULUMI_RUNTIME_VIRTUALENV", "")
+    if not venv and env.get("PULUMI_RUNTIME_TOOLCHAIN") == "uv":
+        venv = ".venv"
+    assert venv, "the launcher would run the system python3: set toolchain uv (or virtualenv) in Pulumi.yaml"
+    venv = venv.rstrip("/")
+    path = Path(venv) if venv.startswith("/") else program_dir / venv
+    if not (path / "bin" / "python").is_file():
+        state = "doesn't appear to be a virtual environment" if path.is_dir() else "doesn't exist"
+        pytest.fail(f"launcher: the 'virtualenv' option in Pulumi.yaml is set to {str(path)!r}, but it {state}")
+    return path
+
+
+def engine_launch() -> tuple[Path, dict[str, str]]:
+    """(working directory, environment) of the provider plugin as the engine starts it, from ``Pulumi.yaml``."""
+    project = yaml.safe_load((REPO_ROOT / "Pulumi.yaml").read_text())
+    main = project.get("main") or "."
+    program_dir = (REPO_ROOT / main).resolve() if (REPO_ROOT / main).is_dir() else (REPO_ROOT / main).parent
+    runtime = project["runtime"]
+    options = runtime.get("options", {}) if isinstance(runtime, dict) else {}
+    env = {f"PULUMI_RUNTIME_{name.upper()}": str(value) for name, value in options.items()}
+    env["PULUMI_PROJECT"] = project["name"]
+    return program_dir, env
+
+
+def serialize(props: dict[str, Any]) -> struct_pb2.Struct:
+    return asyncio.run(rpc.serialize_properties(props, {}))
+
+
+def deserialize(struct: struct_pb2.Struct) -> dict[str, Any]:
+    return dict(rpc.deserialize_properties(struct, keep_unknowns=True))
+
+
+@pytest.fixture
+def provider_stub(moto_endpoint: str) -> Iterator[provider_pb2_grpc.ResourceProviderStub]:
+    program_dir, env = engine_launch()
+    venv = launcher_venv(program_dir, env)
+    env.update(
+        PATH=f"{venv}/bin:/usr/bin:/bin",  # what the launcher exports (it prepends $VENV/bin)
+        AWS_ENDPOINT_URL=moto_endpoint,
+        AWS_ACCESS_KEY_ID="testing",
+        AWS_SECRET_ACCESS_KEY="testing",
+        AWS_REGION="us-east-1",
+        AWS_DEFAULT_REGION="us-east-1",
+        HOME=os.environ.get("HOME", "/tmp"),
+    )
+    process = subprocess.Popen(
+        [str(venv / "bin" / "python"), "-u", "-m", "pulumi.dynamic"],
+        cwd=program_dir,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline().decode().strip()
+        if not line.isdigit():
+            process.kill()
+            _, err = process.communicate(timeout=10)
+            pytest.fail(f"provider printed no port: {line!r}\n{err.decode()}")
+        with grpc.insecure_channel(f"127.0.0.1:{int(line)}") as channel:
+            grpc.channel_ready_future(channel).result(timeout=30)
+            yield provider_pb2_grpc.ResourceProviderStub(channel)
+    finally:
+        process.kill()
+        process.communicate(timeout=10)
+
+
+def _object_sha256(key: str) -> str:
+    body = aws.client("s3").get_object(Bucket=BUCKET, Key=key)["Body"].read()
+    return hashlib.sha256(body).hexdigest()
+
+
+def test_the_engine_launched_provider_publishes_reads_drift_updates_and_deletes(
+    provider_stub: provider_pb2_grpc.ResourceProviderStub, tmp_path: Path
+) -> None:
+    stub = provider_stub
+    s3 = aws.client("s3")
+    s3.create_bucket(Bucket=BUCKET)
+    s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
+    model_dir = make_model_dir(tmp_path / "model")
+    provider = serialize_provider(ModelArtifactProvider())
+    inputs = {
+        "__provider": provider,
+        "bucket": BUCKET,
+        "key": KEY,
+        "model_id": None,
+        "revision": None,
+        "model_dir": str(model_dir),
+        "provider_version": "1",
+        "retain_on_delete": False,
+    }
+
+    # GetPluginInfo and Configure, as the engine opens every provider
+    assert stub.GetPluginInfo(empty_pb2.Empty()).version
+    configured = stub.Configure(proto.ConfigureRequest(args=serialize({}), acceptSecrets=True))
+    assert configured.acceptSecrets is False
+
+    # Check: the inputs come back with the source fingerprint; no failures
+    checked = stub.Check(proto.CheckRequest(urn=URN, type=TYPE, olds=serialize({}), news=serialize(inputs)))
+    assert list(checked.failures) == []
+    checked_inputs = deserialize(checked.inputs)
+    assert checked_inputs["source_fingerprint"]
+
+    # Create: publishes into moto, verified
+    created = stub.Create(proto.CreateRequest(urn=URN, type=TYPE, properties=checked.inputs))
+    outs = deserialize(created.properties)
+    assert created.id == f"s3://{BUCKET}/{KEY}"
+    assert outs["sha256"] == _object_sha256(KEY)
+    assert outs["version_id"]
+
+    # Read: the object is what was published, no drift
+    read = stub.Read(proto.ReadRequest(id=created.id, urn=URN, type=TYPE, properties=created.properties))
+    assert read.id == created.id
+    read_outs = deserialize(read.properties)
+    assert read_outs.get("drift") is None  # None properties are dropped on the wire
+    assert read_outs["observed_sha256"] == outs["sha256"]
+
+    # Someone overwrites the object: Read reports drift, Diff asks for an update
+    s3.put_object(Bucket=BUCKET, Key=KEY, Body=b"not the bundle")
+    drifted = stub.Read(proto.ReadRequest(id=created.id, urn=URN, type=TYPE, properties=created.properties))
+    drifted_outs = deserialize(drifted.properties)
+    assert drifted_outs["drift"]
+    assert drifted_outs["sha256"] == outs["sha256"]
+    diff = stub.Diff(proto.DiffRequest(id=created.id, urn=URN, type=TYPE, olds=drifted.properties, news=checked.inputs))
+    assert diff.changes == proto.DiffResponse.DIFF_SOME
+
+    # The model changes: Check gives a new fingerprint, Diff an in-place update, Update publishes it
+    make_model_dir(model_dir, weights=b"\x02\x03" * 2048)
+    rechecked = stub.Check(proto.CheckRequest(urn=URN, type=TYPE, olds=checked.inputs, news=serialize(inputs)))
+    assert deserialize(rechecked.inputs)["source_fingerprint"] != checked_inputs["source_fingerprint"]
+    diff = stub.Diff(
+        proto.DiffRequest(id=created.id, urn=URN, type=TYPE, olds=created.properties, news=rechecked.inputs)
+    )
+    assert diff.changes == proto.DiffResponse.DIFF_SOME
+    assert list(diff.replaces) == []
+    updated = stub.Update(
+        proto.UpdateRequest(id=created.id, urn=URN, type=TYPE, olds=created.properties, news=rechecked.inputs)
+    )
+    updated_outs = deserialize(updated.properties)
+    assert updated_outs["sha256"] != outs["sha256"]
+    assert updated_outs["sha256"] == _object_sha256(KEY)
+    assert updated_outs["version_id"] != outs["version_id"]
+
+    # Delete removes the version this resource published (and only that one)
+    stub.Delete(proto.DeleteRequest(id=created.id, urn=URN, type=TYPE, properties=updated.properties))
+    versions = {v["VersionId"] for v in s3.list_object_versions(Bucket=BUCKET, Prefix=KEY).get("Versions", [])}
+    assert updated_outs["version_id"] not in versions
+    assert outs["version_id"] in versions
