@@ -231,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         print(
             f"ingestion against a moto server: {args.entries} entries, {args.concurrency} puts and "
-            f"{options.publish_concurrency} PublishBatch calls in flight"
+            f"{SnsPublisher('').concurrency} PublishBatch calls in flight"
         )
         print(f"{'scenario':<30} {'new':>5} {'dup':>5} {'calls':>6} {'calls/new':>9} {'s':>7} {'items/s':>8}")
         for r in results:

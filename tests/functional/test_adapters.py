@@ -6,8 +6,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from botocore.awsrequest import AWSResponse
 from botocore.stub import Stubber
 from queue_support import drain_topic_messages
+from reliability_support import FailingCalls
 
 from sentiment_shared import aws
 from sentiment_shared.adapters import SNS_BATCH_MAX_BYTES, DynamoItemsTable, SnsPublisher, chunk_messages
@@ -135,6 +137,59 @@ def test_publish_reports_entries_that_keep_failing(stack: StackResources) -> Non
         )
     assert report.published == []
     assert report.failed == {"stuck": "Throttled:"}
+
+
+def _sns_error(status: int, code: str) -> AWSResponse:
+    """An SNS (query protocol) error answer, before the request leaves the process."""
+    body = f"<ErrorResponse><Error><Type>Receiver</Type><Code>{code}</Code><Message>injected</Message></Error>"
+    body += "<RequestId>injected</RequestId></ErrorResponse>"
+    raw = type("Raw", (), {"stream": lambda self, **_: iter([body.encode()]), "read": lambda self, *_: body.encode()})
+    return AWSResponse("https://injected.invalid/", status, {}, raw())
+
+
+def test_a_failing_publish_batch_is_retried_by_botocore_alone(stack: StackResources) -> None:
+    # Given a topic whose PublishBatch answers HTTP 500 on every call
+    messages = [TopicMessage(item_id=f"m{i}", text="t") for i in range(12)]
+    publisher = SnsPublisher(stack.topic_arn, sleep=lambda _: None)
+    # When 12 messages (two batches) are published
+    with FailingCalls("sns", "PublishBatch", lambda _: _sns_error(500, "InternalError")).installed() as calls:
+        report = publisher.publish(messages)
+    # Then each batch went out once plus botocore's 5 retries (not 5 x 6 with a loop on top), all reported
+    assert calls.attempts == 2 * 6
+    assert report.failed == {m.item_id: "InternalError" for m in messages}
+
+
+def test_entries_that_keep_failing_are_sent_at_most_max_attempts_times(stack: StackResources) -> None:
+    # Given a topic that accepts every entry but one
+    sns = aws.client("sns")
+    real_publish = sns.publish_batch
+    sent: list[list[str]] = []
+
+    def one_always_fails(**kwargs: Any) -> Any:
+        entries = kwargs["PublishBatchRequestEntries"]
+        sent.append([e["Id"] for e in entries])
+        ok = real_publish(**{**kwargs, "PublishBatchRequestEntries": entries[1:]}) if entries[1:] else {}
+        ok["Failed"] = [{"Id": entries[0]["Id"], "Code": "InternalError", "Message": "x", "SenderFault": False}]
+        return ok
+
+    messages = [TopicMessage(item_id=f"m{i}", text="t") for i in range(3)]
+    sns.publish_batch = one_always_fails  # type: ignore[method-assign]
+    report = SnsPublisher(stack.topic_arn, client=sns, max_attempts=3, sleep=lambda _: None).publish(messages)
+    # Then the failing entry was sent 3 times in all, the others once
+    assert sent == [["0", "1", "2"], ["0"], ["0"]]
+    assert (sorted(report.published), report.failed) == (["m1", "m2"], {"m0": "InternalError: x"})
+
+
+def test_parallel_batches_cover_every_message_once_and_an_oversized_one_fails_alone(stack: StackResources) -> None:
+    messages = [TopicMessage(item_id=f"m{i:02}", text="t") for i in range(95)]
+    huge = TopicMessage(item_id="huge", text="x" * 300_000)
+    with FailingCalls("sns", "PublishBatch", lambda _: None).installed() as calls:
+        report = SnsPublisher(stack.topic_arn, concurrency=4).publish([*messages[:50], huge, *messages[50:]])
+    assert calls.attempts == 10
+    assert sorted(report.published) == [m.item_id for m in messages]
+    assert list(report.failed) == ["huge"]
+    assert "over the SNS limit" in report.failed["huge"]
+    assert sorted(d["item_id"] for d in drain_topic_messages(stack.queue_url)) == [m.item_id for m in messages]
 
 
 def test_chunks_respect_the_batch_byte_limit_with_multibyte_text() -> None:

@@ -222,17 +222,6 @@ def test_publisher_exception_leaves_its_items_pending_and_named_in_the_marker() 
     assert _ingestor(table, publisher, store, clock).ingest_entries(_texts("c")).republished == 2
 
 
-def test_parallel_publish_covers_every_item_once() -> None:
-    table, publisher, store = AtomicTable(), InMemoryPublisher(fail_ids=set()), InMemoryIngestionStore()
-    texts = _texts(*(f"text {n}" for n in range(95)))
-    doomed = {item_id_for("direct", f"text {n}", kind="text") for n in (3, 50, 94)}
-    publisher.fail_ids.update(doomed)
-    report = _ingestor(table, publisher, store, publish_concurrency=4).ingest_entries(texts)
-    assert (report.published, report.failed) == (92, 3)
-    assert len({m.item_id for m in publisher.messages}) == len(publisher.messages) == 92
-    assert store.runs[report.run_id] == doomed
-
-
 def test_store_failure_publishes_what_was_stored_then_raises_for_a_retry() -> None:
     table, publisher = BrokenTable({"unlucky"}), InMemoryPublisher()
     with pytest.raises(StoreError, match="1 item") as info:

@@ -10,12 +10,13 @@ import logging
 import random
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer  # noqa: TID251 - adapter layer
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from sentiment_shared import aws
 from sentiment_shared.ports import ItemNotFoundError, PublishReport
@@ -172,8 +173,13 @@ SNS_BATCH_MAX_BYTES = 256 * 1024
 """PublishBatch caps the *total* payload of a batch (all messages and attributes) at 256 KiB."""
 
 
-def chunk_messages(messages: Sequence[TopicMessage]) -> list[list[tuple[TopicMessage, str]]]:
-    """Split into PublishBatch-sized chunks: ≤ 10 entries and ≤ 256 KiB of UTF-8 bodies each."""
+def chunk_messages(
+    messages: Sequence[TopicMessage], too_big: dict[str, str] | None = None
+) -> list[list[tuple[TopicMessage, str]]]:
+    """Split into PublishBatch-sized chunks: ≤ 10 entries and ≤ 256 KiB of UTF-8 bodies each.
+
+    A message over the limit by itself is left out and named in ``too_big`` (``ValueError`` without it).
+    """
     chunks: list[list[tuple[TopicMessage, str]]] = []
     current: list[tuple[TopicMessage, str]] = []
     size = 0
@@ -181,7 +187,11 @@ def chunk_messages(messages: Sequence[TopicMessage]) -> list[list[tuple[TopicMes
         body = message.to_json()
         body_size = len(body.encode())
         if body_size > SNS_BATCH_MAX_BYTES:
-            raise ValueError(f"message for item {message.item_id!r} is {body_size} bytes, over the SNS limit")
+            error = f"message for item {message.item_id!r} is {body_size} bytes, over the SNS limit"
+            if too_big is None:
+                raise ValueError(error)
+            too_big[message.item_id] = error
+            continue
         if current and (len(current) == SNS_BATCH_MAX_ENTRIES or size + body_size > SNS_BATCH_MAX_BYTES):
             chunks.append(current)
             current, size = [], 0
@@ -193,11 +203,14 @@ def chunk_messages(messages: Sequence[TopicMessage]) -> list[list[tuple[TopicMes
 
 
 class SnsPublisher:
-    """:class:`~sentiment_shared.ports.Publisher` over SNS ``PublishBatch``.
+    """:class:`~sentiment_shared.ports.Publisher` over SNS ``PublishBatch``: the messages are sliced into
+    batches (≤ 10 entries, ≤ 256 KiB), ``concurrency`` of them in flight.
 
-    Entries SNS reports as failed are retried (only those) with jittered exponential backoff; entries
-    still failing after ``max_attempts`` are reported in :attr:`PublishReport.failed`, never dropped.
-    A sender fault (``SenderFault``: the entry itself is invalid) is not retried.
+    botocore's standard retry mode already retries a whole call (throttling, 5xx, connection errors);
+    a call that still fails fails its entries. On top of it only what botocore cannot see is retried:
+    entries SNS reports as failed inside a successful response (not sender faults: the entry itself is
+    invalid), at most ``max_attempts`` calls per batch with jittered backoff. Whatever still fails is
+    reported in :attr:`PublishReport.failed`, never dropped.
     """
 
     def __init__(
@@ -205,13 +218,15 @@ class SnsPublisher:
         topic_arn: str,
         *,
         client: SNSClient | None = None,
-        max_attempts: int = 5,
+        concurrency: int = 4,
+        max_attempts: int = 3,
         base_delay_s: float = 0.1,
         max_delay_s: float = 2.0,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.topic_arn = topic_arn
         self._client = client
+        self.concurrency = concurrency
         self.max_attempts = max_attempts
         self.base_delay_s = base_delay_s
         self.max_delay_s = max_delay_s
@@ -224,39 +239,51 @@ class SnsPublisher:
         return self._client
 
     def publish(self, messages: Sequence[TopicMessage]) -> PublishReport:
-        report = PublishReport()
-        for chunk in chunk_messages(messages):
-            self._publish_chunk(chunk, report)
-        return report
+        merged = PublishReport()
+        chunks = chunk_messages(messages, too_big=merged.failed)
+        _ = self.client  # created once, before the threads share it
+        workers = max(1, min(self.concurrency, len(chunks)))
+        if workers == 1:
+            reports = [self._publish_chunk(chunk) for chunk in chunks]
+        else:
+            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="publish") as pool:
+                reports = list(pool.map(self._publish_chunk, chunks))
+        for report in reports:
+            merged.published.extend(report.published)
+            merged.failed.update(report.failed)
+        return merged
 
-    def _publish_chunk(self, chunk: list[tuple[TopicMessage, str]], report: PublishReport) -> None:
+    def _publish_chunk(self, chunk: list[tuple[TopicMessage, str]]) -> PublishReport:
+        report = PublishReport()
         pending = {str(i): (msg, body) for i, (msg, body) in enumerate(chunk)}
         last_error: dict[str, str] = {}
         for attempt in range(1, self.max_attempts + 1):
+            if attempt > 1:
+                delay = min(self.max_delay_s, self.base_delay_s * 2 ** (attempt - 2))
+                self._sleep(random.uniform(0, delay))  # noqa: S311 - jitter, not crypto
             entries: list[PublishBatchRequestEntryTypeDef] = [
                 {"Id": entry_id, "Message": body} for entry_id, (_, body) in pending.items()
             ]
             try:
                 resp = self.client.publish_batch(TopicArn=self.topic_arn, PublishBatchRequestEntries=entries)
-            except ClientError as exc:
-                # The client already retried throttling/5xx (standard mode); count it as a failed attempt.
-                code = exc.response.get("Error", {}).get("Code", "ClientError")
-                last_error = dict.fromkeys(pending, code)
-            else:
-                for ok in resp.get("Successful", []):
-                    msg, _ = pending.pop(ok["Id"])
-                    report.published.append(msg.item_id)
-                for bad in resp.get("Failed", []):
-                    entry_id = bad["Id"]
-                    last_error[entry_id] = f"{bad.get('Code', '?')}: {bad.get('Message', '')}".strip()
-                    if bad.get("SenderFault"):
-                        msg, _ = pending.pop(entry_id)
-                        report.failed[msg.item_id] = last_error[entry_id]
+            except ClientError as exc:  # botocore has retried it already
+                last_error = dict.fromkeys(pending, exc.response.get("Error", {}).get("Code", "ClientError"))
+                break
+            except BotoCoreError as exc:  # likewise (connection errors, timeouts)
+                last_error = dict.fromkeys(pending, f"{type(exc).__name__}: {exc}")
+                break
+            for ok in resp.get("Successful", []):
+                msg, _ = pending.pop(ok["Id"])
+                report.published.append(msg.item_id)
+            for bad in resp.get("Failed", []):
+                entry_id = bad["Id"]
+                last_error[entry_id] = f"{bad.get('Code', '?')}: {bad.get('Message', '')}".strip()
+                if bad.get("SenderFault"):
+                    msg, _ = pending.pop(entry_id)
+                    report.failed[msg.item_id] = last_error[entry_id]
             if not pending:
-                return
-            if attempt < self.max_attempts:
-                delay = min(self.max_delay_s, self.base_delay_s * 2 ** (attempt - 1))
-                self._sleep(random.uniform(0, delay))  # noqa: S311 - jitter, not crypto
+                return report
         for entry_id, (msg, _) in pending.items():
             report.failed[msg.item_id] = last_error.get(entry_id, "unknown")
-            log.error("publish failed after %d attempts: %s", self.max_attempts, msg.item_id)
+            log.error("publish failed: %s (%s)", msg.item_id, report.failed[msg.item_id])
+        return report

@@ -49,10 +49,6 @@ MAX_FAILED_IN_MARKER = 2_000
 item limit, so none is written and every item of the run counts as unpublished (re-published later)."""
 
 
-PUBLISH_SLICE = 10
-"""Messages handed to the publisher per call when publishing in parallel: one PublishBatch's worth."""
-
-
 @dataclass(frozen=True, slots=True)
 class IngestOptions:
     max_text_chars: int = DEFAULT_MAX_TEXT_CHARS
@@ -62,8 +58,6 @@ class IngestOptions:
     republish_limit: int = 100
     store_concurrency: int = 8
     """Conditional puts in flight at once (each is one network round trip)."""
-    publish_concurrency: int = 4
-    """PublishBatch calls in flight at once (each carries up to 10 messages)."""
     fetch_concurrency: int = 4
     """Feeds downloaded at once, so one slow feed costs its timeout once, not once per later feed."""
 
@@ -376,27 +370,12 @@ class Ingestor:
             log.exception("could not record run %s; its items will be re-published", report.run_id)
 
     def _publish(self, messages: Sequence[TopicMessage]) -> PublishReport:
-        """Publish in slices of one PublishBatch, several in flight; a slice that raises counts as failed."""
-        slices = [messages[i : i + PUBLISH_SLICE] for i in range(0, len(messages), PUBLISH_SLICE)]
-
-        def publish(part: Sequence[TopicMessage]) -> PublishReport:
-            try:
-                return self.publisher.publish(part)
-            except Exception as exc:  # the items stay pending and a later run re-publishes them
-                log.exception("publishing %d messages failed", len(part))
-                return PublishReport(failed=dict.fromkeys((m.item_id for m in part), f"publisher error: {exc}"))
-
-        workers = max(1, min(self.options.publish_concurrency, len(slices)))
-        if workers == 1:
-            reports = [publish(part) for part in slices]
-        else:
-            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="publish") as pool:
-                reports = list(pool.map(publish, slices))
-        merged = PublishReport()
-        for part_report in reports:
-            merged.published.extend(part_report.published)
-            merged.failed.update(part_report.failed)
-        return merged
+        """Publish through the port; a publisher that raises fails every message (they stay pending)."""
+        try:
+            return self.publisher.publish(messages)
+        except Exception as exc:  # the items stay pending and a later run re-publishes them
+            log.exception("publishing %d messages failed", len(messages))
+            return PublishReport(failed=dict.fromkeys((m.item_id for m in messages), f"publisher error: {exc}"))
 
     def _republish_pending(self, report: IngestReport) -> None:
         """Re-publish what earlier runs stored but did not publish; take published stragglers off the index."""
