@@ -34,6 +34,7 @@ import time
 from pathlib import Path
 
 from benchmarks.bundle_formats import build_full_size_model
+from benchmarks.host import banner
 
 BUCKET = "bench-cold-start"
 OUR_KEY = "distilbert/v1.0.0/model.tar"
@@ -177,6 +178,7 @@ def main() -> None:
 
 
 def _report(runs: dict[str, list[tuple[dict[str, float], float]]], sizes: tuple[int, int]) -> None:
+    print(f"\n{banner()}")
     print(
         f"\nCold start, fresh process, empty cache, full-size bundle ({sizes[0] / 1e6:.0f} MB tar; "
         f"seeds' tar.gz {sizes[1] / 1e6:.0f} MB), median of {len(runs['ours'])}, seconds"
@@ -192,7 +194,7 @@ def _report(runs: dict[str, list[tuple[dict[str, float], float]]], sizes: tuple[
     print("\nTargets")
     print(f"  ours <= 10 s: {totals['ours']:.2f} s  {'PASS' if totals['ours'] <= 10 else 'FAIL'}")
     print(f"  >= 1.2x the seeds' way: {speedup:.2f}x  {'PASS' if speedup >= 1.2 else 'FAIL'}")
-    print(f"\nload average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print(f"\n{banner()}")
 
 
 if __name__ == "__main__":

@@ -1,18 +1,20 @@
 """Peak RSS of a function process after one batch of 32 long texts (512 tokens each), full-size DistilBERT.
 
-Each variant runs in a fresh process (peak RSS is per process): ours at fp32 and int8 (one ``classify``
-call, length-sorted micro-batches under the token budget) and the seeds' ``pipeline()`` per text.
+Each variant runs in a fresh process (peak RSS is per process): ours at the default precision (``auto``)
+and fp32 (one ``classify`` call, length-sorted micro-batches under the token budget), forced int8 with
+``--int8`` (minutes on a CPU without VNNI), and the seeds' ``pipeline()`` per text.
 Threads are sized as on a 2,048 MB function (1 thread). The processes run on the image's dependency set
 (CPU-only torch, installed by ``benchmarks.image_size.install_dependency_set`` and cached), not on this
 venv: the venv's CUDA build of torch maps ~250 MB more of shared libraries (libtriton, cuBLAS, NVRTC ...).
 
-    uv run python -m benchmarks.analysis_memory
+    uv run python -m benchmarks.analysis_memory [--int8]
 
 Target (issue 3, seed 000 NFR-003): <= 1,024 MB, i.e. 50 % headroom under 2,048 MB.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import subprocess
@@ -21,6 +23,7 @@ import tempfile
 from pathlib import Path
 
 from benchmarks.bundle_formats import build_full_size_model
+from benchmarks.host import banner
 from benchmarks.image_size import install_dependency_set
 
 TARGET_MB = 1024
@@ -56,6 +59,10 @@ print(json.dumps({"after_load_mb": loaded, "peak_mb": rss_mb(), "seconds": time.
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--int8", action="store_true", help="also measure forced int8")
+    args = parser.parse_args()
+    kinds = ("auto", "fp32", "int8") if args.int8 else ("auto", "fp32")
     root = Path(os.environ.get("BUNDLE_BENCH_DIR", Path(tempfile.gettempdir()) / "sentiment-bundle-bench"))
     model_dir = build_full_size_model(root / "distilbert-full")
     deps = root / "image-deps"
@@ -69,7 +76,7 @@ def main() -> None:
         "MALLOC_MMAP_THRESHOLD_": "16777216",  # as the image's Dockerfile sets it
     }
     rows = {}
-    for kind in ("fp32", "int8", "seeds"):
+    for kind in (*kinds, "seeds"):
         out = subprocess.run(  # -S: no site-packages, only the image's dependency set on PYTHONPATH
             [sys.executable, "-S", "-c", CHILD, kind, str(model_dir)],
             env=env,
@@ -80,19 +87,25 @@ def main() -> None:
         if out.returncode != 0:
             raise SystemExit(out.stderr[-3000:])
         rows[kind] = json.loads(out.stdout.strip().splitlines()[-1])
+    print(f"\n{banner()}")
     print("\nPeak RSS, 32 texts of 512 tokens, full-size DistilBERT, fresh process each, MB")
     print(f"{'variant':28s}{'after load':>12s}{'peak':>10s}{'anon at end':>13s}{'file at end':>13s}{'wall s':>9s}")
-    names = {"fp32": "ours fp32", "int8": "ours int8 (default)", "seeds": "seeds: pipeline() per text"}
+    names = {
+        "auto": "ours auto (default)",
+        "fp32": "ours fp32",
+        "int8": "ours int8",
+        "seeds": "seeds: pipeline() per text",
+    }
     for kind, row in rows.items():
         print(
             f"{names[kind]:28s}{row['after_load_mb']:12.0f}{row['peak_mb']:10.0f}"
             f"{row['anon_mb']:13.0f}{row['file_mb']:13.0f}{row['seconds']:9.1f}"
         )
     print("\nTarget")
-    for kind in ("fp32", "int8"):
+    for kind in kinds:
         peak = rows[kind]["peak_mb"]
         print(f"  ours {kind} peak <= {TARGET_MB} MB: {peak:.0f} MB  {'PASS' if peak <= TARGET_MB else 'FAIL'}")
-    print(f"\nload average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print(f"\n{banner()}")
 
 
 if __name__ == "__main__":

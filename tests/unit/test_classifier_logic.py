@@ -10,7 +10,16 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sentiment_analysis.classifier import available_cpus, label_sentiments, plan_batches, sentiment_of_label
+from sentiment_analysis.classifier import (
+    INT8_MIN_SPEEDUP,
+    available_cpus,
+    choose_precision,
+    label_sentiments,
+    linear_shapes,
+    measure_int8_speedup,
+    plan_batches,
+    sentiment_of_label,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -141,3 +150,63 @@ def test_importing_the_classifier_does_not_import_torch_or_aws() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
     # Then none of the heavy or AWS modules came along
     assert out.stdout.strip() == ""
+
+
+def _tiny_model() -> object:
+    import torch
+
+    layers = (torch.nn.Linear(16, 16), torch.nn.ReLU(), torch.nn.Linear(16, 16), torch.nn.Linear(16, 4))
+    return torch.nn.Sequential(*layers)
+
+
+def test_linear_shapes_counts_each_layer_shape() -> None:
+    # Given a model with two 16->16 layers and one 16->4 / Then the shapes are counted
+    assert linear_shapes(_tiny_model()) == {(16, 16): 2, (16, 4): 1}  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("speedup", "expected"),
+    [(0.02, "fp32"), (1.0, "fp32"), (INT8_MIN_SPEEDUP - 0.01, "fp32"), (INT8_MIN_SPEEDUP, "int8"), (2.3, "int8")],
+)
+def test_auto_takes_int8_only_where_it_measures_faster(
+    speedup: float, expected: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Given a CPU on which int8's linear layers measure `speedup` x fp32's
+    seen: list[dict[tuple[int, int], int]] = []
+
+    def measure(shapes: dict[tuple[int, int], int]) -> float:
+        seen.append(dict(shapes))
+        return speedup
+
+    # When auto resolves
+    with caplog.at_level("INFO", logger="sentiment_analysis.classifier"):
+        choice = choose_precision("auto", _tiny_model(), measure=measure)  # type: ignore[arg-type]
+    # Then int8 only at or above the threshold, measured on the model's own shapes, and the choice is logged
+    assert choice.precision == expected
+    assert choice.requested == "auto"
+    assert choice.int8_speedup == speedup
+    assert seen == [{(16, 16): 2, (16, 4): 1}]
+    record = next(r for r in caplog.records if r.getMessage() == "Precision chosen")
+    assert record.__dict__["precision"] == expected
+    assert record.__dict__["int8_speedup"] == round(speedup, 3)
+
+
+@pytest.mark.parametrize("precision", ["fp32", "int8"])
+def test_an_explicit_precision_is_kept_without_measuring(precision: str) -> None:
+    def measure(shapes: object) -> float:
+        raise AssertionError("must not measure")
+
+    choice = choose_precision(precision, _tiny_model(), measure=measure)  # type: ignore[arg-type]
+    assert (choice.precision, choice.int8_speedup) == (precision, None)
+
+
+def test_an_unknown_precision_is_refused() -> None:
+    with pytest.raises(ValueError, match="precision must be one of auto, fp32, int8"):
+        choose_precision("fp16", _tiny_model())  # type: ignore[arg-type]
+
+
+def test_the_int8_measurement_runs_the_real_kernels() -> None:
+    # Given small linear shapes / When int8 and fp32 are timed on this CPU
+    speedup = measure_int8_speedup({(64, 64): 2, (64, 256): 1}, repeats=1)
+    # Then a finite positive ratio comes back (its value is this CPU's business)
+    assert 0 < speedup < float("inf")

@@ -12,11 +12,17 @@ Why it is faster than one ``pipeline()`` call per text (numbers in the README's 
 * inference runs under ``torch.inference_mode`` with the thread count sized from the CPU quota the
   process really has (cgroup ``cpu.max``, affinity, Lambda's memory size), never ``os.cpu_count()``:
   on a 2,048 MB function two threads on ~1.16 vCPU of quota are several times slower than one;
+* ``precision="auto"`` (the default) measures, at load, the model's own linear shapes as int8 and as
+  fp32 GEMMs on the CPU it runs on and takes int8 only where it is measured faster (log line
+  "Precision chosen" with the ratio). ``torch._int_mm`` is fast only with VNNI / AVX-512 kernels; on
+  an AVX2-only CPU (this project's build machine, and Lambda guarantees nothing better) it is a
+  reference loop 40-60x slower than fp32, so a fixed int8 default could turn a batch into a timeout.
 * ``precision="int8"`` runs every linear layer as an int8 GEMM (``torch._int_mm``) with per-channel
   weight scales and per-token activation scales: about 2x fp32's throughput on a full-size
-  DistilBERT, the same SST-2 dev accuracy as fp32 with the shared model, and answers that do not
-  depend on batch composition. (``torch.ao`` dynamic quantisation, deprecated, was measured too: its
-  per-batch activation scale lost 0.7-1.8 points and flipped 2 % of labels with the batch.)
+  DistilBERT where the CPU has fast int8 kernels, the same SST-2 dev accuracy as fp32 with the shared
+  model, and answers that do not depend on batch composition. (``torch.ao`` dynamic quantisation,
+  deprecated, was measured too: its per-batch activation scale lost 0.7-1.8 points and flipped 2 % of
+  labels with the batch.)
 
 Labels come from the model's ``config.id2label``; each is mapped to ``positive`` / ``negative`` /
 ``neutral`` by its wording (``POSITIVE``, ``pos``, ``Negative`` ...), so no per-model strings are
@@ -29,9 +35,11 @@ A text is called ``neutral`` when the top label's probability is below ``neutral
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import re
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,11 +51,20 @@ if TYPE_CHECKING:
     import torch
 
 Sentiment = Literal["positive", "negative", "neutral"]
-Precision = Literal["fp32", "int8"]
+Precision = Literal["auto", "fp32", "int8"]
+"""What a caller asks for; ``auto`` resolves to one of the two others at load."""
+ResolvedPrecision = Literal["fp32", "int8"]
+PRECISIONS: tuple[Precision, ...] = ("auto", "fp32", "int8")
 
-DEFAULT_PRECISION: Precision = "int8"
-"""Measured choice (README "Performance"): int8 is ~2x faster than fp32 on this CPU class and matches
-fp32's SST-2 dev accuracy (90.14 % both) with the shared model."""
+DEFAULT_PRECISION: Precision = "auto"
+"""int8 only where it is measured faster than fp32 on this CPU at load, else fp32 (README "Performance":
+int8 is ~2x fp32 with VNNI kernels and 40-60x slower without them; same SST-2 dev accuracy)."""
+
+INT8_MIN_SPEEDUP = 1.2
+"""``auto`` takes int8 when its linear layers measure at least this much faster than fp32's: the GEMMs are
+most but not all of a forward pass, and a marginal win is within timing noise."""
+
+log = logging.getLogger(__name__)
 
 DEFAULT_TOKEN_BUDGET = 4096
 """Padded tokens per micro-batch: bounds the attention activations (batch x heads x len^2), so 32 texts
@@ -230,8 +247,9 @@ def _int8_linear_class() -> type[torch.nn.Module]:
         weight_scale: torch.Tensor
         bias: torch.Tensor | None
 
-        def __init__(self, linear: torch.nn.Linear) -> None:
+        def __init__(self, linear: torch.nn.Linear, *, emulate: bool = False) -> None:
             super().__init__()
+            self.emulate = emulate
             self.in_features = linear.in_features
             self.out_features = linear.out_features
             weight = linear.weight.detach().float()
@@ -245,7 +263,11 @@ def _int8_linear_class() -> type[torch.nn.Module]:
             rows = x.reshape(-1, self.in_features).float()
             scale = rows.abs().amax(dim=1, keepdim=True).clamp(min=1e-12) / INT8_QMAX
             q_rows = torch.round(rows / scale).to(torch.int8)  # |rows / scale| <= 127 by construction
-            out = torch._int_mm(q_rows, self.weight_t).float() * (scale * self.weight_scale)
+            if self.emulate:  # exact: |sums| < 2**53, so the same int32 values, rounded to fp32 the same way
+                acc = (q_rows.double() @ self.weight_t.double()).float()
+            else:
+                acc = torch._int_mm(q_rows, self.weight_t).float()
+            out = acc * (scale * self.weight_scale)
             if self.bias is not None:
                 out = out + self.bias
             return out.reshape(*x.shape[:-1], self.out_features)
@@ -256,8 +278,13 @@ def _int8_linear_class() -> type[torch.nn.Module]:
     return Int8Linear
 
 
-def quantize_int8(model: torch.nn.Module) -> torch.nn.Module:
-    """Replace every ``nn.Linear`` of ``model`` (in place) with its int8 counterpart; returns ``model``."""
+def quantize_int8(model: torch.nn.Module, *, emulate: bool = False) -> torch.nn.Module:
+    """Replace every ``nn.Linear`` of ``model`` (in place) with its int8 counterpart; returns ``model``.
+
+    ``emulate``: compute each int8 x int8 product exactly in float64 instead of ``torch._int_mm``:
+    bit-identical answers, at fp64 GEMM speed, for checking int8's accuracy on a CPU whose int8 kernel
+    is a slow reference loop (the test suite). Never faster than fp32, so never a production choice.
+    """
     import torch
 
     int8_linear = _int8_linear_class()
@@ -265,12 +292,125 @@ def quantize_int8(model: torch.nn.Module) -> torch.nn.Module:
     def swap(module: torch.nn.Module) -> None:
         for name, child in module.named_children():
             if isinstance(child, torch.nn.Linear):
-                setattr(module, name, int8_linear(child))
+                setattr(module, name, int8_linear(child, emulate=emulate))
             else:
                 swap(child)
 
     swap(model)
     return model
+
+
+# --------------------------------------------------------------------------- precision "auto"
+
+
+@dataclass(frozen=True, slots=True)
+class PrecisionChoice:
+    """What ``auto`` (or an explicit precision) resolved to, and why."""
+
+    precision: ResolvedPrecision
+    requested: Precision
+    int8_speedup: float | None
+    """fp32 time / int8 time of the model's linear layers measured at load (None: not measured)."""
+    calibration_ms: float = 0.0
+
+
+def linear_shapes(model: torch.nn.Module) -> dict[tuple[int, int], int]:
+    """``(in_features, out_features)`` of every ``nn.Linear`` in ``model`` -> how many layers have it."""
+    import torch
+
+    shapes: dict[tuple[int, int], int] = {}
+    for module in model.modules():
+        if isinstance(module, torch.nn.Linear):
+            key = (module.in_features, module.out_features)
+            shapes[key] = shapes.get(key, 0) + 1
+    return shapes
+
+
+def _best_time(run: Callable[[], object], repeats: int, *, warm_up: bool = True) -> float:
+    if warm_up:
+        run()  # packing, allocator
+    best = math.inf
+    for _ in range(repeats):
+        started = time.perf_counter()
+        run()
+        best = min(best, time.perf_counter() - started)
+    return best
+
+
+PROBE_ROWS = 8
+"""Tokens in the first probe: on a CPU without fast int8 kernels (~1 GOP/s) it costs a few ms and settles it."""
+CALIBRATION_ROWS = 64
+"""Tokens per GEMM in the full measurement (a short batch; what a Lambda batch of tweets looks like)."""
+
+
+def measure_int8_speedup(shapes: Mapping[tuple[int, int], int], *, repeats: int = 3) -> float:
+    """fp32 time / int8 time of the linear layers ``shapes`` (count-weighted), timed on this CPU now.
+
+    First a tiny probe on the commonest shape: if int8 is already 4x slower there (no VNNI / AVX-512
+    kernels: ``torch._int_mm`` falls back to a reference loop), that ratio is the answer and the load
+    wastes only a few milliseconds. Otherwise every shape is timed with :data:`CALIBRATION_ROWS` tokens
+    through the real :class:`Int8Linear` forward (activation quantisation included) and ``nn.Linear``.
+    """
+    import torch
+
+    if not shapes:
+        return 0.0
+    int8_linear = _int8_linear_class()
+    generator = torch.Generator().manual_seed(0)
+
+    def pair(in_f: int, out_f: int, rows: int) -> tuple[float, float]:
+        linear = torch.nn.Linear(in_f, out_f)
+        quantized = int8_linear(linear)
+        x = torch.randn(rows, in_f, generator=generator)
+        with torch.inference_mode():
+            fp32 = _best_time(lambda: linear(x), repeats)
+            # The probe's int8 call is not warmed up: on a slow CPU that call alone costs ~10 ms, and a
+            # cold call is at most a little slower than a warm one, far from the 4x that ends the probe.
+            probe = rows == PROBE_ROWS
+            int8 = _best_time(lambda: quantized(x), 1 if probe else repeats, warm_up=not probe)
+        return fp32, int8
+
+    commonest = max(shapes, key=lambda s: (shapes[s], s[0] * s[1]))  # e.g. the attention projections
+    fp32, int8 = pair(*commonest, PROBE_ROWS)
+    if int8 > 4 * fp32:
+        return fp32 / int8
+    fp32_total = int8_total = 0.0
+    for (in_f, out_f), count in shapes.items():
+        fp32, int8 = pair(in_f, out_f, CALIBRATION_ROWS)
+        fp32_total += count * fp32
+        int8_total += count * int8
+    return fp32_total / int8_total
+
+
+def choose_precision(
+    requested: Precision,
+    model: torch.nn.Module,
+    *,
+    measure: Callable[[Mapping[tuple[int, int], int]], float] = measure_int8_speedup,
+) -> PrecisionChoice:
+    """``fp32`` / ``int8`` as asked; ``auto``: int8 only if ``measure`` says it is >= :data:`INT8_MIN_SPEEDUP` x."""
+    if requested not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}; got {requested!r}")
+    if requested != "auto":
+        return PrecisionChoice(precision=requested, requested=requested, int8_speedup=None)
+    started = time.perf_counter()
+    speedup = measure(linear_shapes(model))
+    calibration_ms = (time.perf_counter() - started) * 1000
+    precision: ResolvedPrecision = "int8" if speedup >= INT8_MIN_SPEEDUP else "fp32"
+    choice = PrecisionChoice(
+        precision=precision, requested=requested, int8_speedup=speedup, calibration_ms=calibration_ms
+    )
+    log.info(
+        "Precision chosen",
+        extra={
+            "precision": precision,
+            "requested_precision": requested,
+            "int8_speedup": round(speedup, 3),
+            "int8_min_speedup": INT8_MIN_SPEEDUP,
+            "calibration_ms": round(calibration_ms, 1),
+        },
+    )
+    return choice
 
 
 class SentimentClassifier:
@@ -282,7 +422,7 @@ class SentimentClassifier:
         tokenizer: Any,
         *,
         neutral_threshold: float = DEFAULT_NEUTRAL_THRESHOLD,
-        precision: Precision = DEFAULT_PRECISION,
+        precision: ResolvedPrecision = "fp32",
         max_length: int,
         label_map: Mapping[str, Sentiment] | None = None,
         token_budget: int = DEFAULT_TOKEN_BUDGET,
@@ -293,7 +433,9 @@ class SentimentClassifier:
         self.model = model
         self.tokenizer = tokenizer
         self.neutral_threshold = neutral_threshold
-        self.precision = precision
+        self.precision: ResolvedPrecision = precision
+        """What the model's linear layers run as (``auto`` already resolved)."""
+        self.precision_choice: PrecisionChoice | None = None
         self.max_length = max_length
         self.token_budget = token_budget
         self.max_batch = max_batch
@@ -317,9 +459,11 @@ class SentimentClassifier:
         """Load a local Hugging Face model directory (config, tokenizer, safetensors) for CPU inference.
 
         ``threads``: intra-op threads; None derives them from :func:`available_cpus`.
+        ``precision``: ``fp32``, ``int8``, or ``auto`` (int8 only where measured faster here, see
+        :func:`choose_precision`); the result is in ``.precision`` and ``.precision_choice``.
         """
-        if precision not in ("fp32", "int8"):
-            raise ValueError(f"precision must be 'fp32' or 'int8', got {precision!r}")
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}; got {precision!r}")
         import torch
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
         from transformers.utils import logging as hf_logging
@@ -330,22 +474,25 @@ class SentimentClassifier:
         tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
         model = AutoModelForSequenceClassification.from_pretrained(path, local_files_only=True, dtype=torch.float32)
         model.eval()
-        if precision == "int8":
+        choice = choose_precision(precision, model)
+        if choice.precision == "int8":
             quantize_int8(model)
         # Truncate at what both the position embeddings and the tokenizer allow (tokenizers without a
         # limit report a huge sentinel).
         limits = [int(getattr(model.config, "max_position_embeddings", 0) or 0), int(tokenizer.model_max_length)]
         max_length = min((x for x in limits if 0 < x < 1_000_000), default=512)
-        return cls(
+        classifier = cls(
             model,
             tokenizer,
             neutral_threshold=neutral_threshold,
-            precision=precision,
+            precision=choice.precision,
             max_length=max_length,
             label_map=label_map,
             token_budget=token_budget,
             max_batch=max_batch,
         )
+        classifier.precision_choice = choice
+        return classifier
 
     def classify(self, texts: Sequence[str]) -> list[Prediction]:
         """One prediction per text, in input order; all texts go through as few forward passes as fit."""

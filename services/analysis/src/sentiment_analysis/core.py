@@ -125,15 +125,15 @@ def load_model(settings: AnalysisSettings) -> LoadedModel:
                 "strategy": settings.model_download_strategy,
             },
         )
-    precision = settings.model_precision or DEFAULT_PRECISION
     started = time.perf_counter()
     importing.join()
     classifier = SentimentClassifier.from_pretrained(
         model_dir,
         neutral_threshold=settings.neutral_threshold,
-        precision=precision,
+        precision=settings.model_precision or DEFAULT_PRECISION,
         threads=settings.torch_threads,
     )
+    precision = classifier.precision  # "auto" resolved: the version names what really ran
     load_ms = (time.perf_counter() - started) * 1000
     version = model_version(settings, precision)
     log.info(
