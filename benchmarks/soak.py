@@ -15,7 +15,8 @@ kind            what happens                                                    
 ==============  ==========================================================================  ===========
 
 Afterwards ``analysed + in DLQ == ingested``, the DLQ holds exactly the ``permanent`` items, no item is
-lost (neither analysed nor parked) and none is counted twice. The table printed is what
+lost (neither analysed nor parked) and none is counted twice; the dashboard's counters (analysed,
+pending, per sentiment) equal the same numbers counted from the items. The table printed is what
 ``docs/RELIABILITY.md`` quotes; ``tests/e2e/test_soak.py`` asserts the same on a smaller run.
 
     uv run python -m benchmarks.soak [--items 1000] [--fault-rate 0.05] [--seed 7] [--model-dir DIR] [--json]
@@ -45,6 +46,7 @@ from sentiment_local.emulator import embedded_moto
 from sentiment_local.esm import Handler
 from sentiment_local.pipeline import RunOptions, RunReport, run
 from sentiment_shared import aws
+from sentiment_shared.counters import read_summary
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_MODEL_DIR = REPO_ROOT.parent / "shared" / "models" / "sst2-distilbert-minilm"
@@ -59,6 +61,9 @@ TEMPLATES = (
     "Worst purchase I have made this year",
     "It does exactly what the description says",
 )
+
+SENTIMENT_KEYS = ("positive", "negative", "neutral")
+DASHBOARD_KEYS = ("analyzed", "pending", *SENTIMENT_KEYS)
 
 KINDS = ("permanent", "throttled", "flaky", "timeout")
 SHARES = {"permanent": 0.2, "throttled": 0.3, "flaky": 0.3, "timeout": 0.2}
@@ -101,7 +106,9 @@ def plan_faults(item_ids: list[str], fault_rate: float, seed: int) -> dict[str, 
 
 @dataclass
 class FaultInjector:
-    """Decides, per HTTP attempt of the analysis function's ``UpdateItem``, whether to inject a fault."""
+    """Decides, per HTTP attempt of the analysis function's result write, whether to inject a fault.
+
+    The result write is one ``TransactWriteItems`` (the item update, then its dashboard counters)."""
 
     plan: dict[str, str]
     calls: Counter[str] = field(default_factory=Counter)
@@ -115,17 +122,17 @@ class FaultInjector:
     def install(self) -> None:
         """Hook the DynamoDB client of the current environment (the one the handler is about to use)."""
         events = aws.client("dynamodb").meta.events
-        events.register("before-parameter-build.dynamodb.UpdateItem", self._before_call, unique_id="soak-call")
-        events.register("before-send.dynamodb.UpdateItem", self._before_send, unique_id="soak-send")
+        events.register("before-parameter-build.dynamodb.TransactWriteItems", self._before_call, unique_id="soak-call")
+        events.register("before-send.dynamodb.TransactWriteItems", self._before_send, unique_id="soak-send")
 
     def _before_call(self, params: dict[str, Any], **_: Any) -> None:
-        item_id = params["Key"]["item_id"]["S"]
+        item_id = _written_item(params)
         with self._lock:
             self.calls[item_id] += 1
             self._attempts[item_id] = 0
 
     def _before_send(self, request: Any, **_: Any) -> Any:
-        item_id = json.loads(request.body)["Key"]["item_id"]["S"]
+        item_id = _written_item(json.loads(request.body))
         kind = self.plan.get(item_id)
         with self._lock:
             self._attempts[item_id] += 1
@@ -143,6 +150,11 @@ class FaultInjector:
                 return None
             self.injected[kind] += 1
         return _error(*fault)
+
+
+def _written_item(params: dict[str, Any]) -> str:
+    """The item a result write is for: the first action of the transaction is the item's own update."""
+    return str(params["TransactItems"][0]["Update"]["Key"]["item_id"]["S"])
 
 
 def _error(code: str, status: int) -> Any:
@@ -188,6 +200,10 @@ class SoakResult:
     record_failures: int
     seconds: float
     drain_timed_out: bool
+    dashboard: dict[str, int] = field(default_factory=dict)
+    """What the dashboard's counters say afterwards (``GET /api/summary``): analyzed, pending, per sentiment."""
+    accounting: dict[str, int] = field(default_factory=dict)
+    """The same numbers counted from the run's items (the accounting above)."""
     timings: dict[str, float] = field(default_factory=dict)
     """The pipeline's own step timings (provision, publish_model, ingest, analyze), seconds."""
 
@@ -199,6 +215,7 @@ class SoakResult:
             and self.analysed + self.in_dlq == self.ingested == self.items
             and self.dlq_matches_permanent
             and not self.drain_timed_out
+            and self.dashboard == self.accounting
         )
 
     def rows(self) -> list[tuple[str, str]]:
@@ -214,6 +231,12 @@ class SoakResult:
             ("lost", str(self.lost)),
             ("duplicated", str(self.duplicated)),
             ("DLQ == the permanent-fault items", str(self.dlq_matches_permanent)),
+            ("dashboard: analysed / pending", f"{self.dashboard.get('analyzed')} / {self.dashboard.get('pending')}"),
+            (
+                "dashboard: positive / negative / neutral",
+                "{positive} / {negative} / {neutral}".format(**{k: self.dashboard.get(k) for k in SENTIMENT_KEYS}),
+            ),
+            ("dashboard totals == accounting", str(self.dashboard == self.accounting)),
             (f"faulty items ({sum(self.faults.values()) / max(self.items, 1):.1%})", str(sum(self.faults.values()))),
             *fault_rows,
             ("batches delivered", str(self.batches)),
@@ -278,6 +301,7 @@ def soak(
             dlq = ResourceNames(stack=stack).dead_letter_queue
             dlq_url = aws.client("sqs").get_queue_url(QueueName=dlq)["QueueUrl"]
             parked = _dlq_item_ids(dlq_url)
+            summary = read_summary(ResourceNames(stack=stack).items_table).as_dict()
     seconds = time.perf_counter() - started
     ingested = {r.item_id for r in report.results}
     analysed = {r.item_id for r in report.results if r.sentiment is not None}
@@ -300,6 +324,12 @@ def soak(
         record_failures=report.drain.record_failures,
         seconds=seconds,
         drain_timed_out=report.drain.timed_out,
+        dashboard={k: int(summary[k]) for k in DASHBOARD_KEYS},
+        accounting={
+            "analyzed": len(analysed),
+            "pending": len(ingested - analysed),
+            **{k: sum(1 for r in report.results if r.sentiment == k) for k in SENTIMENT_KEYS},
+        },
         timings=dict(report.timings),
     )
 

@@ -11,13 +11,20 @@ import pulumi_aws as aws
 from sentiment_infra.components.alarms import Alarms, AlarmsArgs
 from sentiment_infra.components.analysis_function import AnalysisFunction, AnalysisFunctionArgs
 from sentiment_infra.components.analysis_image import AnalysisImage, AnalysisImageArgs
+from sentiment_infra.components.dashboard import Dashboard, DashboardArgs
 from sentiment_infra.components.ingestion_function import IngestionFunction, IngestionFunctionArgs
 from sentiment_infra.components.items_table import ItemsTable, ItemsTableArgs
 from sentiment_infra.components.messaging import Messaging, MessagingArgs
 from sentiment_infra.components.model_store import ModelStore, ModelStoreArgs
+from sentiment_infra.components.operations_dashboard import OperationsDashboard, OperationsDashboardArgs
 from sentiment_infra.config import load_stack_config
 from sentiment_infra.model_artifact import PROVIDER_VERSION
-from sentiment_infra.packaging import analysis_image_tag, build_ingestion_zip, stage_image_context
+from sentiment_infra.packaging import (
+    analysis_image_tag,
+    build_dashboard_zip,
+    build_ingestion_zip,
+    stage_image_context,
+)
 from sentiment_shared.model_bundle import BUNDLE_FILE_NAME
 from sentiment_shared.stack import model_key
 
@@ -127,6 +134,43 @@ alarms = Alarms(
     ),
 )
 
+dashboard: Dashboard | None = None
+if config.dashboard:
+    dashboard_zip = build_dashboard_zip(REPO_ROOT, REPO_ROOT / "build" / "lambda")
+    dashboard = Dashboard(
+        "dashboard",
+        DashboardArgs(
+            account_id=identity.account_id,
+            archive=pulumi.FileArchive(os.path.relpath(dashboard_zip.path)),
+            memory_mb=config.dashboard_memory_mb,
+            table_name=items.name,
+            table_arn=items.arn,
+            index_arns=(items.pending_index_arn, items.recent_index_arn),
+            analysis_function_name=analysis.function_name,
+            analysis_memory_mb=config.analysis_memory_mb,
+            ingestion_function_name=ingestion.function_name,
+            ingestion_memory_mb=config.ingestion_memory_mb,
+            log_retention_days=config.log_retention_days,
+            log_level=config.log_level,
+            tracing=config.tracing,
+            price_class=config.dashboard_price_class,
+        ),
+    )
+    pulumi.export("dashboardUrl", dashboard.url)
+    pulumi.export("dashboardPackageSha256", dashboard_zip.sha256)
+operations = OperationsDashboard(
+    "operations",
+    OperationsDashboardArgs(
+        region=region.region,
+        analysis_function_name=analysis.function_name,
+        ingestion_function_name=ingestion.function_name,
+        dashboard_function_name=dashboard.function_name if dashboard else None,
+        queue_name=messaging.queue_name,
+        dlq_name=messaging.dlq_name,
+    ),
+)
+
+pulumi.export("operationsDashboardName", operations.dashboard.dashboard_name)
 pulumi.export("analysisFunctionName", analysis.function_name)
 pulumi.export("analysisFunctionArn", analysis.function_arn)
 pulumi.export("ingestionFunctionName", ingestion.function_name)

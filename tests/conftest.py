@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -94,3 +95,45 @@ def sst2_dev() -> list[tuple[str, int]]:
         text, _, label = line.rpartition("\t")
         rows.append((text.strip(), int(label)))
     return rows
+
+
+class Conflicts:
+    """How many transactions the isolation emulation cancelled with TransactionConflict."""
+
+    def __init__(self) -> None:
+        self.cancelled = 0
+        self.lock = threading.Lock()
+        self.in_flight = threading.Lock()
+
+
+@pytest.fixture
+def dynamodb_isolation(monkeypatch: pytest.MonkeyPatch) -> Conflicts:
+    """Give moto (in-process, or the session's server thread) DynamoDB's transaction isolation.
+
+    DynamoDB runs transactions serializably and cancels one that collides with another in flight
+    (``TransactionCanceledException``, reason ``TransactionConflict``). moto snapshots and restores whole
+    tables around each transaction without a lock, so two threads can double-apply or undo each other.
+    Here one transaction runs at a time and a concurrent one is cancelled with a conflict, as in AWS.
+    """
+    from typing import Any
+
+    from moto.dynamodb.exceptions import TransactionCanceledException
+    from moto.dynamodb.models import DynamoDBBackend
+
+    real = DynamoDBBackend.transact_write_items
+    state = Conflicts()
+
+    def isolated(self: Any, transact_items: list[dict[str, Any]]) -> None:
+        if not state.in_flight.acquire(timeout=0.002):
+            with state.lock:
+                state.cancelled += 1
+            raise TransactionCanceledException(
+                [("TransactionConflict", "Transaction is ongoing for the item", None) for _ in transact_items]
+            )
+        try:
+            real(self, transact_items)
+        finally:
+            state.in_flight.release()
+
+    monkeypatch.setattr(DynamoDBBackend, "transact_write_items", isolated)
+    return state

@@ -41,7 +41,8 @@ def test_soak_with_injected_faults_loses_nothing_and_duplicates_nothing(
         "soak (local pipeline)",
         f"{ITEMS} feed items, 5 % of them with injected faults (permanent write refusals, throttles, "
         "failed first deliveries, invocation timeouts)",
-        "analysed + in DLQ == ingested; DLQ == exactly the permanent-fault items; 0 lost; 0 duplicated",
+        "analysed + in DLQ == ingested; DLQ == exactly the permanent-fault items; 0 lost; 0 duplicated; "
+        "the dashboard's counters equal the accounting",
     )
     # Given a generated feed and a fault plan over 5 % of its items
     # When the whole local pipeline runs over it
@@ -55,13 +56,17 @@ def test_soak_with_injected_faults_loses_nothing_and_duplicates_nothing(
     assert result.dlq_matches_permanent
     assert result.in_dlq == result.faults["permanent"] >= 1
     assert not result.drain_timed_out
+    # And the dashboard's counters say exactly what the items say (the DLQ's items are still pending)
+    assert result.dashboard == result.accounting
+    assert result.dashboard["pending"] == result.in_dlq
     # And every kind of fault really happened
     assert all(result.injected.get(kind, 0) >= 1 for kind in soak.KINDS), result.injected
     assert result.failed_invocations >= result.faults["timeout"]
     assert result.ok
     reliability.observed(
         f"ingested {result.ingested}, analysed {result.analysed}, in DLQ {result.in_dlq}, lost {result.lost}, "
-        f"duplicated {result.duplicated}; faults {result.faults}, injected {result.injected}; "
+        f"duplicated {result.duplicated}; dashboard {result.dashboard}; "
+        f"faults {result.faults}, injected {result.injected}; "
         f"{result.failed_invocations} killed invocations, {result.record_failures} record failures; "
         f"{result.seconds:.0f} s"
     )

@@ -91,13 +91,26 @@ def put_items(table: str, texts: dict[str, str]) -> None:
 
 
 def analysed(table: str) -> dict[str, dict[str, Any]]:
-    """item_id → its attributes, for items the analysis wrote a sentiment onto."""
+    """item_id → its attributes, for items the analysis wrote a sentiment onto.
+
+    Every call also checks the dashboard's counters against those items: whatever fault a test
+    injected, each analysed item is counted exactly once (in total, per sentiment and per source).
+    """
+    from collections import Counter
+
+    from sentiment_shared import counters
+
     out: dict[str, dict[str, Any]] = {}
     for page in aws.client("dynamodb").get_paginator("scan").paginate(TableName=table, ConsistentRead=True):
         for raw in page["Items"]:
             plain = {k: next(iter(v.values())) for k, v in raw.items()}
             if "sentiment" in plain:
                 out[str(plain["item_id"])] = plain
+    summary = counters.read_summary(table, top_sources=counters.MAX_SOURCES_READ)
+    by_sentiment = Counter(str(i["sentiment"]) for i in out.values())
+    assert summary.counts.as_dict() == {s: by_sentiment.get(s, 0) for s in counters.SENTIMENTS}, "counters drifted"
+    by_source = Counter(str(i.get("source", "direct")) for i in out.values())
+    assert {s.source: s.counts.total for s in summary.sources} == dict(by_source), "source counters drifted"
     return out
 
 

@@ -89,7 +89,9 @@ def _records(items: dict[str, str]) -> list[dict[str, Any]]:
 
 
 def _update_target(params: dict[str, Any]) -> str:
-    return str(params.get("Key", {}).get("item_id", {}).get("S", ""))
+    """The item a result write is for: the first action of its TransactWriteItems (result + counters)."""
+    first = (params.get("TransactItems") or [{}])[0].get("Update", {})
+    return str(first.get("Key", {}).get("item_id", {}).get("S", ""))
 
 
 # --------------------------------------------------------------------------- DynamoDB throttling
@@ -102,7 +104,7 @@ def test_analysis_write_throttling_is_retried_then_reported_for_that_record_only
 
     reliability.case(
         "faults: DynamoDB",
-        "analysis UpdateItem throttled: twice for one item, on every attempt for another",
+        "analysis result write (TransactWriteItems) throttled: twice for one item, on every attempt for another",
         "the first is retried and stored; the second is retried, then only its record is reported failed",
     )
     items = {f"t-{n}": text for n, text in enumerate(REVIEWS)}
@@ -117,7 +119,7 @@ def test_analysis_write_throttling_is_retried_then_reported_for_that_record_only
         return None
 
     # When a batch is analysed while the table throttles
-    with FailingCalls("dynamodb", "UpdateItem", throttle).installed() as fault:
+    with FailingCalls("dynamodb", "TransactWriteItems", throttle).installed() as fault:
         response = handler({"Records": _records(items)}, LambdaContextStub())
     # Then the transient throttle was retried away, the persistent one is that record's failure alone
     assert failed_ids(response) == ["m-t-1"]
@@ -281,7 +283,7 @@ def _far_future() -> Any:
 
 
 def test_the_same_batch_delivered_twice_concurrently_is_idempotent(
-    analysis: StackResources, reliability: Recorder
+    analysis: StackResources, reliability: Recorder, dynamodb_isolation: Any
 ) -> None:
     from sentiment_analysis.handler import handler
 
@@ -358,7 +360,7 @@ def test_a_handler_timeout_mid_batch_redelivers_the_batch_and_counts_each_item_o
             raise TimeoutError("Task timed out after 120.00 seconds") from None
 
     # When the queue is drained while the first invocation times out mid-batch
-    with FailingCalls("dynamodb", "UpdateItem", time_out_after_three).installed():
+    with FailingCalls("dynamodb", "TransactWriteItems", time_out_after_three).installed():
         stats = EventSourceMapping(analysis.queue_url, analysis.queue_arn, function, batch_size=10).drain(timeout_s=120)
     # Then the batch came back, every item is analysed, and none counts twice
     done = analysed(analysis.items_table)

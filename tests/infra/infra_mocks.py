@@ -206,6 +206,31 @@ class AwsMocks(pulumi.runtime.Mocks):
                 arn = f"{inputs['topic']}:{uuid.UUID(hashlib.md5(args.name.encode()).hexdigest())}"
                 outputs |= {"arn": arn}
                 resource_id = arn
+            case "aws:lambda/functionUrl:FunctionUrl":
+                url_id = _suffix(args.name) + _suffix(args.name + "url")
+                outputs |= {
+                    "functionUrl": f"https://{url_id}.lambda-url.{self.region}.on.aws/",
+                    "functionArn": self._arn("lambda", f"function:{inputs['functionName']}"),
+                    "urlId": url_id,
+                }
+                resource_id = str(inputs["functionName"])
+            case "aws:cloudfront/distribution:Distribution":
+                dist_id = "E" + _suffix(args.name).upper()[:13]
+                outputs |= {
+                    "arn": f"arn:aws:cloudfront::{ACCOUNT}:distribution/{dist_id}",
+                    "domainName": f"d{_suffix(args.name)[:13]}.cloudfront.net",
+                    "hostedZoneId": "Z2FDTNDATAQYW2",
+                    "status": "Deployed",
+                }
+                resource_id = dist_id
+            case "aws:cloudfront/originAccessControl:OriginAccessControl" | "aws:cloudfront/cachePolicy:CachePolicy":
+                resource_id = "E" + _suffix(args.name).upper()[:13]
+                outputs |= {"etag": "E" + _suffix(args.name + "etag").upper()[:13]}
+            case "aws:cloudwatch/dashboard:Dashboard":
+                outputs |= {
+                    "dashboardArn": self._arn("cloudwatch", f"dashboard/{inputs['dashboardName']}", region=False)
+                }
+                resource_id = str(inputs["dashboardName"])
             case "pulumi-python:dynamic/model:Artifact" | "pulumi-python:dynamic:Resource":
                 outputs |= self._model_artifact(inputs)
             case _:

@@ -45,6 +45,11 @@ WILDCARD_RESOURCE_ALLOWED = (
         frozenset(XRAY_ACTIONS),
         "X-Ray's PutTraceSegments/PutTelemetryRecords support no resource-level permissions",
     ),
+    AllowedWildcard(
+        "ReadCostMetrics",
+        frozenset({"cloudwatch:GetMetricData"}),
+        "CloudWatch's GetMetricData supports no resource-level permissions (read-only: the dashboard's cost)",
+    ),
 )
 LOG_STREAM_SUFFIX = ":log-stream:*"
 """Log streams are created and named by Lambda; the grant stays inside the function's own log group."""
@@ -144,8 +149,8 @@ def grants(run: ProgramRun, role_name: str) -> set[tuple[str, str]]:
 
 def test_every_policy_document_is_well_formed_and_found(program: ProgramRun) -> None:
     found = policies(program)
-    # 2 roles x (trust + inline), the queue, bucket, alarm topic, key and image repository policies
-    assert len(found) == 9
+    # 3 roles x (trust + inline), the queue, bucket, alarm topic, key and image repository policies
+    assert len(found) == 11
     for typ, name, policy in found:
         assert policy["Version"] == "2012-10-17", (typ, name)
         assert policy["Statement"], (typ, name)

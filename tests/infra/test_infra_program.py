@@ -20,6 +20,10 @@ from sentiment_shared.stack import (
     PENDING_INDEX,
     PENDING_INDEX_HASH_KEY,
     PENDING_INDEX_RANGE_KEY,
+    RECENT_INDEX,
+    RECENT_INDEX_HASH_KEY,
+    RECENT_INDEX_PROJECTION,
+    RECENT_INDEX_RANGE_KEY,
     model_key,
 )
 
@@ -45,6 +49,13 @@ def test_every_resource_of_the_design_is_created_once_under_its_component(progra
         "sentiment:analysis_function:AnalysisFunction": 1,
         "sentiment:ingestion_function:IngestionFunction": 1,
         "sentiment:alarms:Alarms": 1,
+        "sentiment:dashboard:Dashboard": 1,
+        "sentiment:operations_dashboard:OperationsDashboard": 1,
+        "aws:lambda/functionUrl:FunctionUrl": 1,
+        "aws:cloudfront/distribution:Distribution": 1,
+        "aws:cloudfront/originAccessControl:OriginAccessControl": 1,
+        "aws:cloudfront/cachePolicy:CachePolicy": 1,
+        "aws:cloudwatch/dashboard:Dashboard": 1,
         "aws:s3/bucket:Bucket": 1,
         "aws:s3/bucketVersioning:BucketVersioning": 1,
         "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration": 1,
@@ -60,14 +71,14 @@ def test_every_resource_of_the_design_is_created_once_under_its_component(progra
         "aws:ecr/lifecyclePolicy:LifecyclePolicy": 1,
         "aws:ecr/repositoryPolicy:RepositoryPolicy": 1,
         "docker:index/image:Image": 1,
-        "aws:iam/role:Role": 2,
-        "aws:iam/rolePolicy:RolePolicy": 2,
-        "aws:cloudwatch/logGroup:LogGroup": 2,
-        "aws:lambda/function:Function": 2,
+        "aws:iam/role:Role": 3,
+        "aws:iam/rolePolicy:RolePolicy": 3,
+        "aws:cloudwatch/logGroup:LogGroup": 3,
+        "aws:lambda/function:Function": 3,
         "aws:lambda/eventSourceMapping:EventSourceMapping": 1,
         "aws:cloudwatch/eventRule:EventRule": 1,
         "aws:cloudwatch/eventTarget:EventTarget": 1,
-        "aws:lambda/permission:Permission": 1,
+        "aws:lambda/permission:Permission": 3,
         "aws:cloudwatch/metricAlarm:MetricAlarm": 7,
         "aws:lambda/functionEventInvokeConfig:FunctionEventInvokeConfig": 1,
         "aws:kms/key:Key": 1,
@@ -277,12 +288,28 @@ def test_items_table_is_on_demand_recoverable_encrypted_with_the_pending_index(p
     assert table["billingMode"] == "PAY_PER_REQUEST"
     assert table["hashKey"] == ITEMS_TABLE_HASH_KEY
     attributes = {a["name"]: a["type"] for a in table["attributes"]}
-    assert attributes == {ITEMS_TABLE_HASH_KEY: "S", PENDING_INDEX_HASH_KEY: "S", PENDING_INDEX_RANGE_KEY: "S"}
-    (index,) = table["globalSecondaryIndexes"]
+    assert attributes == {
+        ITEMS_TABLE_HASH_KEY: "S",
+        PENDING_INDEX_HASH_KEY: "S",
+        PENDING_INDEX_RANGE_KEY: "S",
+        RECENT_INDEX_HASH_KEY: "S",
+        RECENT_INDEX_RANGE_KEY: "S",
+    }
+    index, recent = table["globalSecondaryIndexes"]
     assert index["name"] == PENDING_INDEX
     assert index["projectionType"] == "ALL"
     keys = {k["attributeName"]: k["keyType"] for k in index["keySchemas"]}
     assert keys == {PENDING_INDEX_HASH_KEY: "HASH", PENDING_INDEX_RANGE_KEY: "RANGE"}
+    # The dashboard's recent items: partitioned by day, only what the page shows projected
+    assert recent["name"] == RECENT_INDEX
+    assert {k["attributeName"]: k["keyType"] for k in recent["keySchemas"]} == {
+        RECENT_INDEX_HASH_KEY: "HASH",
+        RECENT_INDEX_RANGE_KEY: "RANGE",
+    }
+    assert (recent["projectionType"], sorted(recent["nonKeyAttributes"])) == (
+        "INCLUDE",
+        sorted(RECENT_INDEX_PROJECTION),
+    )
     assert table["pointInTimeRecovery"]["enabled"] is True
     assert table["ttl"] == {"attributeName": "expires_at", "enabled": True}
     assert table["serverSideEncryption"]["enabled"] is True
@@ -324,7 +351,7 @@ def test_ingestion_function_ships_the_zip_with_its_environment_and_schedule(prog
     target = program.one("aws:cloudwatch/eventTarget:EventTarget").inputs
     assert target["rule"] == rule.outputs["name"]
     assert target["arn"] == function.outputs["arn"]
-    permission = program.one("aws:lambda/permission:Permission").inputs
+    permission = program.one("aws:lambda/permission:Permission", "ingestion").inputs
     assert permission["principal"] == "events.amazonaws.com"
     assert permission["sourceArn"] == rule.outputs["arn"]
     assert permission["function"] == function.outputs["name"]

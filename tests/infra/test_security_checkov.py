@@ -103,7 +103,8 @@ def _iam_wildcards(run: ProgramRun) -> list[str]:
             resources = [resources] if isinstance(resources, str) else resources
             sid = f"{policy.name}/{statement.get('Sid', '?')}"
             problems += [f"{sid}: wildcard action {a}" for a in actions if "*" in a]
-            if "*" in resources and not set(actions) <= XRAY_ONLY:
+            # X-Ray uploads and the dashboard's read of CloudWatch metrics take no resource-level scope.
+            if "*" in resources and not (set(actions) <= XRAY_ONLY or set(actions) == {"cloudwatch:GetMetricData"}):
                 problems.append(f"{sid}: Resource * for {actions}")
             if "NotAction" in statement or "NotResource" in statement:
                 problems.append(f"{sid}: NotAction/NotResource")
@@ -155,7 +156,10 @@ CHECKS: dict[str, tuple[str, Check]] = {
     "CKV_AWS_27": ("SQS queues encrypted (SQS-managed SSE: SNS can deliver, unlike aws/sqs)", _sqs_encrypted),
     "CKV_AWS_28": ("DynamoDB point-in-time recovery", _dynamodb_pitr),
     "CKV_AWS_163": ("ECR scan on push", _ecr_scan),
-    "CKV_AWS_62/63/355/286-290": ("IAM: no wildcard action; Resource * only for X-Ray", _iam_wildcards),
+    "CKV_AWS_62/63/355/286-290": (
+        "IAM: no wildcard action; Resource * only for X-Ray and GetMetricData",
+        _iam_wildcards,
+    ),
     "CKV_AWS_66": ("CloudWatch log retention on every function's log group", _log_retention),
     "CKV_AWS_115": ("Lambda concurrency capped (reserved, or the mapping's MaximumConcurrency)", _concurrency_cap),
     "CKV_AWS_50": ("Lambda X-Ray tracing active", _xray),
@@ -215,8 +219,19 @@ def _sqs_triggered_has_queue_dlq(run: ProgramRun) -> list[str]:
         if c.inputs.get("destinationConfig", {}).get("onFailure", {}).get("destination") in queues
     }
     sqs_triggered = {m.inputs["functionName"] for m in _all(run, "aws:lambda/eventSourceMapping:EventSourceMapping")}
+    # A function only CloudFront may call, through its function URL, is only ever invoked synchronously.
+    url_only = {
+        u.inputs["functionName"]
+        for u in _all(run, "aws:lambda/functionUrl:FunctionUrl")
+        if all(
+            p.inputs["principal"] == "cloudfront.amazonaws.com"
+            for p in _all(run, "aws:lambda/permission:Permission")
+            if p.inputs["function"] == u.inputs["functionName"]
+        )
+    }
     for function in _all(run, "aws:lambda/function:Function"):
-        if function.outputs["arn"] not in sqs_triggered and function.outputs["name"] not in destinations:
+        name = function.outputs["name"]
+        if function.outputs["arn"] not in sqs_triggered and name not in destinations and name not in url_only:
             problems.append(f"{function.name}: asynchronous failures have no destination")
     return problems
 
@@ -240,7 +255,8 @@ NOT_APPLICABLE: dict[str, tuple[str, Check]] = {
     "CKV_AWS_116 (function DLQ)": (
         "the analysis is SQS-triggered: failures park in the queue's DLQ (redrive policy), where a function "
         "DLQ never receives anything; ingestion's failed async invocations go to an on-failure destination "
-        "queue (the successor of a function DLQ), which checkov's rule does not recognise",
+        "queue (the successor of a function DLQ), which checkov's rule does not recognise; the dashboard is "
+        "invoked only synchronously, by CloudFront through its function URL (no asynchronous event to lose)",
         _sqs_triggered_has_queue_dlq,
     ),
 }

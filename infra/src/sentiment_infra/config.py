@@ -18,6 +18,8 @@ from pydantic.alias_generators import to_camel
 
 from sentiment_shared.stack import (
     DEFAULT_ANALYSIS_FUNCTION,
+    DEFAULT_DASHBOARD_MEMORY_MB,
+    DEFAULT_INGESTION_MEMORY_MB,
     DEFAULT_MODEL_ID,
     DEFAULT_MODEL_PREFIX,
     DEFAULT_MODEL_REVISION,
@@ -85,8 +87,14 @@ class StackConfig(BaseModel):
     # ---------------------------------------------------------------- ingestion
     feeds: tuple[str, ...] = ()
     ingestion_schedule: str = "rate(15 minutes)"
-    ingestion_memory_mb: int = Field(default=512, ge=128, le=10240)
+    ingestion_memory_mb: int = Field(default=DEFAULT_INGESTION_MEMORY_MB, ge=128, le=10240)
     ingestion_timeout_s: int = Field(default=60, ge=3, le=900)
+
+    # ---------------------------------------------------------------- dashboard
+    dashboard: bool = True
+    """The hosted dashboard (CloudFront + a small read-only function) and its ``dashboardUrl`` output."""
+    dashboard_memory_mb: int = Field(default=DEFAULT_DASHBOARD_MEMORY_MB, ge=128, le=10240)
+    dashboard_price_class: Literal["PriceClass_100", "PriceClass_200", "PriceClass_All"] = "PriceClass_100"
 
     # ---------------------------------------------------------------- operations
     alarm_email: str | None = None

@@ -32,6 +32,10 @@ INGESTION_MEMBERS = ("packages/shared", "services/ingestion")
 """Workspace members shipped in the ZIP (the function's own code and the shared library)."""
 INGESTION_HANDLER = "sentiment_ingestion.handler.handler"
 
+DASHBOARD_PACKAGE = "sentiment-dashboard"
+DASHBOARD_MEMBERS = ("packages/shared", "services/dashboard")
+DASHBOARD_HANDLER = "sentiment_dashboard.handler.handler"
+
 ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 """The earliest timestamp a ZIP entry can carry; every entry gets it."""
 
@@ -111,14 +115,21 @@ def _run(cmd: list[str], cwd: Path) -> str:
 def _uv() -> str:
     uv = shutil.which("uv")
     if uv is None:
-        raise BuildError("uv is needed to build the ingestion package (https://docs.astral.sh/uv/)")
+        raise BuildError("uv is needed to build the functions' ZIP packages (https://docs.astral.sh/uv/)")
     return uv
 
 
-def ingestion_cache_key(repo_root: Path, python_version: str, platform: str) -> str:
-    inputs = ["uv.lock", "pyproject.toml", *(f"{m}/pyproject.toml" for m in INGESTION_MEMBERS)]
-    inputs += [f"{m}/src" for m in INGESTION_MEMBERS]
+def zip_cache_key(
+    repo_root: Path, python_version: str, platform: str, members: Iterable[str] = INGESTION_MEMBERS
+) -> str:
+    members = tuple(members)
+    inputs = ["uv.lock", "pyproject.toml", *(f"{m}/pyproject.toml" for m in members)]
+    inputs += [f"{m}/src" for m in members]
     return source_digest(repo_root, inputs, salt=f"{BUILDER_VERSION}|{python_version}|{platform}")
+
+
+def ingestion_cache_key(repo_root: Path, python_version: str, platform: str) -> str:
+    return zip_cache_key(repo_root, python_version, platform, INGESTION_MEMBERS)
 
 
 def build_ingestion_zip(
@@ -130,18 +141,57 @@ def build_ingestion_zip(
     use_cache: bool = True,
 ) -> ZipBuild:
     """Build (or reuse) the ingestion function's ZIP for ``python_version`` on ``platform``."""
+    return build_function_zip(
+        repo_root,
+        out_dir,
+        package=INGESTION_PACKAGE,
+        members=INGESTION_MEMBERS,
+        label="ingestion",
+        python_version=python_version,
+        platform=platform,
+        use_cache=use_cache,
+    )
+
+
+def build_dashboard_zip(
+    repo_root: Path, out_dir: Path, *, python_version: str = LAMBDA_PYTHON, platform: str = LAMBDA_PLATFORM
+) -> ZipBuild:
+    """Build (or reuse) the dashboard function's ZIP (the same recipe as ingestion's)."""
+    return build_function_zip(
+        repo_root,
+        out_dir,
+        package=DASHBOARD_PACKAGE,
+        members=DASHBOARD_MEMBERS,
+        label="dashboard",
+        python_version=python_version,
+        platform=platform,
+    )
+
+
+def build_function_zip(
+    repo_root: Path,
+    out_dir: Path,
+    *,
+    package: str,
+    members: tuple[str, ...],
+    label: str,
+    python_version: str = LAMBDA_PYTHON,
+    platform: str = LAMBDA_PLATFORM,
+    use_cache: bool = True,
+) -> ZipBuild:
+    """Build (or reuse) a ZIP function of ``package``: its locked third-party deps plus ``members``."""
     repo_root = repo_root.resolve()
-    key = ingestion_cache_key(repo_root, python_version, platform)
+    key = zip_cache_key(repo_root, python_version, platform, members)
     out_dir.mkdir(parents=True, exist_ok=True)
-    dest = out_dir / f"ingestion-py{python_version}-{key[:16]}.zip"
+    dest = out_dir / f"{label}-py{python_version}-{key[:16]}.zip"
     if not (use_cache and dest.is_file()):
         uv = _uv()
-        with tempfile.TemporaryDirectory(prefix="ingestion-build-") as tmp:
+        with tempfile.TemporaryDirectory(prefix=f"{label}-build-") as tmp:
             work = Path(tmp)
             site = work / "site"
             requirements = work / "requirements.txt"
             _run(
-                [uv, "export", "--frozen", "--no-dev", "--no-emit-workspace", "--package", INGESTION_PACKAGE,
+                [uv, "export", "--frozen", "--no-dev", "--no-emit-workspace", "--package", package,
                  "--format", "requirements-txt", "--no-header", "--output-file", str(requirements)],
                 repo_root,
             )  # fmt: skip
@@ -152,7 +202,7 @@ def build_ingestion_zip(
                 repo_root,
             )  # fmt: skip
             wheels = work / "wheels"
-            for member in INGESTION_MEMBERS:
+            for member in members:
                 _run(
                     [uv, "build", "--wheel", "--quiet", "--no-create-gitignore", "--out-dir", str(wheels),
                      str(repo_root / member)],

@@ -54,6 +54,7 @@ class AnalysisFunction(pulumi.ComponentResource):
             account_id=args.account_id,
             statements=[
                 iam.allow("ReadModelBundle", ["s3:GetObject"], [args.model_object_arn]),
+                # TransactWriteItems (the result + its counters, one transaction) needs UpdateItem on each item.
                 iam.allow("UpdateItems", ["dynamodb:GetItem", "dynamodb:UpdateItem"], [args.table_arn]),
                 # GetQueueAttributes is needed by the event source mapping itself.
                 iam.allow(

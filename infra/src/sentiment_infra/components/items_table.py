@@ -13,6 +13,10 @@ from sentiment_shared.stack import (
     PENDING_INDEX,
     PENDING_INDEX_HASH_KEY,
     PENDING_INDEX_RANGE_KEY,
+    RECENT_INDEX,
+    RECENT_INDEX_HASH_KEY,
+    RECENT_INDEX_PROJECTION,
+    RECENT_INDEX_RANGE_KEY,
 )
 
 
@@ -29,6 +33,7 @@ class ItemsTable(pulumi.ComponentResource):
     name: pulumi.Output[str]
     arn: pulumi.Output[str]
     pending_index_arn: pulumi.Output[str]
+    recent_index_arn: pulumi.Output[str]
 
     def __init__(self, name: str, args: ItemsTableArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("sentiment:items_table:ItemsTable", name, None, opts)
@@ -42,6 +47,8 @@ class ItemsTable(pulumi.ComponentResource):
                 aws.dynamodb.TableAttributeArgs(name=ITEMS_TABLE_HASH_KEY, type="S"),
                 aws.dynamodb.TableAttributeArgs(name=PENDING_INDEX_HASH_KEY, type="S"),
                 aws.dynamodb.TableAttributeArgs(name=PENDING_INDEX_RANGE_KEY, type="S"),
+                aws.dynamodb.TableAttributeArgs(name=RECENT_INDEX_HASH_KEY, type="S"),
+                aws.dynamodb.TableAttributeArgs(name=RECENT_INDEX_RANGE_KEY, type="S"),
             ],
             # Sparse: only items stored but not yet published carry `pending_shard`, so ingestion can
             # find and re-publish them oldest first after a crash between storing and publishing.
@@ -57,7 +64,22 @@ class ItemsTable(pulumi.ComponentResource):
                         ),
                     ],
                     projection_type="ALL",
-                )
+                ),
+                # Sparse too: only analysed items carry `analyzed_day`; the dashboard reads the newest
+                # items of today (then earlier days) newest first. Partitioned by day, so no hot key.
+                aws.dynamodb.TableGlobalSecondaryIndexArgs(
+                    name=RECENT_INDEX,
+                    key_schemas=[
+                        aws.dynamodb.TableGlobalSecondaryIndexKeySchemaArgs(
+                            attribute_name=RECENT_INDEX_HASH_KEY, key_type="HASH"
+                        ),
+                        aws.dynamodb.TableGlobalSecondaryIndexKeySchemaArgs(
+                            attribute_name=RECENT_INDEX_RANGE_KEY, key_type="RANGE"
+                        ),
+                    ],
+                    projection_type="INCLUDE",
+                    non_key_attributes=list(RECENT_INDEX_PROJECTION),
+                ),
             ],
             # Ingestion's run markers carry an expiry; items never do, so TTL deletes only bookkeeping.
             ttl=aws.dynamodb.TableTtlArgs(attribute_name=ITEMS_TABLE_TTL_ATTRIBUTE, enabled=True),
@@ -70,4 +92,12 @@ class ItemsTable(pulumi.ComponentResource):
         self.name = self.table.name
         self.arn = self.table.arn
         self.pending_index_arn = self.table.arn.apply(lambda arn: f"{arn}/index/{PENDING_INDEX}")
-        self.register_outputs({"name": self.name, "arn": self.arn, "pending_index_arn": self.pending_index_arn})
+        self.recent_index_arn = self.table.arn.apply(lambda arn: f"{arn}/index/{RECENT_INDEX}")
+        self.register_outputs(
+            {
+                "name": self.name,
+                "arn": self.arn,
+                "pending_index_arn": self.pending_index_arn,
+                "recent_index_arn": self.recent_index_arn,
+            }
+        )

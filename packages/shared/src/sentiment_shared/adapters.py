@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer  # noqa: TID251 - adapter layer
 from botocore.exceptions import BotoCoreError, ClientError
 
-from sentiment_shared import aws
+from sentiment_shared import aws, counters
 from sentiment_shared.ports import ItemNotFoundError, PublishReport
 from sentiment_shared.schemas import Item, SentimentResult, TopicMessage
 from sentiment_shared.stack import (
@@ -27,10 +27,12 @@ from sentiment_shared.stack import (
     PENDING_INDEX_HASH_KEY,
     PENDING_INDEX_RANGE_KEY,
     PENDING_SHARD_VALUE,
+    RECENT_INDEX_HASH_KEY,
 )
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_dynamodb.type_defs import TransactWriteItemTypeDef
     from mypy_boto3_sns import SNSClient
     from mypy_boto3_sns.type_defs import PublishBatchRequestEntryTypeDef
 
@@ -63,9 +65,19 @@ def _is_conditional_failure(exc: ClientError) -> bool:
 class DynamoItemsTable:
     """:class:`~sentiment_shared.ports.ItemsTable` on a DynamoDB table keyed by ``item_id``."""
 
-    def __init__(self, table_name: str, *, client: DynamoDBClient | None = None) -> None:
+    def __init__(
+        self,
+        table_name: str,
+        *,
+        client: DynamoDBClient | None = None,
+        conflict_attempts: int = 8,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self.table_name = table_name
         self._client = client
+        self.conflict_attempts = conflict_attempts
+        """Attempts of a first write whose transaction conflicts with another on a (hot) counter item."""
+        self._sleep = sleep
 
     @property
     def client(self) -> DynamoDBClient:
@@ -97,18 +109,65 @@ class DynamoItemsTable:
         raw = resp.get("Item")
         return None if raw is None else _from_item(dict(raw))
 
-    def set_sentiment(self, item_id: str, result: SentimentResult) -> None:
-        try:
-            self.client.update_item(
-                TableName=self.table_name,
-                Key={ITEMS_TABLE_HASH_KEY: {"S": item_id}},
-                UpdateExpression=(
+    def set_sentiment(self, item_id: str, result: SentimentResult, *, source: str = "direct") -> bool:
+        """Write the result and count it, in one transaction, if the item has no sentiment yet.
+
+        True: this was the item's first write (counted once, see :mod:`sentiment_shared.counters`).
+        False: the item already had a sentiment (SQS redelivery, a duplicate message, a concurrent first
+        write that won, a re-analysis): nothing is written or counted, the first result stays.
+        A transaction that conflicts with a concurrent one on a counter item is retried with jitter.
+        The source counted is the item's own: the condition checks it, and a message that named another
+        one is written again with the source the refused condition returned (one more call, never a miscount).
+        """
+        day = counters.day_of(result.analyzed_at)
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                self.client.transact_write_items(TransactItems=self._first_write(item_id, result, day, source))
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") != "TransactionCanceledException":
+                    raise
+                raw_reasons: Any = exc.response.get("CancellationReasons", [])
+                reasons: list[dict[str, Any]] = list(raw_reasons)
+                first = reasons[0] if reasons else {}
+                if first.get("Code") == "ConditionalCheckFailed":
+                    old = first.get("Item")
+                    if old is None:
+                        raise ItemNotFoundError(f"item {item_id!r} does not exist in {self.table_name}") from exc
+                    if "sentiment" in old:
+                        return False  # already analysed: the first write was counted
+                    # The message named another source than the item has: count the item's own source.
+                    stored = str(old.get("source", {}).get("S", "direct"))
+                    if stored == source:
+                        raise
+                    source = stored
+                    continue
+                conflict = any(r.get("Code") == "TransactionConflict" for r in reasons)
+                if not conflict or attempt >= self.conflict_attempts:
+                    raise
+                delay = min(1.0, 0.02 * 2 ** (attempt - 1))
+                self._sleep(random.uniform(0, delay))  # noqa: S311 - jitter, not crypto
+            else:
+                return True
+
+    def _first_write(
+        self, item_id: str, result: SentimentResult, day: str, source: str
+    ) -> list[TransactWriteItemTypeDef]:
+        """The item's update (only if it exists, has no sentiment yet and is from ``source``) + its counters."""
+        item_update: TransactWriteItemTypeDef = {
+            "Update": {
+                "TableName": self.table_name,
+                "Key": {ITEMS_TABLE_HASH_KEY: {"S": item_id}},
+                "UpdateExpression": (
                     "SET #sentiment = :sentiment, #score = :score, #label = :label, "
-                    "#model_version = :model_version, #analyzed_at = :analyzed_at, #status = :analyzed "
-                    "REMOVE #pending"
+                    "#model_version = :model_version, #analyzed_at = :analyzed_at, #status = :analyzed, "
+                    "#day = :day REMOVE #pending"
                 ),
-                ConditionExpression="attribute_exists(#pk)",
-                ExpressionAttributeNames={
+                "ConditionExpression": (
+                    "attribute_exists(#pk) AND attribute_not_exists(#sentiment) AND #source = :source"
+                ),
+                "ExpressionAttributeNames": {
                     "#pk": ITEMS_TABLE_HASH_KEY,
                     "#sentiment": "sentiment",
                     "#score": "score",
@@ -116,21 +175,24 @@ class DynamoItemsTable:
                     "#model_version": "model_version",
                     "#analyzed_at": "analyzed_at",
                     "#status": "status",
+                    "#day": RECENT_INDEX_HASH_KEY,
                     "#pending": PENDING_INDEX_HASH_KEY,
+                    "#source": "source",
                 },
-                ExpressionAttributeValues={
+                "ExpressionAttributeValues": {
                     ":sentiment": _to_attr(result.sentiment),
                     ":score": _to_attr(result.score),
                     ":label": _to_attr(result.label),
                     ":model_version": _to_attr(result.model_version),
                     ":analyzed_at": _to_attr(result.analyzed_at),
                     ":analyzed": _to_attr("analyzed"),
+                    ":day": _to_attr(day),
+                    ":source": _to_attr(source),
                 },
-            )
-        except ClientError as exc:
-            if _is_conditional_failure(exc):
-                raise ItemNotFoundError(f"item {item_id!r} does not exist in {self.table_name}") from exc
-            raise
+                "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+            }
+        }
+        return [item_update, *counters.counter_updates(self.table_name, result.sentiment, day, source)]
 
     def mark_published(self, item_id: str) -> None:
         try:

@@ -16,13 +16,14 @@ import boto3  # noqa: TID251 - this is the adapter layer
 from botocore.config import Config
 
 if TYPE_CHECKING:
+    from mypy_boto3_cloudwatch import CloudWatchClient
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_lambda import LambdaClient
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_sns import SNSClient
     from mypy_boto3_sqs import SQSClient
 
-ServiceName = Literal["s3", "dynamodb", "sns", "sqs", "lambda"]
+ServiceName = Literal["s3", "dynamodb", "sns", "sqs", "lambda", "cloudwatch"]
 
 RETRY_CONFIG = Config(
     retries={"mode": "standard", "max_attempts": 5},
@@ -60,6 +61,8 @@ def client(service: Literal["sns"], *, config: Config | None = None) -> SNSClien
 def client(service: Literal["sqs"], *, config: Config | None = None) -> SQSClient: ...
 @overload
 def client(service: Literal["lambda"], *, config: Config | None = None) -> LambdaClient: ...
+@overload
+def client(service: Literal["cloudwatch"], *, config: Config | None = None) -> CloudWatchClient: ...
 def client(service: ServiceName, *, config: Config | None = None) -> Any:
     """A boto3 client for ``service``, created on first use and cached per environment."""
     merged = RETRY_CONFIG if config is None else RETRY_CONFIG.merge(config)

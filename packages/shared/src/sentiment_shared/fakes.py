@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+from collections import Counter
 from collections.abc import Sequence
 from datetime import datetime
 
@@ -12,6 +14,10 @@ from sentiment_shared.schemas import Item, SentimentResult, TopicMessage
 class InMemoryItemsTable:
     def __init__(self) -> None:
         self.items: dict[str, Item] = {}
+        self.counts: Counter[str] = Counter()
+        """Sentiment → items counted by their first write (the dashboard's counters)."""
+        self.counts_by_source: Counter[tuple[str, str]] = Counter()
+        self._lock = threading.Lock()
 
     def create(self, item: Item) -> bool:
         if item.item_id in self.items:
@@ -22,11 +28,17 @@ class InMemoryItemsTable:
     def get(self, item_id: str) -> Item | None:
         return self.items.get(item_id)
 
-    def set_sentiment(self, item_id: str, result: SentimentResult) -> None:
-        item = self.items.get(item_id)
-        if item is None:
-            raise ItemNotFoundError(item_id)
-        self.items[item_id] = item.model_copy(update={**result.model_dump(), "status": "analyzed"})
+    def set_sentiment(self, item_id: str, result: SentimentResult, *, source: str = "direct") -> bool:
+        with self._lock:  # DynamoDB's transactions are serializable
+            item = self.items.get(item_id)
+            if item is None:
+                raise ItemNotFoundError(item_id)
+            if item.sentiment is not None:
+                return False
+            self.items[item_id] = item.model_copy(update={**result.model_dump(), "status": "analyzed"})
+            self.counts[result.sentiment] += 1
+            self.counts_by_source[(source, result.sentiment)] += 1
+            return True
 
     def mark_published(self, item_id: str) -> None:
         item = self.items.get(item_id)

@@ -34,8 +34,11 @@ class ItemsTable(Protocol):
 
     def get(self, item_id: str) -> Item | None: ...
 
-    def set_sentiment(self, item_id: str, result: SentimentResult) -> None:
-        """Write the sentiment fields onto an existing item; :class:`ItemNotFoundError` if it is missing."""
+    def set_sentiment(self, item_id: str, result: SentimentResult, *, source: str = "direct") -> bool:
+        """First write of an item's sentiment, counted once (True); False if it already had one.
+
+        :class:`ItemNotFoundError` if the item is missing. ``source`` is the item's source (its counter).
+        """
         ...
 
     def mark_published(self, item_id: str) -> None:

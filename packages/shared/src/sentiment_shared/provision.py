@@ -22,6 +22,10 @@ from sentiment_shared.stack import (
     PENDING_INDEX,
     PENDING_INDEX_HASH_KEY,
     PENDING_INDEX_RANGE_KEY,
+    RECENT_INDEX,
+    RECENT_INDEX_HASH_KEY,
+    RECENT_INDEX_PROJECTION,
+    RECENT_INDEX_RANGE_KEY,
     QueueSettings,
     ResourceNames,
 )
@@ -43,7 +47,7 @@ class StackResources:
 
 
 def create_items_table(table_name: str) -> None:
-    """The items table: ``item_id`` hash key, on-demand, plus the sparse pending-items index."""
+    """The items table: ``item_id`` hash key, on-demand, plus the sparse pending-items and recent-items indexes."""
     ddb = aws.client("dynamodb")
     try:
         ddb.create_table(
@@ -53,6 +57,8 @@ def create_items_table(table_name: str) -> None:
                 {"AttributeName": ITEMS_TABLE_HASH_KEY, "AttributeType": "S"},
                 {"AttributeName": PENDING_INDEX_HASH_KEY, "AttributeType": "S"},
                 {"AttributeName": PENDING_INDEX_RANGE_KEY, "AttributeType": "S"},
+                {"AttributeName": RECENT_INDEX_HASH_KEY, "AttributeType": "S"},
+                {"AttributeName": RECENT_INDEX_RANGE_KEY, "AttributeType": "S"},
             ],
             KeySchema=[{"AttributeName": ITEMS_TABLE_HASH_KEY, "KeyType": "HASH"}],
             GlobalSecondaryIndexes=[
@@ -63,7 +69,15 @@ def create_items_table(table_name: str) -> None:
                         {"AttributeName": PENDING_INDEX_RANGE_KEY, "KeyType": "RANGE"},
                     ],
                     "Projection": {"ProjectionType": "ALL"},
-                }
+                },
+                {
+                    "IndexName": RECENT_INDEX,
+                    "KeySchema": [
+                        {"AttributeName": RECENT_INDEX_HASH_KEY, "KeyType": "HASH"},
+                        {"AttributeName": RECENT_INDEX_RANGE_KEY, "KeyType": "RANGE"},
+                    ],
+                    "Projection": {"ProjectionType": "INCLUDE", "NonKeyAttributes": list(RECENT_INDEX_PROJECTION)},
+                },
             ],
         )
     except ClientError as exc:

@@ -37,6 +37,16 @@ FEED_STATE_PREFIX = "feed-state#"
 """``item_id`` prefix of the small per-feed state items (ETag / Last-Modified) ingestion keeps."""
 PUBLISH_RUN_PREFIX = "publish-run#"
 """``item_id`` prefix of the one marker item an ingestion run writes after publishing (ids that failed)."""
+COUNTER_PREFIX = "counter#"
+"""``item_id`` prefix of the dashboard's counter items (:mod:`sentiment_shared.counters`)."""
+RECENT_INDEX = "recent-by-day"
+"""Sparse GSI over analysed items: ``analyzed_day`` (YYYY-MM-DD) → ``analyzed_at``, newest first per day."""
+RECENT_INDEX_HASH_KEY = "analyzed_day"
+RECENT_INDEX_RANGE_KEY = "analyzed_at"
+RECENT_INDEX_PROJECTION = ("text", "source", "sentiment", "score", "model_version")
+"""Non-key attributes the recent-items index carries (the dashboard's "most recent items" list)."""
+BOOKKEEPING_PREFIXES = (FEED_STATE_PREFIX, PUBLISH_RUN_PREFIX, COUNTER_PREFIX)
+"""Every ``item_id`` prefix of the table's non-item bookkeeping (item ids are hex, so they never clash)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +72,9 @@ class AnalysisFunctionSettings:
     ephemeral_storage_mb: int = 3072
     timeout_s: int = 120
 
+
+DEFAULT_INGESTION_MEMORY_MB = 512
+DEFAULT_DASHBOARD_MEMORY_MB = 256
 
 DEFAULT_QUEUE = QueueSettings()
 DEFAULT_ANALYSIS_FUNCTION = AnalysisFunctionSettings()

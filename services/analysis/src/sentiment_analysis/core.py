@@ -245,7 +245,9 @@ class AnalyzedBatch:
         if record_id in self.errors:
             raise self.errors[record_id]
         message, result = self.results[record_id]
-        table.set_sentiment(message.item_id, result)  # ItemNotFoundError: never creates an item
+        # ItemNotFoundError: never creates an item. An item that already has a sentiment (redelivery,
+        # duplicate) is left as it is and not counted again: the record still succeeds.
+        table.set_sentiment(message.item_id, result, source=message.source)
 
 
 def analyze_batch(records: Sequence[tuple[str, str | None]], model: LoadedModel) -> AnalyzedBatch:

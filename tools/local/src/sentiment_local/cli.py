@@ -2,6 +2,7 @@
 
     sentiment-local run [--model-dir DIR | --model ID[@REVISION]] [--feed PATH_OR_URL] [--endpoint-url URL] [--json]
     sentiment-local classify "some text" ... [--model-dir DIR | --model ID[@REVISION]] [--json]
+    sentiment-local dashboard [--port N] [--state-dir DIR]
 
 Errors a user can act on end the command with a one-line message on stderr and exit code 1 (2 for
 bad arguments); ``--json`` prints exactly one JSON object on stdout, everything else goes to stderr.
@@ -72,7 +73,29 @@ def build_parser() -> argparse.ArgumentParser:
     cls_p = sub.add_parser("classify", help="classify texts with the model (same caches as run)")
     cls_p.add_argument("texts", nargs="+", metavar="TEXT", type=_text)
     _add_model_args(cls_p)
+    dash_p = sub.add_parser("dashboard", help="serve the dashboard over the last run's saved state on 127.0.0.1")
+    dash_p.add_argument("--port", type=_port, default=8080, help="TCP port on 127.0.0.1 (default 8080; 0: any free)")
+    dash_p.add_argument(
+        "--state-dir", type=Path, help="local state (default: ~/.cache/sentiment-analyzer/local), as given to run"
+    )
     return parser
+
+
+def _port(value: str) -> int:
+    try:
+        port = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {value!r}") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 65535, got {port}")
+    return port
+
+
+def dashboard_command(state_dir: Path | None) -> str:
+    """The command that opens the dashboard over a run's state (printed after ``run``)."""
+    import shlex
+
+    return "sentiment-local dashboard" + (f" --state-dir {shlex.quote(str(state_dir))}" if state_dir else "")
 
 
 def _excerpt(text: str) -> str:
@@ -118,6 +141,12 @@ def _print_report(report: RunReport, out: TextIO) -> None:
     for key, value in report.cold_start.items():
         summary.add_row(f"cold start: {key}", str(value))
     summary.add_row("model", f"{report.model.s3_uri} sha256:{report.model.sha256[:12]}…")
+    cost = data.get("cost_per_1000_items")
+    if cost:
+        summary.add_row(
+            "cost per 1,000 items (USD)",
+            f"{cost['total_usd']:.4f} ({cost['analysis_ms_per_item']} ms/item at {cost['analysis_memory_mb']} MB)",
+        )
     console.print(summary)
     if report.failed:
         console.print(f"[bold red]{report.failed} item(s) failed and were parked in the DLQ[/]")
@@ -161,11 +190,37 @@ def _run(args: argparse.Namespace) -> int:
 
             report = run(options, step=step, on_batch=on_batch, quiet=not args.verbose)
     if args.json:
-        json.dump(report.as_dict(), out, ensure_ascii=False)
+        json.dump({**report.as_dict(), "dashboard_command": dashboard_command(args.state_dir)}, out, ensure_ascii=False)
         out.write("\n")
     else:
         _print_report(report, out)
+        out.write(f"Open the dashboard: {dashboard_command(args.state_dir)}\n")
     return 0
+
+
+def _dashboard(args: argparse.Namespace) -> int:
+    from sentiment_dashboard.server import make
+    from sentiment_local.dashboard import local_summary
+    from sentiment_local.state import default_state_dir
+
+    state_dir = (args.state_dir or default_state_dir()).expanduser()
+    logging.getLogger().setLevel(logging.ERROR)
+    with local_summary(state_dir) as (load, restored, backfilled):
+        try:
+            server = make(load, args.port)
+        except OSError as exc:
+            raise DashboardError(f"cannot listen on 127.0.0.1:{args.port}: {exc.strerror or exc}") from None
+        with server:
+            note = " (counters rebuilt from the saved items)" if backfilled else ""
+            print(f"{restored} saved items loaded from {state_dir}{note}", file=sys.stderr)
+            print(f"Dashboard: http://127.0.0.1:{server.server_port}/  (Ctrl-C to stop)", flush=True)
+            with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how a server is stopped
+                server.serve_forever()
+    return 0
+
+
+class DashboardError(RuntimeError):
+    """The local dashboard cannot start (port in use); the message says why."""
 
 
 def _classify(args: argparse.Namespace) -> int:
@@ -185,6 +240,7 @@ def _classify(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from sentiment_local.dashboard import NoStateError
     from sentiment_shared.cli_errors import run_command
     from sentiment_shared.model_bundle import BundleError
     from sentiment_shared.model_publish import PublishError, SourceUnavailableError
@@ -194,8 +250,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return "; on an offline machine pass --model-dir DIR (a local Hugging Face model directory)"
         return ""
 
-    command = _run if args.command == "run" else _classify
-    return run_command("sentiment-local", lambda: command(args), (PipelineError, PublishError, BundleError), hint)
+    command = {"run": _run, "classify": _classify, "dashboard": _dashboard}[args.command]
+    own = (PipelineError, PublishError, BundleError, NoStateError, DashboardError)
+    return run_command("sentiment-local", lambda: command(args), own, hint)
 
 
 if __name__ == "__main__":

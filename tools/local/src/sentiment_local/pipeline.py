@@ -20,21 +20,23 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from sentiment_local.dashboard import save_last_run
 from sentiment_local.emulator import LOCAL_REGION, aws_environment, embedded_moto, scoped_environ
 from sentiment_local.esm import DrainStats, EventSourceMapping, Handler, LocalLambdaContext
 from sentiment_local.state import clear_state, restore_table, save_table
 from sentiment_shared import aws
+from sentiment_shared.costs import Measured, cost_per_1000
 from sentiment_shared.model_bundle import BUNDLE_FILE_NAME
 from sentiment_shared.model_publish import ModelSource, PublishResult, publish
 from sentiment_shared.provision import StackResources, provision
 from sentiment_shared.schemas import Item
 from sentiment_shared.stack import (
+    BOOKKEEPING_PREFIXES,
     DEFAULT_ANALYSIS_FUNCTION,
+    DEFAULT_INGESTION_MEMORY_MB,
     DEFAULT_MODEL_PREFIX,
     DEFAULT_MODEL_VERSION,
     DEFAULT_QUEUE,
-    FEED_STATE_PREFIX,
-    PUBLISH_RUN_PREFIX,
     ResourceNames,
     model_key,
 )
@@ -113,6 +115,20 @@ class RunReport:
         seconds = self.timings.get("analyze", 0.0)
         return self.analyzed / seconds if seconds > 0 else 0.0
 
+    def cost_per_1000(self) -> dict[str, Any] | None:
+        """USD per 1,000 items from this run's measured handler time (cold start included, as Lambda bills it)."""
+        measured = Measured(
+            items=self.analyzed,
+            analysis_seconds=self.drain.handler_seconds,
+            analysis_invocations=self.drain.batches,
+            analysis_memory_mb=DEFAULT_ANALYSIS_FUNCTION.memory_mb,
+            ingestion_seconds=self.timings.get("ingest", 0.0),
+            ingestion_invocations=1,
+            ingestion_memory_mb=DEFAULT_INGESTION_MEMORY_MB,
+        )
+        cost = cost_per_1000(measured)
+        return None if cost is None else cost.as_dict()
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "ingested": self.ingested,
@@ -134,6 +150,7 @@ class RunReport:
             "throughput_texts_per_s": round(self.throughput, 2),
             "timings": {k: round(v, 3) for k, v in self.timings.items()},
             "cold_start": self.cold_start,
+            "cost_per_1000_items": self.cost_per_1000(),
             "results": [r.as_dict() for r in self.results],
         }
 
@@ -205,7 +222,7 @@ def _items_of_run(table: str, since: datetime) -> list[Item]:
     for page in ddb.get_paginator("scan").paginate(TableName=table, ConsistentRead=True):
         for raw in page.get("Items", []):
             item_id = raw.get("item_id", {}).get("S", "")
-            if item_id.startswith((FEED_STATE_PREFIX, PUBLISH_RUN_PREFIX)):
+            if item_id.startswith(BOOKKEEPING_PREFIXES):
                 continue
             item = reader.get(item_id)
             if item is not None and item.ingested_at >= since:
@@ -296,6 +313,8 @@ def run(
         report.endpoint_url = endpoint
         if embedded:
             save_table(stack.items_table, state_dir)
+            if report.analyzed:  # a run with nothing new keeps the last measured cost
+                save_last_run(state_dir, report.cost_per_1000())
     report.timings["total"] = time.perf_counter() - started
     return report
 

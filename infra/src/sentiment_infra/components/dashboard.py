@@ -1,0 +1,205 @@
+"""The hosted dashboard: a small read-only ZIP Lambda behind CloudFront (function URL + origin access control).
+
+* The function URL takes ``AWS_IAM`` auth only, and its resource policy lets exactly this distribution
+  (``AWS:SourceArn``) invoke it, so the origin is reachable only through CloudFront, which signs every
+  origin request with SigV4 (origin access control, ``signingBehavior: always``).
+* CloudFront caches ``GET``/``HEAD`` for a short TTL (the app's ``s-maxage``; bounded here too), so
+  many viewers cost one function call per edge per TTL; ``POST`` and friends never reach the origin.
+* The role may read the items table (``GetItem``, ``BatchGetItem``, ``Query`` on the table and its two
+  indexes) and read CloudWatch metrics for the cost section; it can write nothing but its own logs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+
+from sentiment_infra import iam
+from sentiment_infra.function_parts import (
+    POWERTOOLS_METRICS_NAMESPACE,
+    function_parts,
+    logging_config,
+    powertools_environment,
+    tracing_config,
+)
+from sentiment_infra.packaging import DASHBOARD_HANDLER
+
+LAMBDA_RUNTIME = "python3.12"
+CACHE_TTL_S = 30
+"""CloudFront's default and maximum TTL: the app says ``s-maxage=30`` and the distribution honours at most this."""
+TIMEOUT_S = 10
+READ_ACTIONS = ("dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query")
+# AWS managed origin request policy "AllViewerExceptHostHeader": a function URL must see its own Host.
+ALL_VIEWER_EXCEPT_HOST_HEADER = "b689b0a8-53d0-40ab-baf2-68738e2966ac"
+
+
+@dataclass(frozen=True, slots=True)
+class DashboardArgs:
+    account_id: pulumi.Input[str]
+    archive: pulumi.Archive
+    memory_mb: int
+    table_name: pulumi.Input[str]
+    table_arn: pulumi.Input[str]
+    index_arns: tuple[pulumi.Input[str], ...]
+    analysis_function_name: pulumi.Input[str]
+    analysis_memory_mb: int
+    ingestion_function_name: pulumi.Input[str]
+    ingestion_memory_mb: int
+    log_retention_days: int
+    log_level: str
+    tracing: bool
+    price_class: str = "PriceClass_100"
+
+
+class Dashboard(pulumi.ComponentResource):
+    """``dashboardUrl``: the CloudFront URL of the read-only dashboard."""
+
+    function: aws.lambda_.Function
+    distribution: aws.cloudfront.Distribution
+    url: pulumi.Output[str]
+
+    def __init__(self, name: str, args: DashboardArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("sentiment:dashboard:Dashboard", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+
+        parts = function_parts(
+            name,
+            parent=self,
+            account_id=args.account_id,
+            statements=[
+                iam.allow("ReadItemsAndCounters", list(READ_ACTIONS), [args.table_arn, *args.index_arns]),
+                # GetMetricData supports no resource-level scoping (AWS requires "*"); it only reads.
+                iam.allow("ReadCostMetrics", ["cloudwatch:GetMetricData"], ["*"]),
+            ],
+            log_retention_days=args.log_retention_days,
+            tracing=args.tracing,
+        )
+        self.role = parts.role
+        self.log_group = parts.log_group
+
+        self.function = aws.lambda_.Function(
+            f"{name}-function",
+            package_type="Zip",
+            runtime=LAMBDA_RUNTIME,
+            handler=DASHBOARD_HANDLER,
+            code=args.archive,
+            architectures=["x86_64"],
+            role=parts.role.arn,
+            memory_size=args.memory_mb,
+            timeout=TIMEOUT_S,
+            # A cap on what a flood of cache misses can cost (and on the table reads it causes).
+            reserved_concurrent_executions=5,
+            environment=aws.lambda_.FunctionEnvironmentArgs(
+                variables={
+                    "ITEMS_TABLE": args.table_name,
+                    "ANALYSIS_FUNCTION_NAME": args.analysis_function_name,
+                    "ANALYSIS_MEMORY_MB": str(args.analysis_memory_mb),
+                    "ANALYSIS_SERVICE_NAME": "sentiment-analysis",
+                    "INGESTION_FUNCTION_NAME": args.ingestion_function_name,
+                    "INGESTION_MEMORY_MB": str(args.ingestion_memory_mb),
+                    "METRICS_NAMESPACE": POWERTOOLS_METRICS_NAMESPACE,
+                    **powertools_environment("sentiment-dashboard", args.log_level),
+                }
+            ),
+            logging_config=logging_config(parts.log_group, args.log_level),
+            tracing_config=tracing_config(args.tracing),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[parts.policy, parts.log_group]),
+        )
+        self.function_url = aws.lambda_.FunctionUrl(
+            f"{name}-url", function_name=self.function.name, authorization_type="AWS_IAM", opts=child
+        )
+        self.origin_access = aws.cloudfront.OriginAccessControl(
+            f"{name}-oac",
+            description="CloudFront signs every request to the dashboard's function URL",
+            origin_access_control_origin_type="lambda",
+            signing_behavior="always",
+            signing_protocol="sigv4",
+            opts=child,
+        )
+        self.cache_policy = aws.cloudfront.CachePolicy(
+            f"{name}-cache",
+            comment="Dashboard: short TTL, no cookies, headers or query strings in the key",
+            min_ttl=0,
+            default_ttl=CACHE_TTL_S,
+            max_ttl=CACHE_TTL_S,
+            parameters_in_cache_key_and_forwarded_to_origin=aws.cloudfront.CachePolicyParametersInCacheKeyAndForwardedToOriginArgs(
+                cookies_config=aws.cloudfront.CachePolicyParametersInCacheKeyAndForwardedToOriginCookiesConfigArgs(
+                    cookie_behavior="none"
+                ),
+                headers_config=aws.cloudfront.CachePolicyParametersInCacheKeyAndForwardedToOriginHeadersConfigArgs(
+                    header_behavior="none"
+                ),
+                query_strings_config=aws.cloudfront.CachePolicyParametersInCacheKeyAndForwardedToOriginQueryStringsConfigArgs(
+                    query_string_behavior="none"
+                ),
+                enable_accept_encoding_gzip=True,
+                enable_accept_encoding_brotli=True,
+            ),
+            opts=child,
+        )
+        origin_domain = self.function_url.function_url.apply(lambda u: u.removeprefix("https://").rstrip("/"))
+        origin_id = "dashboard-function-url"
+        self.distribution = aws.cloudfront.Distribution(
+            f"{name}-cdn",
+            enabled=True,
+            comment="sentiment-analyzer dashboard",
+            price_class=args.price_class,
+            http_version="http2and3",
+            is_ipv6_enabled=True,
+            origins=[
+                aws.cloudfront.DistributionOriginArgs(
+                    origin_id=origin_id,
+                    domain_name=origin_domain,
+                    origin_access_control_id=self.origin_access.id,
+                    custom_origin_config=aws.cloudfront.DistributionOriginCustomOriginConfigArgs(
+                        http_port=80,
+                        https_port=443,
+                        origin_protocol_policy="https-only",
+                        origin_ssl_protocols=["TLSv1.2"],
+                    ),
+                )
+            ],
+            default_cache_behavior=aws.cloudfront.DistributionDefaultCacheBehaviorArgs(
+                target_origin_id=origin_id,
+                viewer_protocol_policy="redirect-to-https",
+                allowed_methods=["GET", "HEAD"],
+                cached_methods=["GET", "HEAD"],
+                compress=True,
+                cache_policy_id=self.cache_policy.id,
+                origin_request_policy_id=ALL_VIEWER_EXCEPT_HOST_HEADER,
+            ),
+            restrictions=aws.cloudfront.DistributionRestrictionsArgs(
+                geo_restriction=aws.cloudfront.DistributionRestrictionsGeoRestrictionArgs(restriction_type="none")
+            ),
+            viewer_certificate=aws.cloudfront.DistributionViewerCertificateArgs(
+                cloudfront_default_certificate=True, minimum_protocol_version="TLSv1.2_2021"
+            ),
+            opts=child,
+        )
+        # Only this distribution may call the URL: both permissions a function URL needs for CloudFront's
+        # OAC (InvokeFunctionUrl, and InvokeFunction through the URL), each bound to its ARN.
+        self.url_permission = aws.lambda_.Permission(
+            f"{name}-cdn-invoke-url",
+            action="lambda:InvokeFunctionUrl",
+            function=self.function.name,
+            principal="cloudfront.amazonaws.com",
+            source_arn=self.distribution.arn,
+            function_url_auth_type="AWS_IAM",
+            opts=child,
+        )
+        self.invoke_permission = aws.lambda_.Permission(
+            f"{name}-cdn-invoke",
+            action="lambda:InvokeFunction",
+            function=self.function.name,
+            principal="cloudfront.amazonaws.com",
+            source_arn=self.distribution.arn,
+            invoked_via_function_url=True,
+            opts=child,
+        )
+        self.function_name = self.function.name
+        self.url = self.distribution.domain_name.apply(lambda d: f"https://{d}/")
+        self.register_outputs(
+            {"url": self.url, "function_name": self.function_name, "distribution_id": self.distribution.id}
+        )

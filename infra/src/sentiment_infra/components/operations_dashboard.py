@@ -1,0 +1,140 @@
+"""The operators' CloudWatch dashboard: both functions, the queues, and the functions' own EMF metrics.
+
+The custom metric names are the ones the handlers emit through Powertools (``metrics.add_metric`` in
+``services/*/src/*/handler.py``; ``ColdStart`` from ``capture_cold_start_metric``), under the stack's
+namespace with Powertools' ``service`` dimension; tests/infra checks every name here against the code.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+import pulumi_aws as aws
+
+from sentiment_infra.function_parts import POWERTOOLS_METRICS_NAMESPACE
+
+ANALYSIS_SERVICE = "sentiment-analysis"
+INGESTION_SERVICE = "sentiment-ingestion"
+ANALYSIS_EMF_METRICS = {
+    "cold start breakdown (ms)": ("ModelDownloadMs", "ModelExtractMs", "ModelLoadMs"),
+    "inference (ms per batch)": ("InferenceMs",),
+    "items analysed / failed": ("ItemsAnalyzed", "ItemsFailed"),
+    "cold starts, load failures, invalid requests": ("ColdStart", "ModelLoadFailures", "InvalidRequests"),
+}
+INGESTION_EMF_METRICS = {
+    "ingestion: items": ("ItemsStored", "ItemsDuplicate", "ItemsPublished", "ItemsFailed", "ItemsRepublished"),
+    "ingestion: feeds": ("FeedsFailed", "EventsRejected"),
+}
+PERIOD_S = 300
+
+
+@dataclass(frozen=True, slots=True)
+class OperationsDashboardArgs:
+    region: pulumi.Input[str]
+    analysis_function_name: pulumi.Input[str]
+    ingestion_function_name: pulumi.Input[str]
+    dashboard_function_name: pulumi.Input[str] | None
+    queue_name: pulumi.Input[str]
+    dlq_name: pulumi.Input[str]
+
+
+def _widget(title: str, metrics: list[list[Any]], region: str, *, stat: str = "Sum") -> dict[str, Any]:
+    return {
+        "type": "metric",
+        "width": 12,
+        "height": 6,
+        "properties": {
+            "title": title,
+            "region": region,
+            "stat": stat,
+            "period": PERIOD_S,
+            "view": "timeSeries",
+            "metrics": metrics,
+        },
+    }
+
+
+def dashboard_body(region: str, *, analysis: str, ingestion: str, dashboard: str | None, queue: str, dlq: str) -> str:
+    """The dashboard's JSON (``DashboardBody``): one metric widget per concern."""
+    functions = [f for f in (analysis, ingestion, dashboard) if f]
+    lam = "AWS/Lambda"
+    widgets = [
+        _widget(
+            "functions: duration p50 / p99 (ms)",
+            [
+                [lam, "Duration", "FunctionName", f, {"stat": s, "label": f"{f} {s}"}]
+                for f in functions
+                for s in ("p50", "p99")
+            ],
+            region,
+            stat="p50",
+        ),
+        _widget("functions: errors", [[lam, "Errors", "FunctionName", f] for f in functions], region),
+        _widget("functions: throttles", [[lam, "Throttles", "FunctionName", f] for f in functions], region),
+        _widget(
+            "work queue: age of oldest message (s)",
+            [["AWS/SQS", "ApproximateAgeOfOldestMessage", "QueueName", queue]],
+            region,
+            stat="Maximum",
+        ),
+        _widget(
+            "work queue: depth (visible / in flight)",
+            [
+                ["AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName", queue],
+                ["AWS/SQS", "ApproximateNumberOfMessagesNotVisible", "QueueName", queue],
+            ],
+            region,
+            stat="Maximum",
+        ),
+        _widget(
+            "dead-letter queue: depth",
+            [["AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName", dlq]],
+            region,
+            stat="Maximum",
+        ),
+    ]
+    for title, names in ANALYSIS_EMF_METRICS.items():
+        stat = "Average" if title.endswith("(ms)") or "(ms" in title else "Sum"
+        metrics = [[POWERTOOLS_METRICS_NAMESPACE, n, "service", ANALYSIS_SERVICE] for n in names]
+        if "ColdStart" in names:
+            # Powertools emits ColdStart with the function's name as a second dimension.
+            metrics = [
+                [POWERTOOLS_METRICS_NAMESPACE, "ColdStart", "function_name", analysis, "service", ANALYSIS_SERVICE],
+                *[m for m in metrics if m[1] != "ColdStart"],
+            ]
+        widgets.append(_widget(f"analysis: {title}", metrics, region, stat=stat))
+    for title, names in INGESTION_EMF_METRICS.items():
+        widgets.append(
+            _widget(title, [[POWERTOOLS_METRICS_NAMESPACE, n, "service", INGESTION_SERVICE] for n in names], region)
+        )
+    for index, widget in enumerate(widgets):
+        widget["x"] = (index % 2) * 12
+        widget["y"] = (index // 2) * 6
+    return json.dumps({"widgets": widgets}, sort_keys=True)
+
+
+class OperationsDashboard(pulumi.ComponentResource):
+    """A CloudWatch dashboard for whoever runs the stack."""
+
+    dashboard: aws.cloudwatch.Dashboard
+
+    def __init__(self, name: str, args: OperationsDashboardArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("sentiment:operations_dashboard:OperationsDashboard", name, None, opts)
+        body = pulumi.Output.all(
+            args.region,
+            args.analysis_function_name,
+            args.ingestion_function_name,
+            args.dashboard_function_name,
+            args.queue_name,
+            args.dlq_name,
+        ).apply(lambda v: dashboard_body(v[0], analysis=v[1], ingestion=v[2], dashboard=v[3], queue=v[4], dlq=v[5]))
+        self.dashboard = aws.cloudwatch.Dashboard(
+            f"{name}-dashboard",
+            dashboard_name=pulumi.Output.concat(pulumi.get_project(), "-", pulumi.get_stack(), "-operations"),
+            dashboard_body=body,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self.register_outputs({"dashboard_name": self.dashboard.dashboard_name})

@@ -1,0 +1,114 @@
+"""Cost per 1,000 items from measured durations and configured memory, and the one price table it uses.
+
+Prices: AWS public on-demand list prices, region ``us-east-1``, as published on 2026-11-29 (Lambda x86
+and SQS/SNS unchanged since 2020-2023; DynamoDB on-demand after its 2024-11-01 price cut). No free tier
+is subtracted. Edit :data:`PRICES` (and its date) when AWS changes them; README "Cost" quotes this table.
+
+==============================================  ===================  ==================================
+what                                             price (USD)          per
+==============================================  ===================  ==================================
+Lambda compute (x86)                             0.0000166667         GB-second (memory GB x seconds)
+Lambda requests                                  0.20                 1 M invocations
+SQS standard requests                            0.40                 1 M requests (64 KiB chunks)
+SNS publish requests                             0.50                 1 M requests (64 KiB chunks)
+SNS → SQS deliveries                             0                    (free)
+DynamoDB on-demand writes                        0.625                1 M write request units
+DynamoDB on-demand reads                         0.125                1 M read request units
+==============================================  ===================  ==================================
+
+What one item costs in requests (from the code, not guessed):
+
+* ingestion: one conditional ``PutItem`` (1 WRU), one ``PublishBatch`` entry (SNS bills a batch of
+  10 entries as 10 requests), a share of the run's marker write and feed GET;
+* queue: the event source mapping's ``ReceiveMessage`` (a share: up to 10 messages per call) and one
+  ``DeleteMessage`` share (``DeleteMessageBatch``: 10 per call) — Lambda's own polling is billed as
+  SQS requests too, empty receives included (ignored here: they depend on idle time, not items);
+* analysis: one ``TransactWriteItems`` of 4 items ≤ 1 KB each (the item and 3 counters), 2 WRU per
+  item in a transaction = 8 WRU, plus the recent-items index write (1 WRU);
+* Lambda: measured milliseconds x configured memory, plus one request per batch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+PRICES_REGION = "us-east-1"
+PRICES_DATE = "2026-11-29"
+PRICES: dict[str, float] = {
+    "lambda_gb_second": 0.0000166667,
+    "lambda_request": 0.20 / 1_000_000,
+    "sqs_request": 0.40 / 1_000_000,
+    "sns_publish_request": 0.50 / 1_000_000,
+    "dynamodb_write_unit": 0.625 / 1_000_000,
+    "dynamodb_read_unit": 0.125 / 1_000_000,
+}
+
+WRITE_UNITS_PER_ITEM = 1 + 2 * 4 + 1
+"""Ingestion's put (1) + the analysis transaction (4 items x 2) + the recent-items index write (1)."""
+SQS_REQUESTS_PER_ITEM = 2 / 10
+"""One receive and one batched delete per batch of up to 10 (the stack's batch size)."""
+SNS_REQUESTS_PER_ITEM = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class Measured:
+    """What a run measured: items analysed, and the functions' busy time and invocations for them."""
+
+    items: int
+    analysis_seconds: float
+    analysis_invocations: int
+    analysis_memory_mb: int
+    ingestion_seconds: float = 0.0
+    ingestion_invocations: int = 0
+    ingestion_memory_mb: int = 256
+
+
+@dataclass(frozen=True, slots=True)
+class CostPer1000:
+    """USD per 1,000 analysed items, by part."""
+
+    lambda_compute: float
+    lambda_requests: float
+    sqs: float
+    sns: float
+    dynamodb: float
+    basis: Measured
+
+    @property
+    def total(self) -> float:
+        return self.lambda_compute + self.lambda_requests + self.sqs + self.sns + self.dynamodb
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "total_usd": round(self.total, 6),
+            "lambda_compute_usd": round(self.lambda_compute, 6),
+            "lambda_requests_usd": round(self.lambda_requests, 6),
+            "sqs_usd": round(self.sqs, 6),
+            "sns_usd": round(self.sns, 6),
+            "dynamodb_usd": round(self.dynamodb, 6),
+            "items_measured": self.basis.items,
+            "analysis_ms_per_item": round(1000 * self.basis.analysis_seconds / max(self.basis.items, 1), 2),
+            "analysis_memory_mb": self.basis.analysis_memory_mb,
+            "prices": f"AWS list prices, {PRICES_REGION}, {PRICES_DATE}",
+        }
+
+
+def cost_per_1000(measured: Measured) -> CostPer1000 | None:
+    """Scale what was measured to 1,000 items; None when nothing was analysed (no basis)."""
+    if measured.items <= 0:
+        return None
+    scale = 1000 / measured.items
+    gb_seconds = (
+        measured.analysis_seconds * measured.analysis_memory_mb / 1024
+        + measured.ingestion_seconds * measured.ingestion_memory_mb / 1024
+    )
+    invocations = measured.analysis_invocations + measured.ingestion_invocations
+    return CostPer1000(
+        lambda_compute=gb_seconds * PRICES["lambda_gb_second"] * scale,
+        lambda_requests=invocations * PRICES["lambda_request"] * scale,
+        sqs=1000 * SQS_REQUESTS_PER_ITEM * PRICES["sqs_request"],
+        sns=1000 * SNS_REQUESTS_PER_ITEM * PRICES["sns_publish_request"],
+        dynamodb=1000 * WRITE_UNITS_PER_ITEM * PRICES["dynamodb_write_unit"],
+        basis=measured,
+    )

@@ -1,0 +1,394 @@
+"""The dashboard's exact counters in the items table: how they are keyed, written, read and rebuilt.
+
+The analysis's *first* write of an item's sentiment also counts it, in the same DynamoDB transaction
+(:meth:`sentiment_shared.adapters.DynamoItemsTable.set_sentiment`): the item update carries the
+condition "this item has no sentiment yet", so SQS redelivery, a duplicate message, two concurrent first
+writes or a later re-analysis count once. Counter items (``item_id`` prefix ``counter#``):
+
+==================================  ============================================================
+``counter#all``                     ``total``, ``positive``, ``negative``, ``neutral``; ``sources``
+                                    (string set of the per-source counter ids)
+``counter#day#<YYYY-MM-DD>``        the same counts for the items analysed that UTC day, ``date``
+``counter#source#<sha256[:32]>``    the same counts for one source, ``source`` (its name)
+==================================  ============================================================
+
+Pending items need no counter: ingestion's sparse pending index (``pending-by-age``) holds exactly the
+items stored and not analysed yet, so :func:`read_summary` counts it (``Select=COUNT``).
+
+:func:`backfill` recomputes every counter from the items (an existing table, or after a bug); it
+overwrites the counters, so run it while no analysis is writing (for example with the queue's event
+source mapping disabled).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from sentiment_shared import aws
+from sentiment_shared.stack import (
+    BOOKKEEPING_PREFIXES,
+    COUNTER_PREFIX,
+    ITEMS_TABLE_HASH_KEY,
+    PENDING_INDEX,
+    PENDING_INDEX_HASH_KEY,
+    PENDING_SHARD_VALUE,
+    RECENT_INDEX,
+    RECENT_INDEX_HASH_KEY,
+)
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_dynamodb.type_defs import TransactWriteItemTypeDef
+
+SENTIMENTS = ("positive", "negative", "neutral")
+TOTAL_COUNTER_ID = f"{COUNTER_PREFIX}all"
+DAY_COUNTER_PREFIX = f"{COUNTER_PREFIX}day#"
+SOURCE_COUNTER_PREFIX = f"{COUNTER_PREFIX}source#"
+SUMMARY_DAYS = 30
+RECENT_ITEMS = 12
+MAX_SOURCES_READ = 500
+"""The dashboard reads at most this many per-source counters (top sources; the rest are summed as "other")."""
+
+
+def day_of(moment: datetime) -> str:
+    """The UTC day (``YYYY-MM-DD``) a moment falls on; naive moments are taken as UTC."""
+    aware = moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+    return aware.astimezone(UTC).date().isoformat()
+
+
+def day_counter_id(day: str) -> str:
+    return DAY_COUNTER_PREFIX + day
+
+
+def source_counter_id(source: str) -> str:
+    """Sources are free text (feed URLs, up to 1 KiB): the key is a digest, the name an attribute."""
+    return SOURCE_COUNTER_PREFIX + hashlib.sha256(source.encode("utf-8")).hexdigest()[:32]
+
+
+def is_bookkeeping(item_id: str) -> bool:
+    return item_id.startswith(BOOKKEEPING_PREFIXES)
+
+
+def counter_updates(table_name: str, sentiment: str, day: str, source: str) -> list[TransactWriteItemTypeDef]:
+    """The three counter increments that go into the first write's transaction (after the item update)."""
+    if sentiment not in SENTIMENTS:
+        raise ValueError(f"unknown sentiment {sentiment!r}")
+    names = {"#total": "total", "#sentiment": sentiment}
+    one = {":one": {"N": "1"}}
+    source_id = source_counter_id(source)
+    return [
+        {
+            "Update": {
+                "TableName": table_name,
+                "Key": {ITEMS_TABLE_HASH_KEY: {"S": TOTAL_COUNTER_ID}},
+                "UpdateExpression": "ADD #total :one, #sentiment :one, #sources :source_id",
+                "ExpressionAttributeNames": {**names, "#sources": "sources"},
+                "ExpressionAttributeValues": {**one, ":source_id": {"SS": [source_id]}},
+            }
+        },
+        {
+            "Update": {
+                "TableName": table_name,
+                "Key": {ITEMS_TABLE_HASH_KEY: {"S": day_counter_id(day)}},
+                "UpdateExpression": "ADD #total :one, #sentiment :one SET #date = :date",
+                "ExpressionAttributeNames": {**names, "#date": "date"},
+                "ExpressionAttributeValues": {**one, ":date": {"S": day}},
+            }
+        },
+        {
+            "Update": {
+                "TableName": table_name,
+                "Key": {ITEMS_TABLE_HASH_KEY: {"S": source_id}},
+                "UpdateExpression": "ADD #total :one, #sentiment :one SET #source = :source",
+                "ExpressionAttributeNames": {**names, "#source": "source"},
+                "ExpressionAttributeValues": {**one, ":source": {"S": source}},
+            }
+        },
+    ]
+
+
+# --------------------------------------------------------------------------- reading
+
+
+@dataclass(frozen=True, slots=True)
+class Counts:
+    positive: int = 0
+    negative: int = 0
+    neutral: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.positive + self.negative + self.neutral
+
+    @classmethod
+    def from_raw(cls, raw: Mapping[str, Any] | None) -> Counts:
+        if not raw:
+            return cls()
+        return cls(**{s: int(raw.get(s, {}).get("N", "0")) for s in SENTIMENTS})
+
+    def as_dict(self) -> dict[str, int]:
+        return {"positive": self.positive, "negative": self.negative, "neutral": self.neutral}
+
+
+@dataclass(frozen=True, slots=True)
+class RecentItem:
+    item_id: str
+    text: str
+    sentiment: str
+    score: float
+    analyzed_at: str
+    source: str
+    model_version: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "item_id": self.item_id,
+            "text": self.text,
+            "sentiment": self.sentiment,
+            "score": self.score,
+            "analyzed_at": self.analyzed_at,
+            "source": self.source,
+            "model_version": self.model_version,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class SourceCounts:
+    source: str
+    counts: Counts
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"source": self.source, "total": self.counts.total, **self.counts.as_dict()}
+
+
+@dataclass(frozen=True, slots=True)
+class Summary:
+    """What the dashboard shows; ``as_dict`` is the ``GET /api/summary`` body (ARCHITECTURE.md "Dashboard")."""
+
+    counts: Counts
+    pending: int
+    days: list[tuple[str, Counts]]
+    recent: list[RecentItem]
+    sources: list[SourceCounts]
+    generated_at: datetime
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def analyzed(self) -> int:
+        return self.counts.total
+
+    @property
+    def total(self) -> int:
+        return self.analyzed + self.pending
+
+    @property
+    def model_version(self) -> str | None:
+        return self.recent[0].model_version if self.recent else None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "total": self.total,
+            "analyzed": self.analyzed,
+            "pending": self.pending,
+            **self.counts.as_dict(),
+            "days": [{"date": d, **c.as_dict()} for d, c in self.days],
+            "recent": [r.as_dict() for r in self.recent],
+            "sources": [s.as_dict() for s in self.sources],
+            "model_version": self.model_version,
+            "generated_at": self.generated_at.isoformat(timespec="seconds"),
+            **self.extra,
+        }
+
+
+def _batch_get(ddb: DynamoDBClient, table_name: str, ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """item_id → raw item for those of ``ids`` that exist (BatchGetItem in chunks of 100, unprocessed retried)."""
+    found: dict[str, dict[str, Any]] = {}
+    wanted = list(dict.fromkeys(ids))
+    for start in range(0, len(wanted), 100):
+        keys: list[Any] = [{ITEMS_TABLE_HASH_KEY: {"S": i}} for i in wanted[start : start + 100]]
+        request: dict[str, Any] = {table_name: {"Keys": keys, "ConsistentRead": True}}
+        while request:
+            resp = ddb.batch_get_item(RequestItems=request)
+            for raw in resp.get("Responses", {}).get(table_name, []):
+                found[raw[ITEMS_TABLE_HASH_KEY]["S"]] = dict(raw)
+            request = dict(resp.get("UnprocessedKeys", {}))
+    return found
+
+
+def count_pending(ddb: DynamoDBClient, table_name: str) -> int:
+    """Items stored and not analysed yet: the size of ingestion's sparse pending index."""
+    count = 0
+    paginator = ddb.get_paginator("query")
+    for page in paginator.paginate(
+        TableName=table_name,
+        IndexName=PENDING_INDEX,
+        KeyConditionExpression="#shard = :shard",
+        ExpressionAttributeNames={"#shard": PENDING_INDEX_HASH_KEY},
+        ExpressionAttributeValues={":shard": {"S": PENDING_SHARD_VALUE}},
+        Select="COUNT",
+    ):
+        count += int(page.get("Count", 0))
+    return count
+
+
+def recent_items(ddb: DynamoDBClient, table_name: str, today: date, limit: int = RECENT_ITEMS) -> list[RecentItem]:
+    """The newest analysed items, newest first, from the recent-by-day index (today, then earlier days)."""
+    found: list[RecentItem] = []
+    for back in range(SUMMARY_DAYS):
+        if len(found) >= limit:
+            break
+        day = (today - timedelta(days=back)).isoformat()
+        resp = ddb.query(
+            TableName=table_name,
+            IndexName=RECENT_INDEX,
+            KeyConditionExpression="#day = :day",
+            ExpressionAttributeNames={"#day": RECENT_INDEX_HASH_KEY},
+            ExpressionAttributeValues={":day": {"S": day}},
+            ScanIndexForward=False,
+            Limit=limit - len(found),
+        )
+        for raw in resp.get("Items", []):
+            found.append(
+                RecentItem(
+                    item_id=raw[ITEMS_TABLE_HASH_KEY]["S"],
+                    text=raw.get("text", {}).get("S", ""),
+                    sentiment=raw.get("sentiment", {}).get("S", ""),
+                    score=float(raw.get("score", {}).get("N", "0")),
+                    analyzed_at=raw.get("analyzed_at", {}).get("S", ""),
+                    source=raw.get("source", {}).get("S", ""),
+                    model_version=raw.get("model_version", {}).get("S", ""),
+                )
+            )
+    return found
+
+
+def read_summary(
+    table_name: str,
+    *,
+    now: datetime | None = None,
+    days: int = SUMMARY_DAYS,
+    recent: int = RECENT_ITEMS,
+    top_sources: int = 10,
+    client: DynamoDBClient | None = None,
+) -> Summary:
+    """Read the counters, the pending count and the newest items: a handful of reads, whatever the table's size."""
+    ddb = client or aws.client("dynamodb")
+    moment = now or datetime.now(UTC)
+    today = moment.astimezone(UTC).date()
+    day_list = [(today - timedelta(days=back)).isoformat() for back in range(days - 1, -1, -1)]
+    totals = _batch_get(ddb, table_name, [TOTAL_COUNTER_ID, *(day_counter_id(d) for d in day_list)])
+    total_raw = totals.get(TOTAL_COUNTER_ID, {})
+    source_ids = sorted(total_raw.get("sources", {}).get("SS", []))[:MAX_SOURCES_READ]
+    sources = [
+        SourceCounts(source=raw.get("source", {}).get("S", "?"), counts=Counts.from_raw(raw))
+        for raw in _batch_get(ddb, table_name, source_ids).values()
+    ]
+    sources.sort(key=lambda s: (-s.counts.total, s.source))
+    return Summary(
+        counts=Counts.from_raw(total_raw),
+        pending=count_pending(ddb, table_name),
+        days=[(d, Counts.from_raw(totals.get(day_counter_id(d)))) for d in day_list],
+        recent=recent_items(ddb, table_name, today, recent),
+        sources=sources[:top_sources],
+        generated_at=moment,
+    )
+
+
+# --------------------------------------------------------------------------- backfill
+
+
+@dataclass(frozen=True, slots=True)
+class BackfillReport:
+    items: int
+    analyzed: int
+    counts: Counts
+    days: int
+    sources: int
+    indexed: int
+    """Analysed items that lacked ``analyzed_day`` (written before the recent index existed) and got it."""
+    removed: int
+    """Stale counter items deleted (a day or source no item has any more)."""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "items": self.items,
+            "analyzed": self.analyzed,
+            **self.counts.as_dict(),
+            "days": self.days,
+            "sources": self.sources,
+            "indexed": self.indexed,
+            "removed": self.removed,
+        }
+
+
+def _counter_item(item_id: str, counts: Counter[str], **extra: Any) -> dict[str, Any]:
+    item: dict[str, Any] = {ITEMS_TABLE_HASH_KEY: {"S": item_id}, "total": {"N": str(sum(counts.values()))}}
+    item.update({s: {"N": str(counts.get(s, 0))} for s in SENTIMENTS})
+    item.update(extra)
+    return item
+
+
+def backfill(table_name: str, *, client: DynamoDBClient | None = None) -> BackfillReport:
+    """Recompute every counter from the items (one consistent scan) and overwrite the counter items."""
+    ddb = client or aws.client("dynamodb")
+    total: Counter[str] = Counter()
+    per_day: dict[str, Counter[str]] = {}
+    per_source: dict[str, Counter[str]] = {}
+    existing_counters: set[str] = set()
+    items = indexed = 0
+    for page in ddb.get_paginator("scan").paginate(TableName=table_name, ConsistentRead=True):
+        for raw in page.get("Items", []):
+            item_id = raw[ITEMS_TABLE_HASH_KEY]["S"]
+            if item_id.startswith(COUNTER_PREFIX):
+                existing_counters.add(item_id)
+                continue
+            if is_bookkeeping(item_id):
+                continue
+            items += 1
+            sentiment = raw.get("sentiment", {}).get("S")
+            analyzed_at = raw.get("analyzed_at", {}).get("S")
+            if sentiment not in SENTIMENTS or not analyzed_at:
+                continue
+            day = day_of(datetime.fromisoformat(analyzed_at))
+            source = raw.get("source", {}).get("S", "direct")
+            total[sentiment] += 1
+            per_day.setdefault(day, Counter())[sentiment] += 1
+            per_source.setdefault(source, Counter())[sentiment] += 1
+            if RECENT_INDEX_HASH_KEY not in raw:
+                ddb.update_item(
+                    TableName=table_name,
+                    Key={ITEMS_TABLE_HASH_KEY: {"S": item_id}},
+                    UpdateExpression="SET #day = :day",
+                    ConditionExpression="attribute_exists(#sentiment)",
+                    ExpressionAttributeNames={"#day": RECENT_INDEX_HASH_KEY, "#sentiment": "sentiment"},
+                    ExpressionAttributeValues={":day": {"S": day}},
+                )
+                indexed += 1
+    source_ids = {source_counter_id(s): s for s in per_source}
+    writes: list[dict[str, Any]] = [
+        _counter_item(TOTAL_COUNTER_ID, total, **({"sources": {"SS": sorted(source_ids)}} if source_ids else {}))
+    ]
+    writes += [_counter_item(day_counter_id(d), c, date={"S": d}) for d, c in per_day.items()]
+    writes += [_counter_item(source_counter_id(s), c, source={"S": s}) for s, c in per_source.items()]
+    wanted = {w[ITEMS_TABLE_HASH_KEY]["S"] for w in writes}
+    stale = sorted(existing_counters - wanted)
+    requests: list[Any] = [{"PutRequest": {"Item": w}} for w in writes]
+    requests += [{"DeleteRequest": {"Key": {ITEMS_TABLE_HASH_KEY: {"S": i}}}} for i in stale]
+    for start in range(0, len(requests), 25):
+        pending: dict[str, Any] = {table_name: requests[start : start + 25]}
+        while pending:
+            pending = dict(ddb.batch_write_item(RequestItems=pending).get("UnprocessedItems", {}))
+    return BackfillReport(
+        items=items,
+        analyzed=sum(total.values()),
+        counts=Counts(**{s: total.get(s, 0) for s in SENTIMENTS}),
+        days=len(per_day),
+        sources=len(per_source),
+        indexed=indexed,
+        removed=len(stale),
+    )

@@ -1,0 +1,43 @@
+"""Serve the dashboard on 127.0.0.1 with the standard library (``sentiment-local dashboard``, tests).
+
+A threading WSGI server: the same :func:`sentiment_dashboard.app.respond` as the Lambda, read-only.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from socketserver import ThreadingMixIn
+from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+from sentiment_dashboard.app import SummaryLoader, respond
+
+log = logging.getLogger(__name__)
+
+_REASONS = {200: "OK", 404: "Not Found", 405: "Method Not Allowed", 503: "Service Unavailable"}
+
+
+class _Server(ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        log.debug("%s " + format, self.address_string(), *args)
+
+
+def wsgi_app(load_summary: SummaryLoader) -> Callable[..., Iterable[bytes]]:
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        response = respond(str(environ.get("REQUEST_METHOD", "GET")), str(environ.get("PATH_INFO", "/")), load_summary)
+        status = f"{response.status} {_REASONS.get(response.status, 'Error')}"
+        headers = [*response.headers.items(), ("Content-Length", str(len(response.body)))]
+        start_response(status, headers)
+        return [response.body]
+
+    return app
+
+
+def make(load_summary: SummaryLoader, port: int, host: str = "127.0.0.1") -> WSGIServer:
+    """A server bound to ``host:port`` (port 0: any free port; read ``server.server_port``)."""
+    return make_server(host, port, wsgi_app(load_summary), server_class=_Server, handler_class=_QuietHandler)

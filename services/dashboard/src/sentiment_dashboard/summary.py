@@ -1,0 +1,110 @@
+"""Where the dashboard's numbers come from: the items table's counters, plus the measured cost per 1,000 items.
+
+:class:`CachedSummary` keeps one summary per warm container for :data:`~sentiment_dashboard.app.CACHE_TTL_S`,
+so a burst of cache misses (many CloudFront edges at once) still reads the table once per TTL.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sentiment_shared import aws, counters
+from sentiment_shared.costs import Measured, cost_per_1000
+
+log = logging.getLogger(__name__)
+
+CostLoader = Callable[[], dict[str, Any] | None]
+
+
+def table_summary(table_name: str, cost: CostLoader | None = None) -> dict[str, Any]:
+    """``GET /api/summary``'s body: the counters' summary plus ``cost_per_1000_items`` (None if unmeasured)."""
+    body = counters.read_summary(table_name).as_dict()
+    body["cost_per_1000_items"] = cost() if cost is not None else None
+    return body
+
+
+class CachedSummary:
+    def __init__(self, load: Callable[[], dict[str, Any]], ttl_s: float, clock: Callable[[], float] = time.monotonic):
+        self._load = load
+        self._ttl_s = ttl_s
+        self._clock = clock
+        self._value: dict[str, Any] | None = None
+        self._loaded_at = 0.0
+        self._lock = threading.Lock()
+
+    def __call__(self) -> dict[str, Any]:
+        with self._lock:
+            now = self._clock()
+            if self._value is None or now - self._loaded_at >= self._ttl_s:
+                self._value = self._load()
+                self._loaded_at = now
+            return self._value
+
+
+def cloudwatch_cost(
+    *,
+    analysis_function: str,
+    analysis_memory_mb: int,
+    ingestion_function: str | None,
+    ingestion_memory_mb: int,
+    metrics_namespace: str,
+    analysis_service: str = "sentiment-analysis",
+    window: timedelta = timedelta(days=1),
+    now: datetime | None = None,
+) -> dict[str, Any] | None:
+    """Cost per 1,000 items from the last ``window`` of measured CloudWatch data (None without a basis).
+
+    Durations and invocations: ``AWS/Lambda`` ``Duration`` (Sum) and ``Invocations`` (Sum) per function;
+    items: the analysis function's own ``ItemsAnalyzed`` EMF metric (Sum, Powertools' ``service`` dimension,
+    the function's ``POWERTOOLS_SERVICE_NAME``).
+    """
+    end = now or datetime.now(UTC)
+    queries: list[Any] = []
+
+    def add(query_id: str, namespace: str, metric: str, dimensions: dict[str, str]) -> None:
+        queries.append(
+            {
+                "Id": query_id,
+                "MetricStat": {
+                    "Metric": {
+                        "Namespace": namespace,
+                        "MetricName": metric,
+                        "Dimensions": [{"Name": k, "Value": v} for k, v in dimensions.items()],
+                    },
+                    "Period": int(window.total_seconds()),
+                    "Stat": "Sum",
+                },
+            }
+        )
+
+    add("a_duration", "AWS/Lambda", "Duration", {"FunctionName": analysis_function})
+    add("a_invocations", "AWS/Lambda", "Invocations", {"FunctionName": analysis_function})
+    add("items", metrics_namespace, "ItemsAnalyzed", {"service": analysis_service})
+    if ingestion_function:
+        add("i_duration", "AWS/Lambda", "Duration", {"FunctionName": ingestion_function})
+        add("i_invocations", "AWS/Lambda", "Invocations", {"FunctionName": ingestion_function})
+    try:
+        resp = aws.client("cloudwatch").get_metric_data(
+            MetricDataQueries=queries, StartTime=end - window, EndTime=end, ScanBy="TimestampDescending"
+        )
+    except Exception:
+        log.warning("CloudWatch metrics unavailable; no cost shown", exc_info=True)
+        return None
+    values = {r["Id"]: float(sum(r.get("Values", []))) for r in resp.get("MetricDataResults", [])}
+    result = cost_per_1000(
+        Measured(
+            items=int(values.get("items", 0)),
+            analysis_seconds=values.get("a_duration", 0.0) / 1000,
+            analysis_invocations=int(values.get("a_invocations", 0)),
+            analysis_memory_mb=analysis_memory_mb,
+            ingestion_seconds=values.get("i_duration", 0.0) / 1000,
+            ingestion_invocations=int(values.get("i_invocations", 0)),
+            ingestion_memory_mb=ingestion_memory_mb,
+        )
+    )
+    return None if result is None else result.as_dict()

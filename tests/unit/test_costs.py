@@ -1,0 +1,35 @@
+"""Cost per 1,000 items: arithmetic from measured durations and configured memory against the price table."""
+
+from __future__ import annotations
+
+import pytest
+
+from sentiment_shared.costs import PRICES, Measured, cost_per_1000
+
+pytestmark = pytest.mark.unit
+
+
+def test_cost_scales_measured_gb_seconds_and_requests_to_1000_items() -> None:
+    # 100 items took 10 s of a 2048 MB function in 10 invocations, ingestion 1 s at 512 MB in 1 invocation
+    cost = cost_per_1000(
+        Measured(
+            items=100,
+            analysis_seconds=10.0,
+            analysis_invocations=10,
+            analysis_memory_mb=2048,
+            ingestion_seconds=1.0,
+            ingestion_invocations=1,
+            ingestion_memory_mb=512,
+        )
+    )
+    assert cost is not None
+    gb_s = (10.0 * 2 + 1.0 * 0.5) * 10  # scaled by 1000 / 100
+    assert cost.lambda_compute == pytest.approx(gb_s * PRICES["lambda_gb_second"])
+    assert cost.lambda_requests == pytest.approx(110 * PRICES["lambda_request"])
+    assert cost.dynamodb == pytest.approx(1000 * 10 * PRICES["dynamodb_write_unit"])
+    assert cost.total == pytest.approx(cost.lambda_compute + cost.lambda_requests + cost.sqs + cost.sns + cost.dynamodb)
+    assert cost.as_dict()["analysis_ms_per_item"] == 100.0
+
+
+def test_no_items_no_cost() -> None:
+    assert cost_per_1000(Measured(items=0, analysis_seconds=1, analysis_invocations=1, analysis_memory_mb=2048)) is None

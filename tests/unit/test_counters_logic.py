@@ -1,0 +1,101 @@
+"""The analysis core's stores count each item once: redelivery, duplicates, concurrent first writes, re-analysis.
+
+Runs on the in-memory table (whose ``set_sentiment`` has DynamoDB's contract: serializable, first write
+wins); the DynamoDB transaction itself is tested against moto in ``tests/functional/test_counters.py``.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Sequence
+
+import pytest
+
+from sentiment_analysis import core
+from sentiment_analysis.classifier import Prediction
+from sentiment_shared import counters
+from sentiment_shared.fakes import InMemoryItemsTable
+from sentiment_shared.schemas import Item
+
+pytestmark = pytest.mark.unit
+
+
+class Fixed:
+    def __init__(self, sentiment: str) -> None:
+        self.sentiment = sentiment
+
+    def classify(self, texts: Sequence[str]) -> list[Prediction]:
+        return [Prediction(self.sentiment, 0.9, self.sentiment.upper()) for _ in texts]  # type: ignore[arg-type]
+
+
+def _model(sentiment: str, version: str = "m@1") -> core.LoadedModel:
+    cold = core.ColdStart(download_ms=0, verify_ms=0, extract_ms=0, load_ms=0, bytes=0, cached=True)
+    return core.LoadedModel(classifier=Fixed(sentiment), model_version=version, precision="fp32", cold_start=cold)
+
+
+def _records(ids: Sequence[str], prefix: str = "m") -> list[tuple[str, str | None]]:
+    return [(f"{prefix}-{i}", json.dumps({"item_id": i, "text": f"text {i}", "source": "feed"})) for i in ids]
+
+
+@pytest.fixture
+def table() -> InMemoryItemsTable:
+    items = InMemoryItemsTable()
+    for n in range(5):
+        items.create(Item(item_id=f"i{n}", text=f"text i{n}", source="feed"))
+    return items
+
+
+def test_a_redelivered_batch_and_a_duplicate_message_count_once(table: InMemoryItemsTable) -> None:
+    ids = ["i0", "i1", "i2"]
+    batch = core.analyze_batch([*_records(ids), ("dup", _records(["i0"])[0][1])], _model("positive"))
+    for record_id in batch.results:
+        batch.store(record_id, table)
+    redelivered = core.analyze_batch(_records(ids), _model("positive"))
+    for record_id in redelivered.results:
+        redelivered.store(record_id, table)  # succeeds (the record is done) but counts nothing
+    assert table.counts == {"positive": 3}
+    assert table.counts_by_source == {("feed", "positive"): 3}
+
+
+def test_a_re_analysis_with_another_model_keeps_the_first_result_and_count(table: InMemoryItemsTable) -> None:
+    first = core.analyze_batch(_records(["i0"]), _model("positive", "m@1"))
+    first.store("m-i0", table)
+    again = core.analyze_batch(_records(["i0"]), _model("negative", "m@2"))
+    again.store("m-i0", table)
+    assert table.counts == {"positive": 1}
+    assert (table.items["i0"].sentiment, table.items["i0"].model_version) == ("positive", "m@1")
+
+
+def test_concurrent_first_writes_count_once(table: InMemoryItemsTable) -> None:
+    writers = 16
+    barrier = threading.Barrier(writers)
+    won: list[bool] = []
+
+    def write(n: int) -> None:
+        batch = core.analyze_batch(_records(["i4"], prefix=f"w{n}"), _model(counters.SENTIMENTS[n % 3]))
+        _, result = batch.results[f"w{n}-i4"]
+        barrier.wait()
+        won.append(table.set_sentiment("i4", result, source="feed"))
+
+    threads = [threading.Thread(target=write, args=(n,)) for n in range(writers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(won) == [False] * (writers - 1) + [True]
+    assert sum(table.counts.values()) == 1
+    assert table.counts[table.items["i4"].sentiment or ""] == 1
+
+
+def test_counter_keys_are_stable_and_bookkeeping_is_recognised() -> None:
+    assert counters.source_counter_id("https://example.com/feed") == counters.source_counter_id(
+        "https://example.com/feed"
+    )
+    assert counters.source_counter_id("a") != counters.source_counter_id("b")
+    assert len(counters.source_counter_id("x" * 1024)) == len("counter#source#") + 32
+    assert counters.is_bookkeeping(counters.TOTAL_COUNTER_ID)
+    assert counters.is_bookkeeping(counters.day_counter_id("2026-11-29"))
+    assert not counters.is_bookkeeping("3f2a" * 16)
+    with pytest.raises(ValueError, match="unknown sentiment"):
+        counters.counter_updates("t", "ecstatic", "2026-11-29", "s")
