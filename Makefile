@@ -3,7 +3,7 @@
 UV ?= uv
 PYTEST_ARGS ?=
 
-.PHONY: help sync lint format typecheck test test-fast bench workflows-lint docker-lint security-lint reliability soak check-members ci
+.PHONY: help sync lint format typecheck test test-fast bench workflows-lint docker-lint security-lint reliability soak check-members image ci
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -47,5 +47,8 @@ soak: ## The 1,000-item soak with ~5 % injected faults (prints the accounting ta
 
 check-members: ## Each member installs and imports on its own (no borrowed dependencies)
 	bash .ci/check-members.sh
+
+image: ## Image rehearsal: build the analysis image with Docker's engine (stand-in bases) and invoke it (root)
+	bash .ci/image-rehearsal.sh
 
 ci: sync lint typecheck test ## What CI runs

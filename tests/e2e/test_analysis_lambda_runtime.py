@@ -3,6 +3,11 @@
 A small Lambda Runtime API on 127.0.0.1 hands out invocations and collects the answers; S3 (the model
 bundle) and DynamoDB (the items) are a moto server. One container lifetime: a cold start (direct
 invoke), then a warm SQS batch.
+
+Two launchers: ``process`` (this venv's Python under awslambdaric) and ``image``: the built analysis image
+run with ``docker run --network host`` (its entrypoint starts awslambdaric against the Runtime API above,
+moto is reached on the host's loopback). ``image`` runs when ``SENTIMENT_IMAGE`` names a built image
+(``make image`` builds one and sets it), and skips otherwise.
 """
 
 from __future__ import annotations
@@ -10,15 +15,16 @@ from __future__ import annotations
 import json
 import os
 import queue
+import shutil
 import subprocess
 import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import pytest
 
@@ -114,6 +120,43 @@ def runtime_api() -> Iterator[RuntimeApi]:
     server.server_close()
 
 
+Launcher = Callable[[dict[str, str], IO[bytes]], subprocess.Popen[bytes]]
+
+
+def _process(env: dict[str, str], log: IO[bytes]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "awslambdaric", "sentiment_analysis.handler.handler"],
+        env={**os.environ, **env},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+
+
+def _container(env: dict[str, str], log: IO[bytes]) -> subprocess.Popen[bytes]:
+    image = os.environ.get("SENTIMENT_IMAGE", "")
+    docker = shutil.which(os.environ.get("SENTIMENT_DOCKER", "docker"))
+    if not image or docker is None:
+        pytest.skip("set SENTIMENT_IMAGE to a built analysis image (make image does)")
+    # Only the function's configuration and moto's dummy credentials: nothing else of this process leaks in.
+    credentials = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_REGION")
+    credentials += ("AWS_DEFAULT_REGION",)
+    passed = {**env, **{k: os.environ[k] for k in credentials if k in os.environ}}
+    passed.pop("MODEL_CACHE_DIR", None)  # the image's own (/tmp/sentiment-model)
+    flags = [f"--env={name}={value}" for name, value in sorted(passed.items())]
+    name = f"sentiment-e2e-{uuid.uuid4().hex[:8]}"
+    return subprocess.Popen(
+        [docker, "run", "--rm", "--init", "--network=host", f"--name={name}", *flags, image],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+
+
+@pytest.fixture(params=["process", "image"])
+def launcher(request: pytest.FixtureRequest) -> Launcher:
+    """How the function process starts: in this venv, or inside the built image."""
+    return _process if request.param == "process" else _container
+
+
 def _sqs_record(message_id: str, body: str) -> dict[str, Any]:
     return {
         "messageId": message_id,
@@ -137,6 +180,7 @@ def test_cold_start_then_warm_sqs_batch_under_the_lambda_runtime_client(
     moto_endpoint: str,
     shared_model_dir: Path,
     runtime_api: RuntimeApi,
+    launcher: Launcher,
     tmp_path: Path,
 ) -> None:
     # Given the model bundle in S3 and two ingested items, on the moto server
@@ -150,7 +194,7 @@ def test_cold_start_then_warm_sqs_batch_under_the_lambda_runtime_client(
     table.create(Item(item_id="e2e-2", text="Dull, slow and far too long."))
     # And a function process under awslambdaric, configured like the stack configures it
     env = {
-        **os.environ,
+        "AWS_ENDPOINT_URL": moto_endpoint,
         "AWS_LAMBDA_RUNTIME_API": runtime_api.address,
         "AWS_LAMBDA_FUNCTION_NAME": "sentiment-analyzer-e2e-analysis",
         "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "2048",
@@ -167,12 +211,7 @@ def test_cold_start_then_warm_sqs_batch_under_the_lambda_runtime_client(
     }
     log_path = tmp_path / "function.log"
     with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "awslambdaric", "sentiment_analysis.handler.handler"],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+        process = launcher(env, log)
         try:
             # When the first invocation arrives (cold start: fetch, verify, extract, load)
             kind, cold = runtime_api.invoke({"texts": ["I love it.", "I hate it."]})

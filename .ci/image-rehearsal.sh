@@ -1,0 +1,198 @@
+#!/usr/bin/env bash
+# Image rehearsal (`make image`, run by .ci/run): build services/analysis/Dockerfile, every stage, with Docker's
+# engine, from the same staged context `pulumi up` builds, then run the image: CPU torch, no CUDA packages,
+# non-root, and real classifications through the Lambda Runtime API inside the container
+# (tests/e2e/test_analysis_lambda_runtime.py with SENTIMENT_IMAGE set).
+#
+# Registries are unreachable here, so the base images are stand-ins, built from what is reachable and listed
+# in one place ("substitutions") before the build:
+#   * the Lambda Python base: a Debian bookworm rootfs made with debootstrap (Python 3.11), `docker import`ed,
+#     plus the locked, hashed awslambdaric from uv.lock and an entrypoint that runs it like the real base;
+#   * the uv image: the uv binary from PyPI's uv wheel, the version the Dockerfile pins;
+#   * the PyTorch CPU index: this machine's pip find-links wheelhouse served on loopback (its torch version may
+#     differ from the lock's: printed).
+# Everything else is the Dockerfile's locked, hashed set. The daemon is Debian's docker.io, started here with
+# no bridge and no iptables (every build and container uses --network host: nothing leaves loopback) and
+# stopped at the end; Debian's /usr/bin/docker drives BuildKit. Run as root (apt, dockerd).
+#
+# Caches (warm runs): the debootstrap rootfs tarball under $CACHE; the daemon's data root (images, BuildKit
+# cache) under $DOCKER_ROOT. CI starts cold.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+CACHE="${SENTIMENT_REHEARSAL_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/sentiment-analyzer/image-rehearsal}"
+DOCKER_ROOT="${SENTIMENT_REHEARSAL_DOCKER_ROOT:-/var/lib/sentiment-rehearsal-docker}"
+RUN_DIR=/run/sentiment-rehearsal
+DOCKER=/usr/bin/docker
+IMAGE="${SENTIMENT_IMAGE:-sentiment-analysis:rehearsal}"
+DOCKERFILE="${SENTIMENT_DOCKERFILE:-services/analysis/Dockerfile}"
+DEBIAN_MIRROR="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
+started=$SECONDS
+step() { printf '== %s (%ss)\n' "$*" "$((SECONDS - started))"; }
+
+if [ "$(id -u)" != 0 ]; then echo "image rehearsal: run as root (apt-get, dockerd)" >&2; exit 1; fi
+
+step "tools: Debian docker.io and debootstrap"
+if ! [ -x "$DOCKER" ] || ! command -v dockerd >/dev/null || ! command -v debootstrap >/dev/null; then
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends docker.io debootstrap >/dev/null
+fi
+"$DOCKER" --version
+
+step "daemon: dockerd --bridge=none --iptables=false"
+mkdir -p "$RUN_DIR" "$CACHE" "$DOCKER_ROOT"
+export DOCKER_HOST="unix://$RUN_DIR/docker.sock" DOCKER_BUILDKIT=1
+dockerd --bridge=none --iptables=false --ip6tables=false --data-root "$DOCKER_ROOT" --exec-root "$RUN_DIR/exec" \
+  --pidfile "$RUN_DIR/dockerd.pid" --host "$DOCKER_HOST" >"$RUN_DIR/dockerd.log" 2>&1 &
+dockerd_pid=$!
+index_pid=""
+cleanup() {
+  [ -n "$index_pid" ] && kill "$index_pid" 2>/dev/null || true
+  kill "$dockerd_pid" 2>/dev/null && wait "$dockerd_pid" 2>/dev/null || true
+}
+trap cleanup EXIT
+for _ in $(seq 1 60); do "$DOCKER" info >/dev/null 2>&1 && break; sleep 1; done
+"$DOCKER" info >/dev/null || { tail -20 "$RUN_DIR/dockerd.log" >&2; exit 1; }
+
+# What the Dockerfile pins, read from it (one source of truth).
+uv_image_default=$(sed -n 's/^ARG UV_IMAGE=//p' "$DOCKERFILE")
+uv_version=$(sed -E 's/^[^:]+:([^@]+).*/\1/' <<<"$uv_image_default")
+
+step "stand-in: the uv image (uv $uv_version from PyPI's wheel)"
+uv_tag="sentiment-rehearsal/uv:$uv_version"
+if ! "$DOCKER" image inspect "$uv_tag" >/dev/null 2>&1; then
+  work=$(mktemp -d)
+  python3 -m pip download --quiet --no-deps --only-binary=:all: --platform manylinux_2_17_x86_64 \
+    --python-version 3.11 --dest "$work" "uv==$uv_version"
+  python3 -m zipfile -e "$work"/uv-*.whl "$work/x"
+  install -m 0755 "$work/x/uv-$uv_version.data/scripts/uv" "$work/uv"
+  install -m 0755 "$work/x/uv-$uv_version.data/scripts/uvx" "$work/uvx"
+  printf 'FROM scratch\nCOPY uv uvx /\n' >"$work/Dockerfile"
+  "$DOCKER" build --quiet --network host -t "$uv_tag" "$work" >/dev/null
+  sha256sum "$work"/uv-*.whl | awk '{print $1}' >"$CACHE/uv-$uv_version.wheel.sha256"
+  rm -rf "$work"
+fi
+
+step "stand-in: the Lambda Python base (debootstrap bookworm + locked awslambdaric)"
+rootfs="$CACHE/bookworm-python3-rootfs.tar"
+if ! [ -s "$rootfs" ]; then
+  tmp="$CACHE/rootfs.tmp"
+  rm -rf "$tmp"
+  debootstrap --variant=minbase --include=python3,ca-certificates bookworm "$tmp" "$DEBIAN_MIRROR" >"$CACHE/debootstrap.log"
+  rm -rf "$tmp"/var/cache/apt/archives/*.deb "$tmp"/var/lib/apt/lists/*
+  tar -C "$tmp" --numeric-owner -cf "$rootfs.part" . && mv "$rootfs.part" "$rootfs"
+  rm -rf "$tmp"
+fi
+# This machine's TLS trust (PyPI is reached through it); the real base trusts the public CAs.
+HOST_CA_BUNDLE=$(python3 -m pip config get global.cert 2>/dev/null || echo /etc/ssl/certs/ca-certificates.crt)
+rootfs_sha=$( (sha256sum "$rootfs"; sha256sum "$HOST_CA_BUNDLE"; sed -n '/^step "stand-in: the Lambda/,/^step "stand-in: the PyTorch/p' "$0") | sha256sum | cut -c1-12)
+base_tag="sentiment-rehearsal/lambda-python:bookworm-$rootfs_sha"
+if ! "$DOCKER" image inspect "$base_tag" >/dev/null 2>&1; then
+  "$DOCKER" import "$rootfs" "sentiment-rehearsal/rootfs:$rootfs_sha" >/dev/null
+  work=$(mktemp -d)
+  # awslambdaric and its dependencies exactly as uv.lock pins them (the dev group holds it), with hashes.
+  uv export --frozen --only-dev --no-emit-workspace --no-header | python3 -c '
+import re, sys, tomllib
+lock = {p["name"]: p for p in tomllib.load(open("uv.lock", "rb"))["package"]}
+wanted, todo = set(), ["awslambdaric"]
+while todo:
+    name = todo.pop()
+    if name not in wanted:
+        wanted.add(name)
+        todo += [d["name"] for d in lock[name].get("dependencies", [])]
+block = []
+for line in sys.stdin.read().splitlines() + [""]:
+    if line[:1].isspace():
+        block.append(line)
+        continue
+    if block and re.sub(r"[-_.]+", "-", re.split(r"[=; ]", block[0])[0].lower()) in wanted:
+        print("\n".join(block))
+    block = [line] if line.strip() else []
+' >"$work/runtime-requirements.txt"
+  cat >"$work/lambda-entrypoint.sh" <<'EOF'
+#!/bin/sh
+# Stand-in for the Lambda base's entrypoint: the runtime interface client against $AWS_LAMBDA_RUNTIME_API.
+cd "$LAMBDA_TASK_ROOT" && PYTHONPATH="$LAMBDA_RUNTIME_DIR" exec python3 -m awslambdaric "$@"
+EOF
+  chmod 0755 "$work/lambda-entrypoint.sh"
+  cp "$HOST_CA_BUNDLE" "$work/host-ca-certificates.crt"
+  cat >"$work/Dockerfile" <<EOF
+FROM $uv_tag AS uv
+FROM sentiment-rehearsal/rootfs:$rootfs_sha
+COPY runtime-requirements.txt /tmp/
+COPY host-ca-certificates.crt /etc/ssl/certs/host-ca-certificates.crt
+ENV SSL_CERT_FILE=/etc/ssl/certs/host-ca-certificates.crt
+RUN --mount=from=uv,source=/uv,target=/bin/uv \\
+    UV_PYTHON_DOWNLOADS=never uv pip install --python python3 --target /var/runtime --require-hashes --no-deps \\
+      -r /tmp/runtime-requirements.txt && rm /tmp/runtime-requirements.txt
+COPY lambda-entrypoint.sh /lambda-entrypoint.sh
+ENV LAMBDA_TASK_ROOT=/var/task LAMBDA_RUNTIME_DIR=/var/runtime LANG=C.UTF-8 TZ=:/etc/localtime
+WORKDIR /var/task
+ENTRYPOINT ["/lambda-entrypoint.sh"]
+EOF
+  "$DOCKER" build --quiet --network host -t "$base_tag" "$work" >/dev/null
+  rm -rf "$work"
+fi
+
+step "stand-in: the PyTorch CPU index (this machine's pip find-links wheelhouse on loopback)"
+find_links=$(python3 -m pip config get global.find-links 2>/dev/null || true)
+torch_wheel=$(ls "${find_links:-/nonexistent}"/torch-*+cpu-cp311-cp311-*x86_64.whl 2>/dev/null | sort -V | tail -1 || true)
+if [ -z "$torch_wheel" ]; then
+  echo "no CPU torch wheel for cp311 x86_64 in pip's find-links (${find_links:-unset})" >&2; exit 1
+fi
+torch_version=$(basename "$torch_wheel" | cut -d- -f2)
+index_dir=$(mktemp -d)
+mkdir -p "$index_dir/torch"
+ln -s "$torch_wheel" "$index_dir/torch/"
+# A fixed port: TORCH_INDEX is a build argument, and a new value each run would invalidate the deps layer.
+index_port="${SENTIMENT_TORCH_INDEX_PORT:-38111}"
+python3 -m http.server --bind 127.0.0.1 --directory "$index_dir" "$index_port" >/dev/null 2>&1 &
+index_pid=$!
+for _ in $(seq 1 20); do curl -fsS "http://127.0.0.1:$index_port/torch/" >/dev/null 2>&1 && break; sleep 0.5; done
+curl -fsS "http://127.0.0.1:$index_port/torch/" | grep -q "$(basename "$torch_wheel" | sed 's/+/%2B/')" \
+  || { echo "the torch index stand-in does not answer on 127.0.0.1:$index_port" >&2; exit 1; }
+locked_torch=$(python3 -c 'import tomllib; print(next(p["version"] for p in tomllib.load(open("uv.lock", "rb"))["package"] if p["name"] == "torch"))')
+
+step "the build context pulumi up builds (sentiment_infra.packaging.stage_image_context)"
+context=$(uv run --locked python -c '
+from pathlib import Path
+from sentiment_infra.packaging import stage_image_context
+print(stage_image_context(Path.cwd(), Path("build/image-context")))')
+cp "$DOCKERFILE" "$context/services/analysis/Dockerfile"
+
+cat <<EOF
+== substitutions (what this rehearsal builds with instead of what production pulls)
+  LAMBDA_BASE        $(sed -n 's/^ARG LAMBDA_BASE=//p' "$DOCKERFILE")
+                  -> $base_tag: Debian bookworm (debootstrap from $DEBIAN_MIRROR), $("$DOCKER" run --rm --network host --entrypoint python3 "$base_tag" -V) + awslambdaric (uv.lock, hashed) + this machine's CA bundle as SSL_CERT_FILE ($HOST_CA_BUNDLE)
+  UV_IMAGE           $uv_image_default
+                  -> $uv_tag: uv $uv_version from PyPI's wheel (sha256 $(cat "$CACHE/uv-$uv_version.wheel.sha256" 2>/dev/null || echo '?'))
+  TORCH_INDEX        https://download.pytorch.org/whl/cpu, torch==$locked_torch+cpu (uv.lock)
+                  -> http://127.0.0.1:$index_port/ serving $(basename "$torch_wheel"): torch $torch_version, NOT the locked $locked_torch
+  everything else    uv.lock's hashed set (uv export), as in production
+EOF
+
+step "build: $DOCKERFILE, every stage (BuildKit, --network host)"
+build_started=$SECONDS
+"$DOCKER" build --network host --progress plain \
+  --build-arg "LAMBDA_BASE=$base_tag" --build-arg "UV_IMAGE=$uv_tag" \
+  --build-arg "TORCH_INDEX=http://127.0.0.1:$index_port/" --build-arg "TORCH_REQUIREMENT=torch==$torch_version" \
+  -f "$context/services/analysis/Dockerfile" -t "$IMAGE" "$context" 2>&1 | tail -n "${SENTIMENT_BUILD_LOG_LINES:-25}"
+echo "build took $((SECONDS - build_started)) s; image size $("$DOCKER" image inspect --format '{{.Size}}' "$IMAGE") bytes"
+
+step "run: CPU torch, no CUDA packages, non-root, classifications through the Lambda Runtime API"
+"$DOCKER" run --rm --network host --entrypoint python3 "$IMAGE" -c '
+import importlib.metadata as md, os, sys, torch, transformers
+import sentiment_analysis.handler, sentiment_analysis.classifier
+assert torch.version.cuda is None, f"CUDA build of torch: {torch.__version__}"
+assert "+cpu" in torch.__version__, torch.__version__
+gpu = sorted(d.metadata["Name"] for d in md.distributions()
+             if d.metadata["Name"].lower().startswith(("nvidia", "triton", "cuda")))
+assert not gpu, f"GPU-only packages in the image: {gpu}"
+assert os.getuid() != 0, "the image runs as root"
+print("torch", torch.__version__, "transformers", transformers.__version__, "python", sys.version.split()[0], "uid", os.getuid())
+'
+# The e2e test's image launcher; it needs the shared small model (../shared): a skip is a failure here.
+SENTIMENT_IMAGE="$IMAGE" SENTIMENT_DOCKER="$DOCKER" uv run --locked pytest -q -rs -p no:cacheprovider \
+  tests/e2e/test_analysis_lambda_runtime.py -k image | tee "$RUN_DIR/e2e.txt"
+grep -Eq "(^| )1 passed" "$RUN_DIR/e2e.txt" || { echo "image rehearsal: the in-container invocation did not run" >&2; exit 1; }
+step "image rehearsal passed"
