@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import sys
+import tomllib
 import zipfile
 from pathlib import Path
 
@@ -214,6 +215,29 @@ def test_the_image_tag_covers_everything_the_dockerfile_copies() -> None:
             for inp in ANALYSIS_IMAGE_INPUTS
         )
         assert covered, f"{source} is copied into the image but not part of the tag's inputs"
+
+
+def test_every_stage_that_runs_uv_gets_the_whole_workspace_manifest_set() -> None:
+    # uv resolves `{ workspace = true }` sources through the root, and refuses a workspace whose member
+    # manifests are missing: a new member must reach the Dockerfile, .dockerignore and the image inputs.
+    root = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())
+    manifests = [
+        "pyproject.toml",
+        "uv.lock",
+        *(f"{m}/pyproject.toml" for m in root["tool"]["uv"]["workspace"]["members"]),
+    ]
+    text = (REPO_ROOT / "services" / "analysis" / "Dockerfile").read_text()
+    stages = re.split(r"(?m)^FROM ", text)[1:]
+    uv_stages = [stage for stage in stages if "/bin/uv" in stage and "RUN" in stage]
+    assert len(uv_stages) >= 2, "expected the deps and members stages to run uv"
+    allowed = (REPO_ROOT / ".dockerignore").read_text().splitlines()
+    for stage in uv_stages:
+        copied = copied_sources(stage)
+        missing = [m for m in manifests if m not in copied and f"{m.rsplit('/', 1)[0]}/" not in copied]
+        assert not missing, f"stage {stage.split()[2]} does not copy {missing}"
+    for manifest in manifests:
+        assert f"!{manifest}" in allowed, f".dockerignore keeps {manifest} out of the build context"
+        assert any(manifest == i or manifest.startswith(f"{i}/") for i in ANALYSIS_IMAGE_INPUTS), manifest
 
 
 def test_image_context_holds_exactly_the_image_inputs_and_nothing_stale(tmp_path: Path) -> None:

@@ -227,6 +227,7 @@ ANALYSIS_IMAGE_INPUTS = (
     ".dockerignore",
     "infra/pyproject.toml",
     "services/ingestion/pyproject.toml",
+    "services/dashboard/pyproject.toml",
     "tools/local/pyproject.toml",
 )
 """Everything the analysis Dockerfile may COPY (the workspace needs every member's pyproject)."""
