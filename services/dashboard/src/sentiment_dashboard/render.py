@@ -108,7 +108,9 @@ def _trend(days: list[dict[str, Any]]) -> str:
                 f'<rect x="{x:.1f}" y="{y:.1f}" width="{bar_w:.1f}" height="{h:.1f}" fill="{COLOURS[sentiment]}">'
                 f"<title>{esc(day['date'])} {sentiment}: {count}</title></rect>"
             )
-        if i % 5 == 0 or i == len(days) - 1:
+        if i == len(days) - 1:
+            out.append(f'<text x="{x + bar_w:.1f}" y="{height - 5}" text-anchor="end">{esc(day["date"][5:])}</text>')
+        elif i % 5 == 0 and i < len(days) - 3:
             out.append(f'<text x="{x:.1f}" y="{height - 5}">{esc(day["date"][5:])}</text>')
     out.append("</svg>")
     return "".join(out)
