@@ -25,7 +25,6 @@ from botocore.exceptions import ClientError
 from sentiment_shared import aws
 from sentiment_shared.client import (
     LAMBDA_SYNC_PAYLOAD_LIMIT,
-    MAX_TEXTS_PER_INVOKE,
     FunctionFailedError,
     SentimentClient,
 )
@@ -133,12 +132,6 @@ def _configure_function(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, bundle:
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     reset_settings_cache()
-
-
-def test_handler_text_limit_matches_the_client_cap() -> None:
-    from sentiment_analysis.core import MAX_DIRECT_TEXTS
-
-    assert MAX_TEXTS_PER_INVOKE == MAX_DIRECT_TEXTS
 
 
 @pytest.mark.slow

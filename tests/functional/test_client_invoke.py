@@ -210,11 +210,11 @@ def test_missing_function_is_a_typed_error_without_retries(lambda_client: Any, s
         ({"statusCode": 200, "results": [], "count": 0}, "expected 2 results, got 0"),
         (
             {"statusCode": 200, "results": [{"sentiment": "joyful", "score": 0.9, "label": "X"}] * 2},
-            r"texts\[0\] has sentiment 'joyful'",
+            r"results\[0\]\.sentiment: Input should be 'positive', 'negative' or 'neutral'",
         ),
         (
             {"statusCode": 200, "results": [{"sentiment": "positive", "score": 1.5, "label": "P"}] * 2},
-            r"score 1\.5",
+            r"results\[0\]\.score: Input should be less than or equal to 1",
         ),
         ({"statusCode": 302}, "statusCode is 302"),
     ],

@@ -30,7 +30,7 @@ from sentiment_ingestion.events import DirectPayload, InvalidEventError, Schedul
 from sentiment_ingestion.normalize import item_id_for, normalise_text
 from sentiment_ingestion.store import InMemoryIngestionStore
 from sentiment_shared.fakes import InMemoryItemsTable, InMemoryPublisher
-from sentiment_shared.schemas import TopicMessage
+from sentiment_shared.schemas import MAX_TEXTS_PER_INVOKE, TopicMessage
 
 pytestmark = pytest.mark.functional
 
@@ -111,9 +111,8 @@ def test_parse_direct_returns_a_request_or_a_payload_error(event: Any) -> None:
         request = core.parse_direct(event)
     except core.PayloadError:
         return
-    assert 1 <= len(request.texts) <= core.MAX_DIRECT_TEXTS
-    assert all(isinstance(t, str) and _encodable(t) for t in request.texts)
-    assert request.ids is None or len(request.ids) == len(request.texts)
+    assert 1 <= len(request.entries) <= MAX_TEXTS_PER_INVOKE
+    assert all(isinstance(e.text, str) and _encodable(e.text) for e in request.entries)
 
 
 items_like = st.lists(

@@ -12,7 +12,7 @@ from sentiment_analysis import core
 from sentiment_analysis.classifier import EMPTY_TEXT_PREDICTION, Prediction
 from sentiment_shared.fakes import InMemoryItemsTable
 from sentiment_shared.ports import ItemNotFoundError
-from sentiment_shared.schemas import Item
+from sentiment_shared.schemas import MAX_TEXTS_PER_INVOKE, Item
 from sentiment_shared.settings import AnalysisSettings
 
 pytestmark = pytest.mark.unit
@@ -140,8 +140,8 @@ def test_storing_updates_existing_items_only() -> None:
     ],
 )
 def test_direct_payloads_parse(event: dict[str, Any], texts: list[str], ids: list[Any] | None) -> None:
-    request = core.parse_direct(event)
-    assert (request.texts, request.ids) == (texts, ids)
+    entries = core.parse_direct(event).entries
+    assert ([e.text for e in entries], [e.id for e in entries]) == (texts, ids or [None] * len(texts))
 
 
 @pytest.mark.parametrize(
@@ -156,7 +156,7 @@ def test_direct_payloads_parse(event: dict[str, Any], texts: list[str], ids: lis
         {"items": [{"id": True, "text": "x"}]},
         {"items": [{"id": ["a"], "text": "x"}]},
         {"texts": ["a"], "items": [{"text": "b"}]},
-        {"texts": ["a"] * (core.MAX_DIRECT_TEXTS + 1)},
+        {"texts": ["a"] * (MAX_TEXTS_PER_INVOKE + 1)},
         {"Records": []},
     ],
 )

@@ -93,14 +93,14 @@ def test_many_problems_are_summarised() -> None:
 
 
 @pytest.mark.parametrize(
-    "event",
+    ("event", "match"),
     [
-        {"texts": ["fine", "broken \ud800"]},
-        {"items": [{"text": "broken \udfff"}]},
-        {"items": [{"text": "ok", "id": "id-\ud800"}]},
-        {"items": [{"text": "ok", "source": "src-\ud800"}]},
+        ({"texts": ["fine", "broken \ud800"]}, r"texts\[1\]: not valid Unicode"),
+        ({"items": [{"text": "broken \udfff"}]}, r"items\[0\].text: not valid Unicode"),
+        ({"items": [{"text": "ok", "id": "id-\ud800"}]}, r"items\[0\].id: not valid Unicode"),
+        ({"items": [{"text": "ok", "source": "src-\ud800"}]}, r"items\[0\].source: .*unicode string"),
     ],
 )
-def test_unpaired_surrogates_are_refused(event: dict[str, Any]) -> None:
-    with pytest.raises(InvalidEventError, match="not valid Unicode"):
+def test_unpaired_surrogates_are_refused(event: dict[str, Any], match: str) -> None:
+    with pytest.raises(InvalidEventError, match=match):
         parse_event(event)

@@ -28,9 +28,10 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError
 from botocore.exceptions import ConnectionError as BotoConnectionError
+from pydantic import ValidationError
 
 from sentiment_shared import aws
-from sentiment_shared.schemas import Sentiment
+from sentiment_shared.schemas import MAX_TEXTS_PER_INVOKE, DirectResponse, Sentiment, describe_errors
 
 if TYPE_CHECKING:
     from mypy_boto3_lambda import LambdaClient
@@ -44,9 +45,6 @@ DEFAULT_MAX_PAYLOAD_BYTES = 6_000_000
 DEFAULT_MAX_BATCH = 64
 """Texts per invocation: long texts (512 tokens) at this count finish well inside the function timeout."""
 DEFAULT_CONCURRENCY = 4
-MAX_TEXTS_PER_INVOKE = 4096
-"""The analysis handler's own cap on texts per direct invoke (``sentiment_analysis.core.MAX_DIRECT_TEXTS``;
-a test keeps the two equal): more is answered with a 400."""
 RESPONSE_BYTES_PER_RESULT = 192
 """Upper bound of one encoded result (``{"sentiment": ..., "score": ..., "label": ..., "id"?: ...}``),
 used to keep the *response* under the limit too when a caller raises ``max_batch`` for tiny texts."""
@@ -69,7 +67,6 @@ _RETRYABLE_CODES = frozenset(
         "EC2ThrottledException",
     }
 )
-VALID_SENTIMENTS: frozenset[str] = frozenset({"positive", "negative", "neutral"})
 
 Source = Literal["model", "fallback"]
 
@@ -473,25 +470,14 @@ class SentimentClient:
                     self.function_name, batch.start, batch.end, status, str(body.get("error", "(no error message)"))
                 )
             raise invalid(f"statusCode is {status!r}, expected 200")
-        results = body.get("results")
+        try:
+            parsed = DirectResponse.model_validate(body)
+        except ValidationError as exc:
+            raise invalid(f"response breaks the contract: {describe_errors(exc)}") from exc
         expected = batch.end - batch.start
-        if not isinstance(results, list) or len(results) != expected:
-            got = len(results) if isinstance(results, list) else type(results).__name__
-            raise invalid(f"expected {expected} results, got {got}")
-        return [_parse_result(i, r, invalid) for i, r in enumerate(results, start=batch.start)]
-
-
-def _parse_result(index: int, raw: Any, invalid: Callable[[str], InvalidResponseError]) -> ClientResult:
-    if not isinstance(raw, dict):
-        raise invalid(f"result for texts[{index}] is not an object")
-    sentiment, score, label = raw.get("sentiment"), raw.get("score"), raw.get("label")
-    if sentiment not in VALID_SENTIMENTS:
-        raise invalid(f"result for texts[{index}] has sentiment {sentiment!r}")
-    if isinstance(score, bool) or not isinstance(score, int | float) or not 0.0 <= score <= 1.0:
-        raise invalid(f"result for texts[{index}] has score {score!r}, expected a number in [0, 1]")
-    if not isinstance(label, str):
-        raise invalid(f"result for texts[{index}] has label {label!r}")
-    return ClientResult(sentiment=sentiment, score=float(score), label=label, source="model")
+        if len(parsed.results) != expected:
+            raise invalid(f"expected {expected} results, got {len(parsed.results)}")
+        return [ClientResult(sentiment=r.sentiment, score=r.score, label=r.label) for r in parsed.results]
 
 
 def _read_payload(payload: Any) -> bytes:

@@ -6,10 +6,20 @@ ARCHITECTURE.md ("Items table", "Messages on the topic"). They import nothing fr
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    StringConstraints,
+    ValidationError,
+    model_validator,
+)
 
 SCHEMA_VERSION = 1
 """Version of :class:`TopicMessage`; consumers accept messages up to this version."""
@@ -17,7 +27,24 @@ SCHEMA_VERSION = 1
 Sentiment = Literal["positive", "negative", "neutral"]
 ItemStatus = Literal["pending", "published", "analyzed"]
 
-ItemId = Annotated[str, StringConstraints(min_length=1, max_length=256, strip_whitespace=False)]
+
+def _encodable(value: str) -> str:
+    # JSON may carry an unpaired UTF-16 surrogate escape ("\ud800"): Python decodes it to a lone
+    # surrogate, which no UTF-8 encoder (hashing, DynamoDB, SNS, the tokenizer) accepts.
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError(f"not valid Unicode: unpaired surrogate {value[exc.start]!r} at index {exc.start}") from exc
+    return value
+
+
+Utf8Str = Annotated[str, AfterValidator(_encodable)]
+"""A string every UTF-8 encoder takes (no lone surrogates)."""
+
+ItemId = Annotated[str, StringConstraints(min_length=1, max_length=256), AfterValidator(_encodable)]
+
+MAX_TEXTS_PER_INVOKE = 4096
+"""Texts per direct invoke of the analysis function (Lambda's 6 MB payload limit bounds it too)."""
 
 
 def utc_now() -> datetime:
@@ -31,7 +58,7 @@ class TopicMessage(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True, strict=False)
 
     item_id: ItemId
-    text: str
+    text: Utf8Str
     source: str = "direct"
     ingested_at: datetime = Field(default_factory=utc_now)
     schema_version: int = Field(default=SCHEMA_VERSION, ge=1, le=SCHEMA_VERSION)
@@ -78,3 +105,99 @@ class Item(BaseModel):
 
     def to_message(self) -> TopicMessage:
         return TopicMessage(item_id=self.item_id, text=self.text, source=self.source, ingested_at=self.ingested_at)
+
+
+# --------------------------------------------------------------------------- direct invokes
+
+_Source = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=1024), AfterValidator(_encodable)
+]
+_Url = Annotated[str, StringConstraints(strip_whitespace=True, max_length=2048), AfterValidator(_encodable)]
+
+
+def _direct_id(value: Any) -> str | int:
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise ValueError("must be a string or an integer")
+    return _encodable(value) if isinstance(value, str) else value
+
+
+_DirectId = Annotated[str | int, PlainValidator(_direct_id)]
+
+
+class DirectRequestError(ValueError):
+    """A direct invoke's payload is malformed; the message names the field (the 400's ``error``)."""
+
+
+class DirectItem(BaseModel):
+    """One entry of ``{"items": [...]}``; the analysis echoes ``id``, ingestion also keeps the rest."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    text: Utf8Str
+    id: _DirectId | None = None
+    source: _Source | None = None
+    url: _Url | None = None
+    title: Utf8Str | None = None
+
+
+class DirectRequest(BaseModel):
+    """``{"texts": [str, ...]}`` or ``{"items": [{"text", "id"?, ...}, ...]}``: both functions' direct invoke."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    texts: list[Utf8Str] | None = Field(default=None, min_length=1)
+    items: list[DirectItem] | None = Field(default=None, min_length=1)
+
+    @model_validator(mode="after")
+    def _one_of(self) -> Self:
+        if (self.texts is None) == (self.items is None):
+            raise ValueError("give either 'texts' or 'items'" + (", not both" if self.texts is not None else ""))
+        return self
+
+    @property
+    def entries(self) -> list[DirectItem]:
+        return self.items if self.items is not None else [DirectItem(text=t) for t in self.texts or []]
+
+    @classmethod
+    def parse(cls, event: Mapping[str, Any], *, max_texts: int) -> DirectRequest:
+        """The request, or :class:`DirectRequestError` naming what is wrong with it."""
+        if "texts" in event and "items" in event:
+            raise DirectRequestError("give either 'texts' or 'items', not both")
+        try:
+            request = cls.model_validate(event)
+        except ValidationError as exc:
+            raise DirectRequestError(f"malformed payload: {describe_errors(exc)}") from exc
+        field = "texts" if request.texts is not None else "items"
+        if (n := len(request.entries)) > max_texts:
+            raise DirectRequestError(f"too many {field}: {n} > {max_texts} per invoke (at most {max_texts})")
+        return request
+
+
+class DirectResult(BaseModel):
+    """One text's answer in the analysis function's direct-invoke response."""
+
+    model_config = ConfigDict(frozen=True, strict=True)
+
+    sentiment: Sentiment
+    score: float = Field(ge=0.0, le=1.0)
+    label: str
+    id: str | int | None = None
+
+
+class DirectResponse(BaseModel):
+    """The analysis function's 200 answer to a direct invoke (what the client parses)."""
+
+    statusCode: Literal[200]
+    results: list[DirectResult]
+    count: int | None = None
+    metrics: dict[str, Any] = Field(default_factory=dict)
+
+
+def describe_errors(exc: ValidationError, most: int = 3) -> str:
+    """Pydantic's errors as ``texts[1]: Input should be a valid string; ...``: each names its field."""
+    problems = []
+    for error in exc.errors()[:most]:
+        where = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in error["loc"]).lstrip(".")
+        problems.append(f"{where or 'payload'}: {error['msg'].removeprefix('Value error, ')}")
+    more = exc.error_count() - len(problems)
+    return "; ".join(problems) + (f" (and {more} more)" if more > 0 else "")

@@ -2,11 +2,13 @@
 
 * :class:`ModelProvider` fetches the verified model bundle into ``MODEL_CACHE_DIR`` and loads it
   once per container (a failure is raised, never cached, so the next invocation tries again).
-* :func:`decode_message` reads one queue record body, SNS-wrapped (raw delivery off) or raw.
+* :class:`QueueRecord` is an SQS record whose body is a topic message, SNS-wrapped (raw delivery off)
+  or raw; :func:`decode_message` gives one record body's message or why it is invalid.
 * :func:`analyze_batch` classifies every valid message of a batch in ONE classifier call and keeps,
   per record, either the result to store or the reason it failed; :meth:`AnalyzedBatch.store`
   writes one record's result with a conditional update (a missing item is that record's failure).
-* :func:`parse_direct` / :func:`answer_direct` implement the direct-invoke contract.
+* :func:`parse_direct` / :func:`answer_direct` implement the direct-invoke contract
+  (:class:`sentiment_shared.schemas.DirectRequest` in, :class:`~sentiment_shared.schemas.DirectResponse` out).
 
 Logs go through the standard ``logging`` module (the handler gives them the Powertools JSON format);
 the handler turns the returned timings into metrics.
@@ -14,31 +16,35 @@ the handler turns the returned timings into metrics.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
-from typing import Any, Protocol
+from typing import Annotated, Any, Literal, Protocol
 
-from pydantic import ValidationError
+from aws_lambda_powertools.utilities.parser.models import SqsRecordModel
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Json, Tag, TypeAdapter, ValidationError
 
 from sentiment_analysis.classifier import DEFAULT_PRECISION, Prediction, SentimentClassifier, import_runtime
 from sentiment_shared import model_bundle
 from sentiment_shared.ports import ItemsTable
-from sentiment_shared.schemas import SentimentResult, TopicMessage
+from sentiment_shared.schemas import (
+    MAX_TEXTS_PER_INVOKE,
+    DirectRequest,
+    DirectRequestError,
+    DirectResponse,
+    DirectResult,
+    SentimentResult,
+    TopicMessage,
+)
 from sentiment_shared.settings import AnalysisSettings
 
 log = logging.getLogger(__name__)
 
-MAX_DIRECT_TEXTS = 4096
-"""Texts per direct invoke; Lambda's 6 MB payload limit bounds it too. Bigger requests get a 400."""
-
-
-class PayloadError(ValueError):
-    """A direct invoke's payload is malformed (answered with status 400)."""
+PayloadError = DirectRequestError
+"""A direct invoke's payload is malformed (answered with status 400)."""
 
 
 class InvalidMessageError(ValueError):
@@ -176,50 +182,86 @@ class ModelProvider:
 # --------------------------------------------------------------------------- queue records
 
 
-def _is_sns_notification(value: Any) -> bool:
-    return isinstance(value, dict) and value.get("Type") == "Notification" and "Message" in value
+class SnsEnvelope(BaseModel):
+    """The SNS notification SQS holds when raw message delivery is off; only what is read is required.
+
+    (Powertools' ``SnsNotificationModel`` also requires ``UnsubscribeURL`` and ``Timestamp``, and its
+    before-validator raises ``TypeError`` on a body that is a JSON number, failing the whole batch.)
+    """
+
+    Type: Literal["Notification"]
+    Message: Json[TopicMessage]
 
 
-def decode_message(body: str | None) -> TopicMessage:
+def _delivery(body: Any) -> str:
+    return "sns" if isinstance(body, dict) and body.get("Type") == "Notification" else "raw"
+
+
+MessageBody = Json[
+    Annotated[Annotated[SnsEnvelope, Tag("sns")] | Annotated[TopicMessage, Tag("raw")], Discriminator(_delivery)]
+]
+
+
+class QueueRecord(SqsRecordModel):
+    """An SQS record carrying a topic message; the envelope fields this function never reads are optional."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    body: MessageBody
+    receiptHandle: str = ""
+    attributes: Any = None
+    messageAttributes: Any = None
+    md5OfBody: str = ""
+    eventSourceARN: str = ""
+    awsRegion: str = ""
+
+    @property
+    def message(self) -> TopicMessage:
+        return self.body.Message if isinstance(self.body, SnsEnvelope) else self.body
+
+
+class _SqsRecordRef(BaseModel):
+    messageId: str
+    eventSource: Literal["aws:sqs"]
+
+
+# A record without a message id could not be named in batchItemFailures: not an SQS batch (→ 400).
+_SqsBatch = TypeAdapter(dict[Literal["Records"], Annotated[list[_SqsRecordRef], Field(min_length=1)]])
+_Body = TypeAdapter(MessageBody)
+
+
+def is_sqs_event(event: Any) -> bool:
+    try:
+        _SqsBatch.validate_python({"Records": event.get("Records")} if isinstance(event, dict) else None)
+    except ValidationError:
+        return False
+    return True
+
+
+def _reason(exc: ValidationError) -> str:
+    """One invalid body's first problem, naming where it is (the body, the SNS Message or a field)."""
+    error = exc.errors()[0]
+    loc = [str(part) for part in error["loc"]]
+    where = "SNS Message" if loc[:2] == ["sns", "Message"] else "body"
+    fields = ".".join(loc[2:] if where == "SNS Message" else loc[1:])
+    if error["type"] == "json_invalid":
+        return f"{where} is not JSON: {error['msg'].removeprefix('Invalid JSON: ')}"
+    if error["type"] == "json_type":
+        return f"{where} is not a string"
+    if error["type"] == "model_type" and not fields:
+        return f"{'SNS Message' if where == 'SNS Message' else 'message'} must be a JSON object"
+    return f"invalid message: {fields}: {error['msg']}"
+
+
+def decode_message(body: Any) -> TopicMessage:
     """The topic message in a queue record body: an SNS notification wrapping it, or the raw JSON."""
-    if not isinstance(body, str) or not body.strip():
-        raise InvalidMessageError(
-            "empty message body" if body is None or isinstance(body, str) else "body is not a string"
-        )
+    if body is None or (isinstance(body, str) and not body.strip()):
+        raise InvalidMessageError("empty message body")
     try:
-        payload = json.loads(body)
-    except (json.JSONDecodeError, RecursionError) as exc:
-        raise InvalidMessageError(f"body is not JSON: {exc}") from exc
-    if _is_sns_notification(payload):
-        inner = payload["Message"]
-        if not isinstance(inner, str):
-            raise InvalidMessageError("SNS Message is not a string")
-        try:
-            payload = json.loads(inner)
-        except (json.JSONDecodeError, RecursionError) as exc:
-            raise InvalidMessageError(f"SNS Message is not JSON: {exc}") from exc
-    if not isinstance(payload, dict):
-        raise InvalidMessageError(f"message must be a JSON object, got {type(payload).__name__}")
-    try:
-        message = TopicMessage.model_validate(payload)
+        parsed = _Body.validate_python(body)
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        raise InvalidMessageError(f"invalid message: {problems}") from exc
-    for name in ("item_id", "text"):
-        if (problem := _unicode_problem(getattr(message, name))) is not None:
-            # The tokenizer would raise for the whole batch (failing every neighbour) and no AWS API
-            # takes the string: this record alone fails.
-            raise InvalidMessageError(f"invalid message: {name}: {problem}")
-    return message
-
-
-def _unicode_problem(value: str) -> str | None:
-    """Why ``value`` is not valid Unicode (a JSON ``\\ud800`` escape decodes to a lone surrogate), or None."""
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        return f"not valid Unicode: unpaired surrogate {value[exc.start]!r} at index {exc.start}"
-    return None
+        raise InvalidMessageError(_reason(exc)) from exc
+    return parsed.Message if isinstance(parsed, SnsEnvelope) else parsed
 
 
 def classify_unique(classifier: Classifier, texts: Sequence[str]) -> tuple[list[Prediction], float]:
@@ -275,67 +317,21 @@ def analyze_batch(records: Sequence[tuple[str, str | None]], model: LoadedModel)
 # --------------------------------------------------------------------------- direct invoke
 
 
-@dataclass(frozen=True, slots=True)
-class DirectRequest:
-    texts: list[str]
-    ids: list[str | int | None] | None
-    """For ``{"items": [...]}`` requests: each item's ``id`` (None if it had none), echoed in its result."""
-
-
-def parse_direct(event: Mapping[str, Any]) -> DirectRequest:
+def parse_direct(event: Any) -> DirectRequest:
     """``{"texts": [str, ...]}`` or ``{"items": [{"id"?, "text"}, ...]}``; anything else is a PayloadError."""
-    if "texts" in event and "items" in event:
-        raise PayloadError("give either 'texts' or 'items', not both")
-    if "texts" in event:
-        given = event["texts"]
-        if not isinstance(given, list) or not all(isinstance(t, str) for t in given):
-            raise PayloadError("'texts' must be a list of strings")
-        _check_count(len(given), "texts")
-        for index, text in enumerate(given):
-            if (problem := _unicode_problem(text)) is not None:
-                raise PayloadError(f"texts[{index}]: {problem}")
-        return DirectRequest(texts=list(given), ids=None)
-    if "items" in event:
-        items = event["items"]
-        if not isinstance(items, list):
-            raise PayloadError("'items' must be a list of objects with a 'text'")
-        _check_count(len(items), "items")
-        texts: list[str] = []
-        ids: list[str | int | None] = []
-        for index, item in enumerate(items):
-            if not isinstance(item, dict) or not isinstance(item.get("text"), str):
-                raise PayloadError(f"items[{index}] must be an object with a string 'text'")
-            if (problem := _unicode_problem(item["text"])) is not None:
-                raise PayloadError(f"items[{index}].text: {problem}")
-            item_id = item.get("id")
-            if item_id is not None and (isinstance(item_id, bool) or not isinstance(item_id, str | int)):
-                raise PayloadError(f"items[{index}].id must be a string or an integer")
-            texts.append(item["text"])
-            ids.append(item_id)
-        return DirectRequest(texts=texts, ids=ids)
-    raise PayloadError("unknown event: expected an SQS batch, {'texts': [...]} or {'items': [...]}")
-
-
-def _check_count(n: int, what: str) -> None:
-    if n == 0:
-        raise PayloadError(f"'{what}' must not be empty")
-    if n > MAX_DIRECT_TEXTS:
-        raise PayloadError(f"too many {what}: {n} > {MAX_DIRECT_TEXTS} per invoke; split the request")
+    if not isinstance(event, dict) or ("texts" not in event and "items" not in event):
+        raise PayloadError("unknown event: expected an SQS batch, {'texts': [...]} or {'items': [...]}")
+    return DirectRequest.parse(event, max_texts=MAX_TEXTS_PER_INVOKE)
 
 
 def answer_direct(request: DirectRequest, model: LoadedModel, *, cold_start: bool) -> dict[str, Any]:
     """The 200 response: one result per text, in order, plus timings."""
-    predictions, inference_ms = classify_unique(model.classifier, request.texts)
-    results: list[dict[str, Any]] = []
-    for index, prediction in enumerate(predictions):
-        result: dict[str, Any] = {
-            "sentiment": prediction.sentiment,
-            "score": prediction.score,
-            "label": prediction.label,
-        }
-        if request.ids is not None and request.ids[index] is not None:
-            result["id"] = request.ids[index]
-        results.append(result)
+    entries = request.entries
+    predictions, inference_ms = classify_unique(model.classifier, [e.text for e in entries])
+    results = [
+        DirectResult(sentiment=p.sentiment, score=p.score, label=p.label, id=e.id)
+        for e, p in zip(entries, predictions, strict=True)
+    ]
     metrics: dict[str, Any] = {
         "inference_ms": round(inference_ms, 2),
         "cold_start": cold_start,
@@ -343,17 +339,5 @@ def answer_direct(request: DirectRequest, model: LoadedModel, *, cold_start: boo
     }
     if cold_start:
         metrics["model_load_ms"] = round(model.cold_start.load_ms, 1)
-    return {"statusCode": 200, "results": results, "count": len(results), "metrics": metrics}
-
-
-def is_sqs_event(event: Any) -> bool:
-    records = event.get("Records") if isinstance(event, dict) else None
-    return (
-        isinstance(records, list)
-        and bool(records)
-        # A record without a message id could not be named in batchItemFailures: not an SQS batch (→ 400).
-        and all(
-            isinstance(r, dict) and r.get("eventSource") == "aws:sqs" and isinstance(r.get("messageId"), str)
-            for r in records
-        )
-    )
+    response = DirectResponse(statusCode=200, results=results, count=len(results), metrics=metrics)
+    return response.model_dump(exclude_none=True)

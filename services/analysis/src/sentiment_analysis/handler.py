@@ -14,7 +14,6 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from sentiment_analysis import core
@@ -52,11 +51,12 @@ def _sqs_batch(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     analyzed = core.analyze_batch(records, model)
     table = DynamoItemsTable(analysis_settings().items_table)
 
-    def record_handler(record: SQSRecord) -> None:
-        analyzed.store(record.message_id, table)
+    def record_handler(record: core.QueueRecord) -> None:
+        analyzed.store(record.messageId, table)
 
+    processor = BatchProcessor(EventType.SQS, model=core.QueueRecord)
     response = process_partial_response(
-        event=event, record_handler=record_handler, processor=BatchProcessor(EventType.SQS), context=context
+        event=event, record_handler=record_handler, processor=processor, context=context
     )
     failed = len(response.get("batchItemFailures", []))
     metrics.add_metric(name="BatchSize", unit=MetricUnit.Count, value=len(records))
@@ -72,7 +72,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     if core.is_sqs_event(event):
         return _sqs_batch(event, context)
     try:
-        request = core.parse_direct(event if isinstance(event, dict) else {})
+        request = core.parse_direct(event)
     except core.PayloadError as exc:
         logger.warning("Rejected direct invoke", extra={"error": str(exc)})
         metrics.add_metric(name="InvalidRequests", unit=MetricUnit.Count, value=1)

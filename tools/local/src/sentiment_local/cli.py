@@ -49,11 +49,14 @@ def _batch_size(value: str) -> int:
 
 def _text(value: str) -> str:
     """A TEXT argument; bytes that are not UTF-8 arrive as lone surrogates, which the tokenizer cannot take."""
+    from pydantic import TypeAdapter, ValidationError
+
+    from sentiment_shared.schemas import Utf8Str, describe_errors
+
     try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise argparse.ArgumentTypeError(f"not valid UTF-8: {value!r}") from None
-    return value
+        return TypeAdapter(Utf8Str).validate_python(value)
+    except ValidationError as exc:
+        raise argparse.ArgumentTypeError(describe_errors(exc).removeprefix("payload: ")) from None
 
 
 def build_parser() -> argparse.ArgumentParser:
