@@ -91,6 +91,7 @@ analysis = AnalysisFunction(
         model_key=model_store.key,
         model_object_arn=model_store.object_arn,
         model_sha256=model_store.sha256,
+        model_version_id=model_store.version_id,
         table_name=items.name,
         table_arn=items.arn,
         queue_arn=messaging.queue_arn,

@@ -186,8 +186,12 @@ def test_cold_start_then_warm_sqs_batch_under_the_lambda_runtime_client(
     # Given the model bundle in S3 and two ingested items, on the moto server
     bundle = model_bundle.pack(shared_model_dir, tmp_path / "model.tar")
     create_bucket(BUCKET)
+    s3 = aws.client("s3")
+    s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
     with bundle.path.open("rb") as body:
-        aws.client("s3").put_object(Bucket=BUCKET, Key=KEY, Body=body, Metadata={"sha256": bundle.sha256})
+        version_id = s3.put_object(Bucket=BUCKET, Key=KEY, Body=body, Metadata={"sha256": bundle.sha256})["VersionId"]
+    # (a later overwrite of the key must not reach this function: it is pinned to its version)
+    s3.put_object(Bucket=BUCKET, Key=KEY, Body=b"a newer bundle, not this function's")
     create_items_table(TABLE)
     table = DynamoItemsTable(TABLE)
     table.create(Item(item_id="e2e-1", text="An absolute delight from start to finish."))
@@ -204,6 +208,7 @@ def test_cold_start_then_warm_sqs_batch_under_the_lambda_runtime_client(
         "MODEL_BUCKET": BUCKET,
         "MODEL_KEY": KEY,
         "MODEL_SHA256": bundle.sha256,
+        "MODEL_VERSION_ID": version_id,
         "ITEMS_TABLE": TABLE,
         "MODEL_CACHE_DIR": str(tmp_path / "cache"),
         "POWERTOOLS_SERVICE_NAME": "analysis",

@@ -218,3 +218,26 @@ def test_concurrent_fetches_download_once(
     # Then both get the model, and it was downloaded once
     assert results == [cache / bundle.sha256] * 2
     assert s3_calls.count("GetObject") == 1
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_a_function_pinned_to_its_version_survives_an_overwrite_of_the_key(
+    tmp_path: Path, s3: S3Client, strategy: Literal["stream", "ranged"]
+) -> None:
+    # Given a versioned bucket (as the model store is) and the bundle the running function was deployed with
+    s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
+    old = pack(_model_dir(tmp_path / "old", os.urandom(64 * 1024)), tmp_path / "old.tar")
+    old_version = s3.put_object(Bucket=BUCKET, Key=KEY, Body=old.path.read_bytes())["VersionId"]
+    # When a model change publishes a new bundle to the same key (before the function's update)
+    new = pack(_model_dir(tmp_path / "new", os.urandom(64 * 1024)), tmp_path / "new.tar")
+    new_version = s3.put_object(Bucket=BUCKET, Key=KEY, Body=new.path.read_bytes())["VersionId"]
+    assert new_version != old_version
+    # Then a cold start of the old environment still fetches and verifies its own version
+    model_dir = fetch(BUCKET, KEY, old.sha256, tmp_path / "cache-old", strategy=strategy, version_id=old_version)
+    assert (model_dir / "model.safetensors").read_bytes() == (tmp_path / "old" / "model.safetensors").read_bytes()
+    # And the new environment gets the new one
+    model_dir = fetch(BUCKET, KEY, new.sha256, tmp_path / "cache-new", strategy=strategy, version_id=new_version)
+    assert (model_dir / "model.safetensors").read_bytes() == (tmp_path / "new" / "model.safetensors").read_bytes()
+    # While fetching by key alone (what functions did before) would have failed verification in that window
+    with pytest.raises(BundleError, match="sha256"):
+        fetch(BUCKET, KEY, old.sha256, tmp_path / "cache-by-key", strategy=strategy)

@@ -187,6 +187,7 @@ def test_analysis_may_read_the_model_object_update_items_and_drain_its_queue_onl
     log_group = program.one("aws:cloudwatch/logGroup:LogGroup", "analysis").outputs["arn"]
     expected = {
         ("s3:GetObject", f"arn:aws:s3:::{bucket}/{key}"),
+        ("s3:GetObjectVersion", f"arn:aws:s3:::{bucket}/{key}"),  # its pinned version of the bundle
         ("dynamodb:GetItem", table),
         ("dynamodb:UpdateItem", table),
         ("sqs:ReceiveMessage", queue),

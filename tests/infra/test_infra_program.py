@@ -144,6 +144,8 @@ def test_model_is_published_into_the_bucket_and_its_digest_feeds_the_function(pr
     assert env["MODEL_BUCKET"] == bucket
     assert env["MODEL_KEY"] == key
     assert env["MODEL_SHA256"] == artifact.outputs["sha256"]
+    # pinned to the object version that was published (a later overwrite of the key cannot reach it)
+    assert env["MODEL_VERSION_ID"] == artifact.outputs["version_id"]
     assert program.outputs["modelSha256"] == artifact.outputs["sha256"]
     assert program.outputs["modelS3Uri"] == f"s3://{bucket}/{key}"
 

@@ -31,6 +31,8 @@ class AnalysisFunctionArgs:
     model_key: pulumi.Input[str]
     model_object_arn: pulumi.Input[str]
     model_sha256: pulumi.Input[str]
+    model_version_id: pulumi.Input[str]
+    """The bundle's S3 object version: the function fetches exactly what it was deployed with."""
     table_name: pulumi.Input[str]
     table_arn: pulumi.Input[str]
     queue_arn: pulumi.Input[str]
@@ -53,7 +55,8 @@ class AnalysisFunction(pulumi.ComponentResource):
             parent=self,
             account_id=args.account_id,
             statements=[
-                iam.allow("ReadModelBundle", ["s3:GetObject"], [args.model_object_arn]),
+                # GetObjectVersion: the function reads its pinned version (GetObject alone allows only the current one).
+                iam.allow("ReadModelBundle", ["s3:GetObject", "s3:GetObjectVersion"], [args.model_object_arn]),
                 # TransactWriteItems (the result + its counters, one transaction) needs UpdateItem on each item.
                 iam.allow("UpdateItems", ["dynamodb:GetItem", "dynamodb:UpdateItem"], [args.table_arn]),
                 # GetQueueAttributes is needed by the event source mapping itself.
@@ -84,6 +87,7 @@ class AnalysisFunction(pulumi.ComponentResource):
                     "MODEL_BUCKET": args.model_bucket,
                     "MODEL_KEY": args.model_key,
                     "MODEL_SHA256": args.model_sha256,
+                    "MODEL_VERSION_ID": args.model_version_id,
                     "ITEMS_TABLE": args.table_name,
                     "NEUTRAL_THRESHOLD": str(args.neutral_threshold),
                     "MODEL_CACHE_DIR": MODEL_CACHE_DIR,

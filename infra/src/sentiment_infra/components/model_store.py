@@ -25,6 +25,12 @@ class ModelStoreArgs:
     """Keep bucket and bundle when the stack is destroyed (prod)."""
 
 
+def _require_version(version_id: str | None) -> str:
+    if not version_id:
+        raise ValueError("the model bundle has no S3 version id: the bucket must be versioned before it is published")
+    return version_id
+
+
 class ModelStore(pulumi.ComponentResource):
     """Bucket with versioning, SSE, all four public-access blocks, a TLS-only policy and version expiry."""
 
@@ -135,6 +141,8 @@ class ModelStore(pulumi.ComponentResource):
         self.object_arn = pulumi.Output.all(self.bucket.arn, self.artifact.key).apply(lambda v: f"{v[0]}/{v[1]}")
         self.s3_uri = self.artifact.s3_uri
         self.sha256 = self.artifact.sha256
+        # The bucket is versioned, so every publish has a version id; the function is pinned to it.
+        self.version_id = self.artifact.version_id.apply(_require_version)
         self.register_outputs(
             {
                 "bucket_name": self.bucket_name,

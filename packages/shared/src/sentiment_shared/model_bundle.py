@@ -483,8 +483,12 @@ def fetch(
     s3_client: S3Client | None = None,
     strategy: Literal["stream", "ranged"] = "stream",
     stats: FetchStats | None = None,
+    version_id: str | None = None,
 ) -> Path:
     """The extracted model for ``s3://bucket/key``, verified against ``expected_sha256``.
+
+    ``version_id`` (the S3 object version the stack published) fetches exactly that version, so a
+    later overwrite of the key cannot reach a function still configured for the old model.
 
     Extracted once per digest into ``cache_dir/<sha256>/``; a later call (a warm start) finds the
     completion marker and returns without touching S3. ``strategy="stream"`` makes one streamed
@@ -518,8 +522,12 @@ def fetch(
 
             s3_client = aws.client("s3")
         if strategy == "stream":
-            return _fetch_stream(s3_client, bucket=bucket, key=key, target=target, digest=digest, stats=stats)
-        return _fetch_ranged(s3_client, bucket=bucket, key=key, target=target, digest=digest, stats=stats)
+            return _fetch_stream(
+                s3_client, bucket=bucket, key=key, version_id=version_id, target=target, digest=digest, stats=stats
+            )
+        return _fetch_ranged(
+            s3_client, bucket=bucket, key=key, version_id=version_id, target=target, digest=digest, stats=stats
+        )
 
 
 @contextlib.contextmanager
@@ -546,10 +554,15 @@ def _remove_stale_work(cache_dir: Path, digest: str) -> None:
                 leftover.unlink(missing_ok=True)
 
 
-def _fetch_stream(client: S3Client, *, bucket: str, key: str, target: Path, digest: str, stats: FetchStats) -> Path:
+def _fetch_stream(
+    client: S3Client, *, bucket: str, key: str, version_id: str | None, target: Path, digest: str, stats: FetchStats
+) -> Path:
     try:
         started = time.perf_counter()
-        body = client.get_object(Bucket=bucket, Key=key)["Body"]
+        if version_id:
+            body = client.get_object(Bucket=bucket, Key=key, VersionId=version_id)["Body"]
+        else:
+            body = client.get_object(Bucket=bucket, Key=key)["Body"]
         stats.download_s += time.perf_counter() - started
         with contextlib.closing(body):
             return _extract_stream(body, target, digest, stats)
@@ -557,11 +570,14 @@ def _fetch_stream(client: S3Client, *, bucket: str, key: str, target: Path, dige
         raise _s3_error(bucket, key, exc) from exc
 
 
-def _fetch_ranged(client: S3Client, *, bucket: str, key: str, target: Path, digest: str, stats: FetchStats) -> Path:
+def _fetch_ranged(
+    client: S3Client, *, bucket: str, key: str, version_id: str | None, target: Path, digest: str, stats: FetchStats
+) -> Path:
     archive = target.parent / f".{digest}.{uuid.uuid4().hex}.download"
     try:
         started = time.perf_counter()
-        client.download_file(bucket, key, str(archive))
+        extra = {"VersionId": version_id} if version_id else None
+        client.download_file(bucket, key, str(archive), ExtraArgs=extra)
         stats.download_s += time.perf_counter() - started
         with archive.open("rb") as source:
             read_stats = FetchStats()

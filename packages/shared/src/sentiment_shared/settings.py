@@ -28,6 +28,9 @@ class AnalysisSettings(BaseSettings):
     model_bucket: str = Field(min_length=3)
     model_key: str = Field(min_length=1)
     model_sha256: Sha256Hex
+    model_version_id: str | None = Field(default=None, min_length=1)
+    """The S3 object version of the bundle the stack published: the cold start fetches exactly it.
+    None (an unversioned bucket, the local pipeline): the key's current object, still verified."""
     items_table: str = Field(min_length=1)
     neutral_threshold: float = Field(default=DEFAULT_NEUTRAL_THRESHOLD, ge=0.0, le=1.0)
     model_cache_dir: Path = Path("/tmp/sentiment-model")  # noqa: S108 - Lambda's only writable disk

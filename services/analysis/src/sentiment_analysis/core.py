@@ -108,7 +108,12 @@ def load_model(settings: AnalysisSettings) -> LoadedModel:
     if model_bundle.cached_model_dir(cache_dir, settings.model_sha256) is None:
         log.info(
             "Downloading model from S3",
-            extra={"bucket": settings.model_bucket, "key": settings.model_key, "cache_dir": str(cache_dir)},
+            extra={
+                "bucket": settings.model_bucket,
+                "key": settings.model_key,
+                "version_id": settings.model_version_id,
+                "cache_dir": str(cache_dir),
+            },
         )
     model_dir = model_bundle.fetch(
         settings.model_bucket,
@@ -117,6 +122,7 @@ def load_model(settings: AnalysisSettings) -> LoadedModel:
         cache_dir,
         strategy=settings.model_download_strategy,
         stats=stats,
+        version_id=settings.model_version_id,
     )
     if stats.cached:
         log.info("Model found in the container's cache", extra={"model_dir": str(model_dir)})
