@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from infra_mocks import REPO_ROOT
+from infra_mocks import PROJECT, REPO_ROOT, STACKS, ProgramRun
 
 pytestmark = pytest.mark.infra
 
@@ -72,27 +74,122 @@ def test_preview_runs_per_stack_with_a_pr_comment_and_builds_the_image() -> None
     assert "bash services/analysis/smoke_test.sh" in build
 
 
-def test_deploy_smoke_tests_the_image_before_pulumi_up_pushes_it() -> None:
-    dev = load("deploy.yml")["jobs"]["dev"]["steps"]
-    names = [step.get("name", step.get("uses", "")) for step in dev]
-    smoke = names.index("Build and smoke-test the analysis image")
-    up = next(i for i, step in enumerate(dev) if str(step.get("uses", "")).startswith("pulumi/actions@"))
-    assert smoke < up
-    assert "bash services/analysis/smoke_test.sh" in dev[smoke]["run"]
-    assert "--provenance=false" in dev[smoke]["run"]
+def _step_index(steps: list[dict[str, Any]], predicate: Any) -> int:
+    (index,) = [i for i, step in enumerate(steps) if predicate(step)]
+    return index
 
 
-def test_deploy_goes_to_dev_then_to_prod_behind_the_prod_environment() -> None:
-    workflow = load("deploy.yml")
-    assert workflow["on"]["push"]["branches"] == ["main"]
-    assert workflow["concurrency"]["cancel-in-progress"] is False
-    dev, prod = workflow["jobs"]["dev"], workflow["jobs"]["prod"]
+def _pulumi_steps(job: dict[str, Any]) -> list[dict[str, Any]]:
+    return [s for s in job["steps"] if str(s.get("uses", "")).startswith("pulumi/actions@")]
+
+
+def image_urns(program: ProgramRun, stack: str) -> list[str]:
+    """URNs of the AnalysisImage component and its children, as the engine names them in ``stack``."""
+    component = "sentiment:analysis_image:AnalysisImage"
+    prefix = f"urn:pulumi:{stack}::{PROJECT}::{component}"
+    (image,) = [r for r in program.resources if r.type == component]
+    children = [r for r in program.resources if r.parent_type == component]
+    return [f"{prefix}::{image.name}", *(f"{prefix}${r.type}::{r.name}" for r in children)]
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_deploy_smoke_tests_the_pushed_digest_then_requires_the_function_to_run_it(
+    stack: str, programs: dict[str, ProgramRun]
+) -> None:
+    job = load("deploy.yml")["jobs"][stack]
+    steps = job["steps"]
+    targeted, full = _pulumi_steps(job)
+    up_image = steps.index(targeted)
+    smoke = _step_index(steps, lambda s: "smoke_test.sh" in s.get("run", ""))
+    up_all = steps.index(full)
+    check = _step_index(steps, lambda s: "stack_digests.py function" in s.get("run", ""))
+    # Build and push the image only, smoke-test that pushed digest, then the full up, then compare
+    assert up_image < smoke < up_all < check
+    assert targeted["with"]["command"] == full["with"]["command"] == "up"
+    assert sorted(targeted["with"]["target"].split()) == sorted(image_urns(programs[stack], stack))
+    assert "target" not in full["with"]
+    # The hand-off: the digest read from the state is what is pulled, smoke-tested and compared
+    assert "stack_digests.py image" in steps[smoke]["run"]
+    assert 'smoke_test.sh "$digest"' in steps[smoke]["run"]
+    assert "TESTED_DIGEST=$digest" in steps[smoke]["run"]
+    assert '"$deployed" = "$TESTED_DIGEST"' in steps[check]["run"]
+    # Lambda rejects OCI indexes: never let a buildx default wrap the image in attestations
+    assert job["env"]["BUILDX_NO_DEFAULT_ATTESTATIONS"] == "1"
+
+
+def test_deploy_runs_only_after_ci_passed_on_that_commit_dev_then_prod() -> None:
+    deploy = load("deploy.yml")
+    assert set(deploy["on"]) == {"workflow_call"}  # no push trigger racing CI, no manual bypass
+    ci = load("ci.yml")
+    caller = ci["jobs"]["deploy"]
+    assert caller["needs"] == "test"
+    assert caller["uses"] == "./.github/workflows/deploy.yml"
+    assert caller["if"] == "github.event_name == 'push' && github.ref == 'refs/heads/main'"
+    assert "inherit" not in str(caller.get("secrets"))
+    # A newer push never cancels a run of main that may be deploying
+    assert ci["concurrency"]["cancel-in-progress"] == "${{ github.event_name == 'pull_request' }}"
+    dev, prod = deploy["jobs"]["dev"], deploy["jobs"]["prod"]
     assert prod["needs"] == "dev"
     assert prod["environment"] == "prod"
     for job, stack in ((dev, "dev"), (prod, "prod")):
-        (pulumi,) = [s for s in job["steps"] if "pulumi/actions" in s.get("uses", "")]
-        assert pulumi["with"]["command"] == "up"
-        assert pulumi["with"]["stack-name"].endswith(f"/{stack}")
+        assert job["concurrency"] == {"group": f"deploy-{stack}", "cancel-in-progress": False}
+        for step in _pulumi_steps(job):
+            assert step["with"]["stack-name"].endswith(f"/{stack}")
+
+
+@pytest.mark.parametrize("name", ["preview.yml", "deploy.yml"])
+def test_pulumi_jobs_install_only_the_pulumi_program_with_a_pinned_uv(name: str) -> None:
+    for job_name, job in load(name)["jobs"].items():
+        if not _pulumi_steps(job):
+            continue
+        syncs = [s["run"] for s in job["steps"] if "uv sync" in s.get("run", "")]
+        assert syncs == ["uv sync --locked --no-dev --package sentiment-infra"], job_name
+        (setup,) = [s for s in job["steps"] if "setup-uv" in s.get("uses", "")]
+        assert setup["with"]["version"] == "0.13.9", job_name
+
+
+def test_the_pulumi_program_alone_pulls_no_cuda_torch() -> None:
+    exported = subprocess.run(
+        ["uv", "export", "--frozen", "--no-dev", "--package", "sentiment-infra", "--no-hashes"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+        cwd=REPO_ROOT,
+    ).stdout
+    names = {line.split("==")[0].strip().lower() for line in exported.splitlines() if "==" in line}
+    assert "pulumi" in names
+    assert not {n for n in names if n in {"torch", "transformers"} or n.startswith(("nvidia", "cuda", "triton"))}
+
+
+def test_stack_digests_reads_the_pushed_and_the_running_digest_from_the_state(tmp_path: Path) -> None:
+    digest = "123456789012.dkr.ecr.us-east-1.amazonaws.com/analysis-repository-1a2b3c4@sha256:" + "a" * 64
+    state = {
+        "version": 3,
+        "deployment": {
+            "resources": [
+                {"type": "pulumi:pulumi:Stack", "outputs": {}},
+                {"type": "docker:index/image:Image", "outputs": {"repoDigest": digest, "imageName": "x:src-1"}},
+                {"type": "aws:lambda/function:Function", "outputs": {"imageUri": digest, "packageType": "Image"}},
+                {"type": "aws:lambda/function:Function", "outputs": {"runtime": "python3.12"}},
+            ]
+        },
+    }
+    script = REPO_ROOT / ".ci" / "stack_digests.py"
+
+    def run(kind: str, data: dict[str, Any]) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, str(script), kind], input=json.dumps(data), capture_output=True, text=True, check=False
+        )
+
+    assert run("image", state).stdout.strip() == digest
+    assert run("function", state).stdout.strip() == digest
+    # A tag instead of a digest, or no image at all, is an error, never an empty string that compares equal
+    state["deployment"]["resources"][1]["outputs"]["repoDigest"] = "repo:latest"
+    refused = run("image", state)
+    assert refused.returncode != 0
+    assert "not pinned by digest" in refused.stderr
+    assert run("image", {"deployment": {"resources": []}}).returncode != 0
 
 
 @pytest.mark.parametrize("name", ["preview.yml", "deploy.yml"])
@@ -114,9 +211,3 @@ def test_zizmor_finds_nothing() -> None:
         cwd=Path(REPO_ROOT),
     )
     assert result.returncode == 0, result.stdout + result.stderr
-
-
-def test_deploys_never_produce_attestation_indexes() -> None:
-    for job in load("deploy.yml")["jobs"].values():
-        (pulumi,) = [s for s in job["steps"] if "pulumi/actions" in s.get("uses", "")]
-        assert pulumi["env"]["BUILDX_NO_DEFAULT_ATTESTATIONS"] == "1"
