@@ -9,10 +9,12 @@ from pathlib import Path
 
 import pytest
 from infra_mocks import ACCOUNT, MODEL_ARTIFACT, REPO_ROOT, ProgramRun, run_program
+from pydantic_settings import BaseSettings
 
 from sentiment_infra.config import StackConfig, parse_stack_config
 from sentiment_infra.packaging import ANALYSIS_IMAGE_INPUTS, INGESTION_HANDLER, analysis_image_tag, iter_files
 from sentiment_shared.model_bundle import BUNDLE_FILE_NAME
+from sentiment_shared.settings import AnalysisSettings, IngestionSettings, environment
 from sentiment_shared.stack import (
     DEFAULT_MODEL_ID,
     DEFAULT_MODEL_REVISION,
@@ -444,3 +446,26 @@ def test_a_preview_plans_the_same_resources_as_an_update(program: ProgramRun) ->
     preview = run_program(program.stack, preview=True)
     # Then it plans exactly the resources the update creates
     assert Counter((r.type, r.name) for r in preview.resources) == Counter((r.type, r.name) for r in program.resources)
+
+
+@pytest.mark.parametrize(("function", "settings"), [("analysis", AnalysisSettings), ("ingestion", IngestionSettings)])
+def test_each_function_environment_is_what_its_settings_read(
+    program: ProgramRun, function: str, settings: type[BaseSettings]
+) -> None:
+    # Given the environment infra gives the function (Powertools' own variables aside)
+    env = program.one("aws:lambda/function:Function", function).inputs["environment"]["variables"]
+    keys = {k for k in env if not k.startswith("POWERTOOLS_")}
+    fields = {name.upper(): info for name, info in settings.model_fields.items()}
+    # Then every key is a field the settings read, and every required field is set
+    assert keys <= fields.keys()
+    assert {name for name, info in fields.items() if info.is_required()} <= keys
+    # And the function's settings load from exactly that environment
+    assert settings(**{k.lower(): v for k, v in env.items() if k in keys})
+
+
+def test_an_environment_naming_an_unread_or_leaving_out_a_required_setting_is_refused() -> None:
+    with pytest.raises(ValueError, match="reads no model_bucket"):
+        environment(IngestionSettings, items_table="t", topic_arn="arn", model_bucket="b")
+    with pytest.raises(ValueError, match="requires topic_arn"):
+        environment(IngestionSettings, items_table="t")
+    assert environment(IngestionSettings, items_table="t", topic_arn="a") == {"ITEMS_TABLE": "t", "TOPIC_ARN": "a"}

@@ -9,8 +9,7 @@ import pulumi
 import pulumi_aws as aws
 
 from sentiment_infra import iam
-
-POWERTOOLS_METRICS_NAMESPACE = "SentimentAnalyzer"
+from sentiment_shared.stack import METRICS_NAMESPACE
 
 _LAMBDA_LOG_LEVELS = {"DEBUG": "DEBUG", "INFO": "INFO", "WARNING": "WARN", "ERROR": "ERROR"}
 
@@ -59,6 +58,6 @@ def tracing_config(tracing: bool) -> aws.lambda_.FunctionTracingConfigArgs:
 def powertools_environment(service: str, log_level: str) -> dict[str, str]:
     return {
         "POWERTOOLS_SERVICE_NAME": service,
-        "POWERTOOLS_METRICS_NAMESPACE": POWERTOOLS_METRICS_NAMESPACE,
+        "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
         "POWERTOOLS_LOG_LEVEL": log_level,
     }

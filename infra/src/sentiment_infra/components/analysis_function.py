@@ -9,8 +9,9 @@ import pulumi_aws as aws
 
 from sentiment_infra import iam
 from sentiment_infra.function_parts import function_parts, logging_config, powertools_environment, tracing_config
+from sentiment_shared.settings import AnalysisSettings, environment
+from sentiment_shared.stack import ANALYSIS_SERVICE
 
-MODEL_CACHE_DIR = "/tmp/sentiment-model"  # noqa: S108 - Lambda's only writable disk
 BATCH_FAILURE_REPORTING = "ReportBatchItemFailures"
 
 
@@ -84,14 +85,17 @@ class AnalysisFunction(pulumi.ComponentResource):
             reserved_concurrent_executions=args.reserved_concurrency,
             environment=aws.lambda_.FunctionEnvironmentArgs(
                 variables={
-                    "MODEL_BUCKET": args.model_bucket,
-                    "MODEL_KEY": args.model_key,
-                    "MODEL_SHA256": args.model_sha256,
-                    "MODEL_VERSION_ID": args.model_version_id,
-                    "ITEMS_TABLE": args.table_name,
-                    "NEUTRAL_THRESHOLD": str(args.neutral_threshold),
-                    "MODEL_CACHE_DIR": MODEL_CACHE_DIR,
-                    **powertools_environment("sentiment-analysis", args.log_level),
+                    **environment(
+                        AnalysisSettings,
+                        model_bucket=args.model_bucket,
+                        model_key=args.model_key,
+                        model_sha256=args.model_sha256,
+                        model_version_id=args.model_version_id,
+                        items_table=args.table_name,
+                        neutral_threshold=str(args.neutral_threshold),
+                        model_cache_dir=str(AnalysisSettings.model_fields["model_cache_dir"].default),
+                    ),
+                    **powertools_environment(ANALYSIS_SERVICE, args.log_level),
                 }
             ),
             logging_config=logging_config(parts.log_group, args.log_level),

@@ -18,13 +18,13 @@ import pulumi_aws as aws
 
 from sentiment_infra import iam
 from sentiment_infra.function_parts import (
-    POWERTOOLS_METRICS_NAMESPACE,
     function_parts,
     logging_config,
     powertools_environment,
     tracing_config,
 )
 from sentiment_infra.packaging import DASHBOARD_HANDLER
+from sentiment_shared.stack import ANALYSIS_SERVICE, DASHBOARD_SERVICE, METRICS_NAMESPACE
 
 LAMBDA_RUNTIME = "python3.12"
 CACHE_TTL_S = 30
@@ -96,11 +96,11 @@ class Dashboard(pulumi.ComponentResource):
                     "ITEMS_TABLE": args.table_name,
                     "ANALYSIS_FUNCTION_NAME": args.analysis_function_name,
                     "ANALYSIS_MEMORY_MB": str(args.analysis_memory_mb),
-                    "ANALYSIS_SERVICE_NAME": "sentiment-analysis",
+                    "ANALYSIS_SERVICE_NAME": ANALYSIS_SERVICE,
                     "INGESTION_FUNCTION_NAME": args.ingestion_function_name,
                     "INGESTION_MEMORY_MB": str(args.ingestion_memory_mb),
-                    "METRICS_NAMESPACE": POWERTOOLS_METRICS_NAMESPACE,
-                    **powertools_environment("sentiment-dashboard", args.log_level),
+                    "METRICS_NAMESPACE": METRICS_NAMESPACE,
+                    **powertools_environment(DASHBOARD_SERVICE, args.log_level),
                 }
             ),
             logging_config=logging_config(parts.log_group, args.log_level),

@@ -12,6 +12,8 @@ import pulumi_aws as aws
 from sentiment_infra import iam
 from sentiment_infra.function_parts import function_parts, logging_config, powertools_environment, tracing_config
 from sentiment_infra.packaging import INGESTION_HANDLER
+from sentiment_shared.settings import IngestionSettings, environment
+from sentiment_shared.stack import INGESTION_SERVICE
 
 LAMBDA_RUNTIME = "python3.12"
 ASYNC_RETRY_ATTEMPTS = 2
@@ -89,10 +91,13 @@ class IngestionFunction(pulumi.ComponentResource):
             timeout=args.timeout_s,
             environment=aws.lambda_.FunctionEnvironmentArgs(
                 variables={
-                    "ITEMS_TABLE": args.table_name,
-                    "TOPIC_ARN": args.topic_arn,
-                    "FEEDS": json.dumps(list(args.feeds)),
-                    **powertools_environment("sentiment-ingestion", args.log_level),
+                    **environment(
+                        IngestionSettings,
+                        items_table=args.table_name,
+                        topic_arn=args.topic_arn,
+                        feeds=json.dumps(list(args.feeds)),
+                    ),
+                    **powertools_environment(INGESTION_SERVICE, args.log_level),
                 }
             ),
             logging_config=logging_config(parts.log_group, args.log_level),

@@ -14,10 +14,9 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from sentiment_infra.function_parts import POWERTOOLS_METRICS_NAMESPACE
+from sentiment_shared.stack import ANALYSIS_SERVICE, INGESTION_SERVICE
+from sentiment_shared.stack import METRICS_NAMESPACE as POWERTOOLS_METRICS_NAMESPACE
 
-ANALYSIS_SERVICE = "sentiment-analysis"
-INGESTION_SERVICE = "sentiment-ingestion"
 ANALYSIS_EMF_METRICS = {
     "cold start breakdown (ms)": ("ModelDownloadMs", "ModelExtractMs", "ModelLoadMs"),
     "inference (ms per batch)": ("InferenceMs",),

@@ -10,12 +10,14 @@ from __future__ import annotations
 import functools
 import json
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from sentiment_shared.stack import DEFAULT_NEUTRAL_THRESHOLD
+
+T = TypeVar("T")
 
 Sha256Hex = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 
@@ -79,6 +81,20 @@ class IngestionSettings(BaseSettings):
                 raise ValueError("FEEDS must be a JSON list of URL strings")
             return parsed
         return value
+
+
+def environment(settings: type[BaseSettings], **values: T) -> dict[str, T]:
+    """A function's environment variables named from its settings' fields (``items_table`` → ``ITEMS_TABLE``).
+
+    A name the settings do not read, or a required field left out, is a ``ValueError``: infra, the local
+    pipeline and the tests build environments with this, so none can drift from what the function reads.
+    """
+    fields = settings.model_fields
+    if unknown := sorted(values.keys() - fields.keys()):
+        raise ValueError(f"{settings.__name__} reads no {', '.join(unknown)}")
+    if missing := sorted(n for n, f in fields.items() if f.is_required() and n not in values):
+        raise ValueError(f"{settings.__name__} requires {', '.join(missing)}")
+    return {name.upper(): value for name, value in values.items()}
 
 
 @functools.cache

@@ -18,6 +18,13 @@ DEFAULT_MODEL_PREFIX = "distilbert"
 DEFAULT_MODEL_VERSION = "v1.0.0"
 
 DEFAULT_NEUTRAL_THRESHOLD = 0.75
+
+METRICS_NAMESPACE = "SentimentAnalyzer"
+"""CloudWatch namespace of every function's EMF metrics (``POWERTOOLS_METRICS_NAMESPACE``)."""
+ANALYSIS_SERVICE = "sentiment-analysis"
+INGESTION_SERVICE = "sentiment-ingestion"
+DASHBOARD_SERVICE = "sentiment-dashboard"
+"""``POWERTOOLS_SERVICE_NAME`` of each function: infra sets it, the handlers fall back to it."""
 """Top-class probability below which a text is called ``neutral`` (evidence: README "Neutral threshold").
 
 SST-2 dev (872 sentences, no neutral ones) with the shared model, fp32: the 5.5 % of texts scoring

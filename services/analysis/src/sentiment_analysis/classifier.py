@@ -45,12 +45,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from sentiment_shared.schemas import Sentiment
 from sentiment_shared.stack import DEFAULT_NEUTRAL_THRESHOLD
 
 if TYPE_CHECKING:
     import torch
 
-Sentiment = Literal["positive", "negative", "neutral"]
 Precision = Literal["auto", "fp32", "int8"]
 """What a caller asks for; ``auto`` resolves to one of the two others at load."""
 ResolvedPrecision = Literal["fp32", "int8"]

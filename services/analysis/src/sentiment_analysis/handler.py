@@ -19,11 +19,12 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from sentiment_analysis import core
 from sentiment_shared.adapters import DynamoItemsTable
 from sentiment_shared.settings import analysis_settings
+from sentiment_shared.stack import ANALYSIS_SERVICE, METRICS_NAMESPACE
 
 # Defaults for runs outside the stack (the stack sets both variables); an explicit namespace also keeps
 # EMF valid when the handler is imported before the environment is complete.
-logger = Logger(service=os.environ.get("POWERTOOLS_SERVICE_NAME", "analysis"))
-metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "SentimentAnalyzer"))
+logger = Logger(service=os.environ.get("POWERTOOLS_SERVICE_NAME", ANALYSIS_SERVICE))
+metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", METRICS_NAMESPACE))
 # The core logs through stdlib logging under "sentiment_analysis": give that logger Powertools' JSON
 # format and level (Powertools only configures top-level loggers that exist, hence the getLogger).
 logging.getLogger("sentiment_analysis")

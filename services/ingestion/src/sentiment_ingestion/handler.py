@@ -23,9 +23,10 @@ from sentiment_ingestion.feeds import FeedFetcher
 from sentiment_ingestion.store import DynamoIngestionStore
 from sentiment_shared.adapters import DynamoItemsTable, SnsPublisher
 from sentiment_shared.settings import IngestionSettings, ingestion_settings
+from sentiment_shared.stack import INGESTION_SERVICE, METRICS_NAMESPACE
 
-logger = Logger(service=os.environ.get("POWERTOOLS_SERVICE_NAME", "ingestion"))
-metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "SentimentAnalyzer"))
+logger = Logger(service=os.environ.get("POWERTOOLS_SERVICE_NAME", INGESTION_SERVICE))
+metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", METRICS_NAMESPACE))
 # The core logs through the standard library: give its loggers the same structured JSON output.
 copy_config_to_registered_loggers(source_logger=logger, include={"sentiment_ingestion"})
 

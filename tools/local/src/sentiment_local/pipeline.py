@@ -30,6 +30,7 @@ from sentiment_shared.model_bundle import BUNDLE_FILE_NAME
 from sentiment_shared.model_publish import ModelSource, PublishResult, publish
 from sentiment_shared.provision import StackResources, provision
 from sentiment_shared.schemas import Item
+from sentiment_shared.settings import AnalysisSettings, IngestionSettings, environment
 from sentiment_shared.stack import (
     BOOKKEEPING_PREFIXES,
     DEFAULT_ANALYSIS_FUNCTION,
@@ -37,6 +38,7 @@ from sentiment_shared.stack import (
     DEFAULT_MODEL_PREFIX,
     DEFAULT_MODEL_VERSION,
     DEFAULT_QUEUE,
+    METRICS_NAMESPACE,
     ResourceNames,
     model_key,
 )
@@ -331,21 +333,30 @@ def _run_functions(
     analysis_handler: Handler | None,
     timings: dict[str, float],
 ) -> RunReport:
+    feeds = json.dumps([_feed_url(options.feed)])
     function_env = {
-        "ITEMS_TABLE": stack.items_table,
-        "TOPIC_ARN": stack.topic_arn,
-        "MODEL_BUCKET": stack.bucket,
-        "MODEL_KEY": model.key,
-        "MODEL_SHA256": model.sha256,
-        "MODEL_CACHE_DIR": str(state_dir / "model-cache"),
-        "POWERTOOLS_METRICS_NAMESPACE": "SentimentAnalyzerLocal",
+        **environment(
+            IngestionSettings,
+            items_table=stack.items_table,
+            topic_arn=stack.topic_arn,
+            feeds=feeds,
+            allow_file_feeds="true",
+        ),
+        **environment(
+            AnalysisSettings,
+            items_table=stack.items_table,
+            model_bucket=stack.bucket,
+            model_key=model.key,
+            model_sha256=model.sha256,
+            model_cache_dir=str(state_dir / "model-cache"),
+        ),
+        "POWERTOOLS_METRICS_NAMESPACE": f"{METRICS_NAMESPACE}Local",
         "POWERTOOLS_LOG_LEVEL": "WARNING" if quiet else "INFO",
         # EMF lines are for CloudWatch; locally they are noise unless asked for (--verbose).
         "POWERTOOLS_METRICS_DISABLED": "true" if quiet else "false",
     }
     run_started = datetime.now(UTC)
-    feeds = json.dumps([_feed_url(options.feed)])
-    with scoped_environ({**function_env, "FEEDS": feeds, "ALLOW_FILE_FEEDS": "true"}):
+    with scoped_environ(function_env):
         note(f"Ingesting {options.feed or 'the sample feed'}")
         t = time.perf_counter()
         ingestion = _ingestion_handler()(_scheduled_event(), LocalLambdaContext(function_name="sentiment-ingestion"))
