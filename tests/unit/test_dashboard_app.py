@@ -175,3 +175,23 @@ def test_cached_summary_reads_once_per_ttl() -> None:
     now[0] = 30.0
     cached()
     assert len(reads) == 2
+
+
+def test_local_dashboard_without_a_run_is_one_clear_line(tmp_path: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    from sentiment_local.cli import main
+
+    assert main(["dashboard", "--state-dir", str(tmp_path), "--port", "0"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("sentiment-local: error: no saved pipeline state in ")
+    assert "run `sentiment-local run` first" in err
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("port", ["-1", "65536", "http"])
+def test_local_dashboard_refuses_a_bad_port(port: str, capsys: pytest.CaptureFixture[str]) -> None:
+    from sentiment_local.cli import main
+
+    with pytest.raises(SystemExit) as exited:
+        main(["dashboard", "--port", port])
+    assert exited.value.code == 2
+    assert "--port" in capsys.readouterr().err
