@@ -9,13 +9,13 @@ layer of the very client it uses, for a fixed share of the items (picked by a ha
 kind            what happens                                                                expected
 ==============  ==========================================================================  ===========
 ``permanent``   every write is refused (``ValidationException``: not retried by botocore)   DLQ
-``throttled``   the first write attempt is throttled (botocore retries it)                  analysed
-``flaky``       every attempt of the first delivery fails (HTTP 500): a record failure      analysed
-``timeout``     the invocation dies at this item's write (Lambda's timeout kill)           analysed
+``throttled``   the first write attempt is throttled (botocore retries it)                  analyzed
+``flaky``       every attempt of the first delivery fails (HTTP 500): a record failure      analyzed
+``timeout``     the invocation dies at this item's write (Lambda's timeout kill)           analyzed
 ==============  ==========================================================================  ===========
 
-Afterwards ``analysed + in DLQ == ingested``, the DLQ holds exactly the ``permanent`` items, no item is
-lost (neither analysed nor parked) and none is counted twice; the dashboard's counters (analysed,
+Afterwards ``analyzed + in DLQ == ingested``, the DLQ holds exactly the ``permanent`` items, no item is
+lost (neither analyzed nor parked) and none is counted twice; the dashboard's counters (analyzed,
 pending, per sentiment) equal the same numbers counted from the items. The table printed is what
 ``docs/RELIABILITY.md`` quotes; ``tests/e2e/test_soak.py`` asserts the same on a smaller run.
 
@@ -186,7 +186,7 @@ def faulty_function(real: Handler, injector: FaultInjector) -> Handler:
 class SoakResult:
     items: int
     ingested: int
-    analysed: int
+    analyzed: int
     in_dlq: int
     lost: int
     duplicated: int
@@ -212,7 +212,7 @@ class SoakResult:
         return (
             self.lost == 0
             and self.duplicated == 0
-            and self.analysed + self.in_dlq == self.ingested == self.items
+            and self.analyzed + self.in_dlq == self.ingested == self.items
             and self.dlq_matches_permanent
             and not self.drain_timed_out
             and self.dashboard == self.accounting
@@ -225,13 +225,13 @@ class SoakResult:
         return [
             ("items in the feed", str(self.items)),
             ("ingested", str(self.ingested)),
-            ("analysed", str(self.analysed)),
+            ("analyzed", str(self.analyzed)),
             ("in the DLQ", str(self.in_dlq)),
-            ("analysed + in DLQ == ingested", str(self.analysed + self.in_dlq == self.ingested)),
+            ("analyzed + in DLQ == ingested", str(self.analyzed + self.in_dlq == self.ingested)),
             ("lost", str(self.lost)),
             ("duplicated", str(self.duplicated)),
             ("DLQ == the permanent-fault items", str(self.dlq_matches_permanent)),
-            ("dashboard: analysed / pending", f"{self.dashboard.get('analyzed')} / {self.dashboard.get('pending')}"),
+            ("dashboard: analyzed / pending", f"{self.dashboard.get('analyzed')} / {self.dashboard.get('pending')}"),
             (
                 "dashboard: positive / negative / neutral",
                 "{positive} / {negative} / {neutral}".format(**{k: self.dashboard.get(k) for k in SENTIMENT_KEYS}),
@@ -304,15 +304,15 @@ def soak(
             summary = read_summary(ResourceNames(stack=stack).items_table).as_dict()
     seconds = time.perf_counter() - started
     ingested = {r.item_id for r in report.results}
-    analysed = {r.item_id for r in report.results if r.sentiment is not None}
+    analyzed = {r.item_id for r in report.results if r.sentiment is not None}
     parked_set = set(parked)
-    lost = ingested - analysed - parked_set
-    duplicated = (len(parked) - len(parked_set)) + len(analysed & parked_set) + len(parked_set - ingested)
+    lost = ingested - analyzed - parked_set
+    duplicated = (len(parked) - len(parked_set)) + len(analyzed & parked_set) + len(parked_set - ingested)
     permanent = {i for i, k in plan.items() if k == "permanent"}
     return SoakResult(
         items=items,
         ingested=len(ingested),
-        analysed=len(analysed),
+        analyzed=len(analyzed),
         in_dlq=len(parked),
         lost=len(lost),
         duplicated=duplicated,
@@ -326,8 +326,8 @@ def soak(
         drain_timed_out=report.drain.timed_out,
         dashboard={k: int(summary[k]) for k in DASHBOARD_KEYS},
         accounting={
-            "analyzed": len(analysed),
-            "pending": len(ingested - analysed),
+            "analyzed": len(analyzed),
+            "pending": len(ingested - analyzed),
             **{k: sum(1 for r in report.results if r.sentiment == k) for k in SENTIMENT_KEYS},
         },
         timings=dict(report.timings),

@@ -35,7 +35,7 @@ def test_run_analyses_every_item_and_a_second_run_ingests_nothing_new(shared_mod
     args = ["run", "--model-dir", str(shared_model_dir), "--json"]
     # When the pipeline runs through its console entry point
     first = _cli(args, tmp_path)
-    # Then it succeeds with one JSON object on stdout in which every ingested item ends analysed
+    # Then it succeeds with one JSON object on stdout in which every ingested item ends analyzed
     assert first.returncode == 0, first.stderr[-3000:]
     report = json.loads(first.stdout)
     assert report["ingested"] >= 40
@@ -101,7 +101,7 @@ def test_injected_handler_faults_are_retried_then_parked_in_the_dlq(
         analysis_handler=_faulty(real_handler),
     )
     # Then those records were delivered maxReceiveCount times, parked in the DLQ and counted as failed;
-    # every other item ended analysed: nothing is lost
+    # every other item ended analyzed: nothing is lost
     data = report.as_dict()
     n_bad = data["failed"]
     assert n_bad > 0

@@ -41,7 +41,7 @@ def test_soak_with_injected_faults_loses_nothing_and_duplicates_nothing(
         "soak (local pipeline)",
         f"{ITEMS} feed items, 5 % of them with injected faults (permanent write refusals, throttles, "
         "failed first deliveries, invocation timeouts)",
-        "analysed + in DLQ == ingested; DLQ == exactly the permanent-fault items; 0 lost; 0 duplicated; "
+        "analyzed + in DLQ == ingested; DLQ == exactly the permanent-fault items; 0 lost; 0 duplicated; "
         "the dashboard's counters equal the accounting",
     )
     # Given a generated feed and a fault plan over 5 % of its items
@@ -50,7 +50,7 @@ def test_soak_with_injected_faults_loses_nothing_and_duplicates_nothing(
     print(result.table())
     # Then every item is accounted for exactly once
     assert result.ingested == ITEMS
-    assert result.analysed + result.in_dlq == result.ingested
+    assert result.analyzed + result.in_dlq == result.ingested
     assert result.lost == 0
     assert result.duplicated == 0
     assert result.dlq_matches_permanent
@@ -64,7 +64,7 @@ def test_soak_with_injected_faults_loses_nothing_and_duplicates_nothing(
     assert result.failed_invocations >= result.faults["timeout"]
     assert result.ok
     reliability.observed(
-        f"ingested {result.ingested}, analysed {result.analysed}, in DLQ {result.in_dlq}, lost {result.lost}, "
+        f"ingested {result.ingested}, analyzed {result.analyzed}, in DLQ {result.in_dlq}, lost {result.lost}, "
         f"duplicated {result.duplicated}; dashboard {result.dashboard}; "
         f"faults {result.faults}, injected {result.injected}; "
         f"{result.failed_invocations} killed invocations, {result.record_failures} record failures; "

@@ -16,7 +16,6 @@ import threading
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,17 +31,6 @@ from sentiment_shared.stack import model_key
 MODEL_KEY = model_key("sst2-distilbert-minilm", "reliability", model_bundle.BUNDLE_FILE_NAME)
 QUEUE_ARN = "arn:aws:sqs:us-east-1:123456789012:sentiment-analyzer-local-analysis-queue"
 TOPIC_ARN = "arn:aws:sns:us-east-1:123456789012:sentiment-analyzer-local-items-topic"
-
-
-@dataclass
-class LambdaContextStub:
-    function_name: str = "sentiment-analyzer-test"
-    memory_limit_in_mb: int = 2048
-    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:sentiment-analyzer-test"
-    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 120_000
 
 
 def sns_envelope(message: str) -> str:
@@ -90,11 +78,11 @@ def put_items(table: str, texts: dict[str, str]) -> None:
         assert items.create(Item(item_id=item_id, text=text, source="reliability"))
 
 
-def analysed(table: str) -> dict[str, dict[str, Any]]:
+def analyzed(table: str) -> dict[str, dict[str, Any]]:
     """item_id → its attributes, for items the analysis wrote a sentiment onto.
 
     Every call also checks the dashboard's counters against those items: whatever fault a test
-    injected, each analysed item is counted exactly once (in total, per sentiment and per source).
+    injected, each analyzed item is counted exactly once (in total, per sentiment and per source).
     """
     from collections import Counter
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +17,7 @@ import pytest
 from sentiment_analysis import core
 from sentiment_analysis import handler as handler_module
 from sentiment_analysis.handler import handler
+from sentiment_local.esm import LocalLambdaContext
 from sentiment_shared import aws, model_bundle
 from sentiment_shared.adapters import DynamoItemsTable
 from sentiment_shared.provision import create_bucket, create_items_table
@@ -39,14 +39,6 @@ BAD_RECORDS = {
     "bad-empty-body",
     "bad-sns-non-json",
 }
-
-
-@dataclass
-class LambdaContextStub:
-    function_name: str = "sentiment-analyzer-test-analysis"
-    memory_limit_in_mb: int = 2048
-    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:sentiment-analyzer-test-analysis"
-    aws_request_id: str = "5f0c1b7e-9a41-4e33-8a5c-2f1d0c9b7a10"
 
 
 @pytest.fixture(scope="session")
@@ -142,7 +134,7 @@ def test_cold_start_fetches_verifies_and_logs_the_model(cold_container: Path) ->
     logging.getLogger("sentiment_analysis").addHandler(recorder)
     # When the first direct invoke arrives
     try:
-        response = handler(json.loads((EVENTS / "analysis_direct_texts.json").read_text()), LambdaContextStub())
+        response = handler(json.loads((EVENTS / "analysis_direct_texts.json").read_text()), LocalLambdaContext())
     finally:
         logging.getLogger("sentiment_analysis").removeHandler(recorder)
     # Then it answers and the cold start is in the logs, with timings and size
@@ -157,7 +149,7 @@ def test_cold_start_fetches_verifies_and_logs_the_model(cold_container: Path) ->
     # And the extracted model sits in the cache under its digest, complete
     assert model_bundle.cached_model_dir(cold_container, os.environ["MODEL_SHA256"]) is not None
     # And the next invoke is warm
-    assert handler({"texts": ["fine"]}, LambdaContextStub())["metrics"]["cold_start"] is False
+    assert handler({"texts": ["fine"]}, LocalLambdaContext())["metrics"]["cold_start"] is False
 
 
 def test_mixed_batch_reports_exactly_the_bad_records(
@@ -167,7 +159,7 @@ def test_mixed_batch_reports_exactly_the_bad_records(
     event = _mixed_batch()
     _seed_items(stack, event)
     # When the handler processes it
-    response = handler(event, LambdaContextStub())
+    response = handler(event, LocalLambdaContext())
     # Then exactly the bad records are reported
     assert {f["itemIdentifier"] for f in response["batchItemFailures"]} == BAD_RECORDS
     # And every good record's item carries a result, and no item was created for the missing one
@@ -193,10 +185,10 @@ def test_redelivered_batch_is_harmless(stack: DynamoItemsTable) -> None:
     # Given a batch already processed once
     event = _mixed_batch()
     _seed_items(stack, event)
-    first = handler(event, LambdaContextStub())
+    first = handler(event, LocalLambdaContext())
     before = stack.get("item-good-raw")
     # When SQS delivers it again
-    second = handler(event, LambdaContextStub())
+    second = handler(event, LocalLambdaContext())
     # Then the same records fail, and the items hold the same result (only analyzed_at moves)
     assert second == first
     after = stack.get("item-good-raw")
@@ -215,8 +207,8 @@ def test_a_model_that_cannot_load_fails_the_whole_batch(
     _seed_items(stack, event)
     # When a batch arrives / Then the invocation raises, so SQS retries every record
     with pytest.raises(model_bundle.BundleError):
-        handler(event, LambdaContextStub())
-    # And nothing was marked analysed, and no half-extracted model is left behind
+        handler(event, LocalLambdaContext())
+    # And nothing was marked analyzed, and no half-extracted model is left behind
     assert stack.get("item-good-raw").status == "pending"  # type: ignore[union-attr]
     assert not list(cold_container.glob("*/config.json"))
 
@@ -224,7 +216,7 @@ def test_a_model_that_cannot_load_fails_the_whole_batch(
 def test_direct_invokes_answer_texts_and_items(stack: DynamoItemsTable) -> None:
     # When invoked with texts
     texts = json.loads((EVENTS / "analysis_direct_texts.json").read_text(encoding="utf-8"))
-    response = handler(texts, LambdaContextStub())
+    response = handler(texts, LocalLambdaContext())
     # Then one result per text, in order, per the contract
     assert response["statusCode"] == 200
     assert response["count"] == len(texts["texts"]) == len(response["results"])
@@ -236,7 +228,7 @@ def test_direct_invokes_answer_texts_and_items(stack: DynamoItemsTable) -> None:
     assert response["metrics"]["inference_ms"] > 0
     # When invoked with items / Then ids are echoed
     items = json.loads((EVENTS / "analysis_direct_items.json").read_text(encoding="utf-8"))
-    response = handler(items, LambdaContextStub())
+    response = handler(items, LocalLambdaContext())
     assert [(r["id"], r["sentiment"]) for r in response["results"]] == [("r-1", "positive"), (2, "negative")]
     # And the response is JSON-serialisable as Lambda returns it
     json.dumps(response)
@@ -248,7 +240,7 @@ def test_malformed_direct_invokes_answer_400(stack: DynamoItemsTable) -> None:
     assert len(events) == 7
     for event in events:
         # When invoked / Then a 400 with a reason, and nothing else
-        response = handler(event, LambdaContextStub())
+        response = handler(event, LocalLambdaContext())
         assert response["statusCode"] == 400, event
         assert set(response) == {"statusCode", "error"}
         assert response["error"]

@@ -15,13 +15,13 @@ import json
 import threading
 import traceback
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
 
+from sentiment_local.esm import LocalLambdaContext
 from sentiment_shared import aws
 from sentiment_shared.client import (
     LAMBDA_SYNC_PAYLOAD_LIMIT,
@@ -55,14 +55,6 @@ TEXTS = [
 ]
 
 
-@dataclass
-class LambdaContextStub:
-    function_name: str = FUNCTION
-    memory_limit_in_mb: int = 2048
-    invoked_function_arn: str = f"arn:aws:lambda:us-east-1:123456789012:function:{FUNCTION}"
-    aws_request_id: str = "6f1c1c1e-0000-4000-8000-00000000c11e"
-
-
 class InProcessLambda:
     """``lambda.invoke`` of the analysis function, run in this process (one invocation at a time)."""
 
@@ -88,7 +80,7 @@ class InProcessLambda:
             warnings.simplefilter("always")
             self.calls += 1
             try:
-                result = handler(event, LambdaContextStub())
+                result = handler(event, LocalLambdaContext())
             except Exception as exc:  # noqa: BLE001 - the runtime turns any exception into a FunctionError
                 error = {
                     "errorMessage": str(exc),
@@ -146,7 +138,7 @@ def test_client_answers_match_a_direct_handler_call(
     client = SentimentClient(FUNCTION, lambda_client=function, max_batch=3, concurrency=2)  # type: ignore[arg-type]
     # When the client classifies them, and the handler is called directly with all of them at once
     results = client.classify(TEXTS)
-    direct = handler({"texts": TEXTS}, LambdaContextStub())
+    direct = handler({"texts": TEXTS}, LocalLambdaContext())
     # Then the client made one invoke per batch and every answer is the direct call's, in input order
     assert function.calls == 5
     assert direct["statusCode"] == 200

@@ -40,7 +40,7 @@ def test_first_write_counts_total_day_and_source_and_a_redelivery_counts_nothing
     table = DynamoItemsTable(stack.items_table)
     for item_id in ("a", "b", "c"):
         table.create(Item(item_id=item_id, text=f"text {item_id}", source="feed-1"))
-    # When a is written, then redelivered (same result) and re-analysed (another sentiment, another day)
+    # When a is written, then redelivered (same result) and re-analyzed (another sentiment, another day)
     assert table.set_sentiment("a", _result("positive"), source="feed-1") is True
     assert table.set_sentiment("a", _result("positive"), source="feed-1") is False
     assert (
@@ -144,7 +144,7 @@ def test_backfill_recomputes_the_counters_from_the_items(stack: StackResources) 
             f"b-{n}", _result(("positive", "negative")[n % 2], at=NOW - timedelta(days=n)), source=source[n]
         )
     truth = _summary(stack)
-    # Given counters that are wrong (lost, and one stale day) and an item analysed before the recent index
+    # Given counters that are wrong (lost, and one stale day) and an item analyzed before the recent index
     ddb.delete_item(TableName=stack.items_table, Key={"item_id": {"S": counters.TOTAL_COUNTER_ID}})
     ddb.put_item(
         TableName=stack.items_table,

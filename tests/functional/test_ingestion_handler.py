@@ -25,6 +25,7 @@ from sentiment_ingestion.feeds import USER_AGENT, FeedState
 from sentiment_ingestion.handler import build_ingestor, handler
 from sentiment_ingestion.samples import sample_feed_path
 from sentiment_ingestion.store import DynamoIngestionStore
+from sentiment_local.esm import LocalLambdaContext
 from sentiment_shared import aws
 from sentiment_shared.adapters import DynamoItemsTable
 from sentiment_shared.provision import StackResources, provision
@@ -149,14 +150,6 @@ def feed_server() -> Iterator[FeedServer]:
         server.server_close()
 
 
-@dataclass
-class LambdaContextStub:
-    function_name: str = "sentiment-analyzer-test-ingestion"
-    memory_limit_in_mb: int = 512
-    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:sentiment-analyzer-test-ingestion"
-    aws_request_id: str = "c6af9ac6-7b61-11e6-9a41-93e8deadbeef"
-
-
 @pytest.fixture
 def stack(moto_aws: None, monkeypatch: pytest.MonkeyPatch) -> StackResources:
     resources = provision()
@@ -213,7 +206,7 @@ def test_scheduled_run_over_every_kind_of_feed(
     event = json.loads((EVENTS / "ingestion_scheduled.json").read_text())
 
     # When the schedule fires
-    first = handler(event, LambdaContextStub())
+    first = handler(event, LocalLambdaContext())
 
     # Then every good feed is ingested and every bad one is reported, none stopping another
     feeds = {f["url"].removeprefix(feed_server.base): f for f in first["feeds"]}
@@ -259,7 +252,7 @@ def test_scheduled_run_over_every_kind_of_feed(
 
     # When the schedule fires again with nothing new
     feed_server.requests.clear()
-    second = handler(event, LambdaContextStub())
+    second = handler(event, LocalLambdaContext())
 
     # Then the ETag feed answers 304, everything else is a duplicate, and nothing is re-published
     feeds = {f["url"].removeprefix(feed_server.base): f for f in second["feeds"]}
@@ -278,14 +271,14 @@ def test_scheduled_run_over_every_kind_of_feed(
 )
 def test_direct_invoke_payloads(stack: StackResources, event_file: str, counts: dict[str, int]) -> None:
     event = json.loads((EVENTS / event_file).read_text())
-    response = handler(event, LambdaContextStub())
+    response = handler(event, LocalLambdaContext())
     assert {k: response[k] for k in counts} == counts
     assert response["failed"] == 0
     messages = drain_topic_messages(stack.queue_url)
     assert len(messages) == counts["stored"]
     assert all(m["item_id"] and m["text"] for m in messages)
     # The same payload again: all duplicates, nothing new on the queue
-    again = handler(event, LambdaContextStub())
+    again = handler(event, LocalLambdaContext())
     assert (again["stored"], again["published"]) == (0, 0)
     assert drain_topic_messages(stack.queue_url) == []
 
@@ -303,7 +296,7 @@ def test_malformed_events_answer_400_and_touch_nothing(
     stack: StackResources, capsys: pytest.CaptureFixture[str]
 ) -> None:
     for event, error in MALFORMED_EVENTS:
-        response = handler(event, LambdaContextStub())
+        response = handler(event, LocalLambdaContext())
         assert response["statusCode"] == 400, event
         assert error in response["error"]
     assert aws.client("dynamodb").scan(TableName=stack.items_table)["Count"] == 0
@@ -314,7 +307,7 @@ def test_malformed_events_answer_400_and_touch_nothing(
 def test_publish_failure_is_recovered_by_a_later_run(stack: StackResources, monkeypatch: pytest.MonkeyPatch) -> None:
     # Given a run whose publish fails (the topic it was given does not exist)
     _set_env(monkeypatch, TOPIC_ARN="arn:aws:sns:us-east-1:123456789012:no-such-topic", REPUBLISH_AFTER_S="0")
-    first = handler({"texts": ["Lost in transit? Never."]}, LambdaContextStub())
+    first = handler({"texts": ["Lost in transit? Never."]}, LocalLambdaContext())
     assert (first["stored"], first["published"], first["failed"]) == (1, 0, 1)
     (item_id,) = _content_items(stack.items_table)
     assert DynamoItemsTable(stack.items_table).get(item_id).status == "pending"  # type: ignore[union-attr]
@@ -322,14 +315,14 @@ def test_publish_failure_is_recovered_by_a_later_run(stack: StackResources, monk
 
     # When a later run happens with a working topic
     _set_env(monkeypatch, TOPIC_ARN=stack.topic_arn)
-    second = handler({"texts": ["Another text"]}, LambdaContextStub())
+    second = handler({"texts": ["Another text"]}, LocalLambdaContext())
 
     # Then the pending item is re-published (once) alongside the new one, and is no longer pending
     assert (second["republished"], second["stored"], second["published"]) == (1, 1, 1)
     messages = drain_topic_messages(stack.queue_url)
     assert sorted(m["text"] for m in messages) == ["Another text", "Lost in transit? Never."]
     assert DynamoItemsTable(stack.items_table).get(item_id).status == "published"  # type: ignore[union-attr]
-    third = handler({"texts": ["Another text"]}, LambdaContextStub())
+    third = handler({"texts": ["Another text"]}, LocalLambdaContext())
     assert (third["republished"], third["published"]) == (0, 0)
     assert drain_topic_messages(stack.queue_url) == []
 
@@ -339,10 +332,10 @@ def test_published_but_unanalysed_items_are_not_republished(
 ) -> None:
     # Given an item published normally, whose analysis has not written anything yet
     _set_env(monkeypatch, REPUBLISH_AFTER_S="0")
-    handler({"texts": ["Published fine"]}, LambdaContextStub())
+    handler({"texts": ["Published fine"]}, LocalLambdaContext())
     assert len(drain_topic_messages(stack.queue_url)) == 1
     # When later runs sweep the pending index
-    second = handler({"texts": ["Published fine"]}, LambdaContextStub())
+    second = handler({"texts": ["Published fine"]}, LocalLambdaContext())
     # Then the run marker shows it was published: no second message, and it leaves the index
     assert (second["republished"], second["duplicates"]) == (0, 1)
     assert drain_topic_messages(stack.queue_url) == []
@@ -403,11 +396,11 @@ def test_sample_feed_is_ingested_from_a_file_when_file_feeds_are_allowed(
     _set_env(monkeypatch, FEEDS=json.dumps([str(sample_feed_path())]))
     event = json.loads((EVENTS / "ingestion_scheduled.json").read_text())
     # When file feeds are not allowed (as on AWS) / Then the feed is refused, not read
-    (refused,) = handler(event, LambdaContextStub())["feeds"]
+    (refused,) = handler(event, LocalLambdaContext())["feeds"]
     assert refused["error"].startswith("unsupported URL scheme")
     # When they are allowed / Then all of its entries are stored and published
     _set_env(monkeypatch, ALLOW_FILE_FEEDS="true")
-    response = handler(event, LambdaContextStub())
+    response = handler(event, LocalLambdaContext())
     assert (response["received"], response["stored"], response["published"]) == (48, 48, 48)
     assert len(drain_topic_messages(stack.queue_url)) == 48
 
@@ -419,7 +412,7 @@ def test_table_failure_fails_the_invocation_so_it_is_retried(
     _set_env(monkeypatch, ITEMS_TABLE="no-such-table")
     # When a payload arrives / Then the invocation raises (Lambda retries it; dedup makes that safe)
     with pytest.raises(StoreError, match="2 item"):
-        handler({"texts": ["one", "two"]}, LambdaContextStub())
+        handler({"texts": ["one", "two"]}, LocalLambdaContext())
     # And the failure is counted in the metrics before raising
     assert _emf(capsys.readouterr().out)["ItemsFailed"] == [2.0]
     assert drain_topic_messages(stack.queue_url) == []

@@ -3,7 +3,7 @@
 Faults are injected where they happen in AWS: at the HTTP layer of the boto3 client the code already
 uses (``before-send``, so botocore's retries and the adapters' error handling run unchanged), in the
 model bundle bytes, or in the process (a crash = an exception no handler code catches). Every test
-then checks the invariant that matters: each record is analysed or reported failed, none is lost and
+then checks the invariant that matters: each record is analyzed or reported failed, none is lost and
 none is counted twice.
 """
 
@@ -22,8 +22,7 @@ from botocore.retries.standard import ExponentialBackoff
 from queue_support import drain_topic_messages
 from reliability_support import (
     FailingCalls,
-    LambdaContextStub,
-    analysed,
+    analyzed,
     clean_ingestion_stack,
     configure_analysis,
     error_response,
@@ -36,6 +35,7 @@ from reliability_support import (
 )
 from reliability_table import Recorder
 
+from sentiment_local.esm import LocalLambdaContext
 from sentiment_shared import aws, model_bundle
 from sentiment_shared.adapters import DynamoItemsTable
 from sentiment_shared.provision import StackResources
@@ -118,21 +118,23 @@ def test_analysis_write_throttling_is_retried_then_reported_for_that_record_only
             return error_response(400, "ProvisionedThroughputExceededException", "Rate of requests exceeds")
         return None
 
-    # When a batch is analysed while the table throttles
+    # When a batch is analyzed while the table throttles
     with FailingCalls("dynamodb", "TransactWriteItems", throttle).installed() as fault:
-        response = handler({"Records": _records(items)}, LambdaContextStub())
+        response = handler({"Records": _records(items)}, LocalLambdaContext())
     # Then the transient throttle was retried away, the persistent one is that record's failure alone
     assert failed_ids(response) == ["m-t-1"]
     assert seen["t-0"] == 3
     assert seen["t-1"] == 6, "standard retry mode, max_attempts=5: the first try and 5 retries"
-    assert set(analysed(analysis.items_table)) == set(items) - {"t-1"}
+    assert set(analyzed(analysis.items_table)) == set(items) - {"t-1"}
     # And its redelivery, once the table recovers, stores it: nothing lost
-    retry = handler({"Records": _records({"t-1": items["t-1"]}) + _records({"t-2": items["t-2"]})}, LambdaContextStub())
+    retry = handler(
+        {"Records": _records({"t-1": items["t-1"]}) + _records({"t-2": items["t-2"]})}, LocalLambdaContext()
+    )
     assert failed_ids(retry) == []
-    assert set(analysed(analysis.items_table)) == set(items)
+    assert set(analyzed(analysis.items_table)) == set(items)
     reliability.observed(
         f"t-0: 3 attempts, stored; t-1: {seen['t-1']} attempts, batchItemFailures=[m-t-1]; "
-        f"{fault.injected} throttles injected; redelivery stored t-1; {len(items)}/{len(items)} analysed"
+        f"{fault.injected} throttles injected; redelivery stored t-1; {len(items)}/{len(items)} analyzed"
     )
 
 
@@ -159,14 +161,14 @@ def test_ingestion_put_throttling_is_retried_and_a_persistent_one_fails_the_invo
         return error_response(400, "ThrottlingException") if attempts[key] == 1 else None
 
     with FailingCalls("dynamodb", "PutItem", once).installed():
-        first = handler({"texts": texts[:3]}, LambdaContextStub())
+        first = handler({"texts": texts[:3]}, LocalLambdaContext())
     assert (first["stored"], first["published"]) == (3, 3)
     assert all(n == 2 for n in attempts.values())
 
     always = FailingCalls("dynamodb", "PutItem", lambda _p: error_response(400, "ThrottlingException"))
     with always.installed(), pytest.raises(StoreError):
-        handler({"texts": texts[3:]}, LambdaContextStub())
-    retried = handler({"texts": texts[3:]}, LambdaContextStub())
+        handler({"texts": texts[3:]}, LocalLambdaContext())
+    retried = handler({"texts": texts[3:]}, LocalLambdaContext())
     assert (retried["stored"], retried["duplicates"], retried["published"]) == (3, 0, 3)
     messages = drain_topic_messages(stack.queue_url)
     assert sorted(m["text"] for m in messages) == sorted(texts)
@@ -189,7 +191,7 @@ def test_a_crash_between_storing_and_publishing_is_republished_later_and_analyse
     reliability.case(
         "faults: ingestion",
         "process dies after the conditional puts, before PublishBatch",
-        "items stay pending (no run marker); the next run re-publishes them; each analysed exactly once",
+        "items stay pending (no run marker); the next run re-publishes them; each analyzed exactly once",
     )
     texts = [f"Crash test {n}: {REVIEWS[n % len(REVIEWS)]}" for n in range(25)]
     monkeypatch.setenv("REPUBLISH_AFTER_S", "0")
@@ -200,24 +202,24 @@ def test_a_crash_between_storing_and_publishing_is_republished_later_and_analyse
 
     # Given an ingestion run that dies as it starts publishing
     with FailingCalls("sns", "PublishBatch", die).installed(), pytest.raises(Crash):
-        ingestion_handler({"texts": texts}, LambdaContextStub())
+        ingestion_handler({"texts": texts}, LocalLambdaContext())
     pending = DynamoItemsTable(analysis.items_table).pending_items(_far_future(), 100)
     assert len(pending) == 25
     assert drain_topic_messages(analysis.queue_url) == []
     # When the next scheduled/direct run happens
-    later = ingestion_handler({"texts": ["A later, unrelated text."]}, LambdaContextStub())
+    later = ingestion_handler({"texts": ["A later, unrelated text."]}, LocalLambdaContext())
     # Then the crashed run's items are re-published, and the analysis stores each exactly once
     assert later["republished"] == 25
     esm = EventSourceMapping(analysis.queue_url, analysis.queue_arn, analysis_handler, batch_size=10)
     stats = esm.drain(timeout_s=120)
-    done = analysed(analysis.items_table)
+    done = analyzed(analysis.items_table)
     assert len(done) == 26
     assert {str(v["text"]) for v in done.values()} == {*texts, "A later, unrelated text."}
     assert stats.record_failures == 0
     assert DynamoItemsTable(analysis.items_table).pending_items(_far_future(), 100) == []
     reliability.observed(
         f"25 pending after the crash, 0 messages; next run republished {later['republished']}; "
-        f"{len(done)} analysed, {stats.records_succeeded} deliveries, 0 pending left"
+        f"{len(done)} analyzed, {stats.records_succeeded} deliveries, 0 pending left"
     )
 
 
@@ -232,7 +234,7 @@ def test_a_publish_batch_partial_failure_leaves_items_pending_until_a_later_run_
         "faults: ingestion",
         "SNS PublishBatch fails 3 of 12 entries on every attempt of one run (partial failure, end to end)",
         "the 9 others are delivered; the 3 stay pending (5 attempts, then reported failed); the next run "
-        "re-publishes exactly those; each of the 12 is delivered and analysed once",
+        "re-publishes exactly those; each of the 12 is delivered and analyzed once",
     )
     texts = [f"Partial publish {n}: {REVIEWS[n % len(REVIEWS)]}" for n in range(12)]
     monkeypatch.setenv("REPUBLISH_AFTER_S", "0")
@@ -252,24 +254,24 @@ def test_a_publish_batch_partial_failure_leaves_items_pending_until_a_later_run_
 
     # Given a run whose PublishBatch keeps failing 3 entries
     monkeypatch.setattr(sns, "publish_batch", partial)
-    first = ingestion_handler({"texts": texts}, LambdaContextStub())
+    first = ingestion_handler({"texts": texts}, LocalLambdaContext())
     monkeypatch.setattr(sns, "publish_batch", real_publish)
     assert (first["stored"], first["published"], first["failed"]) == (12, 9, 3)
     pending = {i.item_id for i in DynamoItemsTable(analysis.items_table).pending_items(_far_future(), 100)}
     assert len(refused) == 3
     assert refused <= pending
     # When the next run happens and the queue is drained
-    later = ingestion_handler({"texts": ["Something new after the outage."]}, LambdaContextStub())
+    later = ingestion_handler({"texts": ["Something new after the outage."]}, LocalLambdaContext())
     esm = EventSourceMapping(analysis.queue_url, analysis.queue_arn, analysis_handler, batch_size=10)
     stats = esm.drain(timeout_s=120)
-    # Then exactly the refused items were re-published, and all 13 items were delivered and analysed once
+    # Then exactly the refused items were re-published, and all 13 items were delivered and analyzed once
     assert later["republished"] == 3
     assert stats.records_succeeded == 13
     assert stats.record_failures == 0
-    assert len(analysed(analysis.items_table)) == 13
+    assert len(analyzed(analysis.items_table)) == 13
     reliability.observed(
         f"run 1: stored 12, published 9, failed 3 (pending); run 2 republished {later['republished']}; "
-        f"{stats.records_succeeded} deliveries for 13 items, 13 analysed"
+        f"{stats.records_succeeded} deliveries for 13 items, 13 analyzed"
     )
 
 
@@ -290,27 +292,27 @@ def test_the_same_batch_delivered_twice_concurrently_is_idempotent(
     reliability.case(
         "faults: delivery",
         "the same SQS messages delivered twice, concurrently (two containers), then a third time",
-        "no failures; each item has one result; the analysed count equals the item count",
+        "no failures; each item has one result; the analyzed count equals the item count",
     )
     items = {f"c-{n}": text for n, text in enumerate(REVIEWS)}
     put_items(analysis.items_table, items)
     records = _records(items)
-    handler({"Records": records[:1]}, LambdaContextStub())  # warm: the load is not what races
+    handler({"Records": records[:1]}, LocalLambdaContext())  # warm: the load is not what races
     barrier = threading.Barrier(2)
     responses: list[dict[str, Any]] = []
 
     def deliver() -> None:
         barrier.wait(timeout=30)
-        responses.append(handler({"Records": records}, LambdaContextStub()))
+        responses.append(handler({"Records": records}, LocalLambdaContext()))
 
     threads = [threading.Thread(target=deliver) for _ in range(2)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(timeout=120)
-    first = analysed(analysis.items_table)
-    third = handler({"Records": list(reversed(records))}, LambdaContextStub())
-    after = analysed(analysis.items_table)
+    first = analyzed(analysis.items_table)
+    third = handler({"Records": list(reversed(records))}, LocalLambdaContext())
+    after = analyzed(analysis.items_table)
     assert len(responses) == 2
     assert [failed_ids(r) for r in responses] == [[], []]
     assert failed_ids(third) == []
@@ -319,7 +321,7 @@ def test_the_same_batch_delivered_twice_concurrently_is_idempotent(
         k: (v["sentiment"], v["label"]) for k, v in after.items()
     }
     reliability.observed(
-        f"both concurrent deliveries and the third: no failures; {len(after)} items analysed for {len(items)} "
+        f"both concurrent deliveries and the third: no failures; {len(after)} items analyzed for {len(items)} "
         "items, same results each time"
     )
 
@@ -338,7 +340,7 @@ def test_a_handler_timeout_mid_batch_redelivers_the_batch_and_counts_each_item_o
     reliability.case(
         "faults: delivery",
         "function times out after storing 3 of a batch of 10",
-        "the whole batch is redelivered; all 10 analysed, each once",
+        "the whole batch is redelivered; all 10 analyzed, each once",
     )
     items = {f"to-{n}": f"{REVIEWS[n % len(REVIEWS)]} (#{n})" for n in range(10)}
     put_items(analysis.items_table, items)
@@ -362,15 +364,15 @@ def test_a_handler_timeout_mid_batch_redelivers_the_batch_and_counts_each_item_o
     # When the queue is drained while the first invocation times out mid-batch
     with FailingCalls("dynamodb", "TransactWriteItems", time_out_after_three).installed():
         stats = EventSourceMapping(analysis.queue_url, analysis.queue_arn, function, batch_size=10).drain(timeout_s=120)
-    # Then the batch came back, every item is analysed, and none counts twice
-    done = analysed(analysis.items_table)
+    # Then the batch came back, every item is analyzed, and none counts twice
+    done = analyzed(analysis.items_table)
     assert writes["timed_out"]
     assert stats.invocations_failed == 1
     assert set(done) == set(items)
     assert stats.records_succeeded == 10
     reliability.observed(
         f"1 timed-out invocation ({stats.record_failures} records redelivered), {writes['n'] - 1} writes in all; "
-        f"{len(done)} of 10 analysed, {stats.records_succeeded} successful deliveries"
+        f"{len(done)} of 10 analyzed, {stats.records_succeeded} successful deliveries"
     )
 
 
@@ -390,7 +392,7 @@ def test_a_corrupted_bundle_fails_the_cold_start_closed_and_the_next_invocation_
         "faults: model bundle",
         "bundle in S3 corrupted (one byte flipped) at the analysis cold start",
         "the invocation fails (whole batch retried, nothing stored), nothing cached; "
-        "the next invocation after the fix loads and analyses",
+        "the next invocation after the fix loads and analyzes",
     )
     cache = tmp_path / "cold-cache"
     configure_analysis(monkeypatch, stack, bundle, cache)
@@ -401,16 +403,16 @@ def test_a_corrupted_bundle_fails_the_cold_start_closed_and_the_next_invocation_
     event = {"Records": _records({"cb-1": REVIEWS[0]})}
     # When a batch arrives / Then the cold start refuses the bundle and the invocation fails
     with pytest.raises(model_bundle.BundleError, match="sha256") as info:
-        handler(event, LambdaContextStub())
+        handler(event, LocalLambdaContext())
     assert model_bundle.cached_model_dir(cache, bundle.sha256) is None
     assert [p.name for p in cache.iterdir() if not p.name.startswith(".")] == []
-    assert analysed(stack.items_table) == {}
-    # When the object is fixed and the batch is redelivered / Then it loads and analyses
+    assert analyzed(stack.items_table) == {}
+    # When the object is fixed and the batch is redelivered / Then it loads and analyzes
     aws.client("s3").upload_file(str(bundle.path), stack.bucket, os.environ["MODEL_KEY"])
-    response = handler(event, LambdaContextStub())
+    response = handler(event, LocalLambdaContext())
     assert failed_ids(response) == []
-    assert set(analysed(stack.items_table)) == {"cb-1"}
-    reliability.observed(f"raised {str(info.value)[:90]!r}; cache empty; redelivery analysed 1/1")
+    assert set(analyzed(stack.items_table)) == {"cb-1"}
+    reliability.observed(f"raised {str(info.value)[:90]!r}; cache empty; redelivery analyzed 1/1")
 
 
 FULL_DISK_SCRIPT = """

@@ -19,8 +19,7 @@ from typing import Any
 import pytest
 from model_fixtures import make_model_dir
 from reliability_support import (
-    LambdaContextStub,
-    analysed,
+    analyzed,
     clean_ingestion_stack,
     clean_stack,
     configure_analysis,
@@ -34,6 +33,7 @@ from reliability_support import (
 from reliability_table import Recorder
 
 from sentiment_ingestion.events import MAX_ENTRIES_PER_EVENT
+from sentiment_local.esm import LocalLambdaContext
 from sentiment_shared import aws, model_bundle
 from sentiment_shared.provision import StackResources
 from sentiment_shared.settings import reset_settings_cache
@@ -192,7 +192,7 @@ def test_ingestion_handler_answers_hostile_events_clearly_and_loses_nothing(
         with reliability.row("ingestion handler (direct invoke)", case.name, expected) as row:
             before = set(_stored_items(ingestion_stack.items_table))
             # Given a hostile event / When the handler gets it
-            response = handler(case.event, LambdaContextStub())
+            response = handler(case.event, LocalLambdaContext())
             stored = {k: v for k, v in _stored_items(ingestion_stack.items_table).items() if k not in before}
             messages = _queued_messages(ingestion_stack.queue_url)
             # Then a clear 400 that touches nothing, or a 200 whose counts account for every entry
@@ -277,7 +277,7 @@ def test_hostile_feeds_fail_or_are_cleaned_one_by_one_and_the_good_feed_still_ar
     reset_settings_cache()
     # When the run happens
     event = {"detail-type": "Scheduled Event", "source": "aws.events", "detail": {}}
-    response = handler(event, LambdaContextStub())
+    response = handler(event, LocalLambdaContext())
     # Then it succeeds, the good feed is in, and each hostile feed failed alone or yielded clean text
     assert response["statusCode"] == 200, response
     *hostile_reports, fine = response["feeds"]
@@ -331,7 +331,7 @@ class RecordCase:
     name: str
     body: Any
     outcome: str
-    """``failed: <reason fragment>`` or ``analysed``."""
+    """``failed: <reason fragment>`` or ``analyzed``."""
     item_text: str | None = None
     """Store this item (id ``hostile``) first, so a valid message has something to update."""
 
@@ -362,13 +362,13 @@ RECORD_CASES = [
     ),
     RecordCase("invalid UTF-8: lone surrogate in text", sns_envelope(_msg("bad \ud800 text")), "failed: not JSON"),
     RecordCase("invalid UTF-8: lone surrogate in item_id", sns_envelope(_msg("x", item_id="\udcff")), "failed"),
-    RecordCase("empty text", sns_envelope(_msg("")), "analysed", item_text="placeholder"),
-    RecordCase("whitespace-only text", sns_envelope(_msg(" \n\t ")), "analysed", item_text="placeholder"),
-    RecordCase("1 MB text", sns_envelope(_msg(MEGABYTE_TEXT)), "analysed", item_text="big"),
-    RecordCase("control characters", sns_envelope(_msg(CONTROL_TEXT)), "analysed", item_text="ctl"),
-    RecordCase("emoji", sns_envelope(_msg(EMOJI_TEXT)), "analysed", item_text="emoji"),
-    RecordCase("RTL text with bidi overrides", sns_envelope(_msg(RTL_TEXT)), "analysed", item_text="rtl"),
-    RecordCase("raw message delivery (no SNS envelope)", _msg("I love it"), "analysed", item_text="raw"),
+    RecordCase("empty text", sns_envelope(_msg("")), "analyzed", item_text="placeholder"),
+    RecordCase("whitespace-only text", sns_envelope(_msg(" \n\t ")), "analyzed", item_text="placeholder"),
+    RecordCase("1 MB text", sns_envelope(_msg(MEGABYTE_TEXT)), "analyzed", item_text="big"),
+    RecordCase("control characters", sns_envelope(_msg(CONTROL_TEXT)), "analyzed", item_text="ctl"),
+    RecordCase("emoji", sns_envelope(_msg(EMOJI_TEXT)), "analyzed", item_text="emoji"),
+    RecordCase("RTL text with bidi overrides", sns_envelope(_msg(RTL_TEXT)), "analyzed", item_text="rtl"),
+    RecordCase("raw message delivery (no SNS envelope)", _msg("I love it"), "analyzed", item_text="raw"),
 ]
 
 GOOD_ID, GOOD_TEXT = "good-neighbour", "An absolutely wonderful, heart-warming film."
@@ -381,9 +381,9 @@ def test_analysis_batch_fails_only_the_hostile_record(analysis_stack: StackResou
     # The item the hostile records name exists: a record fails for its content, not for a missing item.
     put_items(analysis_stack.items_table, {"hostile": "An item whose message arrives mangled."})
     for n, case in enumerate(RECORD_CASES):
-        expected = "only that record in batchItemFailures" if case.outcome.startswith("failed") else "analysed"
+        expected = "only that record in batchItemFailures" if case.outcome.startswith("failed") else "analyzed"
         area = "analysis handler (SQS batch)"
-        with reliability.row(area, case.name, f"{expected}; its good neighbour analysed") as row:
+        with reliability.row(area, case.name, f"{expected}; its good neighbour analyzed") as row:
             # Given a batch of a good record and a hostile one
             good_id = f"good-{n}"
             put_items(analysis_stack.items_table, {good_id: GOOD_TEXT})
@@ -393,9 +393,9 @@ def test_analysis_batch_fails_only_the_hostile_record(analysis_stack: StackResou
                 body = _retarget(body, f"valid-{n}")
             good = sqs_record("m-good", sns_envelope(topic_message(good_id, GOOD_TEXT)))
             # When the analysis handler gets it
-            response = handler({"Records": [good, sqs_record("m-bad", body)]}, LambdaContextStub())
-            # Then exactly the hostile record is reported (or it was analysed), and the neighbour is analysed
-            done = analysed(analysis_stack.items_table)
+            response = handler({"Records": [good, sqs_record("m-bad", body)]}, LocalLambdaContext())
+            # Then exactly the hostile record is reported (or it was analyzed), and the neighbour is analyzed
+            done = analyzed(analysis_stack.items_table)
             assert done[good_id]["sentiment"] == "positive"
             if case.outcome.startswith("failed"):
                 assert failed_ids(response) == ["m-bad"]
@@ -403,12 +403,12 @@ def test_analysis_batch_fails_only_the_hostile_record(analysis_stack: StackResou
                 # And it failed for the expected reason (the response names records, not reasons)
                 reason = _failure_reason(body)
                 assert case.outcome.removeprefix("failed").removeprefix(": ") in reason, reason
-                row.observed(f"batchItemFailures=[m-bad] ({reason[:70]}); neighbour analysed")
+                row.observed(f"batchItemFailures=[m-bad] ({reason[:70]}); neighbour analyzed")
             else:
                 assert failed_ids(response) == []
                 result = done[f"valid-{n}"]
                 assert result["sentiment"] in ("positive", "negative", "neutral")
-                row.observed(f"analysed: {result['sentiment']} {float(result['score']):.2f}; neighbour analysed")
+                row.observed(f"analyzed: {result['sentiment']} {float(result['score']):.2f}; neighbour analyzed")
 
 
 def _failure_reason(body: Any) -> str:
@@ -441,7 +441,7 @@ def test_a_batch_of_every_hostile_record_at_once_names_exactly_the_bad_ones(
     reliability.case(
         "analysis handler (SQS batch)",
         f"all {len(RECORD_CASES)} hostile records + 5 good ones in one batch",
-        "batchItemFailures = exactly the failing cases; every valid record analysed",
+        "batchItemFailures = exactly the failing cases; every valid record analyzed",
     )
     # Given one batch holding every case above, each valid one with its own item, plus good records
     records, bad, valid = [], [], []
@@ -459,11 +459,11 @@ def test_a_batch_of_every_hostile_record_at_once_names_exactly_the_bad_ones(
     put_items(analysis_stack.items_table, good)
     records += [sqs_record(f"g-{k}", sns_envelope(topic_message(k, t))) for k, t in good.items()]
     # When the handler gets the batch
-    response = handler({"Records": records}, LambdaContextStub())
-    # Then the failures are exactly the hostile records, and everything valid was analysed
+    response = handler({"Records": records}, LocalLambdaContext())
+    # Then the failures are exactly the hostile records, and everything valid was analyzed
     assert failed_ids(response) == sorted(bad)
-    assert set(analysed(analysis_stack.items_table)) == set(good) | set(valid)
-    reliability.observed(f"{len(bad)} named in batchItemFailures, {len(good) + len(valid)} analysed, 0 lost")
+    assert set(analyzed(analysis_stack.items_table)) == set(good) | set(valid)
+    reliability.observed(f"{len(bad)} named in batchItemFailures, {len(good) + len(valid)} analyzed, 0 lost")
 
 
 @pytest.mark.slow
@@ -475,18 +475,18 @@ def test_duplicate_message_ids_and_duplicate_items_in_a_batch_are_analysed_once(
     reliability.case(
         "analysis handler (SQS batch)",
         "duplicate message ids, and two messages for one item, in one batch",
-        "no failure; each item analysed once with one result",
+        "no failure; each item analyzed once with one result",
     )
     put_items(analysis_stack.items_table, {"dup": "Terrible, awful service.", "other": "Fine."})
     body = sns_envelope(topic_message("dup", "Terrible, awful service."))
     records = [sqs_record("m-1", body), sqs_record("m-1", body), sqs_record("m-2", body)]
     records.append(sqs_record("m-3", sns_envelope(topic_message("other", "Fine."))))
-    response = handler({"Records": records}, LambdaContextStub())
+    response = handler({"Records": records}, LocalLambdaContext())
     assert failed_ids(response) == []
-    done = analysed(analysis_stack.items_table)
+    done = analyzed(analysis_stack.items_table)
     assert set(done) == {"dup", "other"}
     assert done["dup"]["sentiment"] == "negative"
-    reliability.observed(f"no failures; {len(done)} items analysed, 'dup' = {done['dup']['sentiment']}")
+    reliability.observed(f"no failures; {len(done)} items analyzed, 'dup' = {done['dup']['sentiment']}")
 
 
 @pytest.mark.slow
@@ -496,15 +496,15 @@ def test_an_oversized_batch_is_processed_whole(analysis_stack: StackResources, r
     reliability.case(
         "analysis handler (SQS batch)",
         "oversized batch: 300 records (30x the configured batch size)",
-        "all analysed, no failure",
+        "all analyzed, no failure",
     )
     texts = {f"bulk-{n}": f"Review {n}: {'good' if n % 2 else 'bad'} value for money." for n in range(300)}
     put_items(analysis_stack.items_table, texts)
     records = [sqs_record(f"m-{k}", sns_envelope(topic_message(k, t))) for k, t in texts.items()]
-    response = handler({"Records": records}, LambdaContextStub())
+    response = handler({"Records": records}, LocalLambdaContext())
     assert failed_ids(response) == []
-    assert len(analysed(analysis_stack.items_table)) == 300
-    reliability.observed("300 of 300 analysed, batchItemFailures empty")
+    assert len(analyzed(analysis_stack.items_table)) == 300
+    reliability.observed("300 of 300 analyzed, batchItemFailures empty")
 
 
 DIRECT_CASES: list[tuple[str, Any, str]] = [
@@ -536,7 +536,7 @@ def test_analysis_direct_invoke_answers_400_or_one_result_per_text(
     for name, event, expected in DIRECT_CASES:
         shown = expected if expected != "200" else "200, one result per text"
         with reliability.row("analysis handler (direct invoke)", name, shown) as row:
-            response = handler(event, LambdaContextStub())
+            response = handler(event, LocalLambdaContext())
             if expected.startswith("400"):
                 assert response["statusCode"] == 400, response
                 assert expected.removeprefix("400").removeprefix(": ") in response["error"], response["error"]

@@ -3,7 +3,7 @@
 * the analysis function's queue-body decoder and direct-invoke parser, and the ingestion function's
   event parser, take *any* JSON (and any string, lone surrogates included) and either return a valid
   request or raise their own error type — never anything else, never a string no UTF-8 API accepts;
-* a batch of arbitrary records is accounted for record by record (analysed or failed, never dropped);
+* a batch of arbitrary records is accounted for record by record (analyzed or failed, never dropped);
 * the ingestion core, on arbitrary entries, stores and publishes each new item exactly once and
   counts every entry exactly once.
 
@@ -27,7 +27,7 @@ from sentiment_analysis.classifier import Prediction
 from sentiment_ingestion.core import Ingestor
 from sentiment_ingestion.entries import Entry
 from sentiment_ingestion.events import DirectPayload, InvalidEventError, ScheduledPoll, parse_event
-from sentiment_ingestion.normalize import item_id_for, normalise_text
+from sentiment_ingestion.normalize import item_id_for, normalize_text
 from sentiment_ingestion.store import InMemoryIngestionStore
 from sentiment_shared.fakes import InMemoryItemsTable, InMemoryPublisher
 from sentiment_shared.schemas import MAX_TEXTS_PER_INVOKE, TopicMessage
@@ -146,18 +146,18 @@ def test_parse_event_returns_a_request_or_an_invalid_event_error(event: Any) -> 
 
 @PROPERTY_SETTINGS
 @given(raw=st.text(st.characters(exclude_categories=("Cs",)), max_size=300), cap=st.integers(100, 400))
-def test_normalised_text_is_clean_bounded_and_encodable(raw: str, cap: int) -> None:
-    normalised = normalise_text(raw, max_chars=cap)
-    if normalised is None:
+def test_normalized_text_is_clean_bounded_and_encodable(raw: str, cap: int) -> None:
+    normalized = normalize_text(raw, max_chars=cap)
+    if normalized is None:
         return
-    text = normalised.text
+    text = normalized.text
     assert 0 < len(text) <= cap
     assert text == text.strip()
     assert "  " not in text
     assert not [ch for ch in text if unicodedata.category(ch) in ("Cc", "Cf")]
     assert _encodable(text)
-    assert item_id_for("source", normalised.full_text, kind="text") == item_id_for(
-        "source", normalised.full_text, kind="text"
+    assert item_id_for("source", normalized.full_text, kind="text") == item_id_for(
+        "source", normalized.full_text, kind="text"
     )
 
 

@@ -83,7 +83,7 @@ def test_archive_imports_the_handler_with_only_its_own_dependencies(
 
 
 @pytest.mark.slow
-def test_lambda_archive_is_normalised_and_built_for_the_lambda_runtime(lambda_zip: ZipBuild) -> None:
+def test_lambda_archive_is_normalized_and_built_for_the_lambda_runtime(lambda_zip: ZipBuild) -> None:
     with zipfile.ZipFile(lambda_zip.path) as archive:
         infos = archive.infolist()
     names = [info.filename for info in infos]
@@ -209,9 +209,9 @@ def test_the_image_tag_covers_everything_the_dockerfile_copies() -> None:
     sources = copied_sources(dockerfile.read_text())
     assert sources, "the Dockerfile copies nothing from the context?"
     for source in sources:
-        normalised = source.rstrip("/").removeprefix("./")
+        normalized = source.rstrip("/").removeprefix("./")
         covered = any(
-            normalised == inp or normalised.startswith(f"{inp}/") or inp.startswith(f"{normalised}/")
+            normalized == inp or normalized.startswith(f"{inp}/") or inp.startswith(f"{normalized}/")
             for inp in ANALYSIS_IMAGE_INPUTS
         )
         assert covered, f"{source} is copied into the image but not part of the tag's inputs"

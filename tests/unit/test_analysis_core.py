@@ -96,7 +96,7 @@ def test_a_batch_is_classified_in_one_call_and_bad_records_keep_their_reason() -
         ("m4", json.dumps({"item_id": "a", "text": "good stuff"})),
         ("m5", json.dumps({"item_id": "c", "text": ""})),
     ]
-    # When analysed
+    # When analyzed
     batch = core.analyze_batch(records, _model(classifier))
     # Then one classify call saw each distinct valid text once
     assert classifier.calls == [["good stuff", "bad stuff", ""]]

@@ -125,7 +125,7 @@ def test_empty_table_renders() -> None:
     empty = _summary(total=0, analyzed=0, pending=0, positive=0, negative=0, neutral=0, recent=[], sources=[])
     empty["model_version"] = None
     html = app.respond("GET", "/", lambda: empty).body.decode()
-    assert "No analysed items yet." in html
+    assert "No analyzed items yet." in html
     assert 'id="positive-share">-<' in html
 
 

@@ -114,7 +114,7 @@ def test_new_items_are_stored_pending_and_published_with_one_run_marker() -> Non
 def test_duplicates_within_a_payload_and_across_runs_are_counted_and_never_republished() -> None:
     table, publisher = InMemoryItemsTable(), InMemoryPublisher()
     ingestor = _ingestor(table, publisher)
-    # Given a payload repeating a text (also after normalisation: HTML and spacing differ)
+    # Given a payload repeating a text (also after normalization: HTML and spacing differ)
     first = ingestor.ingest_entries(_texts("Great phone", "Great phone", "<i>Great</i>   phone", "Bad phone"))
     # When the same texts arrive again in a later run
     second = ingestor.ingest_entries(_texts("Bad phone", "Great phone"))

@@ -1,4 +1,4 @@
-"""Normalisation (HTML to text, whitespace, NFC, length cap) and the deterministic item id."""
+"""Normalization (HTML to text, whitespace, NFC, length cap) and the deterministic item id."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from sentiment_ingestion.normalize import (
     clean_whitespace,
     html_to_text,
     item_id_for,
-    normalise_text,
-    normalise_title,
+    normalize_text,
+    normalize_title,
     truncate,
 )
 
@@ -26,8 +26,8 @@ def test_html_becomes_readable_text_without_scripts_styles_or_entities() -> None
         "<div><style>p{color:red}</style><script>alert('x')</script>"
         "<p>Great&nbsp;<b>sound</b> &amp; battery</p><p>Second&#8212;para</p><!-- note --></div>"
     )
-    # When it is normalised
-    result = normalise_text(markup)
+    # When it is normalized
+    result = normalize_text(markup)
     # Then only the visible words remain, entities decoded, blocks separated, spaces collapsed
     assert result is not None
     assert result.text == "Great sound & battery Second\u2014para"
@@ -42,8 +42,8 @@ def test_blocks_separate_words_and_inline_tags_do_not() -> None:
 def test_plain_text_that_looks_like_a_url_is_kept_and_raises_no_warning() -> None:
     # Given a text bs4 would warn about (it "resembles a URL"); the suite turns warnings into errors
     text = "https://example.com/review & more"
-    # When normalised / Then no warning escapes and the text is kept
-    result = normalise_text(text)
+    # When normalized / Then no warning escapes and the text is kept
+    result = normalize_text(text)
     assert result is not None
     assert result.text == text
 
@@ -55,7 +55,7 @@ def test_whitespace_controls_and_format_characters_are_cleaned() -> None:
 
 def test_text_is_nfc_composed() -> None:
     decomposed = "cafe\u0301 cre\u0300me"
-    result = normalise_text(decomposed)
+    result = normalize_text(decomposed)
     assert result is not None
     assert result.text == "caf\u00e9 cr\u00e8me"
     assert unicodedata.is_normalized("NFC", result.text)
@@ -65,14 +65,14 @@ def test_text_is_nfc_composed() -> None:
     "raw", [None, "", "   \n\t ", "<p> </p>", "<img src='x.png'/>", "<script>x()</script>", "\u200b"]
 )
 def test_no_usable_text_gives_none(raw: str | None) -> None:
-    assert normalise_text(raw) is None
+    assert normalize_text(raw) is None
 
 
 def test_long_text_is_truncated_at_a_word_boundary_and_flagged() -> None:
     # Given a text longer than the cap
     words = " ".join(f"word{i}" for i in range(100))
-    # When normalised with a cap of 100 characters
-    result = normalise_text(words, max_chars=100)
+    # When normalized with a cap of 100 characters
+    result = normalize_text(words, max_chars=100)
     # Then it is cut at a word boundary, flagged, and the full text is kept for identity
     assert result is not None
     assert result.truncated
@@ -91,17 +91,17 @@ def test_text_at_the_cap_is_not_truncated() -> None:
 
 
 def test_plain_mode_keeps_angle_brackets() -> None:
-    result = normalise_text("a<b and c>d", html=False)
+    result = normalize_text("a<b and c>d", html=False)
     assert result is not None
     assert result.text == "a<b and c>d"
 
 
 def test_titles_are_plain_and_capped() -> None:
-    assert normalise_title("<b>Hello</b>  world") == "Hello world"
-    long = normalise_title("t " * 1000)
+    assert normalize_title("<b>Hello</b>  world") == "Hello world"
+    long = normalize_title("t " * 1000)
     assert long is not None
     assert len(long) <= TITLE_MAX_CHARS
-    assert normalise_title(None) is None
+    assert normalize_title(None) is None
 
 
 def test_item_id_is_deterministic_hex_and_separates_sources_kinds_and_boundaries() -> None:
@@ -125,8 +125,8 @@ def test_deeply_nested_markup_is_walked_without_recursion() -> None:
     # Given markup nested far deeper than Python's recursion limit
     depth = 5_000
     markup = "<div>" * depth + "deep <b>bo</b>ld<!-- hidden --><script>x()</script><p>para</p>end" + "</div>" * depth
-    # When normalised / Then the text comes out whole, comments and scripts dropped
-    result = normalise_text(markup)
+    # When normalized / Then the text comes out whole, comments and scripts dropped
+    result = normalize_text(markup)
     assert result is not None
     assert result.text == "deep bold para end"
 
@@ -135,8 +135,8 @@ def test_oversized_markup_is_cut_before_parsing_and_flagged() -> None:
     # Given far more markup than max_chars could ever need
     unit = "<p>x</p>"  # 8 characters: the cut falls between two units
     markup = unit * (MIN_MARKUP_CAP // len(unit) * 3)
-    # When normalised with a small cap
-    result = normalise_text(markup, max_chars=100)
+    # When normalized with a small cap
+    result = normalize_text(markup, max_chars=100)
     # Then only the first MIN_MARKUP_CAP characters were read, and the text is flagged truncated
     assert result is not None
     assert result.truncated
@@ -145,7 +145,7 @@ def test_oversized_markup_is_cut_before_parsing_and_flagged() -> None:
 
 def test_lone_surrogates_are_dropped_from_text_and_still_hash() -> None:
     # Given text and a key carrying an unpaired UTF-16 surrogate (unencodable as UTF-8)
-    result = normalise_text("broken \ud800 text")
+    result = normalize_text("broken \ud800 text")
     # Then the text loses it (the table and topic need valid UTF-8) and the id is still deterministic
     assert result is not None
     assert result.text == "broken text"

@@ -28,7 +28,7 @@ GPU_ONLY = re.compile(r"^(nvidia-.*|cuda-.*|triton)$")
 _NAME = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s;\\]+)")
 
 
-def normalise(name: str) -> str:
+def normalize(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
@@ -63,7 +63,7 @@ def select(exported: str) -> tuple[list[str], str, list[str]]:
         match = _NAME.match(block)
         if match is None:
             raise SystemExit(f"unexpected line in uv export output: {block.splitlines()[0]!r}")
-        name, version = normalise(match.group(1)), match.group(2)
+        name, version = normalize(match.group(1)), match.group(2)
         if name == "torch":
             torch_version = version.split("+", 1)[0]
         elif GPU_ONLY.match(name):

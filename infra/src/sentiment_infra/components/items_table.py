@@ -65,7 +65,7 @@ class ItemsTable(pulumi.ComponentResource):
                     ],
                     projection_type="ALL",
                 ),
-                # Sparse too: only analysed items carry `analyzed_day`; the dashboard reads the newest
+                # Sparse too: only analyzed items carry `analyzed_day`; the dashboard reads the newest
                 # items of today (then earlier days) newest first. Partitioned by day, so no hot key.
                 aws.dynamodb.TableGlobalSecondaryIndexArgs(
                     name=RECENT_INDEX,

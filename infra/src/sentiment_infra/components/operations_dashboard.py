@@ -20,7 +20,7 @@ from sentiment_shared.stack import METRICS_NAMESPACE as POWERTOOLS_METRICS_NAMES
 ANALYSIS_EMF_METRICS = {
     "cold start breakdown (ms)": ("ModelDownloadMs", "ModelExtractMs", "ModelLoadMs"),
     "inference (ms per batch)": ("InferenceMs",),
-    "items analysed / failed": ("ItemsAnalyzed", "ItemsFailed"),
+    "items analyzed / failed": ("ItemsAnalyzed", "ItemsFailed"),
     "cold starts, load failures, invalid requests": ("ColdStart", "ModelLoadFailures", "InvalidRequests"),
 }
 INGESTION_EMF_METRICS = {

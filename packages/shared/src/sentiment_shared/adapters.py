@@ -136,7 +136,7 @@ class DynamoItemsTable:
                     if old is None:
                         raise ItemNotFoundError(f"item {item_id!r} does not exist in {self.table_name}") from exc
                     if "sentiment" in old:
-                        return False  # already analysed: the first write was counted
+                        return False  # already analyzed: the first write was counted
                     # The message named another source than the item has: count the item's own source.
                     stored = str(old.get("source", {}).get("S", "direct"))
                     if stored == source:

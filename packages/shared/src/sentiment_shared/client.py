@@ -169,7 +169,7 @@ class FunctionUnavailableError(BatchError):
 
 
 class Fallback(Protocol):
-    """An offline analyser used for texts the function could not answer (see :mod:`sentiment_shared.fallback`)."""
+    """An offline analyzer used for texts the function could not answer (see :mod:`sentiment_shared.fallback`)."""
 
     name: str
 

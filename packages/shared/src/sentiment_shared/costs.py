@@ -53,7 +53,7 @@ SNS_REQUESTS_PER_ITEM = 1.0
 
 @dataclass(frozen=True, slots=True)
 class Measured:
-    """What a run measured: items analysed, and the functions' busy time and invocations for them."""
+    """What a run measured: items analyzed, and the functions' busy time and invocations for them."""
 
     items: int
     analysis_seconds: float
@@ -66,7 +66,7 @@ class Measured:
 
 @dataclass(frozen=True, slots=True)
 class CostPer1000:
-    """USD per 1,000 analysed items, by part."""
+    """USD per 1,000 analyzed items, by part."""
 
     lambda_compute: float
     lambda_requests: float
@@ -95,7 +95,7 @@ class CostPer1000:
 
 
 def cost_per_1000(measured: Measured) -> CostPer1000 | None:
-    """Scale what was measured to 1,000 items; None when nothing was analysed (no basis)."""
+    """Scale what was measured to 1,000 items; None when nothing was analyzed (no basis)."""
     if measured.items <= 0:
         return None
     scale = 1000 / measured.items

@@ -8,12 +8,12 @@ writes or a later re-analysis count once. Counter items (``item_id`` prefix ``co
 ==================================  ============================================================
 ``counter#all``                     ``total``, ``positive``, ``negative``, ``neutral``; ``sources``
                                     (string set of the per-source counter ids)
-``counter#day#<YYYY-MM-DD>``        the same counts for the items analysed that UTC day, ``date``
+``counter#day#<YYYY-MM-DD>``        the same counts for the items analyzed that UTC day, ``date``
 ``counter#source#<sha256[:32]>``    the same counts for one source, ``source`` (its name)
 ==================================  ============================================================
 
 Pending items need no counter: ingestion's sparse pending index (``pending-by-age``) holds exactly the
-items stored and not analysed yet, so :func:`read_summary` counts it (``Select=COUNT``).
+items stored and not analyzed yet, so :func:`read_summary` counts it (``Select=COUNT``).
 
 :func:`backfill` recomputes every counter from the items (an existing table, or after a bug); it
 overwrites the counters, so run it while no analysis is writing (for example with the queue's event
@@ -221,7 +221,7 @@ def _batch_get(ddb: DynamoDBClient, table_name: str, ids: Iterable[str]) -> dict
 
 
 def count_pending(ddb: DynamoDBClient, table_name: str) -> int:
-    """Items stored and not analysed yet: the size of ingestion's sparse pending index."""
+    """Items stored and not analyzed yet: the size of ingestion's sparse pending index."""
     count = 0
     paginator = ddb.get_paginator("query")
     for page in paginator.paginate(
@@ -237,7 +237,7 @@ def count_pending(ddb: DynamoDBClient, table_name: str) -> int:
 
 
 def recent_items(ddb: DynamoDBClient, table_name: str, today: date, limit: int = RECENT_ITEMS) -> list[RecentItem]:
-    """The newest analysed items, newest first, from the recent-by-day index (today, then earlier days)."""
+    """The newest analyzed items, newest first, from the recent-by-day index (today, then earlier days)."""
     found: list[RecentItem] = []
     for back in range(SUMMARY_DAYS):
         if len(found) >= limit:
@@ -310,7 +310,7 @@ class BackfillReport:
     days: int
     sources: int
     indexed: int
-    """Analysed items that lacked ``analyzed_day`` (written before the recent index existed) and got it."""
+    """Analyzed items that lacked ``analyzed_day`` (written before the recent index existed) and got it."""
     removed: int
     """Stale counter items deleted (a day or source no item has any more)."""
 

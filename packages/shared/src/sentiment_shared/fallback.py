@@ -22,7 +22,7 @@ VADER_NEGATIVE_THRESHOLD = -0.05
 def sentiment_from_compound(compound: float) -> tuple[Sentiment, float]:
     """VADER's compound score (-1..1) → (sentiment, score in 0..1).
 
-    The score is ``|compound|`` (VADER's normalised intensity) for positive and negative, and
+    The score is ``|compound|`` (VADER's normalized intensity) for positive and negative, and
     ``1 - |compound|`` for neutral (how close to no sentiment at all). It is not a probability.
     """
     if compound >= VADER_POSITIVE_THRESHOLD:

@@ -293,7 +293,7 @@ def _tar_mode(head: bytes) -> Literal["r|", "r|gz"]:
     raise BundleError("not a model bundle: neither a tar archive nor gzip-compressed")
 
 
-def _normalise_digest(expected_sha256: str) -> str:
+def _normalize_digest(expected_sha256: str) -> str:
     digest = expected_sha256.strip().lower()
     if not _SHA256_RE.fullmatch(digest):
         raise BundleError(f"expected sha256 must be 64 hex characters, got {expected_sha256!r}")
@@ -447,7 +447,7 @@ def extract(archive_path: Path, dest_dir: Path, expected_sha256: str) -> Path:
     The archive is read once: hashed while its members are checked and written to a temporary sibling,
     which only becomes ``dest_dir`` once the digest matched.
     """
-    digest = _normalise_digest(expected_sha256)
+    digest = _normalize_digest(expected_sha256)
     dest_dir = Path(dest_dir)
     if _prepare_dest(dest_dir, digest):
         return dest_dir
@@ -462,7 +462,7 @@ def extract(archive_path: Path, dest_dir: Path, expected_sha256: str) -> Path:
 
 def cached_model_dir(cache_dir: Path, expected_sha256: str) -> Path | None:
     """The extracted bundle for this digest under ``cache_dir`` if a previous fetch completed it."""
-    digest = _normalise_digest(expected_sha256)
+    digest = _normalize_digest(expected_sha256)
     target = Path(cache_dir) / digest
     return target if _is_complete(target, digest) else None
 
@@ -497,7 +497,7 @@ def fetch(
     download to a temporary file next to the cache, then verifies, extracts and deletes it.
     """
     stats = stats if stats is not None else FetchStats()
-    digest = _normalise_digest(expected_sha256)
+    digest = _normalize_digest(expected_sha256)
     cache_dir = Path(cache_dir)
     target = cache_dir / digest
     if _is_complete(target, digest):

@@ -47,7 +47,7 @@ PUBLISH_RUN_PREFIX = "publish-run#"
 COUNTER_PREFIX = "counter#"
 """``item_id`` prefix of the dashboard's counter items (:mod:`sentiment_shared.counters`)."""
 RECENT_INDEX = "recent-by-day"
-"""Sparse GSI over analysed items: ``analyzed_day`` (YYYY-MM-DD) → ``analyzed_at``, newest first per day."""
+"""Sparse GSI over analyzed items: ``analyzed_day`` (YYYY-MM-DD) → ``analyzed_at``, newest first per day."""
 RECENT_INDEX_HASH_KEY = "analyzed_day"
 RECENT_INDEX_RANGE_KEY = "analyzed_at"
 RECENT_INDEX_PROJECTION = ("text", "source", "sentiment", "score", "model_version")

@@ -37,7 +37,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(json.dumps(report.as_dict()))
             else:
                 print(
-                    f"{report.items} items, {report.analyzed} analysed "
+                    f"{report.items} items, {report.analyzed} analyzed "
                     f"({report.counts.positive} positive, {report.counts.negative} negative, "
                     f"{report.counts.neutral} neutral); {report.days} day and {report.sources} source counters "
                     f"written, {report.removed} stale removed, {report.indexed} items indexed"

@@ -90,7 +90,7 @@ def _trend(days: list[dict[str, Any]]) -> str:
     step = (width - left) / max(len(days), 1)
     bar_w = max(step - 3, 1)
     out = [
-        f'<svg role="img" aria-label="items analysed per day, last {len(days)} days" width="{width}" '
+        f'<svg role="img" aria-label="items analyzed per day, last {len(days)} days" width="{width}" '
         f'height="{height}" viewBox="0 0 {width} {height}">',
         f'<line x1="{left}" y1="{height - bottom}" x2="{width}" y2="{height - bottom}" stroke="#c5cad6"/>',
         f'<text x="0" y="12">{peak}</text><text x="0" y="{height - bottom}">0</text>',
@@ -142,7 +142,7 @@ def page(summary: dict[str, Any], *, title: str = "Sentiment analyzer") -> str:
     analyzed = summary["analyzed"]
     cards = [
         ("total", "total items", summary["total"], ""),
-        ("analyzed", "analysed", analyzed, ""),
+        ("analyzed", "analyzed", analyzed, ""),
         ("pending", "pending", summary["pending"], ""),
     ] + [(s, s, summary[s], _share(summary[s], analyzed)) for s in ("positive", "negative", "neutral")]
     card_html = "".join(
@@ -158,7 +158,7 @@ def page(summary: dict[str, Any], *, title: str = "Sentiment analyzer") -> str:
             f'<td class="num neutral">{s["neutral"]}</td></tr>'
             for s in summary.get("sources", [])
         )
-        or '<tr><td colspan="5" class="muted">No analysed items yet.</td></tr>'
+        or '<tr><td colspan="5" class="muted">No analyzed items yet.</td></tr>'
     )
     recent = (
         "".join(
@@ -167,9 +167,9 @@ def page(summary: dict[str, Any], *, title: str = "Sentiment analyzer") -> str:
             f'<td class="num">{float(r["score"]):.3f}</td><td class="muted">{esc(r["analyzed_at"][:19])}</td></tr>'
             for r in summary.get("recent", [])
         )
-        or '<tr><td colspan="4" class="muted">No analysed items yet.</td></tr>'
+        or '<tr><td colspan="4" class="muted">No analyzed items yet.</td></tr>'
     )
-    model = summary.get("model_version") or "no items analysed yet"
+    model = summary.get("model_version") or "no items analyzed yet"
     return (
         "<!doctype html>\n"
         '<html lang="en"><head><meta charset="utf-8">'
@@ -180,13 +180,13 @@ def page(summary: dict[str, Any], *, title: str = "Sentiment analyzer") -> str:
         '<a href="api/summary">JSON</a></p></header><main>'
         f'<div class="cards">{card_html}</div>'
         f"<section><h2>Share per sentiment</h2>{_share_bar(summary)}</section>"
-        f"<section><h2>Analysed per day (last {len(summary['days'])} days, UTC)</h2>{_trend(summary['days'])}"
+        f"<section><h2>Analyzed per day (last {len(summary['days'])} days, UTC)</h2>{_trend(summary['days'])}"
         "</section>"
         f'<section><h2>Top sources</h2><table id="sources"><tr><th>source</th><th class="num">items</th>'
         '<th class="num">positive</th><th class="num">negative</th><th class="num">neutral</th></tr>'
         f"{sources}</table></section>"
         f'<section><h2>Most recent items</h2><table id="recent"><tr><th>text</th><th>sentiment</th>'
-        f'<th class="num">score</th><th>analysed at (UTC)</th></tr>{recent}</table></section>'
+        f'<th class="num">score</th><th>analyzed at (UTC)</th></tr>{recent}</table></section>'
         f"<section><h2>Cost per 1,000 items</h2>{_cost(summary.get('cost_per_1000_items'))}</section>"
         "</main></body></html>\n"
     )

@@ -5,7 +5,7 @@ scheduled poll) does, in order:
 
 1. **Re-publish** items that earlier runs stored but did not publish (the table's sparse pending index,
    older than ``republish_after_s``, at most ``republish_limit`` per run).
-2. **Normalise** every entry to plain text and give it a deterministic ``item_id``; entries without
+2. **Normalize** every entry to plain text and give it a deterministic ``item_id``; entries without
    usable text are *skipped*, repeats inside the run are *duplicates*.
 3. **Store** each item with a conditional put (insert-once): the table decides what is new, so the same
    item arriving in another run or in a concurrent invocation is a *duplicate* and is never published
@@ -37,7 +37,7 @@ from typing import Any, Literal
 
 from sentiment_ingestion.entries import Entry
 from sentiment_ingestion.feeds import FeedError, FeedFetcher, FeedState, FetchResult, ParsedFeed, parse_feed
-from sentiment_ingestion.normalize import DEFAULT_MAX_TEXT_CHARS, item_id_for, normalise_text, normalise_title
+from sentiment_ingestion.normalize import DEFAULT_MAX_TEXT_CHARS, item_id_for, normalize_text, normalize_title
 from sentiment_ingestion.store import IngestionStore
 from sentiment_shared.ports import ItemsTable, Publisher, PublishReport
 from sentiment_shared.schemas import Item, TopicMessage, utc_now
@@ -294,35 +294,35 @@ class Ingestor:
         for entry in entries:
             report.received += 1
             try:
-                normalised = normalise_text(entry.text, max_chars=self.options.max_text_chars, html=entry.html)
-                title = normalise_title(entry.title)
+                normalized = normalize_text(entry.text, max_chars=self.options.max_text_chars, html=entry.html)
+                title = normalize_title(entry.title)
             except Exception:  # one entry the parser chokes on is skipped, not the whole payload or feed
-                log.exception("could not normalise an entry of %s", entry.source)
-                normalised = None
-            if normalised is None:
+                log.exception("could not normalize an entry of %s", entry.source)
+                normalized = None
+            if normalized is None:
                 report.skipped += 1
                 continue
             if entry.key is not None:
                 item_id = item_id_for(entry.source, entry.key, kind=entry.key_kind)
             else:
-                item_id = item_id_for(entry.source, normalised.full_text, kind="text")
+                item_id = item_id_for(entry.source, normalized.full_text, kind="text")
             if item_id in seen:
                 report.duplicates += 1
                 continue
             seen.add(item_id)
-            if normalised.truncated:
+            if normalized.truncated:
                 report.truncated += 1
             items.append(
                 Item(
                     item_id=item_id,
-                    text=normalised.text,
+                    text=normalized.text,
                     source=entry.source,
                     url=entry.url,
                     title=title,
                     published_at=entry.published_at,
                     ingested_at=now,
                     status="pending",
-                    text_truncated=normalised.truncated,
+                    text_truncated=normalized.truncated,
                     run_id=report.run_id,
                 )
             )

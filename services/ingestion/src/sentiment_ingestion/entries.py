@@ -1,4 +1,4 @@
-"""What a source hands the core: one raw entry (feed entry or payload item) before normalisation."""
+"""What a source hands the core: one raw entry (feed entry or payload item) before normalization."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
-"""Text normalisation and item identity: HTML to plain text, whitespace, Unicode NFC, a length cap, ``item_id``.
+"""Text normalization and item identity: HTML to plain text, whitespace, Unicode NFC, a length cap, ``item_id``.
 
-Every text that becomes an item goes through :func:`normalise_text`, so the analysis always sees plain,
+Every text that becomes an item goes through :func:`normalize_text`, so the analysis always sees plain,
 composed, single-spaced text of at most ``max_chars`` characters. Longer texts are cut at a word
 boundary and flagged (``text_truncated``), never rejected. The identity of an item is decided here too
 (:func:`item_id_for`): a hash, so the same entry always maps to the same ``item_id`` and the table's
@@ -27,7 +27,7 @@ MIN_MARKUP_CAP = 100_000
 (and the text flagged as truncated)."""
 
 TITLE_MAX_CHARS = 500
-"""Titles are metadata, not analysed: cut them short."""
+"""Titles are metadata, not analyzed: cut them short."""
 
 # Tags whose content is never readable text.
 _INVISIBLE_TAGS = frozenset({"script", "style", "noscript", "template", "head", "iframe", "object", "svg"})
@@ -43,7 +43,7 @@ _MARKUP_HINTS = ("<", "&")
 
 
 @dataclass(frozen=True, slots=True)
-class NormalisedText:
+class NormalizedText:
     text: str
     """Plain text, at most ``max_chars`` characters."""
     truncated: bool
@@ -106,9 +106,9 @@ def truncate(text: str, max_chars: int) -> tuple[str, bool]:
     return cut.rstrip(), True
 
 
-def normalise_text(
+def normalize_text(
     raw: str | None, *, max_chars: int = DEFAULT_MAX_TEXT_CHARS, html: bool = True
-) -> NormalisedText | None:
+) -> NormalizedText | None:
     """Plain, NFC, single-spaced text capped at ``max_chars``; None when nothing readable is left."""
     if raw is None:
         return None
@@ -120,13 +120,13 @@ def normalise_text(
     if not full:
         return None
     text, truncated = truncate(full, max_chars)
-    return NormalisedText(text=text, truncated=truncated or cut_markup, full_text=full)
+    return NormalizedText(text=text, truncated=truncated or cut_markup, full_text=full)
 
 
-def normalise_title(raw: str | None) -> str | None:
+def normalize_title(raw: str | None) -> str | None:
     """A title as plain text (HTML allowed in feeds' titles), capped at :data:`TITLE_MAX_CHARS`."""
-    normalised = normalise_text(raw, max_chars=TITLE_MAX_CHARS)
-    return None if normalised is None else normalised.text
+    normalized = normalize_text(raw, max_chars=TITLE_MAX_CHARS)
+    return None if normalized is None else normalized.text
 
 
 def item_id_for(source: str, key: str, *, kind: str) -> str:

@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef
 
 RUN_MARKER_TTL_S = 14 * 24 * 3600
-"""``expires_at`` of a run marker: long after any pending item of that run was re-published or analysed
+"""``expires_at`` of a run marker: long after any pending item of that run was re-published or analyzed
 (honoured if the table's TTL is enabled on ``expires_at``; harmless otherwise)."""
 
 

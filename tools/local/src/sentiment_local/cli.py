@@ -119,7 +119,7 @@ def _print_report(report: RunReport, out: TextIO) -> None:
     from rich.table import Table
 
     console = Console(file=out)
-    table = Table(title="Items analysed in this run", show_lines=False)
+    table = Table(title="Items analyzed in this run", show_lines=False)
     table.add_column("text")
     table.add_column("sentiment")
     table.add_column("score", justify="right")
@@ -181,7 +181,7 @@ def _run(args: argparse.Namespace) -> int:
         )
         with progress:
             task = progress.add_task("starting", total=None)
-            batches = progress.add_task("records analysed", total=None, visible=False)
+            batches = progress.add_task("records analyzed", total=None, visible=False)
 
             def step(message: str) -> None:
                 progress.update(task, description=message)

@@ -364,7 +364,7 @@ def _run_functions(
         if not isinstance(ingestion, dict) or ingestion.get("statusCode") != 200:
             raise PipelineError(f"ingestion failed: {ingestion!r}")
 
-        note("Analysing (draining the work queue like Lambda's event source mapping)")
+        note("Analyzing (draining the work queue like Lambda's event source mapping)")
         t = time.perf_counter()
         esm = EventSourceMapping(
             queue_url=stack.queue_url,
