@@ -3,7 +3,7 @@
     sentiment-model publish (--model-dir DIR | --model ID[@REVISION]) --bucket B --key K [--json]
     sentiment-model pack DIR OUT [--json]
 
-It replaces seed 000's upload script. ``publish`` prints (or, with ``--json``, emits one JSON object
+``publish`` prints (or, with ``--json``, emits one JSON object
 with) ``s3_uri``, ``sha256``, ``size`` and ``uploaded`` (false when the identical object was already
 there). Progress bars appear only on a terminal. Bad input exits non-zero with a one-line error on
 stderr, never a traceback. Credentials come from the environment (AWS, ``HF_TOKEN``).

@@ -22,7 +22,8 @@ Reproducibility: members sorted by name, mtime 0, uid/gid 0, empty user/group na
 regular files only, PAX format fixed, no compression header (so no name or time in it). The same
 model gives the same sha256 whatever the destination path or the source files' metadata.
 
-Safety (see AWS-FACTS "Tar safety"): members are written by this module, not by ``extractall``. Only
+Safety (``tarfile`` trusts member names and link targets, so a hostile archive can write outside the
+destination): members are written by this module, not by ``extractall``. Only
 regular files whose single-component names are on an allow-list (config, tokenizer files,
 ``*.safetensors``) are accepted; absolute paths, ``..``, subdirectories, links, devices, fifos,
 sparse files and duplicates raise :class:`BundleError`. Extraction goes into a temporary sibling of

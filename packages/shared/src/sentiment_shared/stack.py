@@ -119,7 +119,7 @@ class ResourceNames:
 
 
 def model_key(prefix: str, version: str, bundle_file: str) -> str:
-    """``<prefix>/<version>/<bundle file>`` (seed 000's ``distilbert/v1.0.0/`` layout)."""
+    """``<prefix>/<version>/<bundle file>`` (e.g. ``distilbert/v1.0.0/model.tar``)."""
     parts = [p.strip("/") for p in (prefix, version, bundle_file)]
     if any(not p for p in parts):
         raise ValueError(f"model key parts must be non-empty: {parts!r}")
