@@ -221,10 +221,6 @@ class QueueRecord(SqsRecordModel):
     eventSourceARN: str = ""
     awsRegion: str = ""
 
-    @property
-    def message(self) -> TopicMessage:
-        return self.body.Message if isinstance(self.body, SnsEnvelope) else self.body
-
 
 class _SqsRecordRef(BaseModel):
     messageId: str
@@ -232,13 +228,13 @@ class _SqsRecordRef(BaseModel):
 
 
 # A record without a message id could not be named in batchItemFailures: not an SQS batch (→ 400).
-_SqsBatch = TypeAdapter(dict[Literal["Records"], Annotated[list[_SqsRecordRef], Field(min_length=1)]])
+_SqsRecords = TypeAdapter(Annotated[list[_SqsRecordRef], Field(min_length=1)])
 _Body = TypeAdapter(MessageBody)
 
 
 def is_sqs_event(event: Any) -> bool:
     try:
-        _SqsBatch.validate_python({"Records": event.get("Records")} if isinstance(event, dict) else None)
+        _SqsRecords.validate_python(event.get("Records") if isinstance(event, dict) else None)
     except ValidationError:
         return False
     return True
