@@ -178,6 +178,11 @@ def available_cpus(
 BATCH_OVERHEAD_TOKENS = 32
 """What one more forward pass costs, in padded tokens' worth of compute (Python + dispatch + small GEMMs)."""
 
+PACKED_BATCH_OVERHEAD_TOKENS = 1024
+"""The same for the packed-token forward (:mod:`sentiment_analysis.distilbert`): its linear layers never
+see padding (only attention does, ~5 % of the FLOPs), while a GEMM over 200 tokens runs ~15 % slower per
+token than one over 800 on this CPU, so it should split a batch only when the budget forces it."""
+
 
 def plan_batches(
     lengths: Sequence[int], *, token_budget: int, max_batch: int, overhead_tokens: int = BATCH_OVERHEAD_TOKENS
@@ -215,14 +220,17 @@ def plan_batches(
 
 
 def import_runtime() -> None:
-    """Import torch and the transformers pieces :meth:`SentimentClassifier.from_pretrained` uses.
+    """Import torch and what :meth:`SentimentClassifier.from_pretrained` uses for a DistilBERT bundle.
 
-    The cold start calls this on a thread while the model bundle downloads, so the 2-10 s of imports
-    overlap the network wait instead of following it.
+    The cold start calls this on a thread while the model bundle downloads, so the ~2 s of imports
+    overlap the network wait instead of following it. transformers is not among them: it is imported
+    only for a bundle the own forward cannot run (then from_pretrained pays for it).
     """
+    import safetensors.torch  # noqa: F401
+    import tokenizers  # noqa: F401
     import torch  # noqa: F401
-    import transformers.modeling_utils  # noqa: F401
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer  # noqa: F401
+
+    import sentiment_analysis.distilbert  # noqa: F401
 
 
 # --------------------------------------------------------------------------- classifier
@@ -413,6 +421,26 @@ def choose_precision(
     return choice
 
 
+def _load_with_transformers(path: Path) -> tuple[Any, Any]:
+    """transformers' model and tokenizer for ``path``; compact (int8 weight-only) bundles are dequantised."""
+    import torch
+    from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    from sentiment_shared.model_compact import COMPACT_WEIGHTS_FILE, to_hf_state_dict
+
+    hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]  # a progress bar per cold start is noise in CloudWatch
+    tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+    if (path / COMPACT_WEIGHTS_FILE).is_file():
+        config = AutoConfig.from_pretrained(path, local_files_only=True)
+        model = AutoModelForSequenceClassification.from_config(config, dtype=torch.float32)  # type: ignore[no-untyped-call]
+        model.load_state_dict(to_hf_state_dict(path), strict=False)
+    else:
+        model = AutoModelForSequenceClassification.from_pretrained(path, local_files_only=True, dtype=torch.float32)
+    model.eval()
+    return model, tokenizer
+
+
 class SentimentClassifier:
     """A loaded model + tokenizer that classifies many texts in few, tightly padded forward passes."""
 
@@ -455,25 +483,35 @@ class SentimentClassifier:
         label_map: Mapping[str, Sentiment] | None = None,
         token_budget: int = DEFAULT_TOKEN_BUDGET,
         max_batch: int = DEFAULT_MAX_BATCH,
+        runtime: Literal["auto", "transformers"] = "auto",
     ) -> SentimentClassifier:
         """Load a local Hugging Face model directory (config, tokenizer, safetensors) for CPU inference.
 
+        ``runtime``: ``auto`` runs a DistilBERT classifier with ``tokenizer.json`` on this package's own
+        packed-token forward (:mod:`sentiment_analysis.distilbert`, no transformers import) and anything
+        else with transformers; ``transformers`` forces the latter (the reference, and the fallback).
         ``threads``: intra-op threads; None derives them from :func:`available_cpus`.
         ``precision``: ``fp32``, ``int8``, or ``auto`` (int8 only where measured faster here, see
         :func:`choose_precision`); the result is in ``.precision`` and ``.precision_choice``.
         """
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}; got {precision!r}")
+        if runtime not in ("auto", "transformers"):
+            raise ValueError(f"runtime must be 'auto' or 'transformers', got {runtime!r}")
         import torch
-        from transformers import AutoModelForSequenceClassification, AutoTokenizer
-        from transformers.utils import logging as hf_logging
 
-        hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]  # a progress bar per cold start is noise in CloudWatch
         torch.set_num_threads(threads or available_cpus())
         path = Path(model_dir)
-        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
-        model = AutoModelForSequenceClassification.from_pretrained(path, local_files_only=True, dtype=torch.float32)
-        model.eval()
+        from sentiment_analysis import distilbert
+
+        reason = distilbert.supports(path) if runtime == "auto" else "runtime='transformers' asked for"
+        model: Any
+        tokenizer: Any
+        if reason is None:
+            model, tokenizer = distilbert.DistilBertClassifier.from_dir(path), distilbert.FastTokenizer(path)
+        else:
+            log.info("Loading the model with transformers", extra={"model_dir": str(path), "reason": reason})
+            model, tokenizer = _load_with_transformers(path)
         choice = choose_precision(precision, model)
         if choice.precision == "int8":
             quantize_int8(model)
@@ -506,7 +544,12 @@ class SentimentClassifier:
             )["input_ids"]
             lengths = [len(ids) for ids in encoded]
             with torch.inference_mode():
-                for batch in plan_batches(lengths, token_budget=self.token_budget, max_batch=self.max_batch):
+                packed = hasattr(self.model, "logits")
+                overhead = PACKED_BATCH_OVERHEAD_TOKENS if packed else BATCH_OVERHEAD_TOKENS
+                plan = plan_batches(
+                    lengths, token_budget=self.token_budget, max_batch=self.max_batch, overhead_tokens=overhead
+                )
+                for batch in plan:
                     probs = self._forward([encoded[j] for j in batch])
                     top_p, top_i = probs.max(dim=-1)
                     for j, p, k in zip(batch, top_p.tolist(), top_i.tolist(), strict=True):
@@ -515,6 +558,9 @@ class SentimentClassifier:
 
     def _forward(self, batch: list[list[int]]) -> torch.Tensor:
         import torch
+
+        if hasattr(self.model, "logits"):  # our packed-token forward: no padding to build
+            return torch.softmax(self.model.logits(batch).float(), dim=-1)
 
         width = max(len(ids) for ids in batch)
         input_ids = torch.full((len(batch), width), self.pad_token_id, dtype=torch.long)
