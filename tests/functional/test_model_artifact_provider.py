@@ -251,5 +251,6 @@ def test_hub_source_reports_the_resolved_commit(hub: FakeHub, s3: S3Client, prov
 @pytest.mark.slow
 def test_the_shared_model_dir_publishes(shared_model_dir: Path, s3: S3Client, provider: ModelArtifactProvider) -> None:
     outs = provider.create(_checked(provider, _inputs(shared_model_dir))).outs or {}
-    assert outs["size"] > 90_000_000
+    # the compact bundle (int8 weight-only, sentiment_shared.model_compact): 24 MB, not the 92 MB of fp32 weights
+    assert 20_000_000 < outs["size"] < 30_000_000
     assert s3.head_object(Bucket=BUCKET, Key=KEY)["Metadata"]["sha256"] == outs["sha256"]
