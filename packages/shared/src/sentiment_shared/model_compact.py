@@ -35,7 +35,6 @@ log = logging.getLogger(__name__)
 WEIGHTS_FILE = "model.safetensors"
 COMPACT_WEIGHTS_FILE = "model.compact.safetensors"
 SCALE_SUFFIX = "::scale"
-FORMAT_KEY = "sentiment_compact"
 Encoding = Literal["int8", "fp16"]
 ENCODINGS: tuple[Encoding, ...] = ("int8", "fp16")
 MIN_QUANTISED_ELEMENTS = 4096
@@ -137,7 +136,9 @@ def compact_model_dir(model_dir: Path, dest_dir: Path, *, encoding: Encoding = "
         else:
             tensors[name] = array.astype(np.float32)
     target = COMPACT_WEIGHTS_FILE if encoding == "int8" else WEIGHTS_FILE
-    save_file(tensors, str(dest_dir / target), metadata={"format": "pt", FORMAT_KEY: f"{encoding}/1"})
+    # One metadata key only: safetensors writes the metadata map in hash order (random per process),
+    # so a second key would make the bytes, and the bundle's sha256, differ from run to run.
+    save_file(tensors, str(dest_dir / target), metadata={"format": "pt"})
     return dest_dir
 
 
