@@ -33,3 +33,21 @@ def test_cost_scales_measured_gb_seconds_and_requests_to_1000_items() -> None:
 
 def test_no_items_no_cost() -> None:
     assert cost_per_1000(Measured(items=0, analysis_seconds=1, analysis_invocations=1, analysis_memory_mb=2048)) is None
+
+
+def test_a_cold_start_is_priced_apart_not_spread_over_the_few_items_measured() -> None:
+    # 6 items in one invocation: 13.7 s, of which 12.5 s were the cold start (download, verify, load)
+    measured = Measured(
+        items=6,
+        analysis_seconds=13.7,
+        analysis_invocations=1,
+        analysis_memory_mb=2048,
+        analysis_cold_start_seconds=12.5,
+        analysis_cold_starts=1,
+    )
+    cost = cost_per_1000(measured)
+    assert cost is not None
+    assert cost.as_dict()["analysis_ms_per_item"] == 200.0  # (13.7 - 12.5) / 6, not 2,283 ms
+    assert cost.lambda_compute == pytest.approx(1.2 * 2 * PRICES["lambda_gb_second"] * 1000 / 6)
+    assert cost.cold_start_usd == pytest.approx(12.5 * 2 * PRICES["lambda_gb_second"])
+    assert "cold starts excluded: 1 x 12.5 s" in cost.as_dict()["basis"]

@@ -26,6 +26,13 @@ What one item costs in requests (from the code, not guessed):
 * analysis: one ``TransactWriteItems`` of 4 items ≤ 1 KB each (the item and 3 counters), 2 WRU per
   item in a transaction = 8 WRU, plus the recent-items index write (1 WRU);
 * Lambda: measured milliseconds x configured memory, plus one request per batch.
+
+Cold starts are kept apart from the per-item time: a run of a few dozen items on a fresh container is
+mostly model download and load (20 s of 32 s in a local run of the 48 sample items), which says
+nothing about the next thousand items a warm container analyses. When the cold start part of the
+measured time is known (``analysis_cold_start_seconds``), the estimate per 1,000 items is the *warm*
+per-item time, and each cold start is priced on its own (``cold_start_usd``: how often one happens
+depends on traffic and concurrency, not on the item count).
 """
 
 from __future__ import annotations
@@ -62,6 +69,13 @@ class Measured:
     ingestion_seconds: float = 0.0
     ingestion_invocations: int = 0
     ingestion_memory_mb: int = 256
+    analysis_cold_start_seconds: float = 0.0
+    """The part of ``analysis_seconds`` spent on cold starts (imports, model download, verify, load)."""
+    analysis_cold_starts: int = 0
+
+    @property
+    def warm_analysis_seconds(self) -> float:
+        return max(self.analysis_seconds - self.analysis_cold_start_seconds, 0.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +88,8 @@ class CostPer1000:
     sns: float
     dynamodb: float
     basis: Measured
+    cold_start_usd: float = 0.0
+    """Lambda compute of one cold start (not in the per-1,000 figures)."""
 
     @property
     def total(self) -> float:
@@ -88,10 +104,26 @@ class CostPer1000:
             "sns_usd": round(self.sns, 6),
             "dynamodb_usd": round(self.dynamodb, 6),
             "items_measured": self.basis.items,
-            "analysis_ms_per_item": round(1000 * self.basis.analysis_seconds / max(self.basis.items, 1), 2),
+            "analysis_ms_per_item": round(1000 * self.basis.warm_analysis_seconds / max(self.basis.items, 1), 2),
             "analysis_memory_mb": self.basis.analysis_memory_mb,
+            "cold_starts_measured": self.basis.analysis_cold_starts,
+            "cold_start_s": round(self.basis.analysis_cold_start_seconds / max(self.basis.analysis_cold_starts, 1), 3),
+            "cold_start_usd": round(self.cold_start_usd, 6),
+            "basis": self.basis_text(),
             "prices": f"AWS list prices, {PRICES_REGION}, {PRICES_DATE}",
         }
+
+    def basis_text(self) -> str:
+        """What the figure is made of, in one line (shown next to it)."""
+        b = self.basis
+        per_item = 1000 * b.warm_analysis_seconds / max(b.items, 1)
+        if not b.analysis_cold_starts:
+            return f"{per_item:.0f} ms of analysis per item at {b.analysis_memory_mb} MB, over {b.items} items"
+        each = b.analysis_cold_start_seconds / b.analysis_cold_starts
+        return (
+            f"warm: {per_item:.0f} ms of analysis per item at {b.analysis_memory_mb} MB over {b.items} items; "
+            f"cold starts excluded: {b.analysis_cold_starts} x {each:.1f} s, ${self.cold_start_usd:.5f} each"
+        )
 
 
 def cost_per_1000(measured: Measured) -> CostPer1000 | None:
@@ -100,7 +132,7 @@ def cost_per_1000(measured: Measured) -> CostPer1000 | None:
         return None
     scale = 1000 / measured.items
     gb_seconds = (
-        measured.analysis_seconds * measured.analysis_memory_mb / 1024
+        measured.warm_analysis_seconds * measured.analysis_memory_mb / 1024
         + measured.ingestion_seconds * measured.ingestion_memory_mb / 1024
     )
     invocations = measured.analysis_invocations + measured.ingestion_invocations
@@ -111,4 +143,11 @@ def cost_per_1000(measured: Measured) -> CostPer1000 | None:
         sns=1000 * SNS_REQUESTS_PER_ITEM * PRICES["sns_publish_request"],
         dynamodb=1000 * WRITE_UNITS_PER_ITEM * PRICES["dynamodb_write_unit"],
         basis=measured,
+        cold_start_usd=(
+            measured.analysis_cold_start_seconds
+            / max(measured.analysis_cold_starts, 1)
+            * measured.analysis_memory_mb
+            / 1024
+            * PRICES["lambda_gb_second"]
+        ),
     )

@@ -116,6 +116,17 @@ def _trend(days: list[dict[str, Any]]) -> str:
     return "".join(out)
 
 
+def _basis(cost: dict[str, Any]) -> str:
+    """The figure's basis as the cost says it (a cost saved by an older run has no ``basis``)."""
+    basis = cost.get("basis")
+    if isinstance(basis, str):
+        return basis
+    return (
+        f"{cost['analysis_ms_per_item']} ms of analysis per item at {cost['analysis_memory_mb']} MB, "
+        f"over {cost['items_measured']} items"
+    )
+
+
 def _cost(cost: dict[str, Any] | None) -> str:
     if not cost:
         return '<p class="muted" id="cost">No measured run yet: cost per 1,000 items appears after one.</p>'
@@ -131,9 +142,7 @@ def _cost(cost: dict[str, Any] | None) -> str:
     )
     return (
         f'<p id="cost"><strong>${cost["total_usd"]:.4f}</strong> per 1,000 items '
-        f'<span class="muted">(measured {esc(cost["analysis_ms_per_item"])} ms of analysis per item at '
-        f"{esc(cost['analysis_memory_mb'])} MB, over {esc(cost['items_measured'])} items; "
-        f"{esc(cost['prices'])})</span></p><table>{rows}</table>"
+        f'<span class="muted">(measured: {esc(_basis(cost))}; {esc(cost["prices"])})</span></p><table>{rows}</table>'
     )
 
 

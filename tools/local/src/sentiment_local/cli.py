@@ -148,7 +148,7 @@ def _print_report(report: RunReport, out: TextIO) -> None:
     if cost:
         summary.add_row(
             "cost per 1,000 items (USD)",
-            f"{cost['total_usd']:.4f} ({cost['analysis_ms_per_item']} ms/item at {cost['analysis_memory_mb']} MB)",
+            f"{cost['total_usd']:.4f} ({cost['basis']})",
         )
     console.print(summary)
     if report.failed:

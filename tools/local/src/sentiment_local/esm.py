@@ -58,6 +58,9 @@ class DrainStats:
     record_failures: int = 0
     """Failed deliveries (a record retried N times counts N)."""
     handler_seconds: float = 0.0
+    first_batch_seconds: float = 0.0
+    """Handler time of the first invocation: the cold start's (imports, model fetch and load) plus its batch."""
+    first_batch_records: int = 0
     timed_out: bool = False
 
 
@@ -142,7 +145,10 @@ class EventSourceMapping:
             log.exception("analysis handler raised: the whole batch of %d will be retried", len(messages))
             stats.invocations_failed += 1
             failed_ids = {m["MessageId"] for m in messages}
-        stats.handler_seconds += time.perf_counter() - started
+        elapsed = time.perf_counter() - started
+        stats.handler_seconds += elapsed
+        if stats.batches == 1:
+            stats.first_batch_seconds, stats.first_batch_records = elapsed, len(messages)
         for m in messages:
             if m["MessageId"] in failed_ids:
                 sqs.change_message_visibility(
