@@ -116,6 +116,7 @@ def _stdout_to_stderr() -> Iterator[TextIO]:
 
 def _print_report(report: RunReport, out: TextIO) -> None:
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     console = Console(file=out)
@@ -138,6 +139,9 @@ def _print_report(report: RunReport, out: TextIO) -> None:
     summary.add_column("value", justify="right")
     for key in ("ingested", "duplicates", "analyzed", "positive", "negative", "neutral", "failed", "dlq_depth"):
         summary.add_row(key, str(data[key]))
+    for key in ("skipped", "truncated"):  # entries without text or id, texts cut at MAX_TEXT_CHARS
+        if report.ingestion.get(key):
+            summary.add_row(f"{key} (feed entries)", str(report.ingestion[key]))
     summary.add_row("throughput (texts/s)", f"{report.throughput:.1f}")
     for key, seconds in data["timings"].items():
         summary.add_row(f"time: {key} (s)", f"{seconds:.2f}")
@@ -151,6 +155,9 @@ def _print_report(report: RunReport, out: TextIO) -> None:
             f"{cost['total_usd']:.4f} ({cost['basis']})",
         )
     console.print(summary)
+    for polled in report.ingestion.get("feeds", []):
+        if isinstance(polled, dict) and polled.get("warning"):
+            console.print(f"[yellow]feed {escape(str(polled.get('url')))}: {escape(str(polled['warning']))}[/]")
     if report.failed:
         console.print(f"[bold red]{report.failed} item(s) failed and were parked in the DLQ[/]")
 

@@ -382,6 +382,9 @@ def _run_functions(
         timings["ingest"] = time.perf_counter() - t
         if not isinstance(ingestion, dict) or ingestion.get("statusCode") != 200:
             raise PipelineError(f"ingestion failed: {ingestion!r}")
+        for polled in ingestion.get("feeds", []):
+            if isinstance(polled, dict) and polled.get("error"):  # the one feed given could not be read
+                raise PipelineError(f"cannot read the feed {polled.get('url')}: {polled['error']}")
 
         note("Analyzing (draining the work queue like Lambda's event source mapping)")
         t = time.perf_counter()
