@@ -96,7 +96,7 @@ def state_dir(shared_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) 
     assert run.returncode == 0, run.stderr[-2000:]
     report = json.loads(run.stdout)
     assert report["ingested"] == len(REVIEWS)
-    assert report["dashboard_command"].startswith("sentiment-local dashboard --state-dir ")
+    assert report["dashboard_command"].endswith(f"sentiment-local dashboard --state-dir {state}")
     return state
 
 

@@ -95,10 +95,16 @@ def _port(value: str) -> int:
 
 
 def dashboard_command(state_dir: Path | None) -> str:
-    """The command that opens the dashboard over a run's state (printed after ``run``)."""
+    """The command that opens the dashboard over a run's state (printed after ``run``).
+
+    Run through ``uv run`` (uv sets ``UV`` for what it starts), ``sentiment-local`` is on the PATH of
+    that process only, not of the user's shell: the command to paste is ``uv run sentiment-local ...``.
+    """
+    import os
     import shlex
 
-    return "sentiment-local dashboard" + (f" --state-dir {shlex.quote(str(state_dir))}" if state_dir else "")
+    prefix = "uv run " if os.environ.get("UV") else ""
+    return f"{prefix}sentiment-local dashboard" + (f" --state-dir {shlex.quote(str(state_dir))}" if state_dir else "")
 
 
 def _excerpt(text: str) -> str:
