@@ -137,6 +137,9 @@ def test_storing_updates_existing_items_only() -> None:
         ({"texts": ["good", "bad"]}, ["good", "bad"], None),
         ({"items": [{"id": "x1", "text": "good"}, {"id": 7, "text": "bad"}]}, ["good", "bad"], ["x1", 7]),
         ({"items": [{"text": "good"}]}, ["good"], [None]),
+        # Keys the analysis does not read are ignored, as before the models (ingestion refuses them)
+        ({"texts": ["good"], "trace": "t-1"}, ["good"], None),
+        ({"items": [{"id": "x1", "text": "good", "lang": "en"}]}, ["good"], ["x1"]),
     ],
 )
 def test_direct_payloads_parse(event: dict[str, Any], texts: list[str], ids: list[Any] | None) -> None:

@@ -159,10 +159,22 @@ class DirectRequest(BaseModel):
         return self.items if self.items is not None else [DirectItem(text=t) for t in self.texts or []]
 
     @classmethod
-    def parse(cls, event: Mapping[str, Any], *, max_texts: int) -> DirectRequest:
-        """The request, or :class:`DirectRequestError` naming what is wrong with it."""
+    def parse(cls, event: Mapping[str, Any], *, max_texts: int, ignore_unknown: bool = False) -> DirectRequest:
+        """The request, or :class:`DirectRequestError` naming what is wrong with it.
+
+        ``ignore_unknown`` drops keys the contract does not name (top level and per item) instead of refusing
+        them: the analysis function only reads ``texts`` / ``items[].text`` / ``items[].id``, so a caller's
+        extra bookkeeping keys are harmless there; ingestion stores what it is given and stays strict.
+        """
         if "texts" in event and "items" in event:
             raise DirectRequestError("give either 'texts' or 'items', not both")
+        if ignore_unknown:
+            event = {key: event[key] for key in cls.model_fields if key in event}
+            if isinstance(items := event.get("items"), list):
+                known = DirectItem.model_fields
+                event["items"] = [
+                    {k: v for k, v in item.items() if k in known} if isinstance(item, dict) else item for item in items
+                ]
         try:
             request = cls.model_validate(event)
         except ValidationError as exc:

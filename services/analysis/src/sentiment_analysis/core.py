@@ -323,7 +323,7 @@ def parse_direct(event: Any) -> DirectRequest:
     """``{"texts": [str, ...]}`` or ``{"items": [{"id"?, "text"}, ...]}``; anything else is a PayloadError."""
     if not isinstance(event, dict) or ("texts" not in event and "items" not in event):
         raise PayloadError("unknown event: expected an SQS batch, {'texts': [...]} or {'items': [...]}")
-    return DirectRequest.parse(event, max_texts=MAX_TEXTS_PER_INVOKE)
+    return DirectRequest.parse(event, max_texts=MAX_TEXTS_PER_INVOKE, ignore_unknown=True)
 
 
 def answer_direct(request: DirectRequest, model: LoadedModel, *, cold_start: bool) -> dict[str, Any]:
