@@ -51,4 +51,4 @@ check-members: ## Each member installs and imports on its own (no borrowed depen
 image: ## Image rehearsal: build the analysis image with Docker's engine (stand-in bases) and invoke it (root)
 	bash .ci/image-rehearsal.sh
 
-ci: sync lint typecheck test ## What CI runs
+ci: sync lint typecheck test ## Lint, type check, tests (CI runs .ci/run: also members, security lint, image)
