@@ -122,8 +122,9 @@ class DistilBertClassifier(nn.Module):
                 raise ValueError(f"weights lack {name}") from None
 
         def linear(prefix: str, *parts: str) -> nn.Linear:
-            weight = torch.cat([take(f"{prefix}{p}.weight") for p in parts])
-            bias = torch.cat([take(f"{prefix}{p}.bias") for p in parts])
+            # One part: the loaded tensor itself (no copy: peak RSS); Q/K/V: one fused copy.
+            weights, biases = [take(f"{prefix}{p}.weight") for p in parts], [take(f"{prefix}{p}.bias") for p in parts]
+            weight, bias = (weights[0], biases[0]) if len(parts) == 1 else (torch.cat(weights), torch.cat(biases))
             layer = nn.Linear(weight.shape[1], weight.shape[0])
             layer.weight = nn.Parameter(weight, requires_grad=False)
             layer.bias = nn.Parameter(bias, requires_grad=False)
