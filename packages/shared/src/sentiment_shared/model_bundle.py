@@ -3,18 +3,9 @@
 Used by the publisher (``sentiment-model`` / the ``ModelArtifact`` dynamic resource) to build the
 object stored in S3, and by the analysis function's cold start to fetch, verify and extract it.
 
-Format: a plain, uncompressed POSIX (PAX) tar, chosen by measurement (``uv run --with zstandard python -m
-benchmarks.bundle_formats``: a full-size DistilBERT, 267.8 MB of fp32 safetensors; best of 5 rounds that
-interleave the formats on this shared 2-core machine; extract = read + decompress + checked writes +
-sha256, of which sha256 alone is ~0.2 s)::
-
-    format        size (MB)   vs tar  pack (s)  extract (s)
-    tar               268.8    +0.0%      0.68         0.49
-    tar.gz -6         248.1    -7.7%     16.07         1.90
-    tar.zst -3        247.4    -8.0%      2.57         0.91
-
-fp32 weights barely compress (-8 %): gzip costs ~1.4 s more CPU on every cold start, zstd ~0.4 s plus
-a third-party codec in the image, to save ~21 MB of transfer (~0.2 s at S3 speeds). Plain tar it is.
+Format: a plain, uncompressed POSIX (PAX) tar, chosen by measurement (``benchmarks.bundle_formats``,
+table in ``benchmarks/README.md``): fp32 weights barely compress (-8 %), so gzip or zstd would add
+CPU to every cold start (and zstd a codec to the image) to save a fraction of a second of transfer.
 Readers detect the format from the bytes (tar magic at offset 257; gzip magic for legacy bundles),
 never from the file name; anything else is refused.
 
