@@ -118,3 +118,13 @@ def test_delete_removes_only_the_given_version(tmp_path: Path, s3: S3Client) -> 
 
 def test_head_of_a_missing_object_is_none(s3: S3Client) -> None:
     assert S3ObjectStore(client=s3).head(BUCKET, "nothing/here.tar") is None
+
+
+@pytest.mark.parametrize(
+    ("response", "expected"), [({}, None), ({"VersionId": "null"}, None), ({"VersionId": "3HL4k"}, "3HL4k")]
+)
+def test_only_a_real_version_id_is_reported(response: dict[str, str], expected: str | None) -> None:
+    # S3 answers "null" for the object of an unversioned or versioning-suspended bucket: nothing to pin
+    from sentiment_shared.object_store import _version_id
+
+    assert _version_id(response) == expected

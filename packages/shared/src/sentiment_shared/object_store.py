@@ -80,6 +80,13 @@ def _code(exc: ClientError) -> str:
     return str(exc.response.get("Error", {}).get("Code", ""))
 
 
+def _version_id(response: Mapping[str, object]) -> str | None:
+    """The object's version id, or None where S3 cannot pin one: an unversioned (or suspended) bucket
+    answers nothing or the literal ``"null"``, and a later write replaces that object in place."""
+    version = response.get("VersionId")
+    return str(version) if version and version != "null" else None
+
+
 def _b64(digest: bytes) -> str:
     return base64.b64encode(digest).decode("ascii")
 
@@ -126,7 +133,7 @@ class S3ObjectStore:
             key=key,
             size=int(resp.get("ContentLength", 0)),
             etag=str(resp.get("ETag", "")),
-            version_id=resp.get("VersionId") or None,
+            version_id=_version_id(resp),
             metadata=dict(resp.get("Metadata", {})),
             checksum_sha256=resp.get("ChecksumSHA256"),
         )
@@ -172,7 +179,7 @@ class S3ObjectStore:
             )
         if progress is not None:
             progress(path.stat().st_size)
-        return PutResult(version_id=resp.get("VersionId") or None, etag=str(resp.get("ETag", "")))
+        return PutResult(version_id=_version_id(resp), etag=str(resp.get("ETag", "")))
 
     def _multipart(
         self,
@@ -217,7 +224,7 @@ class S3ObjectStore:
             with contextlib.suppress(ClientError):
                 self.client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
             raise
-        return PutResult(version_id=done.get("VersionId") or None, etag=str(done.get("ETag", "")))
+        return PutResult(version_id=_version_id(done), etag=str(done.get("ETag", "")))
 
     def delete(self, bucket: str, key: str, *, version_id: str | None = None) -> None:
         try:
