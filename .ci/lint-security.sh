@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Security lint of what CI and deploys build from: hadolint and checkov on every tracked Dockerfile, then the
+# Security lint of what CI and deploys build from: hadolint and checkov on every tracked Dockerfile, the Pulumi
+# program's dependency set (no torch/CUDA in the deploy jobs' install), then the
 # workflows' lint (.ci/lint-workflows.sh: zizmor, checkov, actionlint). checkov pins an old boto3 (among
 # others), so it runs in a throwaway tool environment of its own (uv tool run), never in the workspace's
 # locked one; --skip-download keeps it offline and deterministic. Suppressions live next to what they
@@ -23,6 +24,18 @@ for dockerfile in "${dockerfiles[@]}"; do
   uv tool run --quiet --from "$CHECKOV" checkov --framework dockerfile --file "$dockerfile" \
     --skip-download --quiet --compact
 done
+
+echo "-- the Pulumi program alone pulls no CUDA torch (uv export --package sentiment-infra)"
+exported="$(uv export --frozen --no-dev --package sentiment-infra --no-hashes)"
+names="$(sed -n 's/^\([A-Za-z0-9][A-Za-z0-9._-]*\)==.*/\1/p' <<<"$exported" | tr '[:upper:]' '[:lower:]')"
+if ! grep -qx 'pulumi' <<<"$names"; then
+  echo "uv export of sentiment-infra has no pulumi: the check would pass vacuously" >&2
+  exit 1
+fi
+if heavy="$(grep -E '^(torch|transformers|nvidia.*|cuda.*|triton.*)$' <<<"$names")"; then
+  echo "the Pulumi program's dependency set pulls: $heavy" >&2
+  exit 1
+fi
 
 bash .ci/lint-workflows.sh
 echo "security lint OK"
