@@ -24,7 +24,7 @@ from pathlib import Path
 
 from benchmarks.bundle_formats import build_full_size_model
 from benchmarks.host import banner
-from benchmarks.image_size import install_dependency_set
+from benchmarks.image_size import install_dependency_set, install_members
 
 TARGET_MB = 1024
 
@@ -68,6 +68,8 @@ def main() -> None:
     deps = root / "image-deps"
     if not (deps / "torch").is_dir():
         install_dependency_set(deps)
+    else:
+        install_members(deps)  # this checkout's code, not the cached copy's
     env = {
         **os.environ,
         "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "2048",

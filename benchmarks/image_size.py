@@ -49,6 +49,18 @@ def install_dependency_set(target: Path, torch_wheel: Path = DEFAULT_WHEEL) -> P
     install = [uv, "pip", "install", "--quiet", "--python", sys.executable, "--target", str(target), "--no-deps"]
     subprocess.run([*install, "--require-hashes", "-r", str(reqs / "requirements.txt")], env=env, check=True)
     subprocess.run([*install, str(torch_wheel)], env=env, check=True)
+    return install_members(target)
+
+
+def install_members(target: Path) -> Path:
+    """(Re)install the two workspace members into ``target``: a cached dependency set must not run stale code."""
+    uv = shutil.which("uv")
+    if uv is None:
+        raise SystemExit("uv is not on PATH")
+    env = {**os.environ, "UV_COMPILE_BYTECODE": "1", "UV_NO_INSTALLER_METADATA": "1", "UV_LINK_MODE": "copy"}
+    env.pop("VIRTUAL_ENV", None)
+    install = [uv, "pip", "install", "--quiet", "--python", sys.executable, "--target", str(target), "--no-deps"]
+    install += ["--reinstall-package", "sentiment-shared", "--reinstall-package", "sentiment-analysis", "--upgrade"]
     subprocess.run([*install, str(REPO / "packages/shared"), str(REPO / "services/analysis")], env=env, check=True)
     return target
 
