@@ -21,13 +21,13 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from sentiment_local.esm import LocalLambdaContext
-from sentiment_shared import aws
-from sentiment_shared.client import (
+from sentiment_client.client import (
     LAMBDA_SYNC_PAYLOAD_LIMIT,
     FunctionFailedError,
     SentimentClient,
 )
+from sentiment_local.esm import LocalLambdaContext
+from sentiment_shared import aws
 from sentiment_shared.model_bundle import pack
 from sentiment_shared.settings import reset_settings_cache
 from sentiment_shared.stack import model_key

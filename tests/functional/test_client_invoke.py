@@ -20,7 +20,7 @@ import pytest
 from botocore.response import StreamingBody
 from botocore.stub import ANY, Stubber
 
-from sentiment_shared.client import (
+from sentiment_client.client import (
     FunctionFailedError,
     FunctionUnavailableError,
     InvalidResponseError,
@@ -28,7 +28,7 @@ from sentiment_shared.client import (
     RequestRejectedError,
     SentimentClient,
 )
-from sentiment_shared.fallback import VaderFallback
+from sentiment_client.fallback import VaderFallback
 
 pytestmark = pytest.mark.functional
 
@@ -132,7 +132,7 @@ def test_exhausted_batch_falls_back_per_result_and_is_counted_and_logged(
         fallback=VaderFallback(), sleep=Sleeps(),
     )  # fmt: skip
     # When classified
-    with caplog.at_level(logging.WARNING, logger="sentiment_shared.client"):
+    with caplog.at_level(logging.WARNING, logger="sentiment_client.client"):
         results = client.classify(first + second)
     # Then the first batch carries the model's answers and the second the fallback's, each marked
     assert [r.source for r in results] == ["model", "model", "fallback", "fallback"]

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from sentiment_shared.client import (
+from sentiment_client.client import (
     DEFAULT_MAX_PAYLOAD_BYTES,
     LAMBDA_SYNC_PAYLOAD_LIMIT,
     MAX_TEXTS_PER_INVOKE,
@@ -29,7 +29,7 @@ from sentiment_shared.client import (
     envelope_bytes,
     plan_batches,
 )
-from sentiment_shared.fallback import VaderFallback, sentiment_from_compound
+from sentiment_client.fallback import VaderFallback, sentiment_from_compound
 
 pytestmark = pytest.mark.unit
 

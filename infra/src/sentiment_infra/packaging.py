@@ -225,6 +225,7 @@ ANALYSIS_IMAGE_INPUTS = (
     "uv.lock",
     "pyproject.toml",
     ".dockerignore",
+    "packages/client/pyproject.toml",
     "infra/pyproject.toml",
     "services/ingestion/pyproject.toml",
     "services/dashboard/pyproject.toml",

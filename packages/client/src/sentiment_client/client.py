@@ -7,7 +7,7 @@ returns one :class:`ClientResult` per text in input order. Anything that would m
 (a function error, a 400 from the handler, a response that breaks the contract) is raised as a typed
 :class:`SentimentClientError`; it is never retried into a fallback and never turned into a result.
 
-The optional fallback (e.g. :class:`sentiment_shared.fallback.VaderFallback`) answers only for the
+The optional fallback (e.g. :class:`sentiment_client.fallback.VaderFallback`) answers only for the
 texts whose invocation stayed unavailable after every retry; those results carry ``source="fallback"``,
 are counted in :attr:`SentimentClient.stats` and logged. See docs/CLIENT.md.
 """
@@ -169,7 +169,7 @@ class FunctionUnavailableError(BatchError):
 
 
 class Fallback(Protocol):
-    """An offline analyzer used for texts the function could not answer (see :mod:`sentiment_shared.fallback`)."""
+    """An offline analyzer used for texts the function could not answer (see :mod:`sentiment_client.fallback`)."""
 
     name: str
 

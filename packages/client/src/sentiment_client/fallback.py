@@ -1,4 +1,4 @@
-"""Offline lexicon fallback of the backend client: VADER, from the ``fallback`` extra of sentiment-shared.
+"""Offline lexicon fallback of the backend client: VADER, from the ``fallback`` extra of sentiment-client.
 
 ``vaderSentiment`` ships its lexicon in the wheel, needs no network and classifies a short text in
 tens of microseconds; it is far less accurate than the model, which is why the client uses it only
@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sentiment_shared.client import ClientResult
+from sentiment_client.client import ClientResult
 from sentiment_shared.schemas import Sentiment
 
 VADER_POSITIVE_THRESHOLD = 0.05
@@ -33,7 +33,7 @@ def sentiment_from_compound(compound: float) -> tuple[Sentiment, float]:
 
 
 class VaderFallback:
-    """:class:`sentiment_shared.client.Fallback` backed by ``vaderSentiment``'s ``SentimentIntensityAnalyzer``.
+    """:class:`sentiment_client.client.Fallback` backed by ``vaderSentiment``'s ``SentimentIntensityAnalyzer``.
 
     Constructing it imports the package and loads the lexicon (~10 ms), so a missing extra fails when
     the client is configured rather than in the middle of an outage.
@@ -46,7 +46,7 @@ class VaderFallback:
             from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer  # optional extra: lazy
         except ImportError as exc:  # pragma: no cover - depends on the installed extras
             raise ImportError(
-                "the VADER fallback needs the optional extra: install 'sentiment-shared[fallback]'"
+                "the VADER fallback needs the optional extra: install 'sentiment-client[fallback]'"
             ) from exc
         self._analyzer: Any = SentimentIntensityAnalyzer()
 
