@@ -3,13 +3,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 declare -A MODULES=(
-  [sentiment-shared]="sentiment_shared.adapters sentiment_shared.counters sentiment_shared.costs sentiment_shared.model_bundle sentiment_shared.model_publish sentiment_shared.object_store sentiment_shared.provision sentiment_shared.settings"
+  [sentiment-shared]="sentiment_shared.adapters sentiment_shared.counters sentiment_shared.costs sentiment_shared.model_bundle sentiment_shared.model_publish sentiment_shared.object_store sentiment_shared.settings"
   [sentiment-client]="sentiment_client.client sentiment_client.fallback"
   [sentiment-analysis]="sentiment_analysis.handler sentiment_analysis.classifier sentiment_analysis.core"
   [sentiment-ingestion]="sentiment_ingestion.handler"
   [sentiment-dashboard]="sentiment_dashboard.handler sentiment_dashboard.server sentiment_dashboard.cli"
   [sentiment-infra]="sentiment_infra.model_cli sentiment_infra.model_artifact sentiment_infra.config sentiment_infra.packaging sentiment_infra.components"
-  [sentiment-local]="sentiment_local.cli sentiment_local.pipeline sentiment_local.dashboard"
+  [sentiment-local]="sentiment_local.cli sentiment_local.provision sentiment_local.pipeline sentiment_local.dashboard"
 )
 for member in "${!MODULES[@]}"; do
   venv=$(mktemp -d)

@@ -38,9 +38,9 @@ from sentiment_ingestion.entries import DIRECT_SOURCE, Entry
 from sentiment_ingestion.feeds import FeedFetcher
 from sentiment_ingestion.store import DynamoIngestionStore
 from sentiment_local.emulator import embedded_moto
+from sentiment_local.provision import StackResources, provision
 from sentiment_shared import aws
 from sentiment_shared.adapters import DynamoItemsTable, SnsPublisher
-from sentiment_shared.provision import StackResources, provision
 from sentiment_shared.stack import ResourceNames
 
 TARGET_CALLS_PER_ITEM = 1.2

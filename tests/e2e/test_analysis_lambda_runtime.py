@@ -28,9 +28,9 @@ from typing import IO, Any
 
 import pytest
 
+from sentiment_local.provision import create_bucket, create_items_table
 from sentiment_shared import aws, model_bundle
 from sentiment_shared.adapters import DynamoItemsTable
-from sentiment_shared.provision import create_bucket, create_items_table
 from sentiment_shared.schemas import Item
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]

@@ -22,8 +22,8 @@ from typing import Any
 import pytest
 from botocore.awsrequest import AWSResponse
 
+from sentiment_local.provision import StackResources
 from sentiment_shared import aws, model_bundle
-from sentiment_shared.provision import StackResources
 from sentiment_shared.schemas import Item
 from sentiment_shared.settings import reset_settings_cache
 from sentiment_shared.stack import model_key
@@ -115,7 +115,7 @@ def clean_stack(server_url: str, monkeypatch: pytest.MonkeyPatch, stack_name: st
     Cheaper than a fresh in-process moto per test (provisioning dominated these tests' time); the
     model bucket is kept, so a warm analysis cache needs no second upload.
     """
-    from sentiment_shared.provision import provision
+    from sentiment_local.provision import provision
     from sentiment_shared.stack import ResourceNames
 
     monkeypatch.setenv("AWS_ENDPOINT_URL", server_url)

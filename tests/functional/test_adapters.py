@@ -11,10 +11,10 @@ from botocore.stub import Stubber
 from queue_support import drain_topic_messages
 from reliability_support import FailingCalls
 
+from sentiment_local.provision import StackResources, provision
 from sentiment_shared import aws
 from sentiment_shared.adapters import SNS_BATCH_MAX_BYTES, DynamoItemsTable, SnsPublisher, chunk_messages
 from sentiment_shared.ports import ItemNotFoundError
-from sentiment_shared.provision import StackResources, provision
 from sentiment_shared.schemas import Item, SentimentResult, TopicMessage
 
 pytestmark = pytest.mark.functional

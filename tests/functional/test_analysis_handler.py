@@ -18,9 +18,9 @@ from sentiment_analysis import core
 from sentiment_analysis import handler as handler_module
 from sentiment_analysis.handler import handler
 from sentiment_local.esm import LocalLambdaContext
+from sentiment_local.provision import create_bucket, create_items_table
 from sentiment_shared import aws, model_bundle
 from sentiment_shared.adapters import DynamoItemsTable
-from sentiment_shared.provision import create_bucket, create_items_table
 from sentiment_shared.schemas import Item
 from sentiment_shared.settings import reset_settings_cache
 

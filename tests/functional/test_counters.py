@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 
+from sentiment_local.provision import StackResources, provision
 from sentiment_shared import aws, counters
 from sentiment_shared.adapters import DynamoItemsTable
 from sentiment_shared.ports import ItemNotFoundError
-from sentiment_shared.provision import StackResources, provision
 from sentiment_shared.schemas import Item, SentimentResult
 
 pytestmark = pytest.mark.functional

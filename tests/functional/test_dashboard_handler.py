@@ -10,10 +10,10 @@ import pytest
 
 from sentiment_dashboard import handler as dashboard_handler
 from sentiment_dashboard.summary import cloudwatch_cost
+from sentiment_local.provision import StackResources, provision
 from sentiment_shared import aws
 from sentiment_shared.adapters import DynamoItemsTable
 from sentiment_shared.costs import PRICES
-from sentiment_shared.provision import StackResources, provision
 from sentiment_shared.schemas import Item, SentimentResult
 
 pytestmark = pytest.mark.functional

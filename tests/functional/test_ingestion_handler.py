@@ -26,9 +26,9 @@ from sentiment_ingestion.handler import build_ingestor, handler
 from sentiment_ingestion.samples import sample_feed_path
 from sentiment_ingestion.store import DynamoIngestionStore
 from sentiment_local.esm import LocalLambdaContext
+from sentiment_local.provision import StackResources, provision
 from sentiment_shared import aws
 from sentiment_shared.adapters import DynamoItemsTable
-from sentiment_shared.provision import StackResources, provision
 from sentiment_shared.settings import ingestion_settings, reset_settings_cache
 from sentiment_shared.stack import ITEMS_TABLE_HASH_KEY
 

@@ -36,9 +36,9 @@ from reliability_support import (
 from reliability_table import Recorder
 
 from sentiment_local.esm import LocalLambdaContext
+from sentiment_local.provision import StackResources
 from sentiment_shared import aws, model_bundle
 from sentiment_shared.adapters import DynamoItemsTable
-from sentiment_shared.provision import StackResources
 from sentiment_shared.settings import reset_settings_cache
 
 pytestmark = [pytest.mark.functional, pytest.mark.slow]

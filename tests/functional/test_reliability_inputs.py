@@ -34,8 +34,8 @@ from reliability_table import Recorder
 
 from sentiment_ingestion.events import MAX_ENTRIES_PER_EVENT
 from sentiment_local.esm import LocalLambdaContext
+from sentiment_local.provision import StackResources
 from sentiment_shared import aws, model_bundle
-from sentiment_shared.provision import StackResources
 from sentiment_shared.settings import reset_settings_cache
 from sentiment_shared.stack import ITEMS_TABLE_HASH_KEY
 

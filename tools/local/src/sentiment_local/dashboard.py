@@ -51,7 +51,7 @@ def _has_counters(table: str) -> bool:
 def local_summary(state_dir: Path, stack: str = "local") -> Iterator[tuple[Callable[[], dict[str, Any]], int, bool]]:
     """(summary loader, items restored, backfilled?) over the saved state, while the emulator runs."""
     from sentiment_dashboard.summary import table_summary
-    from sentiment_shared.provision import create_items_table
+    from sentiment_local.provision import create_items_table
 
     if not (state_dir / STATE_FILE).is_file():
         raise NoStateError(

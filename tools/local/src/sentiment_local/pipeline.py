@@ -1,7 +1,7 @@
 """``sentiment-local run``: the whole pipeline against an embedded AWS emulator, step by step.
 
 1. start a moto server on loopback (or use ``endpoint_url``), AWS variables scoped to the run;
-2. create the stack's resources with :mod:`sentiment_shared.provision` (same settings as infra);
+2. create the stack's resources with :mod:`sentiment_local.provision` (same settings as infra);
 3. publish the model bundle with :mod:`sentiment_shared.model_publish` (the dynamic provider's code);
 4. run the ingestion handler on the feed with a real EventBridge scheduled event;
 5. drain the work queue into the analysis handler like Lambda's event source mapping;
@@ -23,12 +23,12 @@ from typing import Any
 from sentiment_local.dashboard import save_last_run
 from sentiment_local.emulator import LOCAL_REGION, aws_environment, embedded_moto, scoped_environ
 from sentiment_local.esm import DrainStats, EventSourceMapping, Handler, LocalLambdaContext
+from sentiment_local.provision import StackResources, provision
 from sentiment_local.state import clear_state, restore_table, save_table
 from sentiment_shared import aws
 from sentiment_shared.costs import Measured, cost_per_1000
 from sentiment_shared.model_bundle import BUNDLE_FILE_NAME
 from sentiment_shared.model_publish import ModelSource, PublishResult, publish
-from sentiment_shared.provision import StackResources, provision
 from sentiment_shared.schemas import Item
 from sentiment_shared.settings import AnalysisSettings, IngestionSettings, environment
 from sentiment_shared.stack import (
