@@ -88,6 +88,11 @@ def _faulty(real: Any) -> Any:
     return handler
 
 
+@pytest.mark.reliability(
+    area="local pipeline",
+    case="analysis fails every delivery of ~1/4 of the records",
+    expected="those records are received maxReceiveCount times, then parked in the DLQ; the rest analyzed",
+)
 def test_injected_handler_faults_are_retried_then_parked_in_the_dlq(
     shared_model_dir: Path, tmp_path: Path, moto_endpoint: str
 ) -> None:

@@ -94,6 +94,11 @@ def test_publish_batch_delivers_all_messages_in_chunks_of_ten(stack: StackResour
     assert all({"item_id", "text", "source", "ingested_at", "schema_version"} <= d.keys() for d in delivered)
 
 
+@pytest.mark.reliability(
+    area="ingestion publish",
+    case="SNS PublishBatch partial failure (some entries failed, retryable)",
+    expected="only the failed entries are retried; every message delivered once",
+)
 def test_publish_batch_partial_failure_is_retried_and_delivered(stack: StackResources) -> None:
     # Given SNS that fails two entries of the first PublishBatch (a partial failure)
     sns = aws.client("sns")
@@ -123,6 +128,11 @@ def test_publish_batch_partial_failure_is_retried_and_delivered(stack: StackReso
     assert sorted(d["item_id"] for d in drain_topic_messages(stack.queue_url)) == [f"m{i}" for i in range(5)]
 
 
+@pytest.mark.reliability(
+    area="ingestion publish",
+    case="SNS PublishBatch entries that keep failing",
+    expected="reported failed after the retries, never dropped silently",
+)
 def test_publish_reports_entries_that_keep_failing(stack: StackResources) -> None:
     sns = aws.client("sns")
     stubber = Stubber(sns)

@@ -304,6 +304,11 @@ def test_malformed_events_answer_400_and_touch_nothing(
     assert len(rejected) == len(MALFORMED_EVENTS)
 
 
+@pytest.mark.reliability(
+    area="ingestion publish",
+    case="publish failure in one run (moto)",
+    expected="item stays pending, a later run re-publishes it",
+)
 def test_publish_failure_is_recovered_by_a_later_run(stack: StackResources, monkeypatch: pytest.MonkeyPatch) -> None:
     # Given a run whose publish fails (the topic it was given does not exist)
     _set_env(monkeypatch, TOPIC_ARN="arn:aws:sns:us-east-1:123456789012:no-such-topic", REPUBLISH_AFTER_S="0")
@@ -359,6 +364,11 @@ def atomic_moto_puts(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(DynamoDBBackend, "put_item", put_item)
 
 
+@pytest.mark.reliability(
+    area="faults: ingestion",
+    case="the same payload ingested by concurrent invocations",
+    expected="each item stored and published once",
+)
 @pytest.mark.usefixtures("atomic_moto_puts")
 def test_concurrent_invocations_are_deduplicated(stack: StackResources) -> None:
     # Given two invocations of the same 30 texts at the same moment (as two Lambda instances would run)
@@ -405,6 +415,11 @@ def test_sample_feed_is_ingested_from_a_file_when_file_feeds_are_allowed(
     assert len(drain_topic_messages(stack.queue_url)) == 48
 
 
+@pytest.mark.reliability(
+    area="faults: ingestion",
+    case="items table unavailable during a direct invoke",
+    expected="the invocation raises (Lambda retries it); nothing is reported stored",
+)
 def test_table_failure_fails_the_invocation_so_it_is_retried(
     stack: StackResources, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -111,6 +111,11 @@ def test_fetch_uses_the_shared_client_by_default(tmp_path: Path, bundle: BundleI
     assert (model / "config.json").is_file()
 
 
+@pytest.mark.reliability(
+    area="model fetch",
+    case="corrupted bundle in S3 (sha256 mismatch), stream and ranged downloads",
+    expected="fail closed: digest error, nothing cached; after the object is fixed the next fetch succeeds",
+)
 @pytest.mark.parametrize("strategy", STRATEGIES)
 def test_corrupted_object_is_refused_then_a_clean_retry_works(
     tmp_path: Path, s3: S3Client, bundle: BundleInfo, strategy: Literal["stream", "ranged"]
@@ -152,6 +157,11 @@ class _CutStream:
         self._body.close()
 
 
+@pytest.mark.reliability(
+    area="model fetch",
+    case="S3 download cut mid-stream",
+    expected="fetch raises, no model directory or temp file left, the next fetch downloads cleanly",
+)
 def test_a_stream_cut_midway_leaves_nothing_and_a_retry_works(tmp_path: Path, s3: S3Client, bundle: BundleInfo) -> None:
     # Given the connection drops after 1 MiB of the 2 MiB bundle
     def cut(parsed: dict[str, Any], **_: Any) -> None:
@@ -180,6 +190,11 @@ def test_missing_object_is_a_clear_error(tmp_path: Path, s3: S3Client, strategy:
     assert _leftovers(cache) == []
 
 
+@pytest.mark.reliability(
+    area="model fetch",
+    case="process killed in the middle of a fetch",
+    expected="leftovers are ignored and swept by the next fetch",
+)
 def test_a_killed_fetch_leaves_nothing_that_outlives_the_next_one(
     tmp_path: Path, s3: S3Client, bundle: BundleInfo
 ) -> None:

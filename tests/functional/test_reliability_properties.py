@@ -66,6 +66,11 @@ def _near_messages() -> st.SearchStrategy[Any]:
     )
 
 
+@pytest.mark.reliability(
+    area="property-based (hypothesis)",
+    case="any JSON value or near-message object as a queue body, raw or SNS-wrapped (lone surrogates included)",
+    expected="a valid, UTF-8-encodable message or InvalidMessageError; nothing else",
+)
 @PROPERTY_SETTINGS
 @given(payload=json_values | _near_messages(), wrap=st.booleans())
 def test_decode_message_returns_a_valid_message_or_raises_its_own_error(payload: Any, wrap: bool) -> None:
@@ -81,6 +86,11 @@ def test_decode_message_returns_a_valid_message_or_raises_its_own_error(payload:
     assert _encodable(message.text)
 
 
+@pytest.mark.reliability(
+    area="property-based (hypothesis)",
+    case="any string (or null) as a queue body",
+    expected="a message or InvalidMessageError",
+)
 @PROPERTY_SETTINGS
 @given(body=st.none() | any_text)
 def test_decode_message_survives_any_raw_body(body: str | None) -> None:
@@ -94,6 +104,11 @@ def test_decode_message_survives_any_raw_body(body: str | None) -> None:
     text=st.text(st.characters(exclude_categories=("Cs",)), max_size=200),
     wrap=st.booleans(),
 )
+@pytest.mark.reliability(
+    area="property-based (hypothesis)",
+    case="any valid topic message, raw or SNS-wrapped",
+    expected="decodes to the same item_id and text",
+)
 def test_every_valid_message_round_trips_raw_or_wrapped(item_id: str, text: str, wrap: bool) -> None:
     body = TopicMessage(item_id=item_id, text=text).to_json()
     if wrap:
@@ -102,6 +117,11 @@ def test_every_valid_message_round_trips_raw_or_wrapped(item_id: str, text: str,
     assert (decoded.item_id, decoded.text) == (item_id, text)
 
 
+@pytest.mark.reliability(
+    area="property-based (hypothesis)",
+    case="any JSON object as an analysis direct invoke",
+    expected="a request of 1..4096 encodable texts or PayloadError (a 400)",
+)
 @PROPERTY_SETTINGS
 @given(event=json_values | st.fixed_dictionaries({}, optional={"texts": json_values, "items": json_values}))
 def test_parse_direct_returns_a_request_or_a_payload_error(event: Any) -> None:
@@ -128,6 +148,11 @@ items_like = st.lists(
     event=json_values
     | st.fixed_dictionaries({}, optional={"texts": json_values | st.lists(any_text, max_size=5), "items": items_like})
 )
+@pytest.mark.reliability(
+    area="property-based (hypothesis)",
+    case="any JSON value as an ingestion event",
+    expected="a request with one encodable entry per input, or InvalidEventError (a 400)",
+)
 def test_parse_event_returns_a_request_or_an_invalid_event_error(event: Any) -> None:
     try:
         request = parse_event(event)
@@ -144,6 +169,11 @@ def test_parse_event_returns_a_request_or_an_invalid_event_error(event: Any) -> 
             assert entry.key is None or _encodable(entry.key)
 
 
+@pytest.mark.reliability(
+    area="property-based (hypothesis)",
+    case="any text through ingestion's normalizer",
+    expected="None, or text without controls/format characters, single-spaced, within the cap",
+)
 @PROPERTY_SETTINGS
 @given(raw=st.text(st.characters(exclude_categories=("Cs",)), max_size=300), cap=st.integers(100, 400))
 def test_normalized_text_is_clean_bounded_and_encodable(raw: str, cap: int) -> None:
@@ -180,6 +210,11 @@ record_bodies = (
 )
 
 
+@pytest.mark.reliability(
+    area="property-based (hypothesis)",
+    case="any batch of record bodies (valid, JSON, arbitrary strings, null)",
+    expected="each record id ends in exactly one of results / errors",
+)
 @PROPERTY_SETTINGS
 @given(bodies=st.lists(record_bodies, max_size=12))
 def test_every_record_of_a_batch_is_analysed_or_failed_never_dropped(bodies: list[str | None]) -> None:
@@ -195,6 +230,11 @@ entry_texts = st.lists(
 )
 
 
+@pytest.mark.reliability(
+    area="property-based (hypothesis)",
+    case="any list of entries (duplicates, HTML, blanks, repeated keys), ingested twice",
+    expected="received = stored + duplicates + skipped; each new item published once; the rerun stores nothing",
+)
 @PROPERTY_SETTINGS
 @given(texts=entry_texts, keys=st.lists(st.none() | st.sampled_from(["k1", "k2", "k3"]), max_size=25))
 def test_ingestion_counts_every_entry_once_and_publishes_every_new_item_once(

@@ -157,6 +157,11 @@ def test_every_policy_document_is_well_formed_and_found(program: ProgramRun) -> 
         assert all(s["Effect"] in {"Allow", "Deny"} for s in policy["Statement"])
 
 
+@pytest.mark.reliability(
+    area="security: IAM least privilege (Pulumi mocks)",
+    case="every identity policy of both stacks",
+    expected="no wildcard action; no wildcard resource beyond the AWS-required allow-list",
+)
 def test_identity_policies_have_no_wildcard_action_or_resource_beyond_the_allow_list(program: ProgramRun) -> None:
     log_groups = {r.outputs["arn"] for r in program.of_type("aws:cloudwatch/logGroup:LogGroup")}
     for record in program.of_type("aws:iam/rolePolicy:RolePolicy"):
@@ -164,6 +169,11 @@ def test_identity_policies_have_no_wildcard_action_or_resource_beyond_the_allow_
         assert wildcard_violations(policy, own_log_groups=log_groups) == [], record.name
 
 
+@pytest.mark.reliability(
+    area="security: IAM least privilege (Pulumi mocks)",
+    case="every resource policy (bucket, queue, topic, key, repository)",
+    expected="no Allow for anyone; every service principal pinned to this stack's source",
+)
 def test_resource_policies_never_allow_anyone_and_pin_every_service_principal(program: ProgramRun) -> None:
     for typ, name, policy in policies(program):
         if typ in {"aws:iam/rolePolicy:RolePolicy"}:
@@ -171,6 +181,11 @@ def test_resource_policies_never_allow_anyone_and_pin_every_service_principal(pr
         assert resource_policy_violations(policy, key_policy=typ == "aws:kms/key:Key") == [], (typ, name)
 
 
+@pytest.mark.reliability(
+    area="security: IAM least privilege (Pulumi mocks)",
+    case="role trust policies",
+    expected="only lambda.amazonaws.com, for this account",
+)
 def test_roles_trust_only_lambda_for_this_account(program: ProgramRun) -> None:
     for role in program.of_type("aws:iam/role:Role"):
         (statement,) = json.loads(role.inputs["assumeRolePolicy"])["Statement"]
@@ -179,6 +194,11 @@ def test_roles_trust_only_lambda_for_this_account(program: ProgramRun) -> None:
         assert statement["Condition"] == {"StringEquals": {"aws:SourceAccount": ACCOUNT}}
 
 
+@pytest.mark.reliability(
+    area="security: IAM least privilege (Pulumi mocks)",
+    case="the analysis function's grants",
+    expected="read the model object, update items, drain its queue: nothing else",
+)
 def test_analysis_may_read_the_model_object_update_items_and_drain_its_queue_only(program: ProgramRun) -> None:
     bucket = program.one("aws:s3/bucket:Bucket").outputs["bucket"]
     key = program.one(MODEL_ARTIFACT).inputs["key"]
@@ -200,6 +220,11 @@ def test_analysis_may_read_the_model_object_update_items_and_drain_its_queue_onl
     assert grants(program, "analysis") == expected
 
 
+@pytest.mark.reliability(
+    area="security: IAM least privilege (Pulumi mocks)",
+    case="the ingestion function's grants",
+    expected="store/read items, query the pending index, publish: nothing else",
+)
 def test_ingestion_may_store_items_query_the_pending_index_and_publish_only(program: ProgramRun) -> None:
     table = program.one("aws:dynamodb/table:Table").outputs["arn"]
     topic = program.one("aws:sns/topic:Topic", "messaging").outputs["arn"]

@@ -30,6 +30,9 @@ def steps(workflow: dict[str, Any]) -> list[dict[str, Any]]:
     return [step for job in workflow["jobs"].values() for step in job.get("steps", [])]
 
 
+@pytest.mark.reliability(
+    area="security: lint", case="third-party actions in the workflows", expected="every one pinned by a full commit SHA"
+)
 @pytest.mark.parametrize("name", ["preview.yml", "deploy.yml"])
 def test_every_action_is_pinned_by_full_commit_sha(name: str) -> None:
     uses = [step["uses"] for step in steps(load(name)) if "uses" in step]

@@ -139,6 +139,9 @@ def test_conditional_get_sends_validators_and_a_304_costs_no_body() -> None:
     assert result.state == previous
 
 
+@pytest.mark.reliability(
+    area="ingestion feeds (HTTP)", case="redirect loop", expected="stops after 5 redirects with a feed error"
+)
 def test_redirects_are_followed_but_not_forever() -> None:
     def handler(request: httpx.Request) -> httpx.Response:
         if request.url.path == "/old":
@@ -159,6 +162,11 @@ def test_http_errors_are_feed_errors(status: int) -> None:
         fetcher.fetch("https://feeds.example.com/rss")
 
 
+@pytest.mark.reliability(
+    area="ingestion feeds (HTTP)",
+    case="feed declaring a body over the byte cap",
+    expected="refused before reading (a feed error)",
+)
 def test_declared_oversized_body_is_refused_before_reading() -> None:
     def handler(_: httpx.Request) -> httpx.Response:
         return httpx.Response(200, headers={"Content-Length": "999999"}, content=b"")
@@ -167,6 +175,11 @@ def test_declared_oversized_body_is_refused_before_reading() -> None:
         fetcher.fetch("https://feeds.example.com/rss")
 
 
+@pytest.mark.reliability(
+    area="ingestion feeds (HTTP)",
+    case="feed streaming past the byte cap without Content-Length",
+    expected="cut while streaming (a feed error)",
+)
 def test_undeclared_oversized_body_is_cut_while_streaming() -> None:
     pulled: list[int] = []
 
@@ -184,6 +197,7 @@ def test_undeclared_oversized_body_is_cut_while_streaming() -> None:
     assert len(pulled) < 10
 
 
+@pytest.mark.reliability(area="ingestion feeds (HTTP)", case="gzip bomb", expected="limited by its decoded size")
 def test_compressed_body_is_limited_by_its_decoded_size() -> None:
     bomb = gzip.compress(b"a" * 100_000)
     assert len(bomb) < 4096
@@ -195,6 +209,11 @@ def test_compressed_body_is_limited_by_its_decoded_size() -> None:
         fetcher.fetch("https://feeds.example.com/rss")
 
 
+@pytest.mark.reliability(
+    area="ingestion feeds (HTTP)",
+    case="slow server, refused connection",
+    expected="feed errors naming the cause, other feeds unaffected",
+)
 def test_timeouts_and_connection_errors_are_feed_errors() -> None:
     def slow(request: httpx.Request) -> httpx.Response:
         raise httpx.ReadTimeout("read timed out", request=request)

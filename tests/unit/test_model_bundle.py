@@ -310,6 +310,11 @@ def _hostile_cases(outside: Path) -> dict[str, list[tuple[tarfile.TarInfo, bytes
 HOSTILE_NAMES = sorted(_hostile_cases(Path("/x")))
 
 
+@pytest.mark.reliability(
+    area="model fetch",
+    case="hostile archive members (absolute paths, `..`, links, devices, fifos)",
+    expected="refused before anything is written outside the destination",
+)
 @pytest.mark.parametrize("case", HOSTILE_NAMES)
 def test_extract_refuses_hostile_archives(tmp_path: Path, case: str) -> None:
     # Given a hostile archive (with its correct digest, so only the member checks can refuse it)
@@ -330,6 +335,11 @@ def test_extract_refuses_hostile_archives(tmp_path: Path, case: str) -> None:
     assert (outside / "target").read_text() == "do not touch"
 
 
+@pytest.mark.reliability(
+    area="model fetch",
+    case="no space left in the cache directory while extracting (ENOSPC)",
+    expected="a clear error, no partial model left behind",
+)
 def test_extract_reports_a_full_disk_cleanly(layout: tuple[Path, Path, Path], tmp_path: Path) -> None:
     # Given a bundle whose weights exceed what the process may write (RLIMIT_FSIZE stands in for ENOSPC)
     archive, dest, parent = layout
@@ -375,6 +385,11 @@ def _expected_ok(members: list[tuple[str, bytes, str]]) -> bool:
     )
 
 
+@pytest.mark.reliability(
+    area="model fetch",
+    case="property: arbitrary archives (hypothesis)",
+    expected="no extracted path ever lands outside the destination",
+)
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(members=_MEMBERS, with_model=st.booleans())
 def test_property_no_archive_escapes_the_destination(members: list[tuple[str, bytes, str]], with_model: bool) -> None:
