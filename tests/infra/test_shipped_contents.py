@@ -1,0 +1,69 @@
+"""The functions ship only what they run: no client SDK, no local tooling, no test or deploy tools.
+
+The ingestion ZIP is built for real (the session's cached build) and its top-level entries checked;
+every function's locked third-party set comes from the same ``uv export`` the builds use; the analysis
+image installs exactly the shared library and its own member.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from sentiment_infra.packaging import ANALYSIS_IMAGE_INPUTS, DASHBOARD_MEMBERS, INGESTION_MEMBERS, ZipBuild
+
+pytestmark = pytest.mark.infra
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+NOT_IN_A_FUNCTION = ("moto", "pulumi", "pulumi-aws", "pulumi-docker", "vadersentiment", "pytest", "mypy", "ruff")
+"""Distributions that belong to tests, deployment or outside callers, never to a function."""
+OTHER_MEMBERS = ("sentiment_client", "sentiment_local", "sentiment_infra")
+
+
+def _exported(package: str) -> set[str]:
+    out = subprocess.run(
+        ["uv", "export", "--frozen", "--no-dev", "--no-emit-workspace", "--no-hashes", "--package", package],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return {m.group(1).lower() for m in re.finditer(r"(?m)^([A-Za-z0-9_.-]+)==", out)}
+
+
+@pytest.mark.parametrize("package", ["sentiment-ingestion", "sentiment-dashboard", "sentiment-analysis"])
+def test_no_function_locks_test_deploy_or_client_dependencies(package: str) -> None:
+    exported = _exported(package)
+    assert exported, f"uv export listed nothing for {package}"
+    assert not exported & set(NOT_IN_A_FUNCTION), f"{package} would ship {sorted(exported & set(NOT_IN_A_FUNCTION))}"
+
+
+def test_zip_members_are_the_shared_library_and_the_function_only() -> None:
+    assert INGESTION_MEMBERS == ("packages/shared", "services/ingestion")
+    assert DASHBOARD_MEMBERS == ("packages/shared", "services/dashboard")
+
+
+@pytest.mark.slow
+def test_ingestion_zip_ships_only_what_the_handler_runs(local_zips: tuple[ZipBuild, ZipBuild]) -> None:
+    with zipfile.ZipFile(local_zips[0].path) as archive:
+        names = archive.namelist()
+    top = {name.split("/", 1)[0] for name in names}
+    ours = {t for t in top if t.startswith("sentiment_") and not t.endswith((".dist-info", ".egg-info"))}
+    assert ours == {"sentiment_shared", "sentiment_ingestion"}
+    assert not top & set(OTHER_MEMBERS)
+    assert not {t for t in top if t.split("-", 1)[0].lower() in ("moto", "pulumi", "pulumi_aws", "vadersentiment")}
+    assert "sentiment_shared/provision.py" not in names
+    assert "sentiment_shared/client.py" not in names
+
+
+def test_the_image_installs_the_shared_library_and_the_analysis_member_only() -> None:
+    text = (REPO_ROOT / "services" / "analysis" / "Dockerfile").read_text()
+    installs = re.findall(r"--target /opt/members --no-deps ([^\n\\]+)", text)
+    assert len(installs) == 1, installs
+    assert installs[0].split() == ["./packages/shared", "./services/analysis"]
+    code_inputs = {i for i in ANALYSIS_IMAGE_INPUTS if not i.endswith((".toml", ".lock", ".dockerignore"))}
+    assert code_inputs == {"packages/shared", "services/analysis"}
