@@ -11,6 +11,7 @@ declare -A MODULES=(
   [sentiment-infra]="sentiment_infra.model_cli sentiment_infra.model_artifact sentiment_infra.config sentiment_infra.packaging sentiment_infra.components"
   [sentiment-local]="sentiment_local.cli sentiment_local.provision sentiment_local.pipeline sentiment_local.dashboard"
 )
+SHARED_MODEL="${SENTIMENT_SHARED_DIR:-../shared}/models/sst2-distilbert-minilm"
 for member in "${!MODULES[@]}"; do
   venv=$(mktemp -d)
   echo "-- $member"
@@ -18,6 +19,16 @@ for member in "${!MODULES[@]}"; do
   for mod in ${MODULES[$member]}; do
     "$venv/bin/python" -c "import importlib, sys; importlib.import_module(sys.argv[1])" "$mod"
   done
+  if [ "$member" = sentiment-infra ] && [ -f "$SHARED_MODEL/config.json" ]; then
+    # The deploy job publishes the model from this Pulumi-only environment: same bundle, same digest, as the workspace.
+    ours=$("$venv/bin/python" .ci/bundle_digest.py "$SHARED_MODEL" --without-tokenizer-json)
+    workspace=$(uv run --locked python .ci/bundle_digest.py "$SHARED_MODEL" --without-tokenizer-json)
+    if [ "$ours" != "$workspace" ]; then
+      echo "the Pulumi-only environment builds bundle $ours, the workspace $workspace" >&2
+      exit 1
+    fi
+    echo "   bundle from the Pulumi-only environment = the workspace's ($ours)"
+  fi
   rm -rf "$venv"
 done
 echo "members OK"

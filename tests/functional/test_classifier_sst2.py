@@ -231,3 +231,27 @@ def test_what_the_own_forward_cannot_run_falls_back_to_transformers(shared_model
     clf = SentimentClassifier.from_pretrained(model, precision="fp32", threads=1)
     assert type(clf.model).__name__ == "DistilBertForSequenceClassification"
     assert clf.classify(["I love this!"])[0].label == "POSITIVE"
+
+
+def test_a_tokenizer_json_built_from_vocab_alone_gives_transformers_ids(
+    shared_model_dir: Path, sst2_dev: list[tuple[str, int]], tmp_path: Path
+) -> None:
+    from transformers import AutoTokenizer
+
+    from sentiment_analysis.distilbert import FastTokenizer
+    from sentiment_shared.model_compact import compact_model_dir
+
+    # Given the model without its tokenizer.json (as the production hub model comes)
+    source = tmp_path / "source"
+    source.mkdir()
+    for path in shared_model_dir.iterdir():
+        if path.name not in {"tokenizer.json", "MODEL_CARD.md"}:
+            (source / path.name).write_bytes(path.read_bytes())
+
+    # When publishing compacts it (the tokenizers library alone writes the tokenizer.json)
+    out = compact_model_dir(source, tmp_path / "compact")
+
+    # Then its ids equal transformers' own tokenizer's on every SST-2 dev text, and past the length limit
+    texts = [text for text, _ in sst2_dev] + ["Crème brûlée, naïve café — 東京 ok!? " * 120]
+    got = FastTokenizer(out)(texts, truncation=True, max_length=512)["input_ids"]
+    assert got == AutoTokenizer.from_pretrained(source)(texts, truncation=True, max_length=512)["input_ids"]

@@ -63,8 +63,10 @@ def compactable(model_dir: Path) -> str | None:
     try:
         import numpy  # noqa: F401
         import safetensors  # noqa: F401
-    except ImportError:  # the publisher's environment always has both (transformers needs them)
-        return "numpy / safetensors are not installed"
+    except ImportError as exc:  # declared by sentiment-shared[hub]: a bundle must not depend on the environment
+        from sentiment_shared.model_bundle import BundleError
+
+        raise BundleError(f"compacting model weights needs sentiment-shared[hub] ({exc.name} is missing)") from exc
     weights = model_dir / WEIGHTS_FILE
     if not weights.is_file():
         return f"no single {WEIGHTS_FILE} (sharded or missing)"
@@ -87,18 +89,49 @@ def _quantise_rows(matrix: Any) -> tuple[Any, Any]:
     return q, scale
 
 
-def _ensure_tokenizer_json(src: Path, dest: Path) -> None:
-    if (dest / "tokenizer.json").is_file():
-        return
-    try:
-        from transformers import AutoTokenizer
+WORDPIECE_MODEL_TYPES = frozenset({"bert", "distilbert"})
+"""Models whose ``vocab.txt`` is a BERT WordPiece vocabulary: their ``tokenizer.json`` can be built from it."""
 
-        tokenizer = AutoTokenizer.from_pretrained(src, local_files_only=True)
-        if not getattr(tokenizer, "is_fast", False):
-            return
-        tokenizer.backend_tokenizer.save(str(dest / "tokenizer.json"))
-    except Exception as exc:  # noqa: BLE001 - optional: the runtime falls back to transformers' tokenizer
-        log.warning("could not write tokenizer.json", extra={"model_dir": str(src), "error": str(exc)})
+
+def _ensure_tokenizer_json(src: Path, dest: Path) -> None:
+    """Give ``dest`` a ``tokenizer.json`` (what the runtime's own forward reads) if ``src`` lacks one.
+
+    Built with the ``tokenizers`` library alone, never transformers, so the bundle's bytes do not depend on
+    what else the publisher's environment happens to have (a laptop with the whole workspace and the
+    deploy job's Pulumi-only environment must publish the same digest). Only BERT-style WordPiece models
+    are built this way (their ``tokenizer_config.json`` settings, as transformers' converter reads them);
+    any other model ships without one and the runtime falls back to transformers' tokenizer.
+    """
+    if (dest / "tokenizer.json").is_file() or not (src / "vocab.txt").is_file():
+        return
+    config = _read_json(src / "config.json")
+    if config.get("model_type") not in WORDPIECE_MODEL_TYPES:
+        return
+    settings = _read_json(src / "tokenizer_config.json")
+    from tokenizers import BertWordPieceTokenizer
+
+    lowercase = bool(settings.get("do_lower_case", True))
+    tokenizer = BertWordPieceTokenizer(
+        str(src / "vocab.txt"),
+        unk_token=str(settings.get("unk_token", "[UNK]")),
+        sep_token=str(settings.get("sep_token", "[SEP]")),
+        cls_token=str(settings.get("cls_token", "[CLS]")),
+        pad_token=str(settings.get("pad_token", "[PAD]")),
+        mask_token=str(settings.get("mask_token", "[MASK]")),
+        clean_text=True,
+        handle_chinese_chars=bool(settings.get("tokenize_chinese_chars", True)),
+        strip_accents=settings.get("strip_accents"),
+        lowercase=lowercase,
+    )
+    tokenizer.save(str(dest / "tokenizer.json"))
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return value if isinstance(value, dict) else {}
 
 
 def compact_model_dir(model_dir: Path, dest_dir: Path, *, encoding: Encoding = "int8") -> Path:
