@@ -23,10 +23,10 @@ from queue_support import drain_topic_messages
 from sentiment_ingestion.core import StoreError
 from sentiment_ingestion.feeds import USER_AGENT, FeedState
 from sentiment_ingestion.handler import build_ingestor, handler
-from sentiment_ingestion.samples import sample_feed_path
 from sentiment_ingestion.store import DynamoIngestionStore
 from sentiment_local.esm import LocalLambdaContext
 from sentiment_local.provision import StackResources, provision
+from sentiment_local.samples import sample_feed_path
 from sentiment_shared import aws
 from sentiment_shared.adapters import DynamoItemsTable
 from sentiment_shared.settings import ingestion_settings, reset_settings_cache

@@ -17,7 +17,7 @@ from sentiment_ingestion.feeds import (
     FeedState,
     parse_feed,
 )
-from sentiment_ingestion.samples import SAMPLE_FEED_ENTRIES, sample_feed_bytes, sample_feed_path
+from sentiment_local.samples import SAMPLE_FEED_ENTRIES, sample_feed_bytes, sample_feed_path
 
 pytestmark = pytest.mark.unit
 

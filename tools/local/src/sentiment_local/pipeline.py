@@ -204,7 +204,7 @@ def _feed_url(feed: str | None) -> str:
         if not path.is_file():
             raise PipelineError(f"feed file not found: {path}")
         return str(path)
-    from sentiment_ingestion.samples import sample_feed_path
+    from sentiment_local.samples import sample_feed_path
 
     return str(sample_feed_path().resolve())
 
