@@ -58,12 +58,10 @@ def _from_item(raw: dict[str, Any]) -> Item:
     return Item.model_validate(plain)
 
 
-def _is_conditional_failure(exc: ClientError) -> bool:
-    return exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
-
-
 class DynamoItemsTable:
     """:class:`~sentiment_shared.ports.ItemsTable` on a DynamoDB table keyed by ``item_id``."""
+
+    client: aws.LazyClient[DynamoDBClient] = aws.LazyClient("dynamodb")
 
     def __init__(
         self,
@@ -79,12 +77,6 @@ class DynamoItemsTable:
         """Attempts of a first write whose transaction conflicts with another on a (hot) counter item."""
         self._sleep = sleep
 
-    @property
-    def client(self) -> DynamoDBClient:
-        if self._client is None:
-            self._client = aws.client("dynamodb")
-        return self._client
-
     def create(self, item: Item) -> bool:
         attrs = item.model_dump(exclude_none=True)
         if item.status == "pending":
@@ -97,7 +89,7 @@ class DynamoItemsTable:
                 ExpressionAttributeNames={"#pk": ITEMS_TABLE_HASH_KEY},
             )
         except ClientError as exc:
-            if _is_conditional_failure(exc):
+            if aws.error_code(exc) == "ConditionalCheckFailedException":
                 return False
             raise
         return True
@@ -126,7 +118,7 @@ class DynamoItemsTable:
             try:
                 self.client.transact_write_items(TransactItems=self._first_write(item_id, result, day, source))
             except ClientError as exc:
-                if exc.response.get("Error", {}).get("Code") != "TransactionCanceledException":
+                if aws.error_code(exc) != "TransactionCanceledException":
                     raise
                 raw_reasons: Any = exc.response.get("CancellationReasons", [])
                 reasons: list[dict[str, Any]] = list(raw_reasons)
@@ -207,7 +199,7 @@ class DynamoItemsTable:
         except ClientError as exc:
             # Not pending any more: the analysis already wrote its result (it is that fast), or the
             # item was published by a concurrent run. Either way there is nothing to do.
-            if not _is_conditional_failure(exc):
+            if aws.error_code(exc) != "ConditionalCheckFailedException":
                 raise
 
     def pending_items(self, older_than: datetime, limit: int) -> list[Item]:
@@ -275,6 +267,8 @@ class SnsPublisher:
     reported in :attr:`PublishReport.failed`, never dropped.
     """
 
+    client: aws.LazyClient[SNSClient] = aws.LazyClient("sns")
+
     def __init__(
         self,
         topic_arn: str,
@@ -293,12 +287,6 @@ class SnsPublisher:
         self.base_delay_s = base_delay_s
         self.max_delay_s = max_delay_s
         self._sleep = sleep
-
-    @property
-    def client(self) -> SNSClient:
-        if self._client is None:
-            self._client = aws.client("sns")
-        return self._client
 
     def publish(self, messages: Sequence[TopicMessage]) -> PublishReport:
         merged = PublishReport()
@@ -329,7 +317,7 @@ class SnsPublisher:
             try:
                 resp = self.client.publish_batch(TopicArn=self.topic_arn, PublishBatchRequestEntries=entries)
             except ClientError as exc:  # botocore has retried it already
-                last_error = dict.fromkeys(pending, exc.response.get("Error", {}).get("Code", "ClientError"))
+                last_error = dict.fromkeys(pending, aws.error_code(exc) or "ClientError")
                 break
             except BotoCoreError as exc:  # likewise (connection errors, timeouts)
                 last_error = dict.fromkeys(pending, f"{type(exc).__name__}: {exc}")

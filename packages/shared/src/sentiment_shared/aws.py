@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import functools
 import os
-from typing import TYPE_CHECKING, Any, Literal, overload
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, cast, overload
 
 import boto3  # noqa: TID251 - this is the adapter layer
 from botocore.config import Config
+from botocore.exceptions import ClientError
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudwatch import CloudWatchClient
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
 
 ServiceName = Literal["s3", "dynamodb", "sns", "sqs", "lambda", "cloudwatch"]
+C = TypeVar("C")
 
 RETRY_CONFIG = Config(
     retries={"mode": "standard", "max_attempts": 5},
@@ -72,3 +74,21 @@ def client(service: ServiceName, *, config: Config | None = None) -> Any:
 def reset_clients() -> None:
     """Forget cached clients (tests that start and stop emulators)."""
     _cached_client.cache_clear()
+
+
+class LazyClient(Generic[C]):
+    """An adapter's ``client`` attribute: the client its constructor kept in ``self._client``, else one
+    from :func:`client` made on first use (never at import or construction) and kept by the instance."""
+
+    def __init__(self, service: ServiceName) -> None:
+        self.service = service
+
+    def __get__(self, adapter: Any, owner: type | None = None) -> C:
+        if adapter._client is None:
+            adapter._client = client(self.service)
+        return cast(C, adapter._client)
+
+
+def error_code(exc: ClientError) -> str:
+    """The AWS error code of a failed call (``"NoSuchKey"``, ``"404"``, ...), or ``""`` when it has none."""
+    return str(exc.response.get("Error", {}).get("Code", ""))

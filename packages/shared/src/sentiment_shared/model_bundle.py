@@ -461,8 +461,9 @@ def cached_model_dir(cache_dir: Path, expected_sha256: str) -> Path | None:
 
 def _s3_error(bucket: str, key: str, exc: Exception) -> BundleError:
     if isinstance(exc, ClientError):
-        code = exc.response.get("Error", {}).get("Code", "ClientError")
-        return BundleError(f"cannot download s3://{bucket}/{key}: {code}")
+        from sentiment_shared.aws import error_code  # boto3 stays out of the import path until a fetch needs it
+
+        return BundleError(f"cannot download s3://{bucket}/{key}: {error_code(exc) or 'ClientError'}")
     return BundleError(f"cannot download s3://{bucket}/{key}: {exc}")
 
 

@@ -24,6 +24,7 @@ from typing import Any, Literal
 
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
+from sentiment_shared import aws
 from sentiment_shared.model_bundle import HUB_ALLOW_PATTERNS, BundleError, BundleInfo, model_files, pack
 from sentiment_shared.model_compact import compact_model_dir
 from sentiment_shared.object_store import ObjectHead, ObjectStore, ProgressCallback, S3ObjectStore
@@ -266,13 +267,12 @@ def _aws_error(action: str, bucket: str, key: str, exc: Exception) -> PublishErr
     if isinstance(exc, NoCredentialsError):
         return PublishError(f"cannot {action} s3://{bucket}/{key}: no AWS credentials found in the environment")
     if isinstance(exc, ClientError):
-        error = exc.response.get("Error", {})
-        code = str(error.get("Code", ""))
+        code = aws.error_code(exc)
         if code == "NoSuchBucket":
             return PublishError(f"cannot {action} s3://{bucket}/{key}: bucket {bucket!r} does not exist")
         if code in ("AccessDenied", "403", "InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken"):
             return PublishError(f"cannot {action} s3://{bucket}/{key}: access denied ({code})")
-        message = str(error.get("Message", "")).strip()
+        message = str(exc.response.get("Error", {}).get("Message", "")).strip()
         return PublishError(f"cannot {action} s3://{bucket}/{key}: {code}{': ' + message if message else ''}")
     return PublishError(f"cannot {action} s3://{bucket}/{key}: {exc}")
 

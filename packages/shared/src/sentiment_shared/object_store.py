@@ -76,10 +76,6 @@ class ObjectStore(Protocol):
         ...
 
 
-def _code(exc: ClientError) -> str:
-    return str(exc.response.get("Error", {}).get("Code", ""))
-
-
 def _version_id(response: Mapping[str, object]) -> str | None:
     """The object's version id, or None where S3 cannot pin one: an unversioned (or suspended) bucket
     answers nothing or the literal ``"null"``, and a later write replaces that object in place."""
@@ -99,6 +95,8 @@ class S3ObjectStore:
     checksum per part (S3 checks each); any failure aborts the upload, so no partial object appears.
     """
 
+    client: aws.LazyClient[S3Client] = aws.LazyClient("s3")
+
     def __init__(
         self,
         *,
@@ -112,12 +110,6 @@ class S3ObjectStore:
         self.multipart_threshold = multipart_threshold
         self.part_size = part_size
 
-    @property
-    def client(self) -> S3Client:
-        if self._client is None:
-            self._client = aws.client("s3")
-        return self._client
-
     def head(self, bucket: str, key: str, *, version_id: str | None = None) -> ObjectHead | None:
         try:
             if version_id is None:
@@ -125,7 +117,7 @@ class S3ObjectStore:
             else:
                 resp = self.client.head_object(Bucket=bucket, Key=key, VersionId=version_id, ChecksumMode="ENABLED")
         except ClientError as exc:
-            if _code(exc) in ("404", "NoSuchKey", "NotFound", "NoSuchVersion"):
+            if aws.error_code(exc) in ("404", "NoSuchKey", "NotFound", "NoSuchVersion"):
                 return None
             raise
         return ObjectHead(
@@ -233,7 +225,7 @@ class S3ObjectStore:
             else:
                 self.client.delete_object(Bucket=bucket, Key=key, VersionId=version_id)
         except ClientError as exc:
-            if _code(exc) not in ("404", "NoSuchKey", "NoSuchVersion"):
+            if aws.error_code(exc) not in ("404", "NoSuchKey", "NoSuchVersion"):
                 raise
 
 

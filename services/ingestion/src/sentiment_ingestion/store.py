@@ -69,15 +69,11 @@ def run_marker_key(run_id: str) -> str:
 class DynamoIngestionStore:
     """:class:`IngestionStore` on the items table."""
 
+    client: aws.LazyClient[DynamoDBClient] = aws.LazyClient("dynamodb")
+
     def __init__(self, table_name: str, *, client: DynamoDBClient | None = None) -> None:
         self.table_name = table_name
         self._client = client
-
-    @property
-    def client(self) -> DynamoDBClient:
-        if self._client is None:
-            self._client = aws.client("dynamodb")
-        return self._client
 
     def get_feed_state(self, url: str) -> FeedState | None:
         resp = self.client.get_item(
