@@ -40,6 +40,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from sentiment_shared.stack import DEFAULT_INGESTION_MEMORY_MB
+
 PRICES_REGION = "us-east-1"
 PRICES_DATE = "2026-11-29"
 PRICES: dict[str, float] = {
@@ -68,7 +70,7 @@ class Measured:
     analysis_memory_mb: int
     ingestion_seconds: float = 0.0
     ingestion_invocations: int = 0
-    ingestion_memory_mb: int = 256
+    ingestion_memory_mb: int = DEFAULT_INGESTION_MEMORY_MB
     analysis_cold_start_seconds: float = 0.0
     """The part of ``analysis_seconds`` spent on cold starts (imports, model download, verify, load)."""
     analysis_cold_starts: int = 0

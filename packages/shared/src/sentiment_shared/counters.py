@@ -25,11 +25,12 @@ from __future__ import annotations
 import hashlib
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sentiment_shared import aws
+from sentiment_shared.schemas import SENTIMENTS
 from sentiment_shared.stack import (
     BOOKKEEPING_PREFIXES,
     COUNTER_PREFIX,
@@ -45,7 +46,6 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_dynamodb.type_defs import TransactWriteItemTypeDef
 
-SENTIMENTS = ("positive", "negative", "neutral")
 TOTAL_COUNTER_ID = f"{COUNTER_PREFIX}all"
 DAY_COUNTER_PREFIX = f"{COUNTER_PREFIX}day#"
 SOURCE_COUNTER_PREFIX = f"{COUNTER_PREFIX}source#"
@@ -132,7 +132,7 @@ class Counts:
         return cls(**{s: int(raw.get(s, {}).get("N", "0")) for s in SENTIMENTS})
 
     def as_dict(self) -> dict[str, int]:
-        return {"positive": self.positive, "negative": self.negative, "neutral": self.neutral}
+        return asdict(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,17 +144,6 @@ class RecentItem:
     analyzed_at: str
     source: str
     model_version: str
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "item_id": self.item_id,
-            "text": self.text,
-            "sentiment": self.sentiment,
-            "score": self.score,
-            "analyzed_at": self.analyzed_at,
-            "source": self.source,
-            "model_version": self.model_version,
-        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,7 +186,7 @@ class Summary:
             "pending": self.pending,
             **self.counts.as_dict(),
             "days": [{"date": d, **c.as_dict()} for d, c in self.days],
-            "recent": [r.as_dict() for r in self.recent],
+            "recent": [asdict(r) for r in self.recent],
             "sources": [s.as_dict() for s in self.sources],
             "model_version": self.model_version,
             "generated_at": self.generated_at.isoformat(timespec="seconds"),
@@ -315,15 +304,9 @@ class BackfillReport:
     """Stale counter items deleted (a day or source no item has any more)."""
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "items": self.items,
-            "analyzed": self.analyzed,
-            **self.counts.as_dict(),
-            "days": self.days,
-            "sources": self.sources,
-            "indexed": self.indexed,
-            "removed": self.removed,
-        }
+        out = asdict(self)
+        counts: dict[str, int] = out.pop("counts")
+        return out | counts
 
 
 def _counter_item(item_id: str, counts: Counter[str], **extra: Any) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal, Self
+from typing import Annotated, Any, Literal, Self, get_args
 
 from pydantic import (
     AfterValidator,
@@ -25,6 +25,7 @@ SCHEMA_VERSION = 1
 """Version of :class:`TopicMessage`; consumers accept messages up to this version."""
 
 Sentiment = Literal["positive", "negative", "neutral"]
+SENTIMENTS: tuple[Sentiment, ...] = get_args(Sentiment)
 ItemStatus = Literal["pending", "published", "analyzed"]
 
 

@@ -11,7 +11,10 @@ from __future__ import annotations
 import base64
 import hashlib
 import html
+from collections.abc import Iterable
 from typing import Any
+
+from sentiment_shared.schemas import SENTIMENTS
 
 EXCERPT_CHARS = 140
 COLOURS = {"positive": "#2e7d32", "negative": "#c62828", "neutral": "#9e9d24"}
@@ -146,6 +149,13 @@ def _cost(cost: dict[str, Any] | None) -> str:
     )
 
 
+def _table(table_id: str, columns: list[str], rows: Iterable[str]) -> str:
+    """A table under a header row (a column named ``#…`` holds numbers), or one row saying it is empty."""
+    header = "".join(f'<th class="num">{c[1:]}</th>' if c.startswith("#") else f"<th>{c}</th>" for c in columns)
+    body = "".join(rows) or f'<tr><td colspan="{len(columns)}" class="muted">No analyzed items yet.</td></tr>'
+    return f'<table id="{table_id}"><tr>{header}</tr>{body}</table>'
+
+
 def page(summary: dict[str, Any], *, title: str = "Sentiment analyzer") -> str:
     """The whole HTML document for a ``GET /api/summary`` body."""
     analyzed = summary["analyzed"]
@@ -153,30 +163,32 @@ def page(summary: dict[str, Any], *, title: str = "Sentiment analyzer") -> str:
         ("total", "total items", summary["total"], ""),
         ("analyzed", "analyzed", analyzed, ""),
         ("pending", "pending", summary["pending"], ""),
-    ] + [(s, s, summary[s], _share(summary[s], analyzed)) for s in ("positive", "negative", "neutral")]
+    ] + [(s, s, summary[s], _share(summary[s], analyzed)) for s in SENTIMENTS]
     card_html = "".join(
         f'<div class="card"><div class="n {esc(key)}" id="{esc(key)}">{value}</div>'
         f'<div class="l">{esc(label)}{" · " if share else ""}'
         f'<span id="{esc(key)}-share">{esc(share)}</span></div></div>'
         for key, label, value, share in cards
     )
-    sources = (
-        "".join(
+    sources = _table(
+        "sources",
+        ["source", "#items", *(f"#{s}" for s in SENTIMENTS)],
+        (
             f'<tr><td class="text">{esc(s["source"])}</td><td class="num">{s["total"]}</td>'
-            f'<td class="num positive">{s["positive"]}</td><td class="num negative">{s["negative"]}</td>'
-            f'<td class="num neutral">{s["neutral"]}</td></tr>'
+            + "".join(f'<td class="num {k}">{s[k]}</td>' for k in SENTIMENTS)
+            + "</tr>"
             for s in summary.get("sources", [])
-        )
-        or '<tr><td colspan="5" class="muted">No analyzed items yet.</td></tr>'
+        ),
     )
-    recent = (
-        "".join(
+    recent = _table(
+        "recent",
+        ["text", "sentiment", "#score", "analyzed at (UTC)"],
+        (
             f'<tr data-item="{esc(r["item_id"])}"><td class="text">{esc(excerpt(r["text"]))}</td>'
             f'<td class="{esc(r["sentiment"])}">{esc(r["sentiment"])}</td>'
             f'<td class="num">{float(r["score"]):.3f}</td><td class="muted">{esc(r["analyzed_at"][:19])}</td></tr>'
             for r in summary.get("recent", [])
-        )
-        or '<tr><td colspan="4" class="muted">No analyzed items yet.</td></tr>'
+        ),
     )
     model = summary.get("model_version") or "no items analyzed yet"
     return (
@@ -191,11 +203,8 @@ def page(summary: dict[str, Any], *, title: str = "Sentiment analyzer") -> str:
         f"<section><h2>Share per sentiment</h2>{_share_bar(summary)}</section>"
         f"<section><h2>Analyzed per day (last {len(summary['days'])} days, UTC)</h2>{_trend(summary['days'])}"
         "</section>"
-        f'<section><h2>Top sources</h2><table id="sources"><tr><th>source</th><th class="num">items</th>'
-        '<th class="num">positive</th><th class="num">negative</th><th class="num">neutral</th></tr>'
-        f"{sources}</table></section>"
-        f'<section><h2>Most recent items</h2><table id="recent"><tr><th>text</th><th>sentiment</th>'
-        f'<th class="num">score</th><th>analyzed at (UTC)</th></tr>{recent}</table></section>'
+        f"<section><h2>Top sources</h2>{sources}</section>"
+        f"<section><h2>Most recent items</h2>{recent}</section>"
         f"<section><h2>Cost per 1,000 items</h2>{_cost(summary.get('cost_per_1000_items'))}</section>"
         "</main></body></html>\n"
     )

@@ -15,6 +15,7 @@ from typing import Any
 
 from sentiment_shared import aws, counters
 from sentiment_shared.costs import Measured, cost_per_1000
+from sentiment_shared.stack import ANALYSIS_SERVICE
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +54,7 @@ def cloudwatch_cost(
     ingestion_function: str | None,
     ingestion_memory_mb: int,
     metrics_namespace: str,
-    analysis_service: str = "sentiment-analysis",
+    analysis_service: str = ANALYSIS_SERVICE,
     window: timedelta = timedelta(days=1),
     now: datetime | None = None,
 ) -> dict[str, Any] | None:

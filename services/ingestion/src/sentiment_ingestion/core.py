@@ -31,7 +31,7 @@ import logging
 import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
@@ -77,18 +77,13 @@ class FeedReport:
     fetch_ms: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "url": self.url,
-            "entries": self.entries,
-            "new": self.new,
-            "duplicates": self.duplicates,
-            "skipped": self.skipped,
-            "not_modified": self.not_modified,
-            "error": self.error,
-        }
-        if self.warning:
-            out["warning"] = self.warning
-        if self.fetch_ms is not None:
+        """Every field; ``warning`` and ``fetch_ms`` only when set."""
+        out = asdict(self)
+        if not self.warning:
+            del out["warning"]
+        if self.fetch_ms is None:
+            del out["fetch_ms"]
+        else:
             out["fetch_ms"] = round(self.fetch_ms, 1)
         return out
 

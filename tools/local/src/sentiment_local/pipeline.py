@@ -15,7 +15,7 @@ import json
 import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -74,16 +74,6 @@ class ItemResult:
     score: float | None
     label: str | None
     source: str
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "item_id": self.item_id,
-            "text": self.text,
-            "sentiment": self.sentiment,
-            "score": self.score,
-            "label": self.label,
-            "source": self.source,
-        }
 
 
 @dataclass
@@ -172,7 +162,7 @@ class RunReport:
             "timings": {k: round(v, 3) for k, v in self.timings.items()},
             "cold_start": self.cold_start,
             "cost_per_1000_items": self.cost_per_1000(),
-            "results": [r.as_dict() for r in self.results],
+            "results": [asdict(r) for r in self.results],
         }
 
 
