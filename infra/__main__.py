@@ -18,6 +18,7 @@ from sentiment_infra.components.messaging import Messaging, MessagingArgs
 from sentiment_infra.components.model_store import ModelStore, ModelStoreArgs
 from sentiment_infra.components.operations_dashboard import OperationsDashboard, OperationsDashboardArgs
 from sentiment_infra.config import load_stack_config
+from sentiment_infra.function_parts import FunctionDefaults
 from sentiment_infra.model_artifact import PROVIDER_VERSION
 from sentiment_infra.packaging import (
     analysis_image_tag,
@@ -74,10 +75,15 @@ image = AnalysisImage(
         partition=partition.partition,
     ),
 )
+function_defaults = FunctionDefaults(
+    account_id=identity.account_id,
+    log_retention_days=config.log_retention_days,
+    log_level=config.log_level,
+    tracing=config.tracing,
+)
 analysis = AnalysisFunction(
     "analysis",
     AnalysisFunctionArgs(
-        account_id=identity.account_id,
         image_uri=image.repo_digest,
         memory_mb=config.analysis_memory_mb,
         ephemeral_storage_mb=config.analysis_ephemeral_storage_mb,
@@ -95,16 +101,13 @@ analysis = AnalysisFunction(
         table_name=items.name,
         table_arn=items.arn,
         queue_arn=messaging.queue_arn,
-        log_retention_days=config.log_retention_days,
-        log_level=config.log_level,
-        tracing=config.tracing,
+        defaults=function_defaults,
     ),
 )
 ingestion_zip = build_ingestion_zip(REPO_ROOT, REPO_ROOT / "build" / "lambda")
 ingestion = IngestionFunction(
     "ingestion",
     IngestionFunctionArgs(
-        account_id=identity.account_id,
         archive=pulumi.FileArchive(os.path.relpath(ingestion_zip.path)),
         memory_mb=config.ingestion_memory_mb,
         timeout_s=config.ingestion_timeout_s,
@@ -114,9 +117,7 @@ ingestion = IngestionFunction(
         topic_arn=messaging.topic_arn,
         feeds=config.feeds,
         schedule=config.ingestion_schedule,
-        log_retention_days=config.log_retention_days,
-        log_level=config.log_level,
-        tracing=config.tracing,
+        defaults=function_defaults,
     ),
 )
 alarms = Alarms(
@@ -141,7 +142,6 @@ if config.dashboard:
     dashboard = Dashboard(
         "dashboard",
         DashboardArgs(
-            account_id=identity.account_id,
             archive=pulumi.FileArchive(os.path.relpath(dashboard_zip.path)),
             memory_mb=config.dashboard_memory_mb,
             table_name=items.name,
@@ -151,9 +151,7 @@ if config.dashboard:
             analysis_memory_mb=config.analysis_memory_mb,
             ingestion_function_name=ingestion.function_name,
             ingestion_memory_mb=config.ingestion_memory_mb,
-            log_retention_days=config.log_retention_days,
-            log_level=config.log_level,
-            tracing=config.tracing,
+            defaults=function_defaults,
             price_class=config.dashboard_price_class,
         ),
     )

@@ -83,7 +83,16 @@ def test_the_dashboard_function_is_a_small_zip_of_the_dashboard_member(program: 
     assert function["reservedConcurrentExecutions"] >= 1
     env = function["environment"]["variables"]
     assert env["ITEMS_TABLE"] == program.one("aws:dynamodb/table:Table").outputs["name"]
-    assert env["ANALYSIS_FUNCTION_NAME"] == program.one("aws:lambda/function:Function", "analysis").outputs["name"]
+    # The cost section reads the analysis function's metrics: its name, size and Powertools service
+    analysis = program.one("aws:lambda/function:Function", "analysis")
+    assert env["ANALYSIS_FUNCTION_NAME"] == analysis.outputs["name"]
+    assert int(env["ANALYSIS_MEMORY_MB"]) == analysis.inputs["memorySize"]
+    analysis_env = analysis.inputs["environment"]["variables"]
+    assert env["ANALYSIS_SERVICE_NAME"] == analysis_env["POWERTOOLS_SERVICE_NAME"]
+    assert env["METRICS_NAMESPACE"] == analysis_env["POWERTOOLS_METRICS_NAMESPACE"]
+    ingestion = program.one("aws:lambda/function:Function", "ingestion")
+    assert env["INGESTION_FUNCTION_NAME"] == ingestion.outputs["name"]
+    assert int(env["INGESTION_MEMORY_MB"]) == ingestion.inputs["memorySize"]
 
 
 def test_a_config_switch_turns_the_hosted_dashboard_off() -> None:

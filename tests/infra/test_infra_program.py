@@ -14,7 +14,7 @@ from pydantic_settings import BaseSettings
 from sentiment_infra.config import StackConfig, parse_stack_config
 from sentiment_infra.packaging import ANALYSIS_IMAGE_INPUTS, INGESTION_HANDLER, analysis_image_tag, iter_files
 from sentiment_shared.model_bundle import BUNDLE_FILE_NAME
-from sentiment_shared.settings import AnalysisSettings, IngestionSettings, environment
+from sentiment_shared.settings import AnalysisSettings, DashboardSettings, IngestionSettings, environment
 from sentiment_shared.stack import (
     DEFAULT_MODEL_ID,
     DEFAULT_MODEL_REVISION,
@@ -448,7 +448,10 @@ def test_a_preview_plans_the_same_resources_as_an_update(program: ProgramRun) ->
     assert Counter((r.type, r.name) for r in preview.resources) == Counter((r.type, r.name) for r in program.resources)
 
 
-@pytest.mark.parametrize(("function", "settings"), [("analysis", AnalysisSettings), ("ingestion", IngestionSettings)])
+@pytest.mark.parametrize(
+    ("function", "settings"),
+    [("analysis", AnalysisSettings), ("ingestion", IngestionSettings), ("dashboard", DashboardSettings)],
+)
 def test_each_function_environment_is_what_its_settings_read(
     program: ProgramRun, function: str, settings: type[BaseSettings]
 ) -> None:

@@ -1,63 +1,91 @@
-"""What every function of the stack has: its own role with one inline policy, and its own log group."""
+"""What every function of the stack has: its own role with one inline policy, its own log group, JSON logs,
+tracing and Powertools' environment. Each component adds only what is its own (code, permissions, settings)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import pulumi
 import pulumi_aws as aws
 
 from sentiment_infra import iam
+from sentiment_infra.packaging import LAMBDA_PYTHON
 from sentiment_shared.stack import METRICS_NAMESPACE
 
 _LAMBDA_LOG_LEVELS = {"DEBUG": "DEBUG", "INFO": "INFO", "WARNING": "WARN", "ERROR": "ERROR"}
 
 
 @dataclass(frozen=True, slots=True)
-class FunctionParts:
+class FunctionDefaults:
+    """The stack-wide settings every function takes: the account its role trusts, log retention, level, tracing."""
+
+    account_id: pulumi.Input[str]
+    log_retention_days: int
+    log_level: str
+    tracing: bool
+
+
+@dataclass(frozen=True, slots=True)
+class LambdaFunction:
     role: aws.iam.Role
     policy: aws.iam.RolePolicy
     log_group: aws.cloudwatch.LogGroup
+    function: aws.lambda_.Function
 
 
-def function_parts(
+def zip_code(handler: str, archive: pulumi.Archive) -> dict[str, Any]:
+    """The code arguments of a ZIP function, on the Python its ZIP is built for."""
+    return {"package_type": "Zip", "runtime": f"python{LAMBDA_PYTHON}", "handler": handler, "code": archive}
+
+
+def lambda_function(
     name: str,
     *,
     parent: pulumi.Resource,
-    account_id: pulumi.Input[str],
+    defaults: FunctionDefaults,
+    service: str,
     statements: Sequence[iam.Statement],
-    log_retention_days: int,
-    tracing: bool,
-) -> FunctionParts:
-    """Role (Lambda-only trust), log group with retention, and an inline policy of ``statements`` + logs."""
+    environment: Mapping[str, pulumi.Input[str]],
+    memory_mb: int,
+    timeout_s: int,
+    **code: Any,
+) -> LambdaFunction:
+    """An x86_64 function with ``code`` (:func:`zip_code`, or an image) and its role, policy and log group.
+
+    The role trusts Lambda only (for this account); its inline policy is ``statements`` plus writing its own
+    log group (and X-Ray when tracing). The function waits for both, so its first cold start has them.
+    """
     child = pulumi.ResourceOptions(parent=parent)
-    log_group = aws.cloudwatch.LogGroup(f"{name}-logs", retention_in_days=log_retention_days, opts=child)
-    role = aws.iam.Role(f"{name}-role", assume_role_policy=iam.lambda_assume_role_policy(account_id), opts=child)
+    log_group = aws.cloudwatch.LogGroup(f"{name}-logs", retention_in_days=defaults.log_retention_days, opts=child)
+    assume = iam.lambda_assume_role_policy(defaults.account_id)
+    role = aws.iam.Role(f"{name}-role", assume_role_policy=assume, opts=child)
     all_statements = [*statements, iam.log_statement(log_group.arn)]
-    if tracing:
+    if defaults.tracing:
         all_statements.append(iam.xray_statement())
     policy = aws.iam.RolePolicy(f"{name}-policy", role=role.id, policy=iam.document(all_statements), opts=child)
-    return FunctionParts(role=role, policy=policy, log_group=log_group)
-
-
-def logging_config(log_group: aws.cloudwatch.LogGroup, log_level: str) -> aws.lambda_.FunctionLoggingConfigArgs:
-    """JSON logs into the function's own group; Powertools follows the application log level."""
-    return aws.lambda_.FunctionLoggingConfigArgs(
-        log_format="JSON",
-        log_group=log_group.name,
-        application_log_level=_LAMBDA_LOG_LEVELS[log_level],
-        system_log_level="INFO" if log_level != "DEBUG" else "DEBUG",
-    )
-
-
-def tracing_config(tracing: bool) -> aws.lambda_.FunctionTracingConfigArgs:
-    return aws.lambda_.FunctionTracingConfigArgs(mode="Active" if tracing else "PassThrough")
-
-
-def powertools_environment(service: str, log_level: str) -> dict[str, str]:
-    return {
+    powertools = {
         "POWERTOOLS_SERVICE_NAME": service,
         "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
-        "POWERTOOLS_LOG_LEVEL": log_level,
+        "POWERTOOLS_LOG_LEVEL": defaults.log_level,
     }
+    function = aws.lambda_.Function(
+        f"{name}-function",
+        architectures=["x86_64"],
+        role=role.arn,
+        memory_size=memory_mb,
+        timeout=timeout_s,
+        environment=aws.lambda_.FunctionEnvironmentArgs(variables={**environment, **powertools}),
+        # JSON logs into the function's own group; Powertools follows the application log level.
+        logging_config=aws.lambda_.FunctionLoggingConfigArgs(
+            log_format="JSON",
+            log_group=log_group.name,
+            application_log_level=_LAMBDA_LOG_LEVELS[defaults.log_level],
+            system_log_level="INFO" if defaults.log_level != "DEBUG" else "DEBUG",
+        ),
+        tracing_config=aws.lambda_.FunctionTracingConfigArgs(mode="Active" if defaults.tracing else "PassThrough"),
+        opts=pulumi.ResourceOptions(parent=parent, depends_on=[policy, log_group]),
+        **code,
+    )
+    return LambdaFunction(role=role, policy=policy, log_group=log_group, function=function)

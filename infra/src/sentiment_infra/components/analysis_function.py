@@ -8,7 +8,7 @@ import pulumi
 import pulumi_aws as aws
 
 from sentiment_infra import iam
-from sentiment_infra.function_parts import function_parts, logging_config, powertools_environment, tracing_config
+from sentiment_infra.function_parts import FunctionDefaults, lambda_function
 from sentiment_shared.settings import AnalysisSettings, environment
 from sentiment_shared.stack import ANALYSIS_SERVICE
 
@@ -17,7 +17,6 @@ BATCH_FAILURE_REPORTING = "ReportBatchItemFailures"
 
 @dataclass(frozen=True, slots=True)
 class AnalysisFunctionArgs:
-    account_id: pulumi.Input[str]
     image_uri: pulumi.Input[str]
     """``repository@sha256:…`` — the image digest, never a tag."""
     memory_mb: int
@@ -37,9 +36,7 @@ class AnalysisFunctionArgs:
     table_name: pulumi.Input[str]
     table_arn: pulumi.Input[str]
     queue_arn: pulumi.Input[str]
-    log_retention_days: int
-    log_level: str
-    tracing: bool
+    defaults: FunctionDefaults
 
 
 class AnalysisFunction(pulumi.ComponentResource):
@@ -51,10 +48,11 @@ class AnalysisFunction(pulumi.ComponentResource):
     def __init__(self, name: str, args: AnalysisFunctionArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("sentiment:analysis_function:AnalysisFunction", name, None, opts)
 
-        parts = function_parts(
+        parts = lambda_function(
             name,
             parent=self,
-            account_id=args.account_id,
+            defaults=args.defaults,
+            service=ANALYSIS_SERVICE,
             statements=[
                 # GetObjectVersion: the function reads its pinned version (GetObject alone allows only the current one).
                 iam.allow("ReadModelBundle", ["s3:GetObject", "s3:GetObjectVersion"], [args.model_object_arn]),
@@ -67,42 +65,24 @@ class AnalysisFunction(pulumi.ComponentResource):
                     [args.queue_arn],
                 ),
             ],
-            log_retention_days=args.log_retention_days,
-            tracing=args.tracing,
-        )
-        self.role = parts.role
-        self.log_group = parts.log_group
-
-        self.function = aws.lambda_.Function(
-            f"{name}-function",
+            environment=environment(
+                AnalysisSettings,
+                model_bucket=args.model_bucket,
+                model_key=args.model_key,
+                model_sha256=args.model_sha256,
+                model_version_id=args.model_version_id,
+                items_table=args.table_name,
+                neutral_threshold=str(args.neutral_threshold),
+                model_cache_dir=str(AnalysisSettings.model_fields["model_cache_dir"].default),
+            ),
+            memory_mb=args.memory_mb,
+            timeout_s=args.timeout_s,
             package_type="Image",
             image_uri=args.image_uri,
-            architectures=["x86_64"],
-            role=parts.role.arn,
-            memory_size=args.memory_mb,
             ephemeral_storage=aws.lambda_.FunctionEphemeralStorageArgs(size=args.ephemeral_storage_mb),
-            timeout=args.timeout_s,
             reserved_concurrent_executions=args.reserved_concurrency,
-            environment=aws.lambda_.FunctionEnvironmentArgs(
-                variables={
-                    **environment(
-                        AnalysisSettings,
-                        model_bucket=args.model_bucket,
-                        model_key=args.model_key,
-                        model_sha256=args.model_sha256,
-                        model_version_id=args.model_version_id,
-                        items_table=args.table_name,
-                        neutral_threshold=str(args.neutral_threshold),
-                        model_cache_dir=str(AnalysisSettings.model_fields["model_cache_dir"].default),
-                    ),
-                    **powertools_environment(ANALYSIS_SERVICE, args.log_level),
-                }
-            ),
-            logging_config=logging_config(parts.log_group, args.log_level),
-            tracing_config=tracing_config(args.tracing),
-            # The role's permissions must exist before the first cold start tries to read the model.
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[parts.policy, parts.log_group]),
         )
+        self.role, self.log_group, self.function = parts.role, parts.log_group, parts.function
         self.event_source = aws.lambda_.EventSourceMapping(
             f"{name}-queue-source",
             event_source_arn=args.queue_arn,

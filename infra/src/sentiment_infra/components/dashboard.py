@@ -17,16 +17,11 @@ import pulumi
 import pulumi_aws as aws
 
 from sentiment_infra import iam
-from sentiment_infra.function_parts import (
-    function_parts,
-    logging_config,
-    powertools_environment,
-    tracing_config,
-)
+from sentiment_infra.function_parts import FunctionDefaults, lambda_function, zip_code
 from sentiment_infra.packaging import DASHBOARD_HANDLER
+from sentiment_shared.settings import DashboardSettings, environment
 from sentiment_shared.stack import ANALYSIS_SERVICE, DASHBOARD_SERVICE, METRICS_NAMESPACE
 
-LAMBDA_RUNTIME = "python3.12"
 CACHE_TTL_S = 30
 """CloudFront's default and maximum TTL: the app says ``s-maxage=30`` and the distribution honours at most this."""
 TIMEOUT_S = 10
@@ -37,7 +32,6 @@ ALL_VIEWER_EXCEPT_HOST_HEADER = "b689b0a8-53d0-40ab-baf2-68738e2966ac"
 
 @dataclass(frozen=True, slots=True)
 class DashboardArgs:
-    account_id: pulumi.Input[str]
     archive: pulumi.Archive
     memory_mb: int
     table_name: pulumi.Input[str]
@@ -47,9 +41,7 @@ class DashboardArgs:
     analysis_memory_mb: int
     ingestion_function_name: pulumi.Input[str]
     ingestion_memory_mb: int
-    log_retention_days: int
-    log_level: str
-    tracing: bool
+    defaults: FunctionDefaults
     price_class: str = "PriceClass_100"
 
 
@@ -64,49 +56,33 @@ class Dashboard(pulumi.ComponentResource):
         super().__init__("sentiment:dashboard:Dashboard", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
 
-        parts = function_parts(
+        parts = lambda_function(
             name,
             parent=self,
-            account_id=args.account_id,
+            defaults=args.defaults,
+            service=DASHBOARD_SERVICE,
             statements=[
                 iam.allow("ReadItemsAndCounters", list(READ_ACTIONS), [args.table_arn, *args.index_arns]),
                 # GetMetricData supports no resource-level scoping (AWS requires "*"); it only reads.
                 iam.allow("ReadCostMetrics", ["cloudwatch:GetMetricData"], ["*"]),
             ],
-            log_retention_days=args.log_retention_days,
-            tracing=args.tracing,
-        )
-        self.role = parts.role
-        self.log_group = parts.log_group
-
-        self.function = aws.lambda_.Function(
-            f"{name}-function",
-            package_type="Zip",
-            runtime=LAMBDA_RUNTIME,
-            handler=DASHBOARD_HANDLER,
-            code=args.archive,
-            architectures=["x86_64"],
-            role=parts.role.arn,
-            memory_size=args.memory_mb,
-            timeout=TIMEOUT_S,
+            environment=environment(
+                DashboardSettings,
+                items_table=args.table_name,
+                analysis_function_name=args.analysis_function_name,
+                analysis_memory_mb=str(args.analysis_memory_mb),
+                analysis_service_name=ANALYSIS_SERVICE,
+                ingestion_function_name=args.ingestion_function_name,
+                ingestion_memory_mb=str(args.ingestion_memory_mb),
+                metrics_namespace=METRICS_NAMESPACE,
+            ),
+            memory_mb=args.memory_mb,
+            timeout_s=TIMEOUT_S,
             # A cap on what a flood of cache misses can cost (and on the table reads it causes).
             reserved_concurrent_executions=5,
-            environment=aws.lambda_.FunctionEnvironmentArgs(
-                variables={
-                    "ITEMS_TABLE": args.table_name,
-                    "ANALYSIS_FUNCTION_NAME": args.analysis_function_name,
-                    "ANALYSIS_MEMORY_MB": str(args.analysis_memory_mb),
-                    "ANALYSIS_SERVICE_NAME": ANALYSIS_SERVICE,
-                    "INGESTION_FUNCTION_NAME": args.ingestion_function_name,
-                    "INGESTION_MEMORY_MB": str(args.ingestion_memory_mb),
-                    "METRICS_NAMESPACE": METRICS_NAMESPACE,
-                    **powertools_environment(DASHBOARD_SERVICE, args.log_level),
-                }
-            ),
-            logging_config=logging_config(parts.log_group, args.log_level),
-            tracing_config=tracing_config(args.tracing),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[parts.policy, parts.log_group]),
+            **zip_code(DASHBOARD_HANDLER, args.archive),
         )
+        self.role, self.log_group, self.function = parts.role, parts.log_group, parts.function
         self.function_url = aws.lambda_.FunctionUrl(
             f"{name}-url", function_name=self.function.name, authorization_type="AWS_IAM", opts=child
         )

@@ -10,12 +10,11 @@ import pulumi
 import pulumi_aws as aws
 
 from sentiment_infra import iam
-from sentiment_infra.function_parts import function_parts, logging_config, powertools_environment, tracing_config
+from sentiment_infra.function_parts import FunctionDefaults, lambda_function, zip_code
 from sentiment_infra.packaging import INGESTION_HANDLER
 from sentiment_shared.settings import IngestionSettings, environment
 from sentiment_shared.stack import INGESTION_SERVICE
 
-LAMBDA_RUNTIME = "python3.12"
 ASYNC_RETRY_ATTEMPTS = 2
 ASYNC_MAX_EVENT_AGE_S = 6 * 3600
 FAILURE_RETENTION_S = 14 * 24 * 3600
@@ -23,7 +22,6 @@ FAILURE_RETENTION_S = 14 * 24 * 3600
 
 @dataclass(frozen=True, slots=True)
 class IngestionFunctionArgs:
-    account_id: pulumi.Input[str]
     archive: pulumi.Archive
     memory_mb: int
     timeout_s: int
@@ -33,9 +31,7 @@ class IngestionFunctionArgs:
     topic_arn: pulumi.Input[str]
     feeds: Sequence[str]
     schedule: str
-    log_retention_days: int
-    log_level: str
-    tracing: bool
+    defaults: FunctionDefaults
 
 
 class IngestionFunction(pulumi.ComponentResource):
@@ -57,10 +53,11 @@ class IngestionFunction(pulumi.ComponentResource):
             opts=child,
         )
 
-        parts = function_parts(
+        parts = lambda_function(
             name,
             parent=self,
-            account_id=args.account_id,
+            defaults=args.defaults,
+            service=INGESTION_SERVICE,
             statements=[
                 iam.allow(
                     "StoreItems",
@@ -73,37 +70,17 @@ class IngestionFunction(pulumi.ComponentResource):
                 # Lambda delivers the on-failure destination with the function's own role.
                 iam.allow("ParkFailedInvocations", ["sqs:SendMessage"], [self.failures.arn]),
             ],
-            log_retention_days=args.log_retention_days,
-            tracing=args.tracing,
-        )
-        self.role = parts.role
-        self.log_group = parts.log_group
-
-        self.function = aws.lambda_.Function(
-            f"{name}-function",
-            package_type="Zip",
-            runtime=LAMBDA_RUNTIME,
-            handler=INGESTION_HANDLER,
-            code=args.archive,
-            architectures=["x86_64"],
-            role=parts.role.arn,
-            memory_size=args.memory_mb,
-            timeout=args.timeout_s,
-            environment=aws.lambda_.FunctionEnvironmentArgs(
-                variables={
-                    **environment(
-                        IngestionSettings,
-                        items_table=args.table_name,
-                        topic_arn=args.topic_arn,
-                        feeds=json.dumps(list(args.feeds)),
-                    ),
-                    **powertools_environment(INGESTION_SERVICE, args.log_level),
-                }
+            environment=environment(
+                IngestionSettings,
+                items_table=args.table_name,
+                topic_arn=args.topic_arn,
+                feeds=json.dumps(list(args.feeds)),
             ),
-            logging_config=logging_config(parts.log_group, args.log_level),
-            tracing_config=tracing_config(args.tracing),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[parts.policy, parts.log_group]),
+            memory_mb=args.memory_mb,
+            timeout_s=args.timeout_s,
+            **zip_code(INGESTION_HANDLER, args.archive),
         )
+        self.role, self.log_group, self.function = parts.role, parts.log_group, parts.function
 
         self.async_config = aws.lambda_.FunctionEventInvokeConfig(
             f"{name}-async",

@@ -1,4 +1,4 @@
-"""Typed settings of the two functions, read from the environment lazily (never at import time).
+"""Typed settings of the three functions, read from the environment lazily (never at import time).
 
 The variable names are the contract in ARCHITECTURE.md ("Environment of the analysis function").
 Call :func:`analysis_settings` / :func:`ingestion_settings` inside a handler; they are cached per
@@ -15,7 +15,13 @@ from typing import Annotated, Any, Literal, TypeVar
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from sentiment_shared.stack import DEFAULT_NEUTRAL_THRESHOLD
+from sentiment_shared.stack import (
+    ANALYSIS_SERVICE,
+    DEFAULT_ANALYSIS_FUNCTION,
+    DEFAULT_INGESTION_MEMORY_MB,
+    DEFAULT_NEUTRAL_THRESHOLD,
+    METRICS_NAMESPACE,
+)
 
 T = TypeVar("T")
 
@@ -81,6 +87,21 @@ class IngestionSettings(BaseSettings):
                 raise ValueError("FEEDS must be a JSON list of URL strings")
             return parsed
         return value
+
+
+class DashboardSettings(BaseSettings):
+    """Environment of the dashboard function; without ``analysis_function_name`` it shows no cost section."""
+
+    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+
+    items_table: str = Field(min_length=1)
+    analysis_function_name: str | None = None
+    analysis_memory_mb: int = Field(default=DEFAULT_ANALYSIS_FUNCTION.memory_mb, ge=128)
+    analysis_service_name: str = ANALYSIS_SERVICE
+    """The analysis function's Powertools service: its metrics' ``service`` dimension."""
+    ingestion_function_name: str | None = None
+    ingestion_memory_mb: int = Field(default=DEFAULT_INGESTION_MEMORY_MB, ge=128)
+    metrics_namespace: str = METRICS_NAMESPACE
 
 
 def environment(settings: type[BaseSettings], **values: T) -> dict[str, T]:
