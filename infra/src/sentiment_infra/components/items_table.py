@@ -9,14 +9,11 @@ import pulumi_aws as aws
 
 from sentiment_shared.stack import (
     ITEMS_TABLE_HASH_KEY,
+    ITEMS_TABLE_INDEXES,
+    ITEMS_TABLE_KEY_ATTRIBUTES,
     ITEMS_TABLE_TTL_ATTRIBUTE,
     PENDING_INDEX,
-    PENDING_INDEX_HASH_KEY,
-    PENDING_INDEX_RANGE_KEY,
     RECENT_INDEX,
-    RECENT_INDEX_HASH_KEY,
-    RECENT_INDEX_PROJECTION,
-    RECENT_INDEX_RANGE_KEY,
 )
 
 
@@ -43,43 +40,22 @@ class ItemsTable(pulumi.ComponentResource):
             f"{name}-table",
             billing_mode="PAY_PER_REQUEST",
             hash_key=ITEMS_TABLE_HASH_KEY,
-            attributes=[
-                aws.dynamodb.TableAttributeArgs(name=ITEMS_TABLE_HASH_KEY, type="S"),
-                aws.dynamodb.TableAttributeArgs(name=PENDING_INDEX_HASH_KEY, type="S"),
-                aws.dynamodb.TableAttributeArgs(name=PENDING_INDEX_RANGE_KEY, type="S"),
-                aws.dynamodb.TableAttributeArgs(name=RECENT_INDEX_HASH_KEY, type="S"),
-                aws.dynamodb.TableAttributeArgs(name=RECENT_INDEX_RANGE_KEY, type="S"),
-            ],
-            # Sparse: only items stored but not yet published carry `pending_shard`, so ingestion can
-            # find and re-publish them oldest first after a crash between storing and publishing.
+            attributes=[aws.dynamodb.TableAttributeArgs(name=name, type="S") for name in ITEMS_TABLE_KEY_ATTRIBUTES],
+            # Both indexes are sparse. Pending: only items stored but not yet published carry `pending_shard`, so
+            # ingestion finds and re-publishes them oldest first after a crash between storing and publishing.
+            # Recent: only analyzed items carry `analyzed_day`; the dashboard reads the newest items of today
+            # (then earlier days) newest first. Partitioned by day, so no hot key.
             global_secondary_indexes=[
                 aws.dynamodb.TableGlobalSecondaryIndexArgs(
-                    name=PENDING_INDEX,
+                    name=index.name,
                     key_schemas=[
-                        aws.dynamodb.TableGlobalSecondaryIndexKeySchemaArgs(
-                            attribute_name=PENDING_INDEX_HASH_KEY, key_type="HASH"
-                        ),
-                        aws.dynamodb.TableGlobalSecondaryIndexKeySchemaArgs(
-                            attribute_name=PENDING_INDEX_RANGE_KEY, key_type="RANGE"
-                        ),
+                        aws.dynamodb.TableGlobalSecondaryIndexKeySchemaArgs(attribute_name=key, key_type=key_type)
+                        for key, key_type in index.key_schema
                     ],
-                    projection_type="ALL",
-                ),
-                # Sparse too: only analyzed items carry `analyzed_day`; the dashboard reads the newest
-                # items of today (then earlier days) newest first. Partitioned by day, so no hot key.
-                aws.dynamodb.TableGlobalSecondaryIndexArgs(
-                    name=RECENT_INDEX,
-                    key_schemas=[
-                        aws.dynamodb.TableGlobalSecondaryIndexKeySchemaArgs(
-                            attribute_name=RECENT_INDEX_HASH_KEY, key_type="HASH"
-                        ),
-                        aws.dynamodb.TableGlobalSecondaryIndexKeySchemaArgs(
-                            attribute_name=RECENT_INDEX_RANGE_KEY, key_type="RANGE"
-                        ),
-                    ],
-                    projection_type="INCLUDE",
-                    non_key_attributes=list(RECENT_INDEX_PROJECTION),
-                ),
+                    projection_type=index.projection_type,
+                    non_key_attributes=index.non_key_attributes and list(index.non_key_attributes),
+                )
+                for index in ITEMS_TABLE_INDEXES
             ],
             # Ingestion's run markers carry an expiry; items never do, so TTL deletes only bookkeeping.
             ttl=aws.dynamodb.TableTtlArgs(attribute_name=ITEMS_TABLE_TTL_ATTRIBUTE, enabled=True),

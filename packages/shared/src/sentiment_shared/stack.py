@@ -7,6 +7,7 @@ on the emulator with the same settings. Nothing here imports Pulumi or boto3.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 # ------------------------------------------------------------------ model
 DEFAULT_MODEL_ID = "distilbert-base-uncased-finetuned-sst-2-english"
@@ -54,6 +55,34 @@ RECENT_INDEX_PROJECTION = ("text", "source", "sentiment", "score", "model_versio
 """Non-key attributes the recent-items index carries (the dashboard's "most recent items" list)."""
 BOOKKEEPING_PREFIXES = (FEED_STATE_PREFIX, PUBLISH_RUN_PREFIX, COUNTER_PREFIX)
 """Every ``item_id`` prefix of the table's non-item bookkeeping (item ids are hex, so they never clash)."""
+
+
+@dataclass(frozen=True, slots=True)
+class TableIndex:
+    """A global secondary index of the items table: string keys, and what it projects."""
+
+    name: str
+    hash_key: str
+    range_key: str
+    non_key_attributes: tuple[str, ...] | None = None
+    """None: every attribute (projection ``ALL``); else ``INCLUDE`` exactly these."""
+
+    @property
+    def key_schema(self) -> tuple[tuple[str, Literal["HASH", "RANGE"]], ...]:
+        return ((self.hash_key, "HASH"), (self.range_key, "RANGE"))
+
+    @property
+    def projection_type(self) -> Literal["ALL", "INCLUDE"]:
+        return "ALL" if self.non_key_attributes is None else "INCLUDE"
+
+
+ITEMS_TABLE_INDEXES = (
+    TableIndex(PENDING_INDEX, PENDING_INDEX_HASH_KEY, PENDING_INDEX_RANGE_KEY),
+    TableIndex(RECENT_INDEX, RECENT_INDEX_HASH_KEY, RECENT_INDEX_RANGE_KEY, RECENT_INDEX_PROJECTION),
+)
+"""The table's shape beyond its ``item_id`` key; the Pulumi program and the local twin both create it from this."""
+ITEMS_TABLE_KEY_ATTRIBUTES = (ITEMS_TABLE_HASH_KEY, *(key for i in ITEMS_TABLE_INDEXES for key, _ in i.key_schema))
+"""Every attribute the table or an index is keyed on (all strings)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from botocore.exceptions import ClientError
 
@@ -18,17 +19,16 @@ from sentiment_shared.stack import (
     DEFAULT_ANALYSIS_FUNCTION,
     DEFAULT_QUEUE,
     ITEMS_TABLE_HASH_KEY,
+    ITEMS_TABLE_INDEXES,
+    ITEMS_TABLE_KEY_ATTRIBUTES,
     ITEMS_TABLE_TTL_ATTRIBUTE,
-    PENDING_INDEX,
-    PENDING_INDEX_HASH_KEY,
-    PENDING_INDEX_RANGE_KEY,
-    RECENT_INDEX,
-    RECENT_INDEX_HASH_KEY,
-    RECENT_INDEX_PROJECTION,
-    RECENT_INDEX_RANGE_KEY,
     QueueSettings,
     ResourceNames,
+    TableIndex,
 )
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.type_defs import GlobalSecondaryIndexTypeDef, KeySchemaElementTypeDef, ProjectionTypeDef
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +46,14 @@ class StackResources:
     subscription_arn: str
 
 
+def _index(index: TableIndex) -> GlobalSecondaryIndexTypeDef:
+    projection: ProjectionTypeDef = {"ProjectionType": index.projection_type}
+    if index.non_key_attributes is not None:
+        projection["NonKeyAttributes"] = list(index.non_key_attributes)
+    key_schema: list[KeySchemaElementTypeDef] = [{"AttributeName": a, "KeyType": t} for a, t in index.key_schema]
+    return {"IndexName": index.name, "KeySchema": key_schema, "Projection": projection}
+
+
 def create_items_table(table_name: str) -> None:
     """The items table: ``item_id`` hash key, on-demand, plus the sparse pending-items and recent-items indexes."""
     ddb = aws.client("dynamodb")
@@ -53,35 +61,12 @@ def create_items_table(table_name: str) -> None:
         ddb.create_table(
             TableName=table_name,
             BillingMode="PAY_PER_REQUEST",
-            AttributeDefinitions=[
-                {"AttributeName": ITEMS_TABLE_HASH_KEY, "AttributeType": "S"},
-                {"AttributeName": PENDING_INDEX_HASH_KEY, "AttributeType": "S"},
-                {"AttributeName": PENDING_INDEX_RANGE_KEY, "AttributeType": "S"},
-                {"AttributeName": RECENT_INDEX_HASH_KEY, "AttributeType": "S"},
-                {"AttributeName": RECENT_INDEX_RANGE_KEY, "AttributeType": "S"},
-            ],
+            AttributeDefinitions=[{"AttributeName": name, "AttributeType": "S"} for name in ITEMS_TABLE_KEY_ATTRIBUTES],
             KeySchema=[{"AttributeName": ITEMS_TABLE_HASH_KEY, "KeyType": "HASH"}],
-            GlobalSecondaryIndexes=[
-                {
-                    "IndexName": PENDING_INDEX,
-                    "KeySchema": [
-                        {"AttributeName": PENDING_INDEX_HASH_KEY, "KeyType": "HASH"},
-                        {"AttributeName": PENDING_INDEX_RANGE_KEY, "KeyType": "RANGE"},
-                    ],
-                    "Projection": {"ProjectionType": "ALL"},
-                },
-                {
-                    "IndexName": RECENT_INDEX,
-                    "KeySchema": [
-                        {"AttributeName": RECENT_INDEX_HASH_KEY, "KeyType": "HASH"},
-                        {"AttributeName": RECENT_INDEX_RANGE_KEY, "KeyType": "RANGE"},
-                    ],
-                    "Projection": {"ProjectionType": "INCLUDE", "NonKeyAttributes": list(RECENT_INDEX_PROJECTION)},
-                },
-            ],
+            GlobalSecondaryIndexes=[_index(index) for index in ITEMS_TABLE_INDEXES],
         )
     except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") != "ResourceInUseException":
+        if aws.error_code(exc) != "ResourceInUseException":
             raise
     ddb.get_waiter("table_exists").wait(TableName=table_name, WaiterConfig={"Delay": 1, "MaxAttempts": 30})
     ttl = ddb.describe_time_to_live(TableName=table_name)["TimeToLiveDescription"]
@@ -101,7 +86,7 @@ def create_bucket(bucket: str) -> None:
         else:
             s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": region})  # type: ignore[typeddict-item]
     except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
+        if aws.error_code(exc) not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
             raise
     s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
 
