@@ -1,24 +1,19 @@
-"""The backend client against botocore's Lambda client: retries, typed errors, the fallback path.
+"""The backend client through botocore's real Lambda client and HTTP: one retry layer, typed errors, the fallback.
 
-A real botocore ``lambda`` client with a ``Stubber`` plays the Lambda API (throttling, 5xx, function
-errors, handler 400s); an unreachable endpoint plays an outage. ``sleep`` is injected so backoff is
-observed without waiting.
+A loopback HTTP server plays the Lambda API (throttling, 5xx, hang-ups, function errors, handler 400s)
+and counts the HTTP requests the client really sends: botocore's standard retry mode is the only layer
+that repeats an invocation, so a throttled invoke is sent exactly ``max_attempts`` times. A port nobody
+listens on plays an outage.
 """
 
 from __future__ import annotations
 
-import io
 import json
 import logging
-import socket
-import threading
-from collections.abc import Iterator
 from typing import Any
 
-import botocore.session
 import pytest
-from botocore.response import StreamingBody
-from botocore.stub import ANY, Stubber
+from loopback import LoopbackEndpoint, Reply
 
 from sentiment_client.client import (
     FunctionFailedError,
@@ -33,104 +28,71 @@ from sentiment_client.fallback import VaderFallback
 pytestmark = pytest.mark.functional
 
 FUNCTION = "sentiment-analyzer-dev-analysis"
+INVOKE_PATH = f"/2015-03-31/functions/{FUNCTION}/invocations"
 
 
-@pytest.fixture(scope="module")
-def lambda_client() -> Any:
-    # A real client (request validation, error parsing), never sending: the Stubber answers.
-    return botocore.session.get_session().create_client(
-        "lambda", region_name="us-east-1", aws_access_key_id="testing", aws_secret_access_key="testing"
-    )
+def _error(status: int, code: str, message: str) -> Reply:
+    return Reply(status, json.dumps({"Type": "Service", "message": message}).encode(), {"x-amzn-ErrorType": code})
+
+
+THROTTLED = _error(429, "TooManyRequestsException", "Rate exceeded")
+SERVER_ERROR = _error(500, "ServiceException", "internal")
+
+
+def _answer(body: Any, **headers: str) -> Reply:
+    return Reply(200, json.dumps(body).encode(), headers)
+
+
+def _ok(texts: list[str], sentiment: str = "positive") -> Reply:
+    results = [{"sentiment": sentiment, "score": 0.97, "label": sentiment.upper()} for _ in texts]
+    return _answer({"statusCode": 200, "results": results, "count": len(texts)})
 
 
 @pytest.fixture
-def stubber(lambda_client: Any) -> Iterator[Stubber]:
-    with Stubber(lambda_client) as stub:
-        yield stub
-        stub.assert_no_pending_responses()
+def lambda_endpoint(loopback_endpoint: LoopbackEndpoint, monkeypatch: pytest.MonkeyPatch) -> LoopbackEndpoint:
+    """Every SentimentClient built without ``lambda_client`` talks to the loopback server."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL_LAMBDA", loopback_endpoint.url)
+    return loopback_endpoint
 
 
-class Sleeps(list[float]):
-    def __call__(self, seconds: float) -> None:
-        self.append(seconds)
-
-
-def _payload(body: Any) -> StreamingBody:
-    raw = json.dumps(body).encode()
-    return StreamingBody(io.BytesIO(raw), len(raw))
-
-
-def _ok(texts: list[str], sentiment: str = "positive") -> dict[str, Any]:
-    results = [{"sentiment": sentiment, "score": 0.97, "label": sentiment.upper()} for _ in texts]
-    return {"StatusCode": 200, "Payload": _payload({"statusCode": 200, "results": results, "count": len(texts)})}
-
-
-def _request(texts: list[str]) -> dict[str, Any]:
-    payload = json.dumps({"texts": texts}, ensure_ascii=False, separators=(",", ":")).encode()
-    return {"FunctionName": FUNCTION, "InvocationType": "RequestResponse", "Payload": payload}
-
-
-def _throttle(stub: Stubber) -> None:
-    stub.add_client_error(
-        "invoke", service_error_code="TooManyRequestsException", service_message="Rate exceeded", http_status_code=429
-    )
-
-
-def _server_error(stub: Stubber) -> None:
-    stub.add_client_error(
-        "invoke", service_error_code="ServiceException", service_message="internal", http_status_code=500
-    )
-
-
-def test_throttling_and_5xx_are_retried_with_jittered_backoff_then_succeed(
-    lambda_client: Any, stubber: Stubber
-) -> None:
+def test_throttling_and_5xx_are_retried_by_botocore_then_succeed(lambda_endpoint: LoopbackEndpoint) -> None:
     # Given a function that throttles, then fails with a 500, then answers
     texts = ["I love it", "naïve café ☕"]
-    _throttle(stubber)
-    _server_error(stubber)
-    stubber.add_response("invoke", _ok(texts), _request(texts))
-    sleeps = Sleeps()
-    client = SentimentClient(FUNCTION, lambda_client=lambda_client, sleep=sleeps, base_delay_s=0.2, max_delay_s=5)
+    lambda_endpoint.script(THROTTLED, SERVER_ERROR, _ok(texts))
+    client = SentimentClient(FUNCTION)
     # When classified
     results = client.classify(texts)
-    # Then the third attempt's answers come back, after two backoffs within the growing caps
+    # Then the third request's answers come back: the same invocation, sent three times over HTTP
     assert [(r.sentiment, r.label, r.source) for r in results] == [("positive", "POSITIVE", "model")] * 2
-    assert len(sleeps) == 2
-    assert 0 <= sleeps[0] <= 0.2
-    assert 0 <= sleeps[1] <= 0.4
+    sent = json.dumps({"texts": texts}, ensure_ascii=False, separators=(",", ":")).encode()
+    assert [(r.method, r.path, r.body) for r in lambda_endpoint.requests] == [("POST", INVOKE_PATH, sent)] * 3
     stats = client.stats
     assert (stats.invocations, stats.retries, stats.model_texts, stats.fallback_texts) == (3, 2, 2, 0)
 
 
-def test_retry_exhaustion_raises_unavailable_naming_the_last_error(lambda_client: Any, stubber: Stubber) -> None:
-    # Given a function that throttles on every one of three attempts, and no fallback
-    for _ in range(3):
-        _throttle(stubber)
-    sleeps = Sleeps()
-    client = SentimentClient(FUNCTION, lambda_client=lambda_client, max_attempts=3, sleep=sleeps)
+def test_a_throttled_invoke_is_sent_exactly_max_attempts_times(lambda_endpoint: LoopbackEndpoint) -> None:
+    # Given a function that throttles every request, and no fallback
+    lambda_endpoint.reply = lambda _request: THROTTLED
+    client = SentimentClient(FUNCTION, max_attempts=3)
     # When classified
     with pytest.raises(FunctionUnavailableError) as info:
         client.classify(["anything"])
-    # Then the error says how many attempts and what the last failure was; no result is made up
+    # Then botocore sent it three times in all (one retry layer, not one inside another), and the
+    # error says so, with the last failure; no result is made up
+    assert len(lambda_endpoint.requests) == 3
     assert info.value.attempts == 3
-    assert "TooManyRequestsException" in info.value.last_error
+    assert "TooManyRequestsException (HTTP 429): Rate exceeded" in info.value.last_error
     assert "texts[0:1]" in str(info.value)
-    assert len(sleeps) == 2
+    assert (client.stats.invocations, client.stats.retries) == (3, 2)
 
 
 def test_exhausted_batch_falls_back_per_result_and_is_counted_and_logged(
-    lambda_client: Any, stubber: Stubber, caplog: pytest.LogCaptureFixture
+    lambda_endpoint: LoopbackEndpoint, caplog: pytest.LogCaptureFixture
 ) -> None:
     # Given two batches: the function answers the first, then keeps failing with 5xx on the second
     first, second = ["good movie", "bad movie"], ["I love this wonderful film", "I hate this awful film"]
-    stubber.add_response("invoke", _ok(first, "neutral"), _request(first))
-    for _ in range(2):
-        _server_error(stubber)
-    client = SentimentClient(
-        FUNCTION, lambda_client=lambda_client, max_batch=2, concurrency=1, max_attempts=2,
-        fallback=VaderFallback(), sleep=Sleeps(),
-    )  # fmt: skip
+    lambda_endpoint.script(_ok(first, "neutral"), SERVER_ERROR)
+    client = SentimentClient(FUNCTION, max_batch=2, concurrency=1, max_attempts=2, fallback=VaderFallback())
     # When classified
     with caplog.at_level(logging.WARNING, logger="sentiment_client.client"):
         results = client.classify(first + second)
@@ -138,48 +100,41 @@ def test_exhausted_batch_falls_back_per_result_and_is_counted_and_logged(
     assert [r.source for r in results] == ["model", "model", "fallback", "fallback"]
     assert [r.sentiment for r in results] == ["neutral", "neutral", "positive", "negative"]
     assert results[2].label == "VADER_POSITIVE"
-    # And the fallback is counted and logged
+    # And the fallback came after botocore's two attempts, and is counted and logged
+    assert len(lambda_endpoint.requests) == 3
     stats = client.stats
     assert (stats.model_texts, stats.fallback_texts, stats.fallback_batches) == (2, 2, 1)
     (record,) = [r for r in caplog.records if "fallback" in r.getMessage()]
     assert record.fallback_texts == 2  # type: ignore[attr-defined]
     assert "texts[2:4]" in record.getMessage()
-    assert "ServiceException" in record.getMessage()
+    assert "unavailable after 2 attempts: ServiceException" in record.getMessage()
 
 
 def test_handler_400_is_surfaced_with_its_error_and_never_retried_or_replaced(
-    lambda_client: Any, stubber: Stubber
+    lambda_endpoint: LoopbackEndpoint,
 ) -> None:
     # Given a handler that rejects the payload (a fallback is configured, and must not hide this)
-    stubber.add_response(
-        "invoke",
-        {"StatusCode": 200, "Payload": _payload({"statusCode": 400, "error": "texts[0] is empty"})},
-        {"FunctionName": FUNCTION, "InvocationType": "RequestResponse", "Payload": ANY},
-    )
-    client = SentimentClient(FUNCTION, lambda_client=lambda_client, fallback=VaderFallback(), sleep=Sleeps())
+    lambda_endpoint.reply = lambda _request: _answer({"statusCode": 400, "error": "texts[0] is empty"})
+    client = SentimentClient(FUNCTION, fallback=VaderFallback())
     # When classified
     with pytest.raises(RequestRejectedError) as info:
         client.classify(["", "fine"])
-    # Then the typed error carries the handler's status and message, after exactly one call
+    # Then the typed error carries the handler's status and message, after exactly one request
     assert (info.value.status_code, info.value.error) == (400, "texts[0] is empty")
     assert "texts[0] is empty" in str(info.value)
-    assert client.stats.invocations == 1
+    assert len(lambda_endpoint.requests) == client.stats.invocations == 1
     assert client.stats.fallback_texts == 0
 
 
-def test_function_error_is_surfaced_with_type_and_message(lambda_client: Any, stubber: Stubber) -> None:
+def test_function_error_is_surfaced_with_type_and_message(lambda_endpoint: LoopbackEndpoint) -> None:
     # Given a function that crashed (Lambda reports FunctionError and the runtime's error object)
     crash = {"errorMessage": "CUDA? no: out of memory", "errorType": "MemoryError", "stackTrace": ["..."]}
-    stubber.add_response(
-        "invoke",
-        {"StatusCode": 200, "FunctionError": "Unhandled", "Payload": _payload(crash)},
-        _request(["text"]),
-    )
-    client = SentimentClient(FUNCTION, lambda_client=lambda_client, fallback=VaderFallback(), sleep=Sleeps())
+    lambda_endpoint.reply = lambda _request: _answer(crash, **{"X-Amz-Function-Error": "Unhandled"})
+    client = SentimentClient(FUNCTION, fallback=VaderFallback())
     # When classified
     with pytest.raises(FunctionFailedError) as info:
         client.classify(["text"])
-    # Then the error names what failed, and no fallback result was made up
+    # Then the error names what failed, it was not retried, and no fallback result was made up
     error = info.value
     assert (error.function_error, error.error_type, error.error_message) == (
         "Unhandled",
@@ -187,21 +142,17 @@ def test_function_error_is_surfaced_with_type_and_message(lambda_client: Any, st
         "CUDA? no: out of memory",
     )
     assert FUNCTION in str(error)
+    assert len(lambda_endpoint.requests) == 1
     assert client.stats.fallback_texts == 0
 
 
-def test_missing_function_is_a_typed_error_without_retries(lambda_client: Any, stubber: Stubber) -> None:
-    stubber.add_client_error(
-        "invoke",
-        service_error_code="ResourceNotFoundException",
-        service_message="Function not found",
-        http_status_code=404,
-    )
-    client = SentimentClient(FUNCTION, lambda_client=lambda_client, fallback=VaderFallback(), sleep=Sleeps())
+def test_missing_function_is_a_typed_error_without_retries(lambda_endpoint: LoopbackEndpoint) -> None:
+    lambda_endpoint.reply = lambda _request: _error(404, "ResourceNotFoundException", "Function not found")
+    client = SentimentClient(FUNCTION, fallback=VaderFallback())
     with pytest.raises(InvocationError, match="ResourceNotFoundException: Function not found") as info:
         client.classify(["text"])
     assert info.value.code == "ResourceNotFoundException"
-    assert client.stats.invocations == 1
+    assert len(lambda_endpoint.requests) == client.stats.invocations == 1
 
 
 @pytest.mark.parametrize(
@@ -216,86 +167,51 @@ def test_missing_function_is_a_typed_error_without_retries(lambda_client: Any, s
             {"statusCode": 200, "results": [{"sentiment": "positive", "score": 1.5, "label": "P"}] * 2},
             r"results\[0\]\.score: Input should be less than or equal to 1",
         ),
-        ({"statusCode": 302}, "statusCode is 302"),
+        ({"statusCode": 302}, "statusCode: Input should be 200"),
+        ("not an object", "payload: Input should be an object"),
     ],
 )
 def test_response_breaking_the_contract_is_an_error_not_a_result(
-    lambda_client: Any, stubber: Stubber, body: dict[str, Any], match: str
+    lambda_endpoint: LoopbackEndpoint, body: Any, match: str
 ) -> None:
-    stubber.add_response("invoke", {"StatusCode": 200, "Payload": _payload(body)}, _request(["a", "b"]))
-    client = SentimentClient(FUNCTION, lambda_client=lambda_client, sleep=Sleeps())
+    lambda_endpoint.reply = lambda _request: _answer(body)
+    client = SentimentClient(FUNCTION)
     with pytest.raises(InvalidResponseError, match=match):
         client.classify(["a", "b"])
+    assert len(lambda_endpoint.requests) == 1
 
 
-@pytest.fixture
-def hang_up_server() -> Iterator[tuple[str, list[int]]]:
-    """A TCP endpoint that accepts each connection and closes it at once; counts the connections."""
-    accepted: list[int] = []
-    server = socket.create_server(("127.0.0.1", 0))
-    server.settimeout(0.1)
-    stop = threading.Event()
-
-    def serve() -> None:
-        while not stop.is_set():
-            try:
-                conn, _ = server.accept()
-            except TimeoutError:
-                continue
-            accepted.append(1)
-            conn.close()
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.getsockname()[1]}", accepted
-    finally:
-        stop.set()
-        thread.join()
-        server.close()
-
-
-def test_each_attempt_is_one_connection_because_botocore_retries_are_off(
-    monkeypatch: pytest.MonkeyPatch, hang_up_server: tuple[str, list[int]]
-) -> None:
-    # Given the default client pointed at an endpoint that hangs up on every connection
-    url, accepted = hang_up_server
-    monkeypatch.setenv("AWS_ENDPOINT_URL_LAMBDA", url)
-    client = SentimentClient(FUNCTION, max_attempts=3, sleep=Sleeps())
+def test_a_hang_up_is_retried_by_botocore_one_connection_per_attempt(lambda_endpoint: LoopbackEndpoint) -> None:
+    # Given an endpoint that closes every connection without answering
+    lambda_endpoint.reply = lambda _request: None
+    client = SentimentClient(FUNCTION, max_attempts=3)
     # When classified
     with pytest.raises(FunctionUnavailableError, match="ConnectionClosedError") as info:
         client.classify(["hello"])
-    # Then the closed connection was retried by the client, one connection per attempt (no hidden retries)
-    assert info.value.attempts == 3
-    assert len(accepted) == 3
+    # Then botocore retried the closed connection up to the bound, and nothing retried on top of it
+    assert info.value.attempts == len(lambda_endpoint.requests) == 3
 
 
-def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def test_unreachable_endpoint_is_retried_then_falls_back(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_unreachable_endpoint_is_retried_then_falls_back(monkeypatch: pytest.MonkeyPatch, unreachable_url: str) -> None:
     # Given the default client (from sentiment_shared.aws) pointed at a port nobody listens on
-    monkeypatch.setenv("AWS_ENDPOINT_URL_LAMBDA", f"http://127.0.0.1:{_closed_port()}")
-    sleeps = Sleeps()
-    without = SentimentClient(FUNCTION, max_attempts=2, sleep=sleeps)
-    with_fallback = SentimentClient(FUNCTION, max_attempts=2, sleep=sleeps, fallback=VaderFallback())
+    monkeypatch.setenv("AWS_ENDPOINT_URL_LAMBDA", unreachable_url)
+    without = SentimentClient(FUNCTION, max_attempts=2)
+    with_fallback = SentimentClient(FUNCTION, max_attempts=2, fallback=VaderFallback())
     # When classified without and with the fallback
     with pytest.raises(FunctionUnavailableError, match="EndpointConnectionError"):
         without.classify(["great"])
     results = with_fallback.classify(["What a great day!", "awful"])
-    # Then each made its attempts (botocore's own retries are off: one connection attempt per try)...
+    # Then each made its two attempts (botocore's: one connection attempt per try)...
     assert without.stats.invocations == 2
     assert with_fallback.stats.invocations == 2  # the second text rode in the same batch
     # ...and the fallback answered, marked as such
     assert [(r.sentiment, r.source) for r in results] == [("positive", "fallback"), ("negative", "fallback")]
 
 
-def test_qualifier_is_sent_with_every_invocation(lambda_client: Any, stubber: Stubber) -> None:
+def test_qualifier_is_sent_with_every_invocation(lambda_endpoint: LoopbackEndpoint) -> None:
     # Given a client pinned to the function's "live" alias
-    stubber.add_response("invoke", _ok(["text"]), {**_request(["text"]), "Qualifier": "live"})
-    client = SentimentClient(FUNCTION, lambda_client=lambda_client, qualifier="live", sleep=Sleeps())
-    # When classified, then the stub (which checks every parameter) saw the alias
+    lambda_endpoint.reply = lambda _request: _ok(["text"])
+    client = SentimentClient(FUNCTION, qualifier="live")
+    # When classified, then the request named the alias
     assert [r.sentiment for r in client.classify(["text"])] == ["positive"]
+    assert [r.path for r in lambda_endpoint.requests] == [f"{INVOKE_PATH}?Qualifier=live"]

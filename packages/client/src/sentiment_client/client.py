@@ -2,13 +2,16 @@
 
 :class:`SentimentClient` splits the input into synchronous invocations that fit Lambda's payload
 limit (counted in bytes of the encoded JSON, not characters) and a text count, runs them on a small
-thread pool, retries throttling, 5xx and connection failures with jittered exponential backoff, and
-returns one :class:`ClientResult` per text in input order. Anything that would make the answers wrong
-(a function error, a 400 from the handler, a response that breaks the contract) is raised as a typed
-:class:`SentimentClientError`; it is never retried into a fallback and never turned into a result.
+thread pool and returns one :class:`ClientResult` per text in input order. Requests are checked and
+responses parsed with the functions' own models (:mod:`sentiment_shared.schemas`). Anything that would
+make the answers wrong (a text the function cannot take, a function error, a 400 from the handler, a
+response that breaks the contract) is raised as a typed :class:`SentimentClientError`; it is never
+retried, never replaced by a fallback and never turned into a result.
 
-The optional fallback (e.g. :class:`sentiment_client.fallback.VaderFallback`) answers only for the
-texts whose invocation stayed unavailable after every retry; those results carry ``source="fallback"``,
+Retrying is botocore's alone (standard mode: throttling, 5xx and connection errors, at most
+``max_attempts`` HTTP calls per invocation, jittered backoff). On top of it this module decides only
+what botocore cannot: when an invocation botocore gave up on is answered by the optional fallback
+(e.g. :class:`sentiment_client.fallback.VaderFallback`). Those results carry ``source="fallback"``,
 are counted in :attr:`SentimentClient.stats` and logged. See docs/CLIENT.md.
 """
 
@@ -17,11 +20,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import random
 import threading
-import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
@@ -31,7 +33,13 @@ from botocore.exceptions import ConnectionError as BotoConnectionError
 from pydantic import ValidationError
 
 from sentiment_shared import aws
-from sentiment_shared.schemas import MAX_TEXTS_PER_INVOKE, DirectResponse, Sentiment, describe_errors
+from sentiment_shared.schemas import (
+    MAX_TEXTS_PER_INVOKE,
+    DirectRequest,
+    DirectResponse,
+    Sentiment,
+    describe_errors,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_lambda import LambdaClient
@@ -53,20 +61,6 @@ RESPONSE_OVERHEAD_BYTES = 16_384
 
 _ENVELOPE_HEAD = b'{"texts":['
 _ENVELOPE_TAIL = b"]}"
-
-_RETRYABLE_CODES = frozenset(
-    {
-        "TooManyRequestsException",  # throttled: account/function concurrency or request rate
-        "ThrottlingException",
-        "Throttling",
-        "RequestLimitExceeded",
-        "ServiceException",
-        "ServiceUnavailableException",
-        "ResourceConflictException",  # function mid-update (a deploy): succeeds moments later
-        "ResourceNotReadyException",
-        "EC2ThrottledException",
-    }
-)
 
 Source = Literal["model", "fallback"]
 
@@ -91,8 +85,9 @@ class ClientStats:
     """Cumulative counters of one client (thread-safe through the client's lock)."""
 
     invocations: int = 0
-    """Invoke calls made, retries included."""
+    """Invoke HTTP requests sent, botocore's retries included."""
     retries: int = 0
+    """Of those, botocore's retries."""
     model_texts: int = 0
     fallback_texts: int = 0
     fallback_batches: int = 0
@@ -100,6 +95,10 @@ class ClientStats:
 
 class SentimentClientError(Exception):
     """Base of every error the client raises about a classification it could not answer correctly."""
+
+
+class InvalidTextError(SentimentClientError, TypeError, ValueError):
+    """A text the function would refuse (not a string, or not valid UTF-8); nothing was sent."""
 
 
 class TextTooLargeError(SentimentClientError, ValueError):
@@ -152,7 +151,7 @@ class InvalidResponseError(BatchError):
 
 
 class InvocationError(BatchError):
-    """Lambda refused the call for a reason retrying cannot fix (missing function, access denied, ...)."""
+    """Lambda refused the call (missing function, access denied, ...): botocore does not retry it."""
 
     def __init__(self, function_name: str, start: int, end: int, code: str, message: str) -> None:
         self.code = code
@@ -160,7 +159,7 @@ class InvocationError(BatchError):
 
 
 class FunctionUnavailableError(BatchError):
-    """Throttling, 5xx or connection failures persisted through every attempt (and no fallback was set)."""
+    """Throttling, 5xx or connection failures outlasted botocore's retries (and no fallback was set)."""
 
     def __init__(self, function_name: str, start: int, end: int, attempts: int, last_error: str) -> None:
         self.attempts = attempts
@@ -189,15 +188,9 @@ class Batch:
 
 
 def encode_text(text: str) -> bytes:
-    """One text as a JSON string, UTF-8: what it adds to the request body.
-
-    Non-ASCII stays literal (``"日"`` is 3 bytes, not a 6-byte ``\\u65e5`` escape). A string holding
-    lone surrogates cannot be UTF-8 encoded; it falls back to ASCII escapes, which JSON decodes back.
-    """
-    try:
-        return json.dumps(text, ensure_ascii=False).encode("utf-8")
-    except UnicodeEncodeError:
-        return json.dumps(text, ensure_ascii=True).encode("ascii")
+    """One text as a JSON string, UTF-8: what it adds to the request body (``"日"`` is 3 bytes, not a
+    6-byte ``\\u65e5`` escape)."""
+    return json.dumps(text, ensure_ascii=False).encode("utf-8")
 
 
 def envelope_bytes(n_texts: int, text_bytes: int) -> int:
@@ -208,15 +201,19 @@ def envelope_bytes(n_texts: int, text_bytes: int) -> int:
 def plan_batches(texts: Sequence[str], *, max_batch: int, max_payload_bytes: int) -> list[Batch]:
     """Greedy split into consecutive batches of ≤ ``max_batch`` texts and ≤ ``max_payload_bytes`` of body.
 
-    Raises :class:`TextTooLargeError` (before anything is sent) for a text that fits in no batch.
+    Raises, before anything is sent, :class:`InvalidTextError` for a text the function would refuse
+    and :class:`TextTooLargeError` for a text that fits in no batch.
     """
+    try:
+        if texts:
+            DirectRequest.model_validate({"texts": list(texts)})  # what the function will check
+    except ValidationError as exc:
+        raise InvalidTextError(describe_errors(exc)) from None
     batches: list[Batch] = []
     current: list[bytes] = []
     current_bytes = 0
     start = 0
     for index, text in enumerate(texts):
-        if not isinstance(text, str):
-            raise TypeError(f"texts[{index}] is {type(text).__name__}, not str")
         encoded = encode_text(text)
         if envelope_bytes(1, len(encoded)) > max_payload_bytes:
             raise TextTooLargeError(index, envelope_bytes(1, len(encoded)), max_payload_bytes)
@@ -236,8 +233,25 @@ def plan_batches(texts: Sequence[str], *, max_batch: int, max_payload_bytes: int
 # --------------------------------------------------------------------------- the client
 
 
+_ATTEMPTS: ContextVar[list[int] | None] = ContextVar("sentiment_client_attempts", default=None)
+
+
+def _count_attempt(**_kwargs: Any) -> None:
+    """botocore ``before-send`` hook: one more HTTP request for the invocation this thread is making."""
+    if (attempts := _ATTEMPTS.get()) is not None:
+        attempts.append(1)
+
+
+def _counting(client: LambdaClient) -> LambdaClient:
+    """``client`` with :func:`_count_attempt` hooked in (a botocore client; a test's stand-in has no events)."""
+    if (events := getattr(getattr(client, "meta", None), "events", None)) is not None:
+        events.register("before-send.lambda.Invoke", _count_attempt, unique_id="sentiment-client-attempts")
+    return client
+
+
 class _Unavailable(Exception):  # internal signal, converted before it leaves the module
-    def __init__(self, detail: str) -> None:
+    def __init__(self, attempts: int, detail: str) -> None:
+        self.attempts = attempts
         self.detail = detail
         super().__init__(detail)
 
@@ -247,7 +261,8 @@ class SentimentClient:
 
     ``function_name`` is a name, ARN or partial ARN (the stack exports the ARN). Without
     ``lambda_client`` one comes from :func:`sentiment_shared.aws.client` (honours
-    ``AWS_ENDPOINT_URL[_LAMBDA]``) with botocore's own retries off, since this class retries.
+    ``AWS_ENDPOINT_URL[_LAMBDA]``) with botocore's standard retries bounded at ``max_attempts``
+    requests per invocation; a ``lambda_client`` passed in retries as it was configured to.
     """
 
     def __init__(
@@ -261,10 +276,7 @@ class SentimentClient:
         fallback: Fallback | None = None,
         qualifier: str | None = None,
         max_attempts: int = 5,
-        base_delay_s: float = 0.2,
-        max_delay_s: float = 5.0,
         read_timeout_s: float = 150.0,
-        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         if not function_name:
             raise ValueError("function_name must be a function name or ARN")
@@ -290,11 +302,8 @@ class SentimentClient:
         self.concurrency = concurrency
         self.fallback = fallback
         self.max_attempts = max_attempts
-        self.base_delay_s = base_delay_s
-        self.max_delay_s = max_delay_s
         self.read_timeout_s = read_timeout_s
-        self._sleep = sleep
-        self._client = lambda_client
+        self._client = None if lambda_client is None else _counting(lambda_client)
         self._lock = threading.Lock()
         self._stats = ClientStats()
 
@@ -302,12 +311,12 @@ class SentimentClient:
     def client(self) -> LambdaClient:
         if self._client is None:
             config = Config(
-                # One attempt per call: this class owns retries (and the decision to fall back).
-                retries={"mode": "standard", "total_max_attempts": 1},
+                # The one retry layer: throttling, 5xx and connection errors, bounded per invocation.
+                retries={"mode": "standard", "total_max_attempts": self.max_attempts},
                 read_timeout=self.read_timeout_s,
                 max_pool_connections=max(self.concurrency, 10),
             )
-            self._client = aws.client("lambda", config=config)
+            self._client = _counting(aws.client("lambda", config=config))
         return self._client
 
     @property
@@ -352,17 +361,17 @@ class SentimentClient:
     def _run_batch(self, batch: Batch, texts: list[str], unavailable: threading.Event) -> list[ClientResult]:
         chunk = texts[batch.start : batch.end]
         if self.fallback is not None and unavailable.is_set():
-            # Another batch of this call already exhausted its retries: don't spend them again.
+            # Another batch of this call already outlasted botocore's retries: don't spend them again.
             return self._fall_back(batch, chunk, "an earlier batch of this call found the function unavailable")
         try:
-            results = self._invoke_with_retries(batch)
+            results = self._invoke(batch)
         except _Unavailable as exc:
             if self.fallback is None:
                 raise FunctionUnavailableError(
-                    self.function_name, batch.start, batch.end, self.max_attempts, exc.detail
+                    self.function_name, batch.start, batch.end, exc.attempts, exc.detail
                 ) from exc
             unavailable.set()
-            return self._fall_back(batch, chunk, f"unavailable after {self.max_attempts} attempts: {exc.detail}")
+            return self._fall_back(batch, chunk, f"unavailable after {exc.attempts} attempts: {exc.detail}")
         self._count(model_texts=len(results))
         return results
 
@@ -389,104 +398,68 @@ class SentimentClient:
         )
         return results
 
-    def _invoke_with_retries(self, batch: Batch) -> list[ClientResult]:
-        last = "no attempt made"
-        for attempt in range(1, self.max_attempts + 1):
-            if attempt > 1:
-                self._count(retries=1)
-                cap = min(self.max_delay_s, self.base_delay_s * 2 ** (attempt - 2))
-                self._sleep(random.uniform(0, cap))  # noqa: S311 - full jitter, not crypto
-            try:
-                return self._invoke_once(batch)
-            except _Unavailable as exc:
-                last = exc.detail
-                log.info(
-                    "invoke %s texts[%d:%d] attempt %d/%d failed: %s",
-                    self.function_name,
-                    batch.start,
-                    batch.end,
-                    attempt,
-                    self.max_attempts,
-                    last,
-                )
-        raise _Unavailable(last)
-
-    def _invoke_once(self, batch: Batch) -> list[ClientResult]:
-        self._count(invocations=1)
-        kwargs: dict[str, Any] = {}
-        if self.qualifier:
-            kwargs["Qualifier"] = self.qualifier
+    def _invoke(self, batch: Batch) -> list[ClientResult]:
+        """One invocation, botocore retrying it; what it still fails with decides the fallback policy."""
+        kwargs: dict[str, Any] = {"Qualifier": self.qualifier} if self.qualifier else {}
+        attempts: list[int] = []
+        token = _ATTEMPTS.set(attempts)
         try:
             response = self.client.invoke(
                 FunctionName=self.function_name, InvocationType="RequestResponse", Payload=batch.payload, **kwargs
             )
-            raw = _read_payload(response.get("Payload"))
+            raw = response["Payload"].read()
         except ClientError as exc:
             error = exc.response.get("Error", {})
-            code = str(error.get("Code", "Unknown"))
-            message = str(error.get("Message", ""))
+            code, message = str(error.get("Code", "Unknown")), str(error.get("Message", ""))
             status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
-            if code in _RETRYABLE_CODES or status == 429 or status >= 500:
-                raise _Unavailable(f"{code} (HTTP {status}): {message}") from exc
+            if status == 429 or status >= 500:  # throttled or failing: what botocore retried, in vain
+                raise _Unavailable(len(attempts) or 1, f"{code} (HTTP {status}): {message}") from exc
             raise InvocationError(self.function_name, batch.start, batch.end, code, message) from exc
         except (BotoConnectionError, HTTPClientError) as exc:
-            # Unreachable endpoint, connect/read timeout, connection closed, payload stream cut: the
-            # classification is idempotent, so even a call that may have run is safe to repeat.
-            raise _Unavailable(f"{type(exc).__name__}: {exc}") from exc
+            # Unreachable endpoint, connect/read timeout, connection closed, payload stream cut.
+            raise _Unavailable(len(attempts) or 1, f"{type(exc).__name__}: {exc}") from exc
         except BotoCoreError as exc:
             raise InvocationError(self.function_name, batch.start, batch.end, type(exc).__name__, str(exc)) from exc
+        finally:
+            _ATTEMPTS.reset(token)
+            self._count(invocations=len(attempts) or 1, retries=max(len(attempts) - 1, 0))
         return self._parse(batch, response, raw)
 
     # ----------------------------------------------------------------- response contract
 
     def _parse(self, batch: Batch, response: Mapping[str, Any], raw: bytes) -> list[ClientResult]:
-        def invalid(detail: str) -> InvalidResponseError:
-            return InvalidResponseError(self.function_name, batch.start, batch.end, detail)
-
-        try:
-            body: Any = json.loads(raw) if raw else None
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            if response.get("FunctionError"):
-                body = None
-            else:
-                raise invalid(f"response payload is not JSON: {exc}") from exc
-        function_error = response.get("FunctionError")
-        if function_error:
-            fields = body if isinstance(body, dict) else {}
+        if function_error := response.get("FunctionError"):
+            crash = _json_object(raw)
             raise FunctionFailedError(
                 self.function_name,
                 batch.start,
                 batch.end,
                 function_error=str(function_error),
-                error_type=str(fields.get("errorType", "UnknownError")),
-                error_message=str(fields.get("errorMessage", raw[:500].decode("utf-8", "replace"))),
+                error_type=str(crash.get("errorType", "UnknownError")),
+                error_message=str(crash.get("errorMessage", raw[:500].decode("utf-8", "replace"))),
             )
-        if not isinstance(body, dict):
-            raise invalid(f"response payload is {type(body).__name__}, not a JSON object")
-        status = body.get("statusCode")
-        if status != 200:
-            if isinstance(status, int) and 400 <= status < 600:
-                raise RequestRejectedError(
-                    self.function_name, batch.start, batch.end, status, str(body.get("error", "(no error message)"))
-                )
-            raise invalid(f"statusCode is {status!r}, expected 200")
         try:
-            parsed = DirectResponse.model_validate(body)
+            parsed = DirectResponse.model_validate_json(raw)
         except ValidationError as exc:
-            raise invalid(f"response breaks the contract: {describe_errors(exc)}") from exc
-        expected = batch.end - batch.start
-        if len(parsed.results) != expected:
-            raise invalid(f"expected {expected} results, got {len(parsed.results)}")
+            body = _json_object(raw)
+            if isinstance(status := body.get("statusCode"), int) and 400 <= status < 600:
+                error = str(body.get("error", "(no error message)"))
+                raise RequestRejectedError(self.function_name, batch.start, batch.end, status, error) from None
+            detail = f"response breaks the contract: {describe_errors(exc)}"
+            raise InvalidResponseError(self.function_name, batch.start, batch.end, detail) from exc
+        if len(parsed.results) != (expected := batch.end - batch.start):
+            detail = f"expected {expected} results, got {len(parsed.results)}"
+            raise InvalidResponseError(self.function_name, batch.start, batch.end, detail)
         return [ClientResult(sentiment=r.sentiment, score=r.score, label=r.label) for r in parsed.results]
 
 
-def _read_payload(payload: Any) -> bytes:
-    if payload is None:
-        return b""
-    if isinstance(payload, bytes | bytearray):
-        return bytes(payload)
-    data = payload.read()
-    return data if isinstance(data, bytes) else str(data).encode("utf-8")
+def _json_object(raw: bytes) -> dict[str, Any]:
+    """The payload as a JSON object, or ``{}`` when it is not one (for reading error fields only)."""
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
 
 
 def _gather(futures: list[Future[list[ClientResult]]]) -> list[ClientResult]:
