@@ -409,8 +409,7 @@ class SentimentClient:
             )
             raw = response["Payload"].read()
         except ClientError as exc:
-            error = exc.response.get("Error", {})
-            code, message = str(error.get("Code", "Unknown")), str(error.get("Message", ""))
+            code, message = aws.error_code(exc) or "Unknown", str(exc.response.get("Error", {}).get("Message", ""))
             status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
             if status == 429 or status >= 500:  # throttled or failing: what botocore retried, in vain
                 raise _Unavailable(len(attempts) or 1, f"{code} (HTTP {status}): {message}") from exc
