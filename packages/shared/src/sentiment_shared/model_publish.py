@@ -27,7 +27,7 @@ from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 from sentiment_shared import aws
 from sentiment_shared.model_bundle import HUB_ALLOW_PATTERNS, BundleError, BundleInfo, model_files, pack
 from sentiment_shared.model_compact import compact_model_dir
-from sentiment_shared.object_store import ObjectHead, ObjectStore, ProgressCallback, S3ObjectStore
+from sentiment_shared.object_store import ObjectHead, ProgressCallback, S3ObjectStore
 from sentiment_shared.stack import DEFAULT_MODEL_ID, DEFAULT_MODEL_REVISION
 
 _COMMIT_RE = re.compile(r"^[0-9a-f]{40}$")
@@ -277,11 +277,11 @@ def _aws_error(action: str, bucket: str, key: str, exc: Exception) -> PublishErr
     return PublishError(f"cannot {action} s3://{bucket}/{key}: {exc}")
 
 
-def _store(store: ObjectStore | None) -> ObjectStore:
+def _store(store: S3ObjectStore | None) -> S3ObjectStore:
     return store if store is not None else S3ObjectStore()
 
 
-def head_artifact(bucket: str, key: str, *, store: ObjectStore | None = None) -> ObjectHead | None:
+def head_artifact(bucket: str, key: str, *, store: S3ObjectStore | None = None) -> ObjectHead | None:
     """The object at ``s3://bucket/key`` (its metadata holds the bundle's sha256), or None if absent."""
     try:
         return _store(store).head(bucket, key)
@@ -296,7 +296,7 @@ def publish_bundle(
     *,
     source: str,
     revision: str | None,
-    store: ObjectStore | None = None,
+    store: S3ObjectStore | None = None,
     progress: ProgressCallback | None = None,
 ) -> PublishResult:
     """Upload a packed bundle unless the object at the key already holds the same sha256."""
@@ -335,7 +335,7 @@ def publish(
     bucket: str,
     key: str,
     *,
-    store: ObjectStore | None = None,
+    store: S3ObjectStore | None = None,
     work_dir: Path | None = None,
     hub_cache_dir: Path | None = None,
     endpoint: str | None = None,
@@ -375,7 +375,7 @@ def check_drift(
     key: str,
     expected_sha256: str,
     *,
-    store: ObjectStore | None = None,
+    store: S3ObjectStore | None = None,
 ) -> Drift | None:
     """None if the object at the key still holds ``expected_sha256``; else what changed."""
     head = head_artifact(bucket, key, store=store)
@@ -396,7 +396,7 @@ def delete_artifact(
     *,
     version_id: str | None,
     expected_sha256: str,
-    store: ObjectStore | None = None,
+    store: S3ObjectStore | None = None,
 ) -> bool:
     """Delete the published object version; True if something was deleted.
 

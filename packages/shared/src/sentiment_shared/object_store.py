@@ -1,4 +1,4 @@
-"""The object-store port (model bundles in S3) and its boto3 adapter.
+"""Model bundles in S3: the object store the model publisher writes through.
 
 Used by the model publisher (upload with an S3-verified SHA-256 checksum and the digest in the
 metadata, skip when already there, delete a version) and by readers that stream an object. The
@@ -13,7 +13,7 @@ import hashlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Protocol
+from typing import IO, TYPE_CHECKING
 
 from botocore.exceptions import ClientError
 
@@ -49,33 +49,6 @@ class PutResult:
     etag: str
 
 
-class ObjectStore(Protocol):
-    def head(self, bucket: str, key: str, *, version_id: str | None = None) -> ObjectHead | None:
-        """The object's metadata, or None if there is no such object (or version)."""
-        ...
-
-    def open(self, bucket: str, key: str) -> IO[bytes]:
-        """A streamed read of the object's content (one GET); the caller closes it."""
-        ...
-
-    def upload(
-        self,
-        path: Path,
-        bucket: str,
-        key: str,
-        *,
-        sha256: str,
-        metadata: Mapping[str, str],
-        progress: ProgressCallback | None = None,
-    ) -> PutResult:
-        """Upload ``path`` with S3 verifying its SHA-256; an upload that fails leaves no object behind."""
-        ...
-
-    def delete(self, bucket: str, key: str, *, version_id: str | None = None) -> None:
-        """Delete the object (that version only, when given); a missing object is not an error."""
-        ...
-
-
 def _version_id(response: Mapping[str, object]) -> str | None:
     """The object's version id, or None where S3 cannot pin one: an unversioned (or suspended) bucket
     answers nothing or the literal ``"null"``, and a later write replaces that object in place."""
@@ -88,7 +61,7 @@ def _b64(digest: bytes) -> str:
 
 
 class S3ObjectStore:
-    """:class:`ObjectStore` on S3.
+    """Objects in S3: head, streamed read, verified upload, delete.
 
     Files up to ``multipart_threshold`` go up in one ``PutObject`` carrying the whole file's
     ``ChecksumSHA256``, which S3 checks on write. Larger files use a multipart upload with a SHA-256
@@ -111,6 +84,7 @@ class S3ObjectStore:
         self.part_size = part_size
 
     def head(self, bucket: str, key: str, *, version_id: str | None = None) -> ObjectHead | None:
+        """The object's metadata, or None if there is no such object (or version)."""
         try:
             if version_id is None:
                 resp = self.client.head_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED")
@@ -131,6 +105,7 @@ class S3ObjectStore:
         )
 
     def open(self, bucket: str, key: str) -> IO[bytes]:
+        """A streamed read of the object's content (one GET); the caller closes it."""
         # StreamingBody is a readable binary stream; the stubs do not say it is an IO[bytes].
         return self.client.get_object(Bucket=bucket, Key=key)["Body"]  # type: ignore[return-value]
 
@@ -144,21 +119,10 @@ class S3ObjectStore:
         metadata: Mapping[str, str],
         progress: ProgressCallback | None = None,
     ) -> PutResult:
+        """Upload ``path`` with S3 verifying its SHA-256; an upload that fails leaves no object behind."""
         size = path.stat().st_size
-        if size <= self.multipart_threshold:
-            return self._put(path, bucket, key, sha256=sha256, metadata=metadata, progress=progress)
-        return self._multipart(path, bucket, key, metadata=metadata, progress=progress)
-
-    def _put(
-        self,
-        path: Path,
-        bucket: str,
-        key: str,
-        *,
-        sha256: str,
-        metadata: Mapping[str, str],
-        progress: ProgressCallback | None,
-    ) -> PutResult:
+        if size > self.multipart_threshold:
+            return self._multipart(path, bucket, key, metadata=metadata, progress=progress)
         with path.open("rb") as body:
             resp = self.client.put_object(
                 Bucket=bucket,
@@ -170,7 +134,7 @@ class S3ObjectStore:
                 ContentType="application/x-tar",
             )
         if progress is not None:
-            progress(path.stat().st_size)
+            progress(size)
         return PutResult(version_id=_version_id(resp), etag=str(resp.get("ETag", "")))
 
     def _multipart(
@@ -219,6 +183,7 @@ class S3ObjectStore:
         return PutResult(version_id=_version_id(done), etag=str(done.get("ETag", "")))
 
     def delete(self, bucket: str, key: str, *, version_id: str | None = None) -> None:
+        """Delete the object (that version only, when given); a missing object is not an error."""
         try:
             if version_id is None:
                 self.client.delete_object(Bucket=bucket, Key=key)
