@@ -398,12 +398,8 @@ def _extract_stream(source: _Readable, dest_dir: Path, digest: str, stats: Fetch
         except EOFError as exc:
             raise BundleError(f"truncated bundle: {exc}") from exc
         except OSError as exc:
-            if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
-                raise BundleError(
-                    f"not enough disk space to extract the model into {dest_dir.parent} ({exc.strerror}); "
-                    "raise the function's ephemeral storage or free the cache directory"
-                ) from exc
-            raise BundleError(f"cannot extract the bundle into {dest_dir.parent}: {exc}") from exc
+            remedy = "raise the function's ephemeral storage or free the cache directory"
+            raise _write_error(exc, "extract the model", dest_dir.parent, remedy) from exc
         actual = reader.digest.hexdigest()
         if actual != digest:
             raise BundleError(f"bundle sha256 mismatch: expected {digest}, got {actual}; refusing it")
@@ -457,6 +453,13 @@ def cached_model_dir(cache_dir: Path, expected_sha256: str) -> Path | None:
     digest = _normalize_digest(expected_sha256)
     target = Path(cache_dir) / digest
     return target if _is_complete(target, digest) else None
+
+
+def _write_error(exc: OSError, action: str, where: Path, remedy: str) -> BundleError:
+    """Writing into ``where`` failed: a full disk (or quota) says so and what ``remedy`` makes room."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        return BundleError(f"not enough disk space to {action} into {where} ({exc.strerror}); {remedy}")
+    return BundleError(f"cannot {action} into {where}: {exc}")
 
 
 def _s3_error(bucket: str, key: str, exc: Exception) -> BundleError:
@@ -583,11 +586,7 @@ def _fetch_ranged(
     except (ClientError, BotoCoreError) as exc:
         raise _s3_error(bucket, key, exc) from exc
     except OSError as exc:
-        if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
-            raise BundleError(
-                f"not enough disk space to download s3://{bucket}/{key} into {target.parent} ({exc.strerror}); "
-                "use the 'stream' strategy or raise the function's ephemeral storage"
-            ) from exc
-        raise BundleError(f"cannot download s3://{bucket}/{key} into {target.parent}: {exc}") from exc
+        remedy = "use the 'stream' strategy or raise the function's ephemeral storage"
+        raise _write_error(exc, f"download s3://{bucket}/{key}", target.parent, remedy) from exc
     finally:
         archive.unlink(missing_ok=True)
