@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import logging
 import os
 import shutil
 import statistics
@@ -119,25 +118,20 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
 
-    from sentiment_local.emulator import embedded_moto
+    from sentiment_local.emulator import aws_environment, embedded_moto
     from sentiment_shared import aws
     from sentiment_shared.model_bundle import pack
     from sentiment_shared.model_compact import compact_model_dir
 
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
     root = Path(os.environ.get("BUNDLE_BENCH_DIR", Path(tempfile.gettempdir()) / "sentiment-bundle-bench"))
     model_dir = build_full_size_model(root / "distilbert-full")
     work = Path(tempfile.mkdtemp(prefix="cold-start-", dir=root))
     pycache = work / "pycache"
     emulator = contextlib.ExitStack()
     endpoint = emulator.enter_context(embedded_moto())
+    emulator.enter_context(aws_environment(endpoint))
     base_env = {
-        **os.environ,
-        "AWS_ENDPOINT_URL": endpoint,
-        "AWS_ACCESS_KEY_ID": "bench",
-        "AWS_SECRET_ACCESS_KEY": "bench",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_REGION": "us-east-1",
+        **os.environ,  # now pointing every AWS client at the emulator
         "PYTHONPYCACHEPREFIX": str(pycache),
         "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "2048",  # ours sizes threads from it, as on Lambda
         "HF_HUB_OFFLINE": "1",
@@ -145,9 +139,6 @@ def main() -> None:
     }
     base_env.pop("PYTHONDONTWRITEBYTECODE", None)
     try:
-        for name in ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION"):
-            os.environ[name] = base_env[name]
-        aws.reset_clients()
         s3 = aws.client("s3")
         s3.create_bucket(Bucket=BUCKET)
         bundle = pack(compact_model_dir(model_dir, work / "compact"), work / "model.tar")  # as publish() does

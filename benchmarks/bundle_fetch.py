@@ -11,8 +11,6 @@ moto is not S3: absolute numbers say little about AWS, the breakdown and the dis
 
 from __future__ import annotations
 
-import contextlib
-import logging
 import os
 import shutil
 import tempfile
@@ -29,25 +27,12 @@ REPEATS = 3
 
 
 def main() -> None:
-    from sentiment_local.emulator import embedded_moto
-
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # the server's access log would drown the table
+    from sentiment_local.emulator import aws_environment, embedded_moto
 
     root = Path(os.environ.get("BUNDLE_BENCH_DIR", Path(tempfile.gettempdir()) / "sentiment-bundle-bench"))
     model_dir = build_full_size_model(root / "distilbert-full")
-    work = Path(tempfile.mkdtemp(prefix="bundle-fetch-", dir=root))
-    emulator = contextlib.ExitStack()
-    endpoint = emulator.enter_context(embedded_moto())
-    env = {
-        "AWS_ENDPOINT_URL": endpoint,
-        "AWS_ACCESS_KEY_ID": "bench",
-        "AWS_SECRET_ACCESS_KEY": "bench",
-    }
-    saved = {k: os.environ.get(k) for k in (*env, "AWS_DEFAULT_REGION")}
-    os.environ.update(env)
-    os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
-    aws.reset_clients()
-    try:
+    with embedded_moto() as endpoint, aws_environment(endpoint), tempfile.TemporaryDirectory(dir=root) as tmp:
+        work = Path(tmp)
         info = pack(model_dir, work / "model.tar")
         s3 = aws.client("s3")
         s3.create_bucket(Bucket=BUCKET)
@@ -70,15 +55,6 @@ def main() -> None:
             disk = "no (streamed)" if strategy == "stream" else f"yes, {info.size / 1e6:.0f} MB while extracting"
             timings = f"{total:>10.2f}{stats.download_s:>10.2f}{stats.verify_s:>8.2f}{stats.extract_s:>9.2f}"
             print(f"{strategy:<10}{timings}  {disk}")
-    finally:
-        emulator.close()
-        shutil.rmtree(work, ignore_errors=True)
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-        aws.reset_clients()
 
 
 if __name__ == "__main__":
