@@ -79,20 +79,21 @@ def service(name: str) -> Principal:
     return Principal(type="Service", identifiers=[name])
 
 
+def allow_service(
+    sid: str,
+    service_name: str,
+    actions: Sequence[str],
+    resources: Sequence[pulumi.Input[str]],
+    condition: Condition,
+) -> Statement:
+    """A resource-policy statement: one AWS service may do ``actions``, only under ``condition`` (on whose behalf)."""
+    return Statement(sid, "Allow", actions, resources, principals=[service(service_name)], conditions=[condition])
+
+
 def lambda_assume_role_policy(account_id: pulumi.Input[str]) -> pulumi.Output[str]:
     """Trust policy: only the Lambda service, acting for this account, may assume the role."""
-    return document(
-        [
-            Statement(
-                sid="LambdaAssumeRole",
-                effect="Allow",
-                actions=["sts:AssumeRole"],
-                resources=[],
-                principals=[service("lambda.amazonaws.com")],
-                conditions=[Condition("StringEquals", "aws:SourceAccount", [account_id])],
-            )
-        ]
-    )
+    condition = Condition("StringEquals", "aws:SourceAccount", [account_id])
+    return document([allow_service("LambdaAssumeRole", "lambda.amazonaws.com", ["sts:AssumeRole"], [], condition)])
 
 
 def log_statement(log_group_arn: pulumi.Input[str]) -> Statement:

@@ -51,6 +51,7 @@ class Alarms(pulumi.ComponentResource):
 
         # CloudWatch cannot publish to a topic under the AWS-managed aws/sns key, so the alarm topic
         # gets its own key whose policy lets CloudWatch (for this account only) use it.
+        this_account = iam.Condition("StringEquals", "aws:SourceAccount", [args.account_id])
         account_root = pulumi.Output.concat("arn:", args.partition, ":iam::", args.account_id, ":root")
         self.key = aws.kms.Key(
             f"{name}-key",
@@ -68,13 +69,12 @@ class Alarms(pulumi.ComponentResource):
                         actions=["kms:*"],
                         resources=["*"],
                     ),
-                    iam.Statement(
-                        sid="CloudWatchAlarmsEncrypt",
-                        effect="Allow",
-                        principals=[iam.service("cloudwatch.amazonaws.com")],
-                        actions=["kms:Decrypt", "kms:GenerateDataKey"],
-                        resources=["*"],
-                        conditions=[iam.Condition("StringEquals", "aws:SourceAccount", [args.account_id])],
+                    iam.allow_service(
+                        "CloudWatchAlarmsEncrypt",
+                        "cloudwatch.amazonaws.com",
+                        ["kms:Decrypt", "kms:GenerateDataKey"],
+                        ["*"],
+                        this_account,
                     ),
                 ]
             ),
@@ -86,13 +86,12 @@ class Alarms(pulumi.ComponentResource):
             arn=self.topic.arn,
             policy=iam.document(
                 [
-                    iam.Statement(
-                        sid="CloudWatchAlarmsPublish",
-                        effect="Allow",
-                        principals=[iam.service("cloudwatch.amazonaws.com")],
-                        actions=["sns:Publish"],
-                        resources=[self.topic.arn],
-                        conditions=[iam.Condition("StringEquals", "aws:SourceAccount", [args.account_id])],
+                    iam.allow_service(
+                        "CloudWatchAlarmsPublish",
+                        "cloudwatch.amazonaws.com",
+                        ["sns:Publish"],
+                        [self.topic.arn],
+                        this_account,
                     )
                 ]
             ),

@@ -82,13 +82,12 @@ class AnalysisImage(pulumi.ComponentResource):
             repository=self.repository.name,
             policy=iam.document(
                 [
-                    iam.Statement(
-                        sid="LambdaPullsImages",
-                        effect="Allow",
-                        actions=["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"],
-                        resources=[],
-                        principals=[iam.service("lambda.amazonaws.com")],
-                        conditions=[iam.Condition("StringLike", "aws:SourceArn", [functions_here])],
+                    iam.allow_service(
+                        "LambdaPullsImages",
+                        "lambda.amazonaws.com",
+                        ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"],
+                        [],
+                        iam.Condition("StringLike", "aws:SourceArn", [functions_here]),
                     )
                 ]
             ),

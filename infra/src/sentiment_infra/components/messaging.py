@@ -68,13 +68,12 @@ class Messaging(pulumi.ComponentResource):
             queue_url=self.queue.url,
             policy=iam.document(
                 [
-                    iam.Statement(
-                        sid="OnlyThisTopicSends",
-                        effect="Allow",
-                        actions=["sqs:SendMessage"],
-                        principals=[iam.service("sns.amazonaws.com")],
-                        resources=[self.queue.arn],
-                        conditions=[iam.Condition("ArnEquals", "aws:SourceArn", [self.topic.arn])],
+                    iam.allow_service(
+                        "OnlyThisTopicSends",
+                        "sns.amazonaws.com",
+                        ["sqs:SendMessage"],
+                        [self.queue.arn],
+                        iam.Condition("ArnEquals", "aws:SourceArn", [self.topic.arn]),
                     )
                 ]
             ),
