@@ -249,13 +249,6 @@ def _counting(client: LambdaClient) -> LambdaClient:
     return client
 
 
-class _Unavailable(Exception):  # internal signal, converted before it leaves the module
-    def __init__(self, attempts: int, detail: str) -> None:
-        self.attempts = attempts
-        self.detail = detail
-        super().__init__(detail)
-
-
 class SentimentClient:
     """Classify texts with the deployed analysis function (synchronous ``Invoke``).
 
@@ -365,13 +358,11 @@ class SentimentClient:
             return self._fall_back(batch, chunk, "an earlier batch of this call found the function unavailable")
         try:
             results = self._invoke(batch)
-        except _Unavailable as exc:
+        except FunctionUnavailableError as exc:
             if self.fallback is None:
-                raise FunctionUnavailableError(
-                    self.function_name, batch.start, batch.end, exc.attempts, exc.detail
-                ) from exc
+                raise
             unavailable.set()
-            return self._fall_back(batch, chunk, f"unavailable after {exc.attempts} attempts: {exc.detail}")
+            return self._fall_back(batch, chunk, f"unavailable after {exc.attempts} attempts: {exc.last_error}")
         self._count(model_texts=len(results))
         return results
 
@@ -401,8 +392,12 @@ class SentimentClient:
     def _invoke(self, batch: Batch) -> list[ClientResult]:
         """One invocation, botocore retrying it; what it still fails with decides the fallback policy."""
         kwargs: dict[str, Any] = {"Qualifier": self.qualifier} if self.qualifier else {}
-        attempts: list[int] = []
-        token = _ATTEMPTS.set(attempts)
+        sent: list[int] = []
+        token = _ATTEMPTS.set(sent)
+
+        def unavailable(detail: str) -> FunctionUnavailableError:
+            return FunctionUnavailableError(self.function_name, batch.start, batch.end, len(sent) or 1, detail)
+
         try:
             response = self.client.invoke(
                 FunctionName=self.function_name, InvocationType="RequestResponse", Payload=batch.payload, **kwargs
@@ -412,16 +407,16 @@ class SentimentClient:
             code, message = aws.error_code(exc) or "Unknown", str(exc.response.get("Error", {}).get("Message", ""))
             status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
             if status == 429 or status >= 500:  # throttled or failing: what botocore retried, in vain
-                raise _Unavailable(len(attempts) or 1, f"{code} (HTTP {status}): {message}") from exc
+                raise unavailable(f"{code} (HTTP {status}): {message}") from exc
             raise InvocationError(self.function_name, batch.start, batch.end, code, message) from exc
         except (BotoConnectionError, HTTPClientError) as exc:
             # Unreachable endpoint, connect/read timeout, connection closed, payload stream cut.
-            raise _Unavailable(len(attempts) or 1, f"{type(exc).__name__}: {exc}") from exc
+            raise unavailable(f"{type(exc).__name__}: {exc}") from exc
         except BotoCoreError as exc:
             raise InvocationError(self.function_name, batch.start, batch.end, type(exc).__name__, str(exc)) from exc
         finally:
             _ATTEMPTS.reset(token)
-            self._count(invocations=len(attempts) or 1, retries=max(len(attempts) - 1, 0))
+            self._count(invocations=len(sent) or 1, retries=max(len(sent) - 1, 0))
         return self._parse(batch, response, raw)
 
     # ----------------------------------------------------------------- response contract
