@@ -141,7 +141,7 @@ def _container(env: dict[str, str], log: IO[bytes]) -> subprocess.Popen[bytes]:
     credentials = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_REGION")
     credentials += ("AWS_DEFAULT_REGION",)
     passed = {**env, **{k: os.environ[k] for k in credentials if k in os.environ}}
-    passed.pop("MODEL_CACHE_DIR", None)  # the image's own (/tmp/sentiment-model)
+    passed.pop("MODEL_CACHE_DIR", None)  # the settings' default (/tmp/sentiment-model), as deployed
     flags = [f"--env={name}={value}" for name, value in sorted(passed.items())]
     name = f"sentiment-e2e-{uuid.uuid4().hex[:8]}"
     return subprocess.Popen(
