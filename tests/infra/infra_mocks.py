@@ -43,6 +43,15 @@ def stack_config(stack: str) -> dict[str, str]:
     return config
 
 
+_NAMED_ARNS = {
+    "aws:dynamodb/table:Table": ("dynamodb", "table/{name}"),
+    "aws:cloudwatch/logGroup:LogGroup": ("logs", "log-group:{name}"),
+    "aws:cloudwatch/eventRule:EventRule": ("events", "rule/{name}"),
+    "aws:cloudwatch/metricAlarm:MetricAlarm": ("cloudwatch", "alarm:{name}"),
+}
+"""Resources whose id is their name and whose outputs are that name and an ARN (service, resource part)."""
+
+
 def _suffix(name: str) -> str:
     return hashlib.sha256(name.encode()).hexdigest()[:7]
 
@@ -133,57 +142,40 @@ class AwsMocks(pulumi.runtime.Mocks):
         self, args: pulumi.runtime.MockResourceArgs
     ) -> tuple[str | None, dict[str, Any]]:
         inputs = dict(args.inputs)
-        physical = f"{args.name}-{_suffix(args.name)}"
+        name = inputs.get("name") or f"{args.name}-{_suffix(args.name)}"
         outputs: dict[str, Any] = dict(inputs)
-        resource_id: str = physical
+        resource_id: str = name
         match args.typ:
             case "aws:s3/bucket:Bucket":
-                bucket = inputs.get("bucket") or physical
+                bucket = inputs.get("bucket") or name
                 outputs |= {"bucket": bucket, "arn": f"arn:aws:s3:::{bucket}", "region": self.region}
                 resource_id = bucket
             case "aws:sqs/queue:Queue":
-                name = inputs.get("name") or physical
                 url = f"https://sqs.{self.region}.amazonaws.com/{ACCOUNT}/{name}"
                 outputs |= {"name": name, "arn": self._arn("sqs", name), "url": url}
                 resource_id = url
             case "aws:sns/topic:Topic":
-                name = inputs.get("name") or physical
-                arn = self._arn("sns", name)
-                outputs |= {"name": name, "arn": arn}
-                resource_id = arn
-            case "aws:dynamodb/table:Table":
-                name = inputs.get("name") or physical
-                outputs |= {"name": name, "arn": self._arn("dynamodb", f"table/{name}")}
-                resource_id = name
+                outputs |= {"name": name, "arn": self._arn("sns", name)}
+                resource_id = outputs["arn"]
             case "aws:iam/role:Role":
-                name = inputs.get("name") or physical
-                outputs |= {
-                    "name": name,
-                    "arn": self._arn("iam", f"role/{name}", region=False),
-                    "uniqueId": "AROA" + _suffix(name),
-                }
-                resource_id = name
-            case "aws:cloudwatch/logGroup:LogGroup":
-                name = inputs.get("name") or physical
-                outputs |= {"name": name, "arn": self._arn("logs", f"log-group:{name}")}
-                resource_id = name
+                arn = self._arn("iam", f"role/{name}", region=False)
+                outputs |= {"name": name, "arn": arn, "uniqueId": "AROA" + _suffix(name)}
             case "aws:lambda/function:Function":
-                name = inputs.get("name") or physical
                 arn = self._arn("lambda", f"function:{name}")
                 outputs |= {"name": name, "arn": arn, "qualifiedArn": f"{arn}:$LATEST", "version": "$LATEST"}
-                resource_id = name
+            case typ if typ in _NAMED_ARNS:
+                service, template = _NAMED_ARNS[typ]
+                outputs |= {"name": name, "arn": self._arn(service, template.format(name=name))}
             case "aws:lambda/eventSourceMapping:EventSourceMapping":
                 resource_id = str(uuid.UUID(hashlib.md5(args.name.encode()).hexdigest()))
                 outputs |= {"uuid": resource_id, "state": "Enabled"}
             case "aws:ecr/repository:Repository":
-                name = inputs.get("name") or physical
                 outputs |= {
                     "name": name,
                     "arn": self._arn("ecr", f"repository/{name}"),
                     "registryId": ACCOUNT,
                     "repositoryUrl": f"{ACCOUNT}.dkr.ecr.{self.region}.amazonaws.com/{name}",
                 }
-                resource_id = name
             case "docker:index/image:Image":
                 image_name = inputs["imageName"]
                 repository = image_name.rsplit(":", 1)[0]
@@ -194,14 +186,6 @@ class AwsMocks(pulumi.runtime.Mocks):
                 key_id = str(uuid.UUID(hashlib.md5(args.name.encode()).hexdigest()))
                 outputs |= {"keyId": key_id, "arn": self._arn("kms", f"key/{key_id}")}
                 resource_id = key_id
-            case "aws:cloudwatch/eventRule:EventRule":
-                name = inputs.get("name") or physical
-                outputs |= {"name": name, "arn": self._arn("events", f"rule/{name}")}
-                resource_id = name
-            case "aws:cloudwatch/metricAlarm:MetricAlarm":
-                name = inputs.get("name") or physical
-                outputs |= {"name": name, "arn": self._arn("cloudwatch", f"alarm:{name}")}
-                resource_id = name
             case "aws:sns/topicSubscription:TopicSubscription":
                 arn = f"{inputs['topic']}:{uuid.UUID(hashlib.md5(args.name.encode()).hexdigest())}"
                 outputs |= {"arn": arn}

@@ -9,15 +9,7 @@ import pytest
 from infra_mocks import PROJECT, REPO_ROOT, STACKS, run_program, stack_config
 
 from sentiment_infra.config import KEYS, ConfigError, StackConfig, parse_stack_config
-from sentiment_shared.stack import (
-    DEFAULT_ANALYSIS_FUNCTION,
-    DEFAULT_MODEL_ID,
-    DEFAULT_MODEL_PREFIX,
-    DEFAULT_MODEL_REVISION,
-    DEFAULT_MODEL_VERSION,
-    DEFAULT_NEUTRAL_THRESHOLD,
-    DEFAULT_QUEUE,
-)
+from sentiment_shared import stack as shared
 
 pytestmark = pytest.mark.infra
 
@@ -26,17 +18,20 @@ def test_an_empty_config_takes_the_shared_defaults() -> None:
     # Given no project config at all
     config = parse_stack_config({})
     # Then every default comes from sentiment_shared.stack, the source the local pipeline uses too
-    assert (config.model_source_id, config.model_source_revision) == (DEFAULT_MODEL_ID, DEFAULT_MODEL_REVISION)
-    assert (config.model_prefix, config.model_version) == (DEFAULT_MODEL_PREFIX, DEFAULT_MODEL_VERSION)
-    assert config.neutral_threshold == DEFAULT_NEUTRAL_THRESHOLD
-    assert config.analysis_memory_mb == DEFAULT_ANALYSIS_FUNCTION.memory_mb == 2048
-    assert config.analysis_ephemeral_storage_mb == DEFAULT_ANALYSIS_FUNCTION.ephemeral_storage_mb == 3072
-    assert config.analysis_timeout_s == DEFAULT_ANALYSIS_FUNCTION.timeout_s
-    assert config.batch_size == DEFAULT_QUEUE.batch_size
-    assert config.batching_window_s == DEFAULT_QUEUE.batching_window_s
-    assert config.max_receive_count == DEFAULT_QUEUE.max_receive_count
-    assert config.analysis_maximum_concurrency == DEFAULT_QUEUE.maximum_concurrency
-    assert config.queue_visibility_timeout_s == DEFAULT_QUEUE.visibility_timeout_s(config.analysis_timeout_s)
+    assert (config.model_source_id, config.model_source_revision) == (
+        shared.DEFAULT_MODEL_ID,
+        shared.DEFAULT_MODEL_REVISION,
+    )
+    assert (config.model_prefix, config.model_version) == (shared.DEFAULT_MODEL_PREFIX, shared.DEFAULT_MODEL_VERSION)
+    assert config.neutral_threshold == shared.DEFAULT_NEUTRAL_THRESHOLD
+    assert config.analysis_memory_mb == shared.DEFAULT_ANALYSIS_FUNCTION.memory_mb == 2048
+    assert config.analysis_ephemeral_storage_mb == shared.DEFAULT_ANALYSIS_FUNCTION.ephemeral_storage_mb == 3072
+    assert config.analysis_timeout_s == shared.DEFAULT_ANALYSIS_FUNCTION.timeout_s
+    assert config.batch_size == shared.DEFAULT_QUEUE.batch_size
+    assert config.batching_window_s == shared.DEFAULT_QUEUE.batching_window_s
+    assert config.max_receive_count == shared.DEFAULT_QUEUE.max_receive_count
+    assert config.analysis_maximum_concurrency == shared.DEFAULT_QUEUE.maximum_concurrency
+    assert config.queue_visibility_timeout_s == shared.DEFAULT_QUEUE.visibility_timeout_s(config.analysis_timeout_s)
     assert config.deletion_protection is True  # safe unless a stack opts out
 
 
