@@ -15,7 +15,7 @@ import contextlib
 import json
 import logging
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -36,15 +36,19 @@ def _add_model_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
 
 
-def _batch_size(value: str) -> int:
-    """SQS delivers 1-10 records per receive: anything else is a usage error, not a traceback later."""
-    try:
-        size = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {value!r}") from None
-    if not 1 <= size <= 10:
-        raise argparse.ArgumentTypeError(f"must be between 1 and 10, got {size}")
-    return size
+def _int_between(low: int, high: int) -> Callable[[str], int]:
+    """An argument type for an integer in ``low..high``: anything else is a usage error, not a traceback later."""
+
+    def parse(value: str) -> int:
+        try:
+            number = int(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not an integer: {value!r}") from None
+        if not low <= number <= high:
+            raise argparse.ArgumentTypeError(f"must be between {low} and {high}, got {number}")
+        return number
+
+    return parse
 
 
 def _text(value: str) -> str:
@@ -70,28 +74,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run_p.add_argument("--fresh", action="store_true", help="forget items stored by earlier runs")
     run_p.add_argument(
-        "--batch-size", type=_batch_size, default=None, help="SQS batch size, 1-10 (default: the stack's)"
+        "--batch-size", type=_int_between(1, 10), default=None, help="SQS batch size, 1-10 (default: the stack's)"
     )
     run_p.add_argument("--verbose", "-v", action="store_true", help="show the functions' logs and metrics")
     cls_p = sub.add_parser("classify", help="classify texts with the model (same caches as run)")
     cls_p.add_argument("texts", nargs="+", metavar="TEXT", type=_text)
     _add_model_args(cls_p)
     dash_p = sub.add_parser("dashboard", help="serve the dashboard over the last run's saved state on 127.0.0.1")
-    dash_p.add_argument("--port", type=_port, default=8080, help="TCP port on 127.0.0.1 (default 8080; 0: any free)")
+    dash_p.add_argument(
+        "--port", type=_int_between(0, 65535), default=8080, help="TCP port on 127.0.0.1 (default 8080; 0: any free)"
+    )
     dash_p.add_argument(
         "--state-dir", type=Path, help="local state (default: ~/.cache/sentiment-analyzer/local), as given to run"
     )
     return parser
-
-
-def _port(value: str) -> int:
-    try:
-        port = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {value!r}") from None
-    if not 0 <= port <= 65535:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 65535, got {port}")
-    return port
 
 
 def dashboard_command(state_dir: Path | None) -> str:
