@@ -29,7 +29,7 @@ from sentiment_client.client import (
 from sentiment_local.esm import LocalLambdaContext
 from sentiment_shared import aws
 from sentiment_shared.model_bundle import pack
-from sentiment_shared.settings import reset_settings_cache
+from sentiment_shared.settings import AnalysisSettings, environment, reset_settings_cache
 from sentiment_shared.stack import model_key
 
 pytestmark = pytest.mark.functional
@@ -111,16 +111,17 @@ def _configure_function(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, bundle:
         s3.upload_file(str(bundle), BUCKET, KEY)
     else:
         s3.put_object(Bucket=BUCKET, Key=KEY, Body=bundle)
-    env = {
-        "MODEL_BUCKET": BUCKET,
-        "MODEL_KEY": KEY,
-        "MODEL_SHA256": sha256,
-        "ITEMS_TABLE": "unused-by-direct-invokes",
-        "MODEL_CACHE_DIR": str(tmp_path / "model-cache"),
+    env = environment(
+        AnalysisSettings,
+        model_bucket=BUCKET,
+        model_key=KEY,
+        model_sha256=sha256,
+        items_table="unused-by-direct-invokes",
+        model_cache_dir=str(tmp_path / "model-cache"),
         # fp32, not auto: the client's fallback compares scores with the function's to ~1e-6, which only
         # holds when both ran the same precision (int8's scores differ from fp32's by ~1e-3).
-        "MODEL_PRECISION": "fp32",
-    }
+        model_precision="fp32",
+    )
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     reset_settings_cache()
