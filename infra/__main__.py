@@ -8,7 +8,7 @@ from pathlib import Path
 import pulumi
 import pulumi_aws as aws
 
-from sentiment_infra.components.alarms import Alarms, AlarmsArgs
+from sentiment_infra.components.alarms import Alarms, WatchedArgs
 from sentiment_infra.components.analysis_function import AnalysisFunction, AnalysisFunctionArgs
 from sentiment_infra.components.analysis_image import AnalysisImage, AnalysisImageArgs
 from sentiment_infra.components.dashboard import Dashboard, DashboardArgs
@@ -16,158 +16,74 @@ from sentiment_infra.components.ingestion_function import IngestionFunction, Ing
 from sentiment_infra.components.items_table import ItemsTable, ItemsTableArgs
 from sentiment_infra.components.messaging import Messaging, MessagingArgs
 from sentiment_infra.components.model_store import ModelStore, ModelStoreArgs
-from sentiment_infra.components.operations_dashboard import OperationsDashboard, OperationsDashboardArgs
-from sentiment_infra.config import load_stack_config
-from sentiment_infra.function_parts import FunctionDefaults
-from sentiment_infra.model_artifact import PROVIDER_VERSION
+from sentiment_infra.components.operations_dashboard import OperationsDashboard
+from sentiment_infra.config import Deployment, load_stack_config
 from sentiment_infra.packaging import (
     analysis_image_tag,
     build_dashboard_zip,
     build_ingestion_zip,
     stage_image_context,
 )
-from sentiment_shared.model_bundle import BUNDLE_FILE_NAME
-from sentiment_shared.stack import model_key
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # Paths handed to resources are relative to the working directory, so stack state is the same on every
 # machine (CI runners and laptops check the repository out in different places).
 
 config = load_stack_config()
-identity = aws.get_caller_identity_output()
-partition = aws.get_partition_output()
-region = aws.get_region_output()
+stack = Deployment(
+    config=config,
+    account_id=aws.get_caller_identity_output().account_id,
+    region=aws.get_region_output().region,
+    partition=aws.get_partition_output().partition,
+)
 
-model_store = ModelStore(
-    "models",
-    ModelStoreArgs(
-        key=model_key(config.model_prefix, config.model_version, BUNDLE_FILE_NAME),
-        model_id=config.model_source_id,
-        revision=config.model_source_revision,
-        model_dir=config.model_dir,
-        provider_version=PROVIDER_VERSION,
-        noncurrent_days=config.model_noncurrent_days,
-        retain_on_delete=config.model_retain_on_delete,
-    ),
-)
-items = ItemsTable("items", ItemsTableArgs(deletion_protection=config.deletion_protection))
-messaging = Messaging(
-    "messaging",
-    MessagingArgs(
-        visibility_timeout_s=config.queue_visibility_timeout_s,
-        retention_s=config.queue_retention_s,
-        dlq_retention_s=config.dlq_retention_s,
-        max_receive_count=config.max_receive_count,
-        raw_message_delivery=config.raw_message_delivery,
-    ),
-)
+model_store = ModelStore("models", ModelStoreArgs(stack))
+items = ItemsTable("items", ItemsTableArgs(stack))
+messaging = Messaging("messaging", MessagingArgs(stack))
 image_context = stage_image_context(REPO_ROOT, REPO_ROOT / "build" / "image-context")
 image = AnalysisImage(
     "analysis",
     AnalysisImageArgs(
+        stack,
         context=os.path.relpath(image_context),
         dockerfile=os.path.relpath(image_context / "services" / "analysis" / "Dockerfile"),
         tag=analysis_image_tag(image_context),
-        keep_images=config.image_keep_count,
-        force_delete=not config.deletion_protection,
-        account_id=identity.account_id,
-        region=region.region,
-        partition=partition.partition,
     ),
-)
-function_defaults = FunctionDefaults(
-    account_id=identity.account_id,
-    log_retention_days=config.log_retention_days,
-    log_level=config.log_level,
-    tracing=config.tracing,
 )
 analysis = AnalysisFunction(
     "analysis",
     AnalysisFunctionArgs(
-        image_uri=image.repo_digest,
-        memory_mb=config.analysis_memory_mb,
-        ephemeral_storage_mb=config.analysis_ephemeral_storage_mb,
-        timeout_s=config.analysis_timeout_s,
-        reserved_concurrency=config.analysis_reserved_concurrency,
-        maximum_concurrency=config.analysis_maximum_concurrency,
-        batch_size=config.batch_size,
-        batching_window_s=config.batching_window_s,
-        neutral_threshold=config.neutral_threshold,
-        model_bucket=model_store.bucket_name,
-        model_key=model_store.key,
-        model_object_arn=model_store.object_arn,
-        model_sha256=model_store.sha256,
-        model_version_id=model_store.version_id,
-        table_name=items.name,
-        table_arn=items.arn,
-        queue_arn=messaging.queue_arn,
-        defaults=function_defaults,
+        stack, image_uri=image.repo_digest, model=model_store, table=items, queue_arn=messaging.queue_arn
     ),
 )
 ingestion_zip = build_ingestion_zip(REPO_ROOT, REPO_ROOT / "build" / "lambda")
 ingestion = IngestionFunction(
     "ingestion",
     IngestionFunctionArgs(
+        stack,
         archive=pulumi.FileArchive(os.path.relpath(ingestion_zip.path)),
-        memory_mb=config.ingestion_memory_mb,
-        timeout_s=config.ingestion_timeout_s,
-        table_name=items.name,
-        table_arn=items.arn,
-        pending_index_arn=items.pending_index_arn,
+        table=items,
         topic_arn=messaging.topic_arn,
-        feeds=config.feeds,
-        schedule=config.ingestion_schedule,
-        defaults=function_defaults,
     ),
 )
-alarms = Alarms(
-    "alarms",
-    AlarmsArgs(
-        account_id=identity.account_id,
-        partition=partition.partition,
-        analysis_function_name=analysis.function_name,
-        analysis_timeout_s=config.analysis_timeout_s,
-        ingestion_function_name=ingestion.function_name,
-        queue_name=messaging.queue_name,
-        dlq_name=messaging.dlq_name,
-        ingestion_failures_queue_name=ingestion.failures_queue_name,
-        queue_age_threshold_s=config.queue_age_alarm_s,
-        email=config.alarm_email,
-    ),
-)
-
 dashboard: Dashboard | None = None
 if config.dashboard:
     dashboard_zip = build_dashboard_zip(REPO_ROOT, REPO_ROOT / "build" / "lambda")
     dashboard = Dashboard(
         "dashboard",
         DashboardArgs(
+            stack,
             archive=pulumi.FileArchive(os.path.relpath(dashboard_zip.path)),
-            memory_mb=config.dashboard_memory_mb,
-            table_name=items.name,
-            table_arn=items.arn,
-            index_arns=(items.pending_index_arn, items.recent_index_arn),
-            analysis_function_name=analysis.function_name,
-            analysis_memory_mb=config.analysis_memory_mb,
-            ingestion_function_name=ingestion.function_name,
-            ingestion_memory_mb=config.ingestion_memory_mb,
-            defaults=function_defaults,
-            price_class=config.dashboard_price_class,
+            table=items,
+            analysis=analysis,
+            ingestion=ingestion,
         ),
     )
     pulumi.export("dashboardUrl", dashboard.url)
     pulumi.export("dashboardPackageSha256", dashboard_zip.sha256)
-operations = OperationsDashboard(
-    "operations",
-    OperationsDashboardArgs(
-        region=region.region,
-        analysis_function_name=analysis.function_name,
-        ingestion_function_name=ingestion.function_name,
-        dashboard_function_name=dashboard.function_name if dashboard else None,
-        queue_name=messaging.queue_name,
-        dlq_name=messaging.dlq_name,
-    ),
-)
+watched = WatchedArgs(stack, analysis=analysis, ingestion=ingestion, messaging=messaging, dashboard=dashboard)
+alarms = Alarms("alarms", watched)
+operations = OperationsDashboard("operations", watched)
 
 pulumi.export("operationsDashboardName", operations.dashboard.dashboard_name)
 pulumi.export("analysisFunctionName", analysis.function_name)

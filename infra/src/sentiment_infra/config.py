@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
 from typing import Any, Literal, Self
 
 import pulumi
@@ -204,6 +205,16 @@ class StackConfig(BaseModel):
     @property
     def queue_visibility_timeout_s(self) -> int:
         return DEFAULT_QUEUE.visibility_timeout_s(self.analysis_timeout_s)
+
+
+@dataclass(frozen=True, slots=True)
+class Deployment:
+    """What every component reads from: the stack's config, and the account, region and partition it deploys into."""
+
+    config: StackConfig
+    account_id: pulumi.Input[str]
+    region: pulumi.Input[str]
+    partition: pulumi.Input[str]
 
 
 KEYS: tuple[str, ...] = tuple((field.alias or name) for name, field in StackConfig.model_fields.items())

@@ -11,20 +11,11 @@ import pulumi
 import pulumi_aws as aws
 
 from sentiment_infra import iam
+from sentiment_infra.config import Deployment
 from sentiment_infra.packaging import LAMBDA_PYTHON
 from sentiment_shared.stack import METRICS_NAMESPACE
 
 _LAMBDA_LOG_LEVELS = {"DEBUG": "DEBUG", "INFO": "INFO", "WARNING": "WARN", "ERROR": "ERROR"}
-
-
-@dataclass(frozen=True, slots=True)
-class FunctionDefaults:
-    """The stack-wide settings every function takes: the account its role trusts, log retention, level, tracing."""
-
-    account_id: pulumi.Input[str]
-    log_retention_days: int
-    log_level: str
-    tracing: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,7 +35,7 @@ def lambda_function(
     name: str,
     *,
     parent: pulumi.Resource,
-    defaults: FunctionDefaults,
+    stack: Deployment,
     service: str,
     statements: Sequence[iam.Statement],
     environment: Mapping[str, pulumi.Input[str]],
@@ -57,18 +48,19 @@ def lambda_function(
     The role trusts Lambda only (for this account); its inline policy is ``statements`` plus writing its own
     log group (and X-Ray when tracing). The function waits for both, so its first cold start has them.
     """
+    config = stack.config
     child = pulumi.ResourceOptions(parent=parent)
-    log_group = aws.cloudwatch.LogGroup(f"{name}-logs", retention_in_days=defaults.log_retention_days, opts=child)
-    assume = iam.lambda_assume_role_policy(defaults.account_id)
+    log_group = aws.cloudwatch.LogGroup(f"{name}-logs", retention_in_days=config.log_retention_days, opts=child)
+    assume = iam.lambda_assume_role_policy(stack.account_id)
     role = aws.iam.Role(f"{name}-role", assume_role_policy=assume, opts=child)
     all_statements = [*statements, iam.log_statement(log_group.arn)]
-    if defaults.tracing:
+    if config.tracing:
         all_statements.append(iam.xray_statement())
     policy = aws.iam.RolePolicy(f"{name}-policy", role=role.id, policy=iam.document(all_statements), opts=child)
     powertools = {
         "POWERTOOLS_SERVICE_NAME": service,
         "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
-        "POWERTOOLS_LOG_LEVEL": defaults.log_level,
+        "POWERTOOLS_LOG_LEVEL": config.log_level,
     }
     function = aws.lambda_.Function(
         f"{name}-function",
@@ -81,10 +73,10 @@ def lambda_function(
         logging_config=aws.lambda_.FunctionLoggingConfigArgs(
             log_format="JSON",
             log_group=log_group.name,
-            application_log_level=_LAMBDA_LOG_LEVELS[defaults.log_level],
-            system_log_level="INFO" if defaults.log_level != "DEBUG" else "DEBUG",
+            application_log_level=_LAMBDA_LOG_LEVELS[config.log_level],
+            system_log_level="INFO" if config.log_level != "DEBUG" else "DEBUG",
         ),
-        tracing_config=aws.lambda_.FunctionTracingConfigArgs(mode="Active" if defaults.tracing else "PassThrough"),
+        tracing_config=aws.lambda_.FunctionTracingConfigArgs(mode="Active" if config.tracing else "PassThrough"),
         opts=pulumi.ResourceOptions(parent=parent, depends_on=[policy, log_group]),
         **code,
     )

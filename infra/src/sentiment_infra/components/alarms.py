@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import pulumi
 import pulumi_aws as aws
 
 from sentiment_infra import iam
+from sentiment_infra.config import Deployment
+
+if TYPE_CHECKING:
+    from sentiment_infra.components.analysis_function import AnalysisFunction
+    from sentiment_infra.components.dashboard import Dashboard
+    from sentiment_infra.components.ingestion_function import IngestionFunction
+    from sentiment_infra.components.messaging import Messaging
 
 DURATION_ALARM_FRACTION = 0.8
 """Alarm when an analysis invocation uses this share of its timeout (a timeout redelivers the batch)."""
@@ -21,22 +30,19 @@ class _Spec:
     metric: str
     statistic: str
     threshold: int
-    dimensions: dict[str, pulumi.Input[str]]
+    dimensions: Mapping[str, pulumi.Input[str]]
     description: str
 
 
 @dataclass(frozen=True, slots=True)
-class AlarmsArgs:
-    account_id: pulumi.Input[str]
-    partition: pulumi.Input[str]
-    analysis_function_name: pulumi.Input[str]
-    analysis_timeout_s: int
-    ingestion_function_name: pulumi.Input[str]
-    queue_name: pulumi.Input[str]
-    dlq_name: pulumi.Input[str]
-    ingestion_failures_queue_name: pulumi.Input[str]
-    queue_age_threshold_s: int
-    email: str | None
+class WatchedArgs:
+    """What the alarms and the operations dashboard watch: the functions and the queues."""
+
+    stack: Deployment
+    analysis: AnalysisFunction
+    ingestion: IngestionFunction
+    messaging: Messaging
+    dashboard: Dashboard | None
 
 
 class Alarms(pulumi.ComponentResource):
@@ -45,14 +51,15 @@ class Alarms(pulumi.ComponentResource):
     topic: aws.sns.Topic
     alarms: dict[str, aws.cloudwatch.MetricAlarm]
 
-    def __init__(self, name: str, args: AlarmsArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+    def __init__(self, name: str, args: WatchedArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("sentiment:alarms:Alarms", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
+        stack, config = args.stack, args.stack.config
 
         # CloudWatch cannot publish to a topic under the AWS-managed aws/sns key, so the alarm topic
         # gets its own key whose policy lets CloudWatch (for this account only) use it.
-        this_account = iam.Condition("StringEquals", "aws:SourceAccount", [args.account_id])
-        account_root = pulumi.Output.concat("arn:", args.partition, ":iam::", args.account_id, ":root")
+        this_account = iam.Condition("StringEquals", "aws:SourceAccount", [stack.account_id])
+        account_root = pulumi.Output.concat("arn:", stack.partition, ":iam::", stack.account_id, ":root")
         self.key = aws.kms.Key(
             f"{name}-key",
             description="Encrypts the sentiment-analyzer alarm topic",
@@ -97,32 +104,32 @@ class Alarms(pulumi.ComponentResource):
             ),
             opts=child,
         )
-        if args.email is not None:
+        if config.alarm_email is not None:
             self.email_subscription: aws.sns.TopicSubscription | None = aws.sns.TopicSubscription(
-                f"{name}-email", topic=self.topic.arn, protocol="email", endpoint=args.email, opts=child
+                f"{name}-email", topic=self.topic.arn, protocol="email", endpoint=config.alarm_email, opts=child
             )
         else:
             self.email_subscription = None
 
-        analysis = {"FunctionName": args.analysis_function_name}
+        analysis = {"FunctionName": args.analysis.function_name}
         specs = [
             _Spec("analysis-errors", "AWS/Lambda", "Errors", "Sum", 0, analysis,
                   "The analysis function failed whole invocations (batches are retried, then parked in the DLQ)"),
             _Spec("analysis-throttles", "AWS/Lambda", "Throttles", "Sum", 0, analysis,
                   "The analysis function was throttled (account concurrency exhausted)"),
             _Spec("analysis-duration", "AWS/Lambda", "Duration", "Maximum",
-                  int(args.analysis_timeout_s * 1000 * DURATION_ALARM_FRACTION), analysis,
+                  int(config.analysis_timeout_s * 1000 * DURATION_ALARM_FRACTION), analysis,
                   f"An analysis invocation used over {int(DURATION_ALARM_FRACTION * 100)} % of its timeout"),
             _Spec("ingestion-errors", "AWS/Lambda", "Errors", "Sum", 0,
-                  {"FunctionName": args.ingestion_function_name}, "The ingestion function failed"),
+                  {"FunctionName": args.ingestion.function_name}, "The ingestion function failed"),
             _Spec("dlq-depth", "AWS/SQS", "ApproximateNumberOfMessagesVisible", "Maximum", 0,
-                  {"QueueName": args.dlq_name},
+                  {"QueueName": args.messaging.dlq_name},
                   "Messages were parked in the dead-letter queue: inspect, fix, then redrive"),
             _Spec("ingestion-failures", "AWS/SQS", "ApproximateNumberOfMessagesVisible", "Maximum", 0,
-                  {"QueueName": args.ingestion_failures_queue_name},
+                  {"QueueName": args.ingestion.failures_queue_name},
                   "Ingestion invocations failed after Lambda's retries: their events are parked in this queue"),
-            _Spec("queue-age", "AWS/SQS", "ApproximateAgeOfOldestMessage", "Maximum", args.queue_age_threshold_s,
-                  {"QueueName": args.queue_name}, "The work queue is falling behind"),
+            _Spec("queue-age", "AWS/SQS", "ApproximateAgeOfOldestMessage", "Maximum", config.queue_age_alarm_s,
+                  {"QueueName": args.messaging.queue_name}, "The work queue is falling behind"),
         ]  # fmt: skip
         self.alarms = {spec.suffix: self._alarm(name, spec) for spec in specs}
 

@@ -3,40 +3,33 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import pulumi
 import pulumi_aws as aws
 
 from sentiment_infra import iam
-from sentiment_infra.function_parts import FunctionDefaults, lambda_function
+from sentiment_infra.config import Deployment
+from sentiment_infra.function_parts import lambda_function
 from sentiment_shared.settings import AnalysisSettings, environment
 from sentiment_shared.stack import ANALYSIS_SERVICE
+
+if TYPE_CHECKING:
+    from sentiment_infra.components.items_table import ItemsTable
+    from sentiment_infra.components.model_store import ModelStore
 
 BATCH_FAILURE_REPORTING = "ReportBatchItemFailures"
 
 
 @dataclass(frozen=True, slots=True)
 class AnalysisFunctionArgs:
+    stack: Deployment
     image_uri: pulumi.Input[str]
     """``repository@sha256:…`` — the image digest, never a tag."""
-    memory_mb: int
-    ephemeral_storage_mb: int
-    timeout_s: int
-    reserved_concurrency: int | None
-    maximum_concurrency: int
-    batch_size: int
-    batching_window_s: int
-    neutral_threshold: float
-    model_bucket: pulumi.Input[str]
-    model_key: pulumi.Input[str]
-    model_object_arn: pulumi.Input[str]
-    model_sha256: pulumi.Input[str]
-    model_version_id: pulumi.Input[str]
-    """The bundle's S3 object version: the function fetches exactly what it was deployed with."""
-    table_name: pulumi.Input[str]
-    table_arn: pulumi.Input[str]
+    model: ModelStore
+    """The published bundle; the function fetches exactly its S3 object version and verifies its digest."""
+    table: ItemsTable
     queue_arn: pulumi.Input[str]
-    defaults: FunctionDefaults
 
 
 class AnalysisFunction(pulumi.ComponentResource):
@@ -47,17 +40,18 @@ class AnalysisFunction(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: AnalysisFunctionArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("sentiment:analysis_function:AnalysisFunction", name, None, opts)
+        config, model = args.stack.config, args.model
 
         parts = lambda_function(
             name,
             parent=self,
-            defaults=args.defaults,
+            stack=args.stack,
             service=ANALYSIS_SERVICE,
             statements=[
                 # GetObjectVersion: the function reads its pinned version (GetObject alone allows only the current one).
-                iam.allow("ReadModelBundle", ["s3:GetObject", "s3:GetObjectVersion"], [args.model_object_arn]),
+                iam.allow("ReadModelBundle", ["s3:GetObject", "s3:GetObjectVersion"], [model.object_arn]),
                 # TransactWriteItems (the result + its counters, one transaction) needs UpdateItem on each item.
-                iam.allow("UpdateItems", ["dynamodb:GetItem", "dynamodb:UpdateItem"], [args.table_arn]),
+                iam.allow("UpdateItems", ["dynamodb:GetItem", "dynamodb:UpdateItem"], [args.table.arn]),
                 # GetQueueAttributes is needed by the event source mapping itself.
                 iam.allow(
                     "ConsumeWorkQueue",
@@ -67,33 +61,33 @@ class AnalysisFunction(pulumi.ComponentResource):
             ],
             environment=environment(
                 AnalysisSettings,
-                model_bucket=args.model_bucket,
-                model_key=args.model_key,
-                model_sha256=args.model_sha256,
-                model_version_id=args.model_version_id,
-                items_table=args.table_name,
-                neutral_threshold=str(args.neutral_threshold),
+                model_bucket=model.bucket_name,
+                model_key=model.key,
+                model_sha256=model.sha256,
+                model_version_id=model.version_id,
+                items_table=args.table.name,
+                neutral_threshold=str(config.neutral_threshold),
                 model_cache_dir=str(AnalysisSettings.model_fields["model_cache_dir"].default),
             ),
-            memory_mb=args.memory_mb,
-            timeout_s=args.timeout_s,
+            memory_mb=config.analysis_memory_mb,
+            timeout_s=config.analysis_timeout_s,
             package_type="Image",
             image_uri=args.image_uri,
-            ephemeral_storage=aws.lambda_.FunctionEphemeralStorageArgs(size=args.ephemeral_storage_mb),
-            reserved_concurrent_executions=args.reserved_concurrency,
+            ephemeral_storage=aws.lambda_.FunctionEphemeralStorageArgs(size=config.analysis_ephemeral_storage_mb),
+            reserved_concurrent_executions=config.analysis_reserved_concurrency,
         )
         self.role, self.log_group, self.function = parts.role, parts.log_group, parts.function
         self.event_source = aws.lambda_.EventSourceMapping(
             f"{name}-queue-source",
             event_source_arn=args.queue_arn,
             function_name=self.function.arn,
-            batch_size=args.batch_size,
-            maximum_batching_window_in_seconds=args.batching_window_s,
+            batch_size=config.batch_size,
+            maximum_batching_window_in_seconds=config.batching_window_s,
             # Without this flag Lambda ignores `batchItemFailures` and deletes the whole batch.
             function_response_types=[BATCH_FAILURE_REPORTING],
             # Cap concurrency here rather than with reserved concurrency, whose throttles feed the DLQ.
             scaling_config=aws.lambda_.EventSourceMappingScalingConfigArgs(
-                maximum_concurrency=args.maximum_concurrency
+                maximum_concurrency=config.analysis_maximum_concurrency
             ),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[parts.policy]),
         )

@@ -9,23 +9,19 @@ import pulumi_aws as aws
 import pulumi_docker as docker
 
 from sentiment_infra import iam
+from sentiment_infra.config import Deployment
 
 LAMBDA_PLATFORM = "linux/amd64"
 
 
 @dataclass(frozen=True, slots=True)
 class AnalysisImageArgs:
+    stack: Deployment
     context: str
     """Build context: the image's inputs staged with the repository's layout (``packaging.stage_image_context``)."""
     dockerfile: str
     tag: str
     """Content-derived tag (see ``packaging.analysis_image_tag``), for people: the function uses the digest."""
-    keep_images: int
-    force_delete: bool
-    """Let ``pulumi destroy`` remove a repository that still holds images (dev)."""
-    account_id: pulumi.Input[str]
-    region: pulumi.Input[str]
-    partition: pulumi.Input[str]
 
 
 class AnalysisImage(pulumi.ComponentResource):
@@ -38,6 +34,7 @@ class AnalysisImage(pulumi.ComponentResource):
     def __init__(self, name: str, args: AnalysisImageArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("sentiment:analysis_image:AnalysisImage", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
+        stack, keep_images = args.stack, args.stack.config.image_keep_count
 
         self.repository = aws.ecr.Repository(
             f"{name}-repository",
@@ -47,7 +44,8 @@ class AnalysisImage(pulumi.ComponentResource):
             image_tag_mutability="MUTABLE",
             image_scanning_configuration=aws.ecr.RepositoryImageScanningConfigurationArgs(scan_on_push=True),
             encryption_configurations=[aws.ecr.RepositoryEncryptionConfigurationArgs(encryption_type="AES256")],
-            force_delete=args.force_delete,
+            # Let `pulumi destroy` remove a repository that still holds images (dev).
+            force_delete=not stack.config.deletion_protection,
             opts=child,
         )
         self.lifecycle = aws.ecr.LifecyclePolicy(
@@ -58,11 +56,11 @@ class AnalysisImage(pulumi.ComponentResource):
                     "rules": [
                         {
                             "rulePriority": 1,
-                            "description": f"keep the last {args.keep_images} images (rollback window)",
+                            "description": f"keep the last {keep_images} images (rollback window)",
                             "selection": {
                                 "tagStatus": "any",
                                 "countType": "imageCountMoreThan",
-                                "countNumber": args.keep_images,
+                                "countNumber": keep_images,
                             },
                             "action": {"type": "expire"},
                         }
@@ -75,7 +73,7 @@ class AnalysisImage(pulumi.ComponentResource):
         # Lambda pulls the image with its service principal: allow exactly the two pull actions, only for
         # functions of this account and region (the function's own ARN would be a cycle: it needs the image).
         functions_here = pulumi.Output.concat(
-            "arn:", args.partition, ":lambda:", args.region, ":", args.account_id, ":function:*"
+            "arn:", stack.partition, ":lambda:", stack.region, ":", stack.account_id, ":function:*"
         )
         self.repository_policy = aws.ecr.RepositoryPolicy(
             f"{name}-lambda-pull",

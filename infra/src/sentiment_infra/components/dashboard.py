@@ -12,15 +12,22 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import pulumi
 import pulumi_aws as aws
 
 from sentiment_infra import iam
-from sentiment_infra.function_parts import FunctionDefaults, lambda_function, zip_code
+from sentiment_infra.config import Deployment
+from sentiment_infra.function_parts import lambda_function, zip_code
 from sentiment_infra.packaging import DASHBOARD_HANDLER
 from sentiment_shared.settings import DashboardSettings, environment
 from sentiment_shared.stack import ANALYSIS_SERVICE, DASHBOARD_SERVICE, METRICS_NAMESPACE
+
+if TYPE_CHECKING:
+    from sentiment_infra.components.analysis_function import AnalysisFunction
+    from sentiment_infra.components.ingestion_function import IngestionFunction
+    from sentiment_infra.components.items_table import ItemsTable
 
 CACHE_TTL_S = 30
 """CloudFront's default and maximum TTL: the app says ``s-maxage=30`` and the distribution honours at most this."""
@@ -32,17 +39,11 @@ ALL_VIEWER_EXCEPT_HOST_HEADER = "b689b0a8-53d0-40ab-baf2-68738e2966ac"
 
 @dataclass(frozen=True, slots=True)
 class DashboardArgs:
+    stack: Deployment
     archive: pulumi.Archive
-    memory_mb: int
-    table_name: pulumi.Input[str]
-    table_arn: pulumi.Input[str]
-    index_arns: tuple[pulumi.Input[str], ...]
-    analysis_function_name: pulumi.Input[str]
-    analysis_memory_mb: int
-    ingestion_function_name: pulumi.Input[str]
-    ingestion_memory_mb: int
-    defaults: FunctionDefaults
-    price_class: str = "PriceClass_100"
+    table: ItemsTable
+    analysis: AnalysisFunction
+    ingestion: IngestionFunction
 
 
 class Dashboard(pulumi.ComponentResource):
@@ -55,28 +56,33 @@ class Dashboard(pulumi.ComponentResource):
     def __init__(self, name: str, args: DashboardArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("sentiment:dashboard:Dashboard", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
+        config, table = args.stack.config, args.table
 
         parts = lambda_function(
             name,
             parent=self,
-            defaults=args.defaults,
+            stack=args.stack,
             service=DASHBOARD_SERVICE,
             statements=[
-                iam.allow("ReadItemsAndCounters", list(READ_ACTIONS), [args.table_arn, *args.index_arns]),
+                iam.allow(
+                    "ReadItemsAndCounters",
+                    list(READ_ACTIONS),
+                    [table.arn, table.pending_index_arn, table.recent_index_arn],
+                ),
                 # GetMetricData supports no resource-level scoping (AWS requires "*"); it only reads.
                 iam.allow("ReadCostMetrics", ["cloudwatch:GetMetricData"], ["*"]),
             ],
             environment=environment(
                 DashboardSettings,
-                items_table=args.table_name,
-                analysis_function_name=args.analysis_function_name,
-                analysis_memory_mb=str(args.analysis_memory_mb),
+                items_table=table.name,
+                analysis_function_name=args.analysis.function_name,
+                analysis_memory_mb=str(config.analysis_memory_mb),
                 analysis_service_name=ANALYSIS_SERVICE,
-                ingestion_function_name=args.ingestion_function_name,
-                ingestion_memory_mb=str(args.ingestion_memory_mb),
+                ingestion_function_name=args.ingestion.function_name,
+                ingestion_memory_mb=str(config.ingestion_memory_mb),
                 metrics_namespace=METRICS_NAMESPACE,
             ),
-            memory_mb=args.memory_mb,
+            memory_mb=config.dashboard_memory_mb,
             timeout_s=TIMEOUT_S,
             # A cap on what a flood of cache misses can cost (and on the table reads it causes).
             reserved_concurrent_executions=5,
@@ -121,7 +127,7 @@ class Dashboard(pulumi.ComponentResource):
             f"{name}-cdn",
             enabled=True,
             comment="sentiment-analyzer dashboard",
-            price_class=args.price_class,
+            price_class=config.dashboard_price_class,
             http_version="http2and3",
             is_ipv6_enabled=True,
             origins=[

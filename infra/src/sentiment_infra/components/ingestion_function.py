@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import pulumi
 import pulumi_aws as aws
 
 from sentiment_infra import iam
-from sentiment_infra.function_parts import FunctionDefaults, lambda_function, zip_code
+from sentiment_infra.config import Deployment
+from sentiment_infra.function_parts import lambda_function, zip_code
 from sentiment_infra.packaging import INGESTION_HANDLER
 from sentiment_shared.settings import IngestionSettings, environment
 from sentiment_shared.stack import INGESTION_SERVICE
+
+if TYPE_CHECKING:
+    from sentiment_infra.components.items_table import ItemsTable
 
 ASYNC_RETRY_ATTEMPTS = 2
 ASYNC_MAX_EVENT_AGE_S = 6 * 3600
@@ -22,16 +26,10 @@ FAILURE_RETENTION_S = 14 * 24 * 3600
 
 @dataclass(frozen=True, slots=True)
 class IngestionFunctionArgs:
+    stack: Deployment
     archive: pulumi.Archive
-    memory_mb: int
-    timeout_s: int
-    table_name: pulumi.Input[str]
-    table_arn: pulumi.Input[str]
-    pending_index_arn: pulumi.Input[str]
+    table: ItemsTable
     topic_arn: pulumi.Input[str]
-    feeds: Sequence[str]
-    schedule: str
-    defaults: FunctionDefaults
 
 
 class IngestionFunction(pulumi.ComponentResource):
@@ -43,6 +41,7 @@ class IngestionFunction(pulumi.ComponentResource):
     def __init__(self, name: str, args: IngestionFunctionArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("sentiment:ingestion_function:IngestionFunction", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
+        config = args.stack.config
 
         # Asynchronous invocations (the schedule, or an `InvocationType=Event` payload) that still fail
         # after Lambda's retries are parked here with their event, instead of being dropped.
@@ -56,28 +55,28 @@ class IngestionFunction(pulumi.ComponentResource):
         parts = lambda_function(
             name,
             parent=self,
-            defaults=args.defaults,
+            stack=args.stack,
             service=INGESTION_SERVICE,
             statements=[
                 iam.allow(
                     "StoreItems",
                     ["dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:GetItem"],
-                    [args.table_arn],
+                    [args.table.arn],
                 ),
                 # The sparse pending index: items stored but not yet published, re-published by age.
-                iam.allow("FindPendingItems", ["dynamodb:Query"], [args.pending_index_arn]),
+                iam.allow("FindPendingItems", ["dynamodb:Query"], [args.table.pending_index_arn]),
                 iam.allow("PublishItems", ["sns:Publish"], [args.topic_arn]),
                 # Lambda delivers the on-failure destination with the function's own role.
                 iam.allow("ParkFailedInvocations", ["sqs:SendMessage"], [self.failures.arn]),
             ],
             environment=environment(
                 IngestionSettings,
-                items_table=args.table_name,
+                items_table=args.table.name,
                 topic_arn=args.topic_arn,
-                feeds=json.dumps(list(args.feeds)),
+                feeds=json.dumps(list(config.feeds)),
             ),
-            memory_mb=args.memory_mb,
-            timeout_s=args.timeout_s,
+            memory_mb=config.ingestion_memory_mb,
+            timeout_s=config.ingestion_timeout_s,
             **zip_code(INGESTION_HANDLER, args.archive),
         )
         self.role, self.log_group, self.function = parts.role, parts.log_group, parts.function
@@ -98,7 +97,7 @@ class IngestionFunction(pulumi.ComponentResource):
         self.schedule = aws.cloudwatch.EventRule(
             f"{name}-schedule",
             description="Poll the configured feeds and re-publish pending items",
-            schedule_expression=args.schedule,
+            schedule_expression=config.ingestion_schedule,
             opts=child,
         )
         self.invoke_permission = aws.lambda_.Permission(

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
+from sentiment_infra.config import Deployment
 from sentiment_shared.stack import (
     ITEMS_TABLE_HASH_KEY,
     ITEMS_TABLE_INDEXES,
@@ -19,8 +20,7 @@ from sentiment_shared.stack import (
 
 @dataclass(frozen=True, slots=True)
 class ItemsTableArgs:
-    deletion_protection: bool
-    """On for prod: a `pulumi destroy` or a replacement cannot drop the data."""
+    stack: Deployment
 
 
 class ItemsTable(pulumi.ComponentResource):
@@ -62,7 +62,8 @@ class ItemsTable(pulumi.ComponentResource):
             point_in_time_recovery=aws.dynamodb.TablePointInTimeRecoveryArgs(enabled=True),
             # The AWS-managed aws/dynamodb key: encrypted at rest, usable through DynamoDB by the roles.
             server_side_encryption=aws.dynamodb.TableServerSideEncryptionArgs(enabled=True),
-            deletion_protection_enabled=args.deletion_protection,
+            # On for prod: a `pulumi destroy` or a replacement cannot drop the data.
+            deletion_protection_enabled=args.stack.config.deletion_protection,
             opts=child,
         )
         self.name = self.table.name

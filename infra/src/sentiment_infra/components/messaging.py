@@ -9,17 +9,12 @@ import pulumi
 import pulumi_aws as aws
 
 from sentiment_infra import iam
+from sentiment_infra.config import Deployment
 
 
 @dataclass(frozen=True, slots=True)
 class MessagingArgs:
-    visibility_timeout_s: int
-    """At least 6 x the consuming function's timeout (AWS rejects a mapping otherwise)."""
-    retention_s: int
-    dlq_retention_s: int
-    """Longer than ``retention_s``: a standard queue's DLQ keeps the original enqueue time."""
-    max_receive_count: int
-    raw_message_delivery: bool
+    stack: Deployment
 
 
 class Messaging(pulumi.ComponentResource):
@@ -32,6 +27,7 @@ class Messaging(pulumi.ComponentResource):
     def __init__(self, name: str, args: MessagingArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("sentiment:messaging:Messaging", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
+        config = args.stack.config
 
         # SSE with the AWS-managed SNS key: publishers in the account need no KMS grant of their own.
         self.topic = aws.sns.Topic(f"{name}-topic", kms_master_key_id="alias/aws/sns", opts=child)
@@ -40,17 +36,19 @@ class Messaging(pulumi.ComponentResource):
         # SNS (SNS cannot use that key), and SSE-SQS needs no key policy at all.
         self.dead_letter_queue = aws.sqs.Queue(
             f"{name}-dlq",
-            message_retention_seconds=args.dlq_retention_s,
+            # Longer than the queue's retention: a standard queue's DLQ keeps the original enqueue time.
+            message_retention_seconds=config.dlq_retention_s,
             sqs_managed_sse_enabled=True,
             opts=child,
         )
         self.queue = aws.sqs.Queue(
             f"{name}-queue",
-            visibility_timeout_seconds=args.visibility_timeout_s,
-            message_retention_seconds=args.retention_s,
+            # At least 6 x the consuming function's timeout (AWS rejects a mapping otherwise).
+            visibility_timeout_seconds=config.queue_visibility_timeout_s,
+            message_retention_seconds=config.queue_retention_s,
             sqs_managed_sse_enabled=True,
             redrive_policy=self.dead_letter_queue.arn.apply(
-                lambda arn: json.dumps({"deadLetterTargetArn": arn, "maxReceiveCount": args.max_receive_count})
+                lambda arn: json.dumps({"deadLetterTargetArn": arn, "maxReceiveCount": config.max_receive_count})
             ),
             opts=child,
         )
@@ -84,7 +82,7 @@ class Messaging(pulumi.ComponentResource):
             topic=self.topic.arn,
             protocol="sqs",
             endpoint=self.queue.arn,
-            raw_message_delivery=args.raw_message_delivery,
+            raw_message_delivery=config.raw_message_delivery,
             # The queue must accept the topic's messages before the first one arrives.
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.queue_policy]),
         )

@@ -8,21 +8,16 @@ import pulumi
 import pulumi_aws as aws
 
 from sentiment_infra import iam
-from sentiment_infra.model_artifact import ModelArtifact, ModelArtifactArgs
+from sentiment_infra.config import Deployment
+from sentiment_infra.model_artifact import PROVIDER_VERSION, ModelArtifact, ModelArtifactArgs
+from sentiment_shared.model_bundle import BUNDLE_FILE_NAME
+from sentiment_shared.stack import model_key
 
 
 @dataclass(frozen=True, slots=True)
 class ModelStoreArgs:
-    key: str
-    """Object key of the bundle, ``<prefix>/<version>/<bundle file>``."""
-    model_id: str | None
-    revision: str | None
-    model_dir: str | None
-    provider_version: str
-    noncurrent_days: int
-    """Days a replaced bundle version is kept (rollback window) before it expires."""
-    retain_on_delete: bool
-    """Keep bucket and bundle when the stack is destroyed (prod)."""
+    stack: Deployment
+    """Its config says which model to publish, under which key, and how long replaced bundles are kept."""
 
 
 def _require_version(version_id: str | None) -> str:
@@ -40,11 +35,14 @@ class ModelStore(pulumi.ComponentResource):
     def __init__(self, name: str, args: ModelStoreArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("sentiment:model_store:ModelStore", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
+        config = args.stack.config
+        # Keep bucket and bundle when the stack is destroyed (prod).
+        retain = config.model_retain_on_delete
 
         self.bucket = aws.s3.Bucket(
             f"{name}-bucket",
-            force_destroy=not args.retain_on_delete,
-            opts=pulumi.ResourceOptions(parent=self, retain_on_delete=args.retain_on_delete),
+            force_destroy=not retain,
+            opts=pulumi.ResourceOptions(parent=self, retain_on_delete=retain),
         )
         bucket_id = self.bucket.id
         self.ownership = aws.s3.BucketOwnershipControls(
@@ -89,7 +87,7 @@ class ModelStore(pulumi.ComponentResource):
                     status="Enabled",
                     filter=aws.s3.BucketLifecycleConfigurationRuleFilterArgs(prefix=""),
                     noncurrent_version_expiration=aws.s3.BucketLifecycleConfigurationRuleNoncurrentVersionExpirationArgs(
-                        noncurrent_days=args.noncurrent_days
+                        noncurrent_days=config.model_noncurrent_days
                     ),
                     abort_incomplete_multipart_upload=aws.s3.BucketLifecycleConfigurationRuleAbortIncompleteMultipartUploadArgs(
                         days_after_initiation=1
@@ -122,12 +120,12 @@ class ModelStore(pulumi.ComponentResource):
             f"{name}-bundle",
             ModelArtifactArgs(
                 bucket=self.bucket.bucket,
-                key=args.key,
-                model_id=args.model_id,
-                revision=args.revision,
-                model_dir=args.model_dir,
-                provider_version=args.provider_version,
-                retain_on_delete=args.retain_on_delete,
+                key=model_key(config.model_prefix, config.model_version, BUNDLE_FILE_NAME),
+                model_id=config.model_source_id,
+                revision=config.model_source_revision,
+                model_dir=config.model_dir,
+                provider_version=PROVIDER_VERSION,
+                retain_on_delete=retain,
             ),
             opts=pulumi.ResourceOptions(
                 parent=self,

@@ -8,12 +8,12 @@ namespace with Powertools' ``service`` dimension; tests/infra checks every name 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from typing import Any
 
 import pulumi
 import pulumi_aws as aws
 
+from sentiment_infra.components.alarms import WatchedArgs
 from sentiment_shared.stack import ANALYSIS_SERVICE, INGESTION_SERVICE
 from sentiment_shared.stack import METRICS_NAMESPACE as POWERTOOLS_METRICS_NAMESPACE
 
@@ -28,16 +28,6 @@ INGESTION_EMF_METRICS = {
     "ingestion: feeds": ("FeedsFailed", "EventsRejected"),
 }
 PERIOD_S = 300
-
-
-@dataclass(frozen=True, slots=True)
-class OperationsDashboardArgs:
-    region: pulumi.Input[str]
-    analysis_function_name: pulumi.Input[str]
-    ingestion_function_name: pulumi.Input[str]
-    dashboard_function_name: pulumi.Input[str] | None
-    queue_name: pulumi.Input[str]
-    dlq_name: pulumi.Input[str]
 
 
 def _widget(title: str, metrics: list[list[Any]], region: str, *, stat: str = "Sum") -> dict[str, Any]:
@@ -120,15 +110,15 @@ class OperationsDashboard(pulumi.ComponentResource):
 
     dashboard: aws.cloudwatch.Dashboard
 
-    def __init__(self, name: str, args: OperationsDashboardArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+    def __init__(self, name: str, args: WatchedArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("sentiment:operations_dashboard:OperationsDashboard", name, None, opts)
         body = pulumi.Output.all(
-            args.region,
-            args.analysis_function_name,
-            args.ingestion_function_name,
-            args.dashboard_function_name,
-            args.queue_name,
-            args.dlq_name,
+            args.stack.region,
+            args.analysis.function_name,
+            args.ingestion.function_name,
+            args.dashboard.function_name if args.dashboard else None,
+            args.messaging.queue_name,
+            args.messaging.dlq_name,
         ).apply(lambda v: dashboard_body(v[0], analysis=v[1], ingestion=v[2], dashboard=v[3], queue=v[4], dlq=v[5]))
         self.dashboard = aws.cloudwatch.Dashboard(
             f"{name}-dashboard",
