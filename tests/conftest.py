@@ -1,4 +1,4 @@
-"""Fixtures every layer shares: a sandboxed AWS environment, moto (in-process and server), the shared model."""
+"""Fixtures every layer shares: sandboxed AWS environment, moto (in-process and server), Lambda context, the model."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from sentiment_local.esm import LocalLambdaContext
 from sentiment_shared import aws
 from sentiment_shared.settings import reset_settings_cache
 
@@ -75,6 +76,12 @@ def moto_endpoint(moto_server_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
     monkeypatch.setenv("AWS_ENDPOINT_URL", moto_server_url)
     aws.reset_clients()
     return moto_server_url
+
+
+@pytest.fixture
+def lambda_context() -> LocalLambdaContext:
+    """The context Lambda hands a handler (what Powertools reads of it), one per test."""
+    return LocalLambdaContext()
 
 
 @pytest.fixture(scope="session")

@@ -13,11 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from sentiment_analysis import core
 from sentiment_analysis import handler as handler_module
 from sentiment_analysis.handler import handler
-from sentiment_local.esm import LocalLambdaContext
 from sentiment_local.provision import create_bucket, create_items_table
 from sentiment_shared import aws, model_bundle
 from sentiment_shared.adapters import DynamoItemsTable
@@ -128,13 +128,13 @@ def _fields(records: list[logging.LogRecord]) -> dict[str, dict[str, Any]]:
     return {r.getMessage(): vars(r) for r in records}
 
 
-def test_cold_start_fetches_verifies_and_logs_the_model(cold_container: Path) -> None:
+def test_cold_start_fetches_verifies_and_logs_the_model(cold_container: Path, lambda_context: LambdaContext) -> None:
     # Given a new container (no model loaded) with an empty cache
     recorder = RecordingHandler()
     logging.getLogger("sentiment_analysis").addHandler(recorder)
     # When the first direct invoke arrives
     try:
-        response = handler(json.loads((EVENTS / "analysis_direct_texts.json").read_text()), LocalLambdaContext())
+        response = handler(json.loads((EVENTS / "analysis_direct_texts.json").read_text()), lambda_context)
     finally:
         logging.getLogger("sentiment_analysis").removeHandler(recorder)
     # Then it answers and the cold start is in the logs, with timings and size
@@ -149,17 +149,17 @@ def test_cold_start_fetches_verifies_and_logs_the_model(cold_container: Path) ->
     # And the extracted model sits in the cache under its digest, complete
     assert model_bundle.cached_model_dir(cold_container, os.environ["MODEL_SHA256"]) is not None
     # And the next invoke is warm
-    assert handler({"texts": ["fine"]}, LocalLambdaContext())["metrics"]["cold_start"] is False
+    assert handler({"texts": ["fine"]}, lambda_context)["metrics"]["cold_start"] is False
 
 
 def test_mixed_batch_reports_exactly_the_bad_records(
-    stack: DynamoItemsTable, capsys: pytest.CaptureFixture[str]
+    stack: DynamoItemsTable, capsys: pytest.CaptureFixture[str], lambda_context: LambdaContext
 ) -> None:
     # Given the mixed batch and the items its good records refer to
     event = _mixed_batch()
     _seed_items(stack, event)
     # When the handler processes it
-    response = handler(event, LocalLambdaContext())
+    response = handler(event, lambda_context)
     # Then exactly the bad records are reported
     assert {f["itemIdentifier"] for f in response["batchItemFailures"]} == BAD_RECORDS
     # And every good record's item carries a result, and no item was created for the missing one
@@ -181,14 +181,14 @@ def test_mixed_batch_reports_exactly_the_bad_records(
     assert metrics["ItemsAnalyzed"] in (5.0, [5.0])
 
 
-def test_redelivered_batch_is_harmless(stack: DynamoItemsTable) -> None:
+def test_redelivered_batch_is_harmless(stack: DynamoItemsTable, lambda_context: LambdaContext) -> None:
     # Given a batch already processed once
     event = _mixed_batch()
     _seed_items(stack, event)
-    first = handler(event, LocalLambdaContext())
+    first = handler(event, lambda_context)
     before = stack.get("item-good-raw")
     # When SQS delivers it again
-    second = handler(event, LocalLambdaContext())
+    second = handler(event, lambda_context)
     # Then the same records fail, and the items hold the same result (only analyzed_at moves)
     assert second == first
     after = stack.get("item-good-raw")
@@ -198,7 +198,7 @@ def test_redelivered_batch_is_harmless(stack: DynamoItemsTable) -> None:
 
 
 def test_a_model_that_cannot_load_fails_the_whole_batch(
-    stack: DynamoItemsTable, cold_container: Path, monkeypatch: pytest.MonkeyPatch
+    stack: DynamoItemsTable, cold_container: Path, monkeypatch: pytest.MonkeyPatch, lambda_context: LambdaContext
 ) -> None:
     # Given a new container whose configured digest does not match the bundle in S3
     monkeypatch.setenv("MODEL_SHA256", "0" * 64)
@@ -207,16 +207,16 @@ def test_a_model_that_cannot_load_fails_the_whole_batch(
     _seed_items(stack, event)
     # When a batch arrives / Then the invocation raises, so SQS retries every record
     with pytest.raises(model_bundle.BundleError):
-        handler(event, LocalLambdaContext())
+        handler(event, lambda_context)
     # And nothing was marked analyzed, and no half-extracted model is left behind
     assert stack.get("item-good-raw").status == "pending"  # type: ignore[union-attr]
     assert not list(cold_container.glob("*/config.json"))
 
 
-def test_direct_invokes_answer_texts_and_items(stack: DynamoItemsTable) -> None:
+def test_direct_invokes_answer_texts_and_items(stack: DynamoItemsTable, lambda_context: LambdaContext) -> None:
     # When invoked with texts
     texts = json.loads((EVENTS / "analysis_direct_texts.json").read_text(encoding="utf-8"))
-    response = handler(texts, LocalLambdaContext())
+    response = handler(texts, lambda_context)
     # Then one result per text, in order, per the contract
     assert response["statusCode"] == 200
     assert response["count"] == len(texts["texts"]) == len(response["results"])
@@ -228,19 +228,19 @@ def test_direct_invokes_answer_texts_and_items(stack: DynamoItemsTable) -> None:
     assert response["metrics"]["inference_ms"] > 0
     # When invoked with items / Then ids are echoed
     items = json.loads((EVENTS / "analysis_direct_items.json").read_text(encoding="utf-8"))
-    response = handler(items, LocalLambdaContext())
+    response = handler(items, lambda_context)
     assert [(r["id"], r["sentiment"]) for r in response["results"]] == [("r-1", "positive"), (2, "negative")]
     # And the response is JSON-serialisable as Lambda returns it
     json.dumps(response)
 
 
-def test_malformed_direct_invokes_answer_400(stack: DynamoItemsTable) -> None:
+def test_malformed_direct_invokes_answer_400(stack: DynamoItemsTable, lambda_context: LambdaContext) -> None:
     # Given the malformed payloads
     events = json.loads((EVENTS / "analysis_direct_bad.json").read_text(encoding="utf-8"))
     assert len(events) == 7
     for event in events:
         # When invoked / Then a 400 with a reason, and nothing else
-        response = handler(event, LocalLambdaContext())
+        response = handler(event, lambda_context)
         assert response["statusCode"] == 400, event
         assert set(response) == {"statusCode", "error"}
         assert response["error"]

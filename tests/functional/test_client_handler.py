@@ -129,7 +129,7 @@ def _configure_function(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, bundle:
 
 @pytest.mark.slow
 def test_client_answers_match_a_direct_handler_call(
-    moto_aws: None, bundle: tuple[Path, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    moto_aws: None, bundle: tuple[Path, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, lambda_context: Any
 ) -> None:
     from sentiment_analysis.handler import handler
 
@@ -139,7 +139,7 @@ def test_client_answers_match_a_direct_handler_call(
     client = SentimentClient(FUNCTION, lambda_client=function, max_batch=3, concurrency=2)  # type: ignore[arg-type]
     # When the client classifies them, and the handler is called directly with all of them at once
     results = client.classify(TEXTS)
-    direct = handler({"texts": TEXTS}, LocalLambdaContext())
+    direct = handler({"texts": TEXTS}, lambda_context)
     # Then the client made one invoke per batch and every answer is the direct call's, in input order
     assert function.calls == 5
     assert direct["statusCode"] == 200

@@ -18,13 +18,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aws_lambda_powertools.utilities.typing import LambdaContext
 from queue_support import drain_topic_messages
 
 from sentiment_ingestion.core import StoreError
 from sentiment_ingestion.feeds import USER_AGENT, FeedState
 from sentiment_ingestion.handler import build_ingestor, handler
 from sentiment_ingestion.store import DynamoIngestionStore
-from sentiment_local.esm import LocalLambdaContext
 from sentiment_local.provision import StackResources, provision
 from sentiment_local.samples import sample_feed_path
 from sentiment_shared import aws
@@ -188,7 +188,11 @@ def _emf(stdout: str) -> dict[str, Any]:
 
 
 def test_scheduled_run_over_every_kind_of_feed(
-    stack: StackResources, feed_server: FeedServer, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    stack: StackResources,
+    feed_server: FeedServer,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    lambda_context: LambdaContext,
 ) -> None:
     # Given feeds of every kind, one after another in FEEDS
     paths = [
@@ -206,7 +210,7 @@ def test_scheduled_run_over_every_kind_of_feed(
     event = json.loads((EVENTS / "ingestion_scheduled.json").read_text())
 
     # When the schedule fires
-    first = handler(event, LocalLambdaContext())
+    first = handler(event, lambda_context)
 
     # Then every good feed is ingested and every bad one is reported, none stopping another
     feeds = {f["url"].removeprefix(feed_server.base): f for f in first["feeds"]}
@@ -252,7 +256,7 @@ def test_scheduled_run_over_every_kind_of_feed(
 
     # When the schedule fires again with nothing new
     feed_server.requests.clear()
-    second = handler(event, LocalLambdaContext())
+    second = handler(event, lambda_context)
 
     # Then the ETag feed answers 304, everything else is a duplicate, and nothing is re-published
     feeds = {f["url"].removeprefix(feed_server.base): f for f in second["feeds"]}
@@ -269,16 +273,18 @@ def test_scheduled_run_over_every_kind_of_feed(
         ("ingestion_items.json", {"received": 3, "stored": 3, "duplicates": 0, "skipped": 0, "published": 3}),
     ],
 )
-def test_direct_invoke_payloads(stack: StackResources, event_file: str, counts: dict[str, int]) -> None:
+def test_direct_invoke_payloads(
+    stack: StackResources, event_file: str, counts: dict[str, int], lambda_context: LambdaContext
+) -> None:
     event = json.loads((EVENTS / event_file).read_text())
-    response = handler(event, LocalLambdaContext())
+    response = handler(event, lambda_context)
     assert {k: response[k] for k in counts} == counts
     assert response["failed"] == 0
     messages = drain_topic_messages(stack.queue_url)
     assert len(messages) == counts["stored"]
     assert all(m["item_id"] and m["text"] for m in messages)
     # The same payload again: all duplicates, nothing new on the queue
-    again = handler(event, LocalLambdaContext())
+    again = handler(event, lambda_context)
     assert (again["stored"], again["published"]) == (0, 0)
     assert drain_topic_messages(stack.queue_url) == []
 
@@ -293,10 +299,10 @@ MALFORMED_EVENTS: list[tuple[Any, str]] = [
 
 
 def test_malformed_events_answer_400_and_touch_nothing(
-    stack: StackResources, capsys: pytest.CaptureFixture[str]
+    stack: StackResources, capsys: pytest.CaptureFixture[str], lambda_context: LambdaContext
 ) -> None:
     for event, error in MALFORMED_EVENTS:
-        response = handler(event, LocalLambdaContext())
+        response = handler(event, lambda_context)
         assert response["statusCode"] == 400, event
         assert error in response["error"]
     assert aws.client("dynamodb").scan(TableName=stack.items_table)["Count"] == 0
@@ -309,10 +315,12 @@ def test_malformed_events_answer_400_and_touch_nothing(
     case="publish failure in one run (moto)",
     expected="item stays pending, a later run re-publishes it",
 )
-def test_publish_failure_is_recovered_by_a_later_run(stack: StackResources, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_publish_failure_is_recovered_by_a_later_run(
+    stack: StackResources, monkeypatch: pytest.MonkeyPatch, lambda_context: LambdaContext
+) -> None:
     # Given a run whose publish fails (the topic it was given does not exist)
     _set_env(monkeypatch, TOPIC_ARN="arn:aws:sns:us-east-1:123456789012:no-such-topic", REPUBLISH_AFTER_S="0")
-    first = handler({"texts": ["Lost in transit? Never."]}, LocalLambdaContext())
+    first = handler({"texts": ["Lost in transit? Never."]}, lambda_context)
     assert (first["stored"], first["published"], first["failed"]) == (1, 0, 1)
     (item_id,) = _content_items(stack.items_table)
     assert DynamoItemsTable(stack.items_table).get(item_id).status == "pending"  # type: ignore[union-attr]
@@ -320,27 +328,27 @@ def test_publish_failure_is_recovered_by_a_later_run(stack: StackResources, monk
 
     # When a later run happens with a working topic
     _set_env(monkeypatch, TOPIC_ARN=stack.topic_arn)
-    second = handler({"texts": ["Another text"]}, LocalLambdaContext())
+    second = handler({"texts": ["Another text"]}, lambda_context)
 
     # Then the pending item is re-published (once) alongside the new one, and is no longer pending
     assert (second["republished"], second["stored"], second["published"]) == (1, 1, 1)
     messages = drain_topic_messages(stack.queue_url)
     assert sorted(m["text"] for m in messages) == ["Another text", "Lost in transit? Never."]
     assert DynamoItemsTable(stack.items_table).get(item_id).status == "published"  # type: ignore[union-attr]
-    third = handler({"texts": ["Another text"]}, LocalLambdaContext())
+    third = handler({"texts": ["Another text"]}, lambda_context)
     assert (third["republished"], third["published"]) == (0, 0)
     assert drain_topic_messages(stack.queue_url) == []
 
 
 def test_published_but_unanalysed_items_are_not_republished(
-    stack: StackResources, monkeypatch: pytest.MonkeyPatch
+    stack: StackResources, monkeypatch: pytest.MonkeyPatch, lambda_context: LambdaContext
 ) -> None:
     # Given an item published normally, whose analysis has not written anything yet
     _set_env(monkeypatch, REPUBLISH_AFTER_S="0")
-    handler({"texts": ["Published fine"]}, LocalLambdaContext())
+    handler({"texts": ["Published fine"]}, lambda_context)
     assert len(drain_topic_messages(stack.queue_url)) == 1
     # When later runs sweep the pending index
-    second = handler({"texts": ["Published fine"]}, LocalLambdaContext())
+    second = handler({"texts": ["Published fine"]}, lambda_context)
     # Then the run marker shows it was published: no second message, and it leaves the index
     assert (second["republished"], second["duplicates"]) == (0, 1)
     assert drain_topic_messages(stack.queue_url) == []
@@ -400,17 +408,17 @@ def test_concurrent_invocations_are_deduplicated(stack: StackResources) -> None:
 
 
 def test_sample_feed_is_ingested_from_a_file_when_file_feeds_are_allowed(
-    stack: StackResources, monkeypatch: pytest.MonkeyPatch
+    stack: StackResources, monkeypatch: pytest.MonkeyPatch, lambda_context: LambdaContext
 ) -> None:
     # Given the packaged sample feed as the only feed (the local pipeline's default)
     _set_env(monkeypatch, FEEDS=json.dumps([str(sample_feed_path())]))
     event = json.loads((EVENTS / "ingestion_scheduled.json").read_text())
     # When file feeds are not allowed (as on AWS) / Then the feed is refused, not read
-    (refused,) = handler(event, LocalLambdaContext())["feeds"]
+    (refused,) = handler(event, lambda_context)["feeds"]
     assert refused["error"].startswith("unsupported URL scheme")
     # When they are allowed / Then all of its entries are stored and published
     _set_env(monkeypatch, ALLOW_FILE_FEEDS="true")
-    response = handler(event, LocalLambdaContext())
+    response = handler(event, lambda_context)
     assert (response["received"], response["stored"], response["published"]) == (48, 48, 48)
     assert len(drain_topic_messages(stack.queue_url)) == 48
 
@@ -421,13 +429,16 @@ def test_sample_feed_is_ingested_from_a_file_when_file_feeds_are_allowed(
     expected="the invocation raises (Lambda retries it); nothing is reported stored",
 )
 def test_table_failure_fails_the_invocation_so_it_is_retried(
-    stack: StackResources, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    stack: StackResources,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    lambda_context: LambdaContext,
 ) -> None:
     # Given a function pointed at a table that does not exist
     _set_env(monkeypatch, ITEMS_TABLE="no-such-table")
     # When a payload arrives / Then the invocation raises (Lambda retries it; dedup makes that safe)
     with pytest.raises(StoreError, match="2 item"):
-        handler({"texts": ["one", "two"]}, LocalLambdaContext())
+        handler({"texts": ["one", "two"]}, lambda_context)
     # And the failure is counted in the metrics before raising
     assert _emf(capsys.readouterr().out)["ItemsFailed"] == [2.0]
     assert drain_topic_messages(stack.queue_url) == []

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.retries.standard import ExponentialBackoff
 from queue_support import drain_topic_messages
 from reliability_support import (
@@ -35,7 +36,6 @@ from reliability_support import (
 )
 from reliability_table import Recorder
 
-from sentiment_local.esm import LocalLambdaContext
 from sentiment_local.provision import StackResources
 from sentiment_shared import aws, model_bundle
 from sentiment_shared.adapters import DynamoItemsTable
@@ -98,7 +98,7 @@ def _update_target(params: dict[str, Any]) -> str:
 
 
 def test_analysis_write_throttling_is_retried_then_reported_for_that_record_only(
-    analysis: StackResources, reliability: Recorder
+    analysis: StackResources, reliability: Recorder, lambda_context: LambdaContext
 ) -> None:
     from sentiment_analysis.handler import handler
 
@@ -120,16 +120,14 @@ def test_analysis_write_throttling_is_retried_then_reported_for_that_record_only
 
     # When a batch is analyzed while the table throttles
     with FailingCalls("dynamodb", "TransactWriteItems", throttle).installed() as fault:
-        response = handler({"Records": _records(items)}, LocalLambdaContext())
+        response = handler({"Records": _records(items)}, lambda_context)
     # Then the transient throttle was retried away, the persistent one is that record's failure alone
     assert failed_ids(response) == ["m-t-1"]
     assert seen["t-0"] == 3
     assert seen["t-1"] == 6, "standard retry mode, max_attempts=5: the first try and 5 retries"
     assert set(analyzed(analysis.items_table)) == set(items) - {"t-1"}
     # And its redelivery, once the table recovers, stores it: nothing lost
-    retry = handler(
-        {"Records": _records({"t-1": items["t-1"]}) + _records({"t-2": items["t-2"]})}, LocalLambdaContext()
-    )
+    retry = handler({"Records": _records({"t-1": items["t-1"]}) + _records({"t-2": items["t-2"]})}, lambda_context)
     assert failed_ids(retry) == []
     assert set(analyzed(analysis.items_table)) == set(items)
     reliability.observed(
@@ -139,7 +137,7 @@ def test_analysis_write_throttling_is_retried_then_reported_for_that_record_only
 
 
 def test_ingestion_put_throttling_is_retried_and_a_persistent_one_fails_the_invocation_for_a_retry(
-    stack: StackResources, reliability: Recorder
+    stack: StackResources, reliability: Recorder, lambda_context: LambdaContext
 ) -> None:
     from sentiment_ingestion.core import StoreError
     from sentiment_ingestion.handler import handler
@@ -161,14 +159,14 @@ def test_ingestion_put_throttling_is_retried_and_a_persistent_one_fails_the_invo
         return error_response(400, "ThrottlingException") if attempts[key] == 1 else None
 
     with FailingCalls("dynamodb", "PutItem", once).installed():
-        first = handler({"texts": texts[:3]}, LocalLambdaContext())
+        first = handler({"texts": texts[:3]}, lambda_context)
     assert (first["stored"], first["published"]) == (3, 3)
     assert all(n == 2 for n in attempts.values())
 
     always = FailingCalls("dynamodb", "PutItem", lambda _p: error_response(400, "ThrottlingException"))
     with always.installed(), pytest.raises(StoreError):
-        handler({"texts": texts[3:]}, LocalLambdaContext())
-    retried = handler({"texts": texts[3:]}, LocalLambdaContext())
+        handler({"texts": texts[3:]}, lambda_context)
+    retried = handler({"texts": texts[3:]}, lambda_context)
     assert (retried["stored"], retried["duplicates"], retried["published"]) == (3, 0, 3)
     messages = drain_topic_messages(stack.queue_url)
     assert sorted(m["text"] for m in messages) == sorted(texts)
@@ -182,7 +180,7 @@ def test_ingestion_put_throttling_is_retried_and_a_persistent_one_fails_the_invo
 
 
 def test_a_crash_between_storing_and_publishing_is_republished_later_and_analysed_once(
-    analysis: StackResources, monkeypatch: pytest.MonkeyPatch, reliability: Recorder
+    analysis: StackResources, monkeypatch: pytest.MonkeyPatch, reliability: Recorder, lambda_context: LambdaContext
 ) -> None:
     from sentiment_analysis.handler import handler as analysis_handler
     from sentiment_ingestion.handler import handler as ingestion_handler
@@ -202,12 +200,12 @@ def test_a_crash_between_storing_and_publishing_is_republished_later_and_analyse
 
     # Given an ingestion run that dies as it starts publishing
     with FailingCalls("sns", "PublishBatch", die).installed(), pytest.raises(Crash):
-        ingestion_handler({"texts": texts}, LocalLambdaContext())
+        ingestion_handler({"texts": texts}, lambda_context)
     pending = DynamoItemsTable(analysis.items_table).pending_items(_far_future(), 100)
     assert len(pending) == 25
     assert drain_topic_messages(analysis.queue_url) == []
     # When the next scheduled/direct run happens
-    later = ingestion_handler({"texts": ["A later, unrelated text."]}, LocalLambdaContext())
+    later = ingestion_handler({"texts": ["A later, unrelated text."]}, lambda_context)
     # Then the crashed run's items are re-published, and the analysis stores each exactly once
     assert later["republished"] == 25
     esm = EventSourceMapping(analysis.queue_url, analysis.queue_arn, analysis_handler, batch_size=10)
@@ -224,7 +222,7 @@ def test_a_crash_between_storing_and_publishing_is_republished_later_and_analyse
 
 
 def test_a_publish_batch_partial_failure_leaves_items_pending_until_a_later_run_delivers_them_once(
-    analysis: StackResources, monkeypatch: pytest.MonkeyPatch, reliability: Recorder
+    analysis: StackResources, monkeypatch: pytest.MonkeyPatch, reliability: Recorder, lambda_context: LambdaContext
 ) -> None:
     from sentiment_analysis.handler import handler as analysis_handler
     from sentiment_ingestion.handler import handler as ingestion_handler
@@ -254,14 +252,14 @@ def test_a_publish_batch_partial_failure_leaves_items_pending_until_a_later_run_
 
     # Given a run whose PublishBatch keeps failing 3 entries
     monkeypatch.setattr(sns, "publish_batch", partial)
-    first = ingestion_handler({"texts": texts}, LocalLambdaContext())
+    first = ingestion_handler({"texts": texts}, lambda_context)
     monkeypatch.setattr(sns, "publish_batch", real_publish)
     assert (first["stored"], first["published"], first["failed"]) == (12, 9, 3)
     pending = {i.item_id for i in DynamoItemsTable(analysis.items_table).pending_items(_far_future(), 100)}
     assert len(refused) == 3
     assert refused <= pending
     # When the next run happens and the queue is drained
-    later = ingestion_handler({"texts": ["Something new after the outage."]}, LocalLambdaContext())
+    later = ingestion_handler({"texts": ["Something new after the outage."]}, lambda_context)
     esm = EventSourceMapping(analysis.queue_url, analysis.queue_arn, analysis_handler, batch_size=10)
     stats = esm.drain(timeout_s=120)
     # Then exactly the refused items were re-published, and all 13 items were delivered and analyzed once
@@ -285,7 +283,7 @@ def _far_future() -> Any:
 
 
 def test_the_same_batch_delivered_twice_concurrently_is_idempotent(
-    analysis: StackResources, reliability: Recorder, dynamodb_isolation: Any
+    analysis: StackResources, reliability: Recorder, dynamodb_isolation: Any, lambda_context: LambdaContext
 ) -> None:
     from sentiment_analysis.handler import handler
 
@@ -297,13 +295,13 @@ def test_the_same_batch_delivered_twice_concurrently_is_idempotent(
     items = {f"c-{n}": text for n, text in enumerate(REVIEWS)}
     put_items(analysis.items_table, items)
     records = _records(items)
-    handler({"Records": records[:1]}, LocalLambdaContext())  # warm: the load is not what races
+    handler({"Records": records[:1]}, lambda_context)  # warm: the load is not what races
     barrier = threading.Barrier(2)
     responses: list[dict[str, Any]] = []
 
     def deliver() -> None:
         barrier.wait(timeout=30)
-        responses.append(handler({"Records": records}, LocalLambdaContext()))
+        responses.append(handler({"Records": records}, lambda_context))
 
     threads = [threading.Thread(target=deliver) for _ in range(2)]
     for thread in threads:
@@ -311,7 +309,7 @@ def test_the_same_batch_delivered_twice_concurrently_is_idempotent(
     for thread in threads:
         thread.join(timeout=120)
     first = analyzed(analysis.items_table)
-    third = handler({"Records": list(reversed(records))}, LocalLambdaContext())
+    third = handler({"Records": list(reversed(records))}, lambda_context)
     after = analyzed(analysis.items_table)
     assert len(responses) == 2
     assert [failed_ids(r) for r in responses] == [[], []]
@@ -380,11 +378,13 @@ def test_a_handler_timeout_mid_batch_redelivers_the_batch_and_counts_each_item_o
 
 
 def test_a_corrupted_bundle_fails_the_cold_start_closed_and_the_next_invocation_recovers(
+    *,
     stack: StackResources,
     monkeypatch: pytest.MonkeyPatch,
     bundle: model_bundle.BundleInfo,
     tmp_path: Path,
     reliability: Recorder,
+    lambda_context: LambdaContext,
 ) -> None:
     from sentiment_analysis.handler import handler
 
@@ -403,13 +403,13 @@ def test_a_corrupted_bundle_fails_the_cold_start_closed_and_the_next_invocation_
     event = {"Records": _records({"cb-1": REVIEWS[0]})}
     # When a batch arrives / Then the cold start refuses the bundle and the invocation fails
     with pytest.raises(model_bundle.BundleError, match="sha256") as info:
-        handler(event, LocalLambdaContext())
+        handler(event, lambda_context)
     assert model_bundle.cached_model_dir(cache, bundle.sha256) is None
     assert [p.name for p in cache.iterdir() if not p.name.startswith(".")] == []
     assert analyzed(stack.items_table) == {}
     # When the object is fixed and the batch is redelivered / Then it loads and analyzes
     aws.client("s3").upload_file(str(bundle.path), stack.bucket, os.environ["MODEL_KEY"])
-    response = handler(event, LocalLambdaContext())
+    response = handler(event, lambda_context)
     assert failed_ids(response) == []
     assert set(analyzed(stack.items_table)) == {"cb-1"}
     reliability.observed(f"raised {str(info.value)[:90]!r}; cache empty; redelivery analyzed 1/1")

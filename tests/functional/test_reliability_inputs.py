@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aws_lambda_powertools.utilities.typing import LambdaContext
 from model_fixtures import make_model_dir
 from reliability_support import (
     analyzed,
@@ -33,7 +34,6 @@ from reliability_support import (
 from reliability_table import Recorder
 
 from sentiment_ingestion.events import MAX_ENTRIES_PER_EVENT
-from sentiment_local.esm import LocalLambdaContext
 from sentiment_local.provision import StackResources
 from sentiment_shared import aws, model_bundle
 from sentiment_shared.settings import reset_settings_cache
@@ -183,7 +183,7 @@ INGESTION_CASES = [
 
 
 def test_ingestion_handler_answers_hostile_events_clearly_and_loses_nothing(
-    ingestion_stack: StackResources, reliability: Recorder
+    ingestion_stack: StackResources, reliability: Recorder, lambda_context: LambdaContext
 ) -> None:
     from sentiment_ingestion.handler import handler
 
@@ -192,7 +192,7 @@ def test_ingestion_handler_answers_hostile_events_clearly_and_loses_nothing(
         with reliability.row("ingestion handler (direct invoke)", case.name, expected) as row:
             before = set(_stored_items(ingestion_stack.items_table))
             # Given a hostile event / When the handler gets it
-            response = handler(case.event, LocalLambdaContext())
+            response = handler(case.event, lambda_context)
             stored = {k: v for k, v in _stored_items(ingestion_stack.items_table).items() if k not in before}
             messages = _queued_messages(ingestion_stack.queue_url)
             # Then a clear 400 that touches nothing, or a 200 whose counts account for every entry
@@ -260,7 +260,11 @@ HOSTILE_FEEDS: dict[str, tuple[bytes, str]] = {
 
 
 def test_hostile_feeds_fail_or_are_cleaned_one_by_one_and_the_good_feed_still_arrives(
-    ingestion_stack: StackResources, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, reliability: Recorder
+    ingestion_stack: StackResources,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    reliability: Recorder,
+    lambda_context: LambdaContext,
 ) -> None:
     from sentiment_ingestion.handler import handler
 
@@ -277,7 +281,7 @@ def test_hostile_feeds_fail_or_are_cleaned_one_by_one_and_the_good_feed_still_ar
     reset_settings_cache()
     # When the run happens
     event = {"detail-type": "Scheduled Event", "source": "aws.events", "detail": {}}
-    response = handler(event, LocalLambdaContext())
+    response = handler(event, lambda_context)
     # Then it succeeds, the good feed is in, and each hostile feed failed alone or yielded clean text
     assert response["statusCode"] == 200, response
     *hostile_reports, fine = response["feeds"]
@@ -375,7 +379,9 @@ GOOD_ID, GOOD_TEXT = "good-neighbour", "An absolutely wonderful, heart-warming f
 
 
 @pytest.mark.slow
-def test_analysis_batch_fails_only_the_hostile_record(analysis_stack: StackResources, reliability: Recorder) -> None:
+def test_analysis_batch_fails_only_the_hostile_record(
+    analysis_stack: StackResources, reliability: Recorder, lambda_context: LambdaContext
+) -> None:
     from sentiment_analysis.handler import handler
 
     # The item the hostile records name exists: a record fails for its content, not for a missing item.
@@ -393,7 +399,7 @@ def test_analysis_batch_fails_only_the_hostile_record(analysis_stack: StackResou
                 body = _retarget(body, f"valid-{n}")
             good = sqs_record("m-good", sns_envelope(topic_message(good_id, GOOD_TEXT)))
             # When the analysis handler gets it
-            response = handler({"Records": [good, sqs_record("m-bad", body)]}, LocalLambdaContext())
+            response = handler({"Records": [good, sqs_record("m-bad", body)]}, lambda_context)
             # Then exactly the hostile record is reported (or it was analyzed), and the neighbour is analyzed
             done = analyzed(analysis_stack.items_table)
             assert done[good_id]["sentiment"] == "positive"
@@ -434,7 +440,7 @@ def _retarget(body: str, item_id: str) -> str:
 
 @pytest.mark.slow
 def test_a_batch_of_every_hostile_record_at_once_names_exactly_the_bad_ones(
-    analysis_stack: StackResources, reliability: Recorder
+    analysis_stack: StackResources, reliability: Recorder, lambda_context: LambdaContext
 ) -> None:
     from sentiment_analysis.handler import handler
 
@@ -459,7 +465,7 @@ def test_a_batch_of_every_hostile_record_at_once_names_exactly_the_bad_ones(
     put_items(analysis_stack.items_table, good)
     records += [sqs_record(f"g-{k}", sns_envelope(topic_message(k, t))) for k, t in good.items()]
     # When the handler gets the batch
-    response = handler({"Records": records}, LocalLambdaContext())
+    response = handler({"Records": records}, lambda_context)
     # Then the failures are exactly the hostile records, and everything valid was analyzed
     assert failed_ids(response) == sorted(bad)
     assert set(analyzed(analysis_stack.items_table)) == set(good) | set(valid)
@@ -468,7 +474,7 @@ def test_a_batch_of_every_hostile_record_at_once_names_exactly_the_bad_ones(
 
 @pytest.mark.slow
 def test_duplicate_message_ids_and_duplicate_items_in_a_batch_are_analysed_once(
-    analysis_stack: StackResources, reliability: Recorder
+    analysis_stack: StackResources, reliability: Recorder, lambda_context: LambdaContext
 ) -> None:
     from sentiment_analysis.handler import handler
 
@@ -481,7 +487,7 @@ def test_duplicate_message_ids_and_duplicate_items_in_a_batch_are_analysed_once(
     body = sns_envelope(topic_message("dup", "Terrible, awful service."))
     records = [sqs_record("m-1", body), sqs_record("m-1", body), sqs_record("m-2", body)]
     records.append(sqs_record("m-3", sns_envelope(topic_message("other", "Fine."))))
-    response = handler({"Records": records}, LocalLambdaContext())
+    response = handler({"Records": records}, lambda_context)
     assert failed_ids(response) == []
     done = analyzed(analysis_stack.items_table)
     assert set(done) == {"dup", "other"}
@@ -490,7 +496,9 @@ def test_duplicate_message_ids_and_duplicate_items_in_a_batch_are_analysed_once(
 
 
 @pytest.mark.slow
-def test_an_oversized_batch_is_processed_whole(analysis_stack: StackResources, reliability: Recorder) -> None:
+def test_an_oversized_batch_is_processed_whole(
+    analysis_stack: StackResources, reliability: Recorder, lambda_context: LambdaContext
+) -> None:
     from sentiment_analysis.handler import handler
 
     reliability.case(
@@ -501,7 +509,7 @@ def test_an_oversized_batch_is_processed_whole(analysis_stack: StackResources, r
     texts = {f"bulk-{n}": f"Review {n}: {'good' if n % 2 else 'bad'} value for money." for n in range(300)}
     put_items(analysis_stack.items_table, texts)
     records = [sqs_record(f"m-{k}", sns_envelope(topic_message(k, t))) for k, t in texts.items()]
-    response = handler({"Records": records}, LocalLambdaContext())
+    response = handler({"Records": records}, lambda_context)
     assert failed_ids(response) == []
     assert len(analyzed(analysis_stack.items_table)) == 300
     reliability.observed("300 of 300 analyzed, batchItemFailures empty")
@@ -529,14 +537,14 @@ DIRECT_CASES: list[tuple[str, Any, str]] = [
 
 @pytest.mark.slow
 def test_analysis_direct_invoke_answers_400_or_one_result_per_text(
-    analysis_stack: StackResources, reliability: Recorder
+    analysis_stack: StackResources, reliability: Recorder, lambda_context: LambdaContext
 ) -> None:
     from sentiment_analysis.handler import handler
 
     for name, event, expected in DIRECT_CASES:
         shown = expected if expected != "200" else "200, one result per text"
         with reliability.row("analysis handler (direct invoke)", name, shown) as row:
-            response = handler(event, LocalLambdaContext())
+            response = handler(event, lambda_context)
             if expected.startswith("400"):
                 assert response["statusCode"] == 400, response
                 assert expected.removeprefix("400").removeprefix(": ") in response["error"], response["error"]
