@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import pytest
+from fakes import InMemoryIngestionStore, InMemoryItemsTable, InMemoryPublisher
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -28,8 +29,6 @@ from sentiment_ingestion.core import Ingestor
 from sentiment_ingestion.entries import Entry
 from sentiment_ingestion.events import DirectPayload, InvalidEventError, ScheduledPoll, parse_event
 from sentiment_ingestion.normalize import item_id_for, normalize_text
-from sentiment_ingestion.store import InMemoryIngestionStore
-from sentiment_shared.fakes import InMemoryItemsTable, InMemoryPublisher
 from sentiment_shared.schemas import MAX_TEXTS_PER_INVOKE, TopicMessage
 
 pytestmark = pytest.mark.functional

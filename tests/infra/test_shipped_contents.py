@@ -58,6 +58,7 @@ def test_ingestion_zip_ships_only_what_the_handler_runs(local_zips: tuple[ZipBui
     assert not {t for t in top if t.split("-", 1)[0].lower() in ("moto", "pulumi", "pulumi_aws", "vadersentiment")}
     assert "sentiment_shared/provision.py" not in names
     assert "sentiment_shared/client.py" not in names
+    assert "sentiment_shared/fakes.py" not in names, "the port fakes belong to the tests"
     assert not [n for n in names if "/samples/" in n], "the sample feed belongs to the local pipeline"
 
 

@@ -11,11 +11,11 @@ import threading
 from collections.abc import Sequence
 
 import pytest
+from fakes import InMemoryItemsTable
 
 from sentiment_analysis import core
 from sentiment_analysis.classifier import Prediction
 from sentiment_shared import counters
-from sentiment_shared.fakes import InMemoryItemsTable
 from sentiment_shared.schemas import Item
 
 pytestmark = pytest.mark.unit

@@ -3,20 +3,24 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
+from fakes import (
+    AtomicTable,
+    BrokenTable,
+    InMemoryIngestionStore,
+    InMemoryItemsTable,
+    InMemoryPublisher,
+    RaisingPublisher,
+)
 
 from sentiment_ingestion.core import IngestOptions, Ingestor, StoreError
 from sentiment_ingestion.entries import Entry
 from sentiment_ingestion.feeds import FeedFetcher, FeedState
 from sentiment_ingestion.normalize import item_id_for
-from sentiment_ingestion.store import InMemoryIngestionStore
-from sentiment_shared.fakes import InMemoryItemsTable, InMemoryPublisher
-from sentiment_shared.ports import PublishReport
-from sentiment_shared.schemas import Item, TopicMessage
+from sentiment_shared.schemas import Item
 
 pytestmark = pytest.mark.unit
 
@@ -30,39 +34,6 @@ class Clock:
 
     def advance(self, seconds: float) -> None:
         self.now += timedelta(seconds=seconds)
-
-
-class AtomicTable(InMemoryItemsTable):
-    """The fake with DynamoDB's guarantee that a conditional put is atomic (for concurrent runs)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._lock = threading.Lock()
-        self.barrier: threading.Barrier | None = None
-
-    def create(self, item: Item) -> bool:
-        if self.barrier is not None:
-            self.barrier.wait(timeout=10)  # both runs reach the table together
-        with self._lock:
-            return super().create(item)
-
-
-class BrokenTable(InMemoryItemsTable):
-    """Fails the put of chosen texts as a throttled/unavailable table would."""
-
-    def __init__(self, broken_texts: set[str]) -> None:
-        super().__init__()
-        self.broken_texts = broken_texts
-
-    def create(self, item: Item) -> bool:
-        if item.text in self.broken_texts:
-            raise ConnectionError("table unavailable")
-        return super().create(item)
-
-
-class RaisingPublisher(InMemoryPublisher):
-    def publish(self, messages: Sequence[TopicMessage]) -> PublishReport:
-        raise RuntimeError("SNS client exploded")
 
 
 def _ingestor(

@@ -1,6 +1,6 @@
 """The small interfaces the services' cores depend on; boto3 adapters live in :mod:`sentiment_shared.adapters`.
 
-Cores and tests use these Protocols (tests with the in-memory fakes in :mod:`sentiment_shared.fakes`),
+Cores and tests use these Protocols (tests with the in-memory fakes in ``tests/fakes.py``),
 so no core imports boto3 or Lambda types.
 """
 

@@ -7,14 +7,13 @@ Two kinds of small items share the items table (no item id can clash with them: 
   whose publish failed. Items carry their ``run_id``; an item still in the pending index whose run has a
   marker not naming it was published, so a successful publish costs one write per run, not per item.
 
-The ports are Protocols so the core runs on the in-memory fake; the DynamoDB adapter builds its client
+The ports are Protocols so the core runs on the tests' in-memory fake; the DynamoDB adapter builds its client
 lazily through :mod:`sentiment_shared.aws` (never at import time).
 """
 
 from __future__ import annotations
 
 import hashlib
-import threading
 import time
 from collections.abc import Collection
 from datetime import UTC, datetime
@@ -126,26 +125,3 @@ class DynamoIngestionStore:
             if raw is not None:
                 found[run_id] = frozenset(v["S"] for v in raw.get("failed", {}).get("L", []) if "S" in v)
         return found
-
-
-class InMemoryIngestionStore:
-    """Fake :class:`IngestionStore` for unit tests and in-process runs."""
-
-    def __init__(self) -> None:
-        self.feed_states: dict[str, FeedState] = {}
-        self.runs: dict[str, frozenset[str]] = {}
-        self._lock = threading.Lock()
-
-    def get_feed_state(self, url: str) -> FeedState | None:
-        return self.feed_states.get(url)
-
-    def put_feed_state(self, url: str, state: FeedState) -> None:
-        with self._lock:
-            self.feed_states[url] = state
-
-    def record_run(self, run_id: str, failed: Collection[str]) -> None:
-        with self._lock:
-            self.runs[run_id] = frozenset(failed)
-
-    def failed_in_runs(self, run_ids: Collection[str]) -> dict[str, frozenset[str]]:
-        return {run_id: self.runs[run_id] for run_id in run_ids if run_id in self.runs}

@@ -1,12 +1,17 @@
-"""In-memory fakes of the ports, for unit tests of the services' cores ("prefer fakes over mocks")."""
+"""In-memory fakes of every port (items table, publisher, ingestion bookkeeping), for tests only.
+
+The cores run on these ("prefer fakes over mocks"); the handlers take them through their
+``build_handler``. They live under ``tests/`` so no function ships them.
+"""
 
 from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 
+from sentiment_ingestion.feeds import FeedState
 from sentiment_shared.ports import ItemNotFoundError, PublishReport
 from sentiment_shared.schemas import Item, SentimentResult, TopicMessage
 
@@ -53,6 +58,33 @@ class InMemoryItemsTable:
         return pending[: max(limit, 0)]
 
 
+class AtomicTable(InMemoryItemsTable):
+    """The fake with DynamoDB's guarantee that a conditional put is atomic (for concurrent runs)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.barrier: threading.Barrier | None = None
+
+    def create(self, item: Item) -> bool:
+        if self.barrier is not None:
+            self.barrier.wait(timeout=10)  # both runs reach the table together
+        with self._lock:
+            return super().create(item)
+
+
+class BrokenTable(InMemoryItemsTable):
+    """Fails the put of chosen texts as a throttled/unavailable table would."""
+
+    def __init__(self, broken_texts: set[str]) -> None:
+        super().__init__()
+        self.broken_texts = broken_texts
+
+    def create(self, item: Item) -> bool:
+        if item.text in self.broken_texts:
+            raise ConnectionError("table unavailable")
+        return super().create(item)
+
+
 class InMemoryPublisher:
     """Records published messages; ``fail_ids`` are reported failed (to test the pending path)."""
 
@@ -69,3 +101,31 @@ class InMemoryPublisher:
                 self.messages.append(message)
                 report.published.append(message.item_id)
         return report
+
+
+class RaisingPublisher(InMemoryPublisher):
+    def publish(self, messages: Sequence[TopicMessage]) -> PublishReport:
+        raise RuntimeError("SNS client exploded")
+
+
+class InMemoryIngestionStore:
+    """:class:`sentiment_ingestion.store.IngestionStore` in memory."""
+
+    def __init__(self) -> None:
+        self.feed_states: dict[str, FeedState] = {}
+        self.runs: dict[str, frozenset[str]] = {}
+        self._lock = threading.Lock()
+
+    def get_feed_state(self, url: str) -> FeedState | None:
+        return self.feed_states.get(url)
+
+    def put_feed_state(self, url: str, state: FeedState) -> None:
+        with self._lock:
+            self.feed_states[url] = state
+
+    def record_run(self, run_id: str, failed: Collection[str]) -> None:
+        with self._lock:
+            self.runs[run_id] = frozenset(failed)
+
+    def failed_in_runs(self, run_ids: Collection[str]) -> dict[str, frozenset[str]]:
+        return {run_id: self.runs[run_id] for run_id in run_ids if run_id in self.runs}
