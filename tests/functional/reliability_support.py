@@ -5,8 +5,9 @@
 * :func:`configure_analysis` gives the real analysis handler its environment on the current moto and
   uploads the shared model's bundle only when the container cache does not hold it yet (a warm start,
   so the model loads once per test session).
-* :class:`FailingCalls` injects faults at the HTTP layer of one cached boto3 client (``before-send``),
-  so botocore's own retry logic and the adapters' error handling run unchanged.
+* :class:`FailingCalls` injects faults at the HTTP layer of a boto3 client the test hands to an adapter
+  (``before-send``), so botocore's own retry logic and the adapters' error handling run unchanged;
+  :class:`FailingEntries` is an SNS client whose PublishBatch partly fails.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Any
 
 import pytest
 from botocore.awsrequest import AWSResponse
+from botocore.config import Config
 
 from sentiment_local.provision import StackResources
 from sentiment_shared import aws, model_bundle
@@ -63,6 +65,17 @@ def sqs_record(message_id: str, body: Any) -> dict[str, Any]:
         "eventSourceARN": QUEUE_ARN,
         "awsRegion": "us-east-1",
     }
+
+
+def sns_records(texts: dict[str, str]) -> list[dict[str, Any]]:
+    """One SQS record (SNS-wrapped) per item_id → text, message id ``m-<item_id>``."""
+    return [sqs_record(f"m-{item_id}", sns_envelope(topic_message(item_id, text))) for item_id, text in texts.items()]
+
+
+def stored_batch(table: str, texts: dict[str, str]) -> list[dict[str, Any]]:
+    """Store the items as ingestion does (pending), and the records that deliver them to the analysis."""
+    put_items(table, texts)
+    return sns_records(texts)
 
 
 def failed_ids(response: dict[str, Any]) -> list[str]:
@@ -172,20 +185,33 @@ def error_response(status: int, code: str, message: str = "injected") -> AWSResp
 
 
 class FailingCalls:
-    """Answer chosen calls of one boto3 client with an injected error before they leave the process.
+    """A boto3 client of its own whose chosen calls get an injected error before they leave the process.
 
-    ``decide(params)`` runs for every HTTP attempt of ``operation`` (retries included) and returns an
-    :class:`AWSResponse` to short-circuit that attempt, or None to send it for real. ``attempts``
-    counts every attempt seen, so a test can tell the retries happened.
+    Hand :attr:`client` to the adapter under test (``DynamoItemsTable(..., client=fault.client)``): botocore's
+    retries and the adapter's error handling run unchanged on it. ``decide(params)`` runs for every HTTP
+    attempt of ``operation`` (retries included) while :meth:`installed`, and returns an :class:`AWSResponse`
+    to short-circuit that attempt, or None to send it for real. ``attempts`` counts every attempt seen.
+    ``max_attempts`` lowers botocore's retry budget (its throttling backoff grows as 1 s x 2^n).
     """
 
-    def __init__(self, service: str, operation: str, decide: Callable[[dict[str, Any]], AWSResponse | None]) -> None:
+    def __init__(
+        self,
+        service: str,
+        operation: str,
+        decide: Callable[[dict[str, Any]], AWSResponse | None],
+        *,
+        max_attempts: int | None = None,
+    ) -> None:
         self.service = service
         self.operation = operation
         self.decide = decide
         self.attempts = 0
         self.injected = 0
         self._lock = threading.Lock()
+        config = Config(user_agent_extra="failing-calls")  # not the code's own cached client
+        if max_attempts is not None:
+            config = config.merge(Config(retries={"mode": "standard", "max_attempts": max_attempts}))
+        self.client: Any = aws.client(service, config=config)  # type: ignore[call-overload]
 
     def _hook(self, request: Any, **_: Any) -> AWSResponse | None:
         body = request.body
@@ -200,13 +226,42 @@ class FailingCalls:
 
     @contextmanager
     def installed(self) -> Iterator[FailingCalls]:
-        client: Any = aws.client(self.service)  # type: ignore[call-overload]  # the same cached client the code uses
-        event = f"before-send.{client.meta.service_model.service_id.hyphenize()}.{self.operation}"
-        client.meta.events.register(event, self._hook)
+        event = f"before-send.{self.client.meta.service_model.service_id.hyphenize()}.{self.operation}"
+        self.client.meta.events.register(event, self._hook)
         try:
             yield self
         finally:
-            client.meta.events.unregister(event, self._hook)
+            self.client.meta.events.unregister(event, self._hook)
+
+
+class FailingEntries:
+    """An SNS client whose PublishBatch reports chosen entries failed (a partial failure) and sends the rest.
+
+    ``refuse(call, entry)`` picks the entries to fail in the ``call``-th PublishBatch (from 1); ``calls``
+    lists each call's entry ids and ``refused`` the messages refused. Hand it to ``SnsPublisher(client=...)``.
+    """
+
+    def __init__(self, refuse: Callable[[int, dict[str, Any]], bool]) -> None:
+        self.client = aws.client("sns")
+        self.refuse = refuse
+        self.calls: list[list[str]] = []
+        self.refused: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+
+    def publish_batch(self, **kwargs: Any) -> Any:
+        entries = kwargs["PublishBatchRequestEntries"]
+        with self._lock:
+            self.calls.append([e["Id"] for e in entries])
+            call = len(self.calls)
+        bad = [e for e in entries if self.refuse(call, e)]
+        good = [e for e in entries if e not in bad]
+        response: Any = {"Successful": []}
+        if good:
+            response = self.client.publish_batch(**{**kwargs, "PublishBatchRequestEntries": good})
+        with self._lock:
+            self.refused.extend(json.loads(e["Message"]) for e in bad)
+        failed = [{"Id": e["Id"], "Code": "InternalError", "Message": "injected", "SenderFault": False} for e in bad]
+        return {**response, "Failed": [*response.get("Failed", []), *failed]}
 
 
 def clean_ingestion_stack(server_url: str, monkeypatch: pytest.MonkeyPatch) -> StackResources:

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import pytest
 from botocore.awsrequest import AWSResponse
 from botocore.stub import Stubber
 from queue_support import drain_topic_messages
-from reliability_support import FailingCalls
+from reliability_support import FailingCalls, FailingEntries
 
 from sentiment_local.provision import StackResources, provision
 from sentiment_shared import aws
@@ -101,29 +100,13 @@ def test_publish_batch_delivers_all_messages_in_chunks_of_ten(stack: StackResour
 )
 def test_publish_batch_partial_failure_is_retried_and_delivered(stack: StackResources) -> None:
     # Given SNS that fails two entries of the first PublishBatch (a partial failure)
-    sns = aws.client("sns")
-    real_publish = sns.publish_batch
-    calls: list[list[str]] = []
-
-    def flaky_publish_batch(**kwargs: Any) -> Any:
-        entries = kwargs["PublishBatchRequestEntries"]
-        calls.append([e["Id"] for e in entries])
-        if len(calls) == 1:
-            ok = real_publish(**{**kwargs, "PublishBatchRequestEntries": entries[2:]})
-            ok["Failed"] = [
-                {"Id": e["Id"], "Code": "InternalError", "Message": "injected", "SenderFault": False}
-                for e in entries[:2]
-            ]
-            return ok
-        return real_publish(**kwargs)
-
-    sns.publish_batch = flaky_publish_batch  # type: ignore[method-assign]
+    sns = FailingEntries(lambda call, entry: call == 1 and entry["Id"] in ("0", "1"))
     publisher = SnsPublisher(stack.topic_arn, client=sns, sleep=lambda _: None)
     messages = [TopicMessage(item_id=f"m{i}", text="t") for i in range(5)]
     # When publishing
     report = publisher.publish(messages)
     # Then only the failed entries were sent again, and everything arrived exactly once
-    assert calls == [["0", "1", "2", "3", "4"], ["0", "1"]]
+    assert sns.calls == [["0", "1", "2", "3", "4"], ["0", "1"]]
     assert sorted(report.published) == [f"m{i}" for i in range(5)]
     assert sorted(d["item_id"] for d in drain_topic_messages(stack.queue_url)) == [f"m{i}" for i in range(5)]
 
@@ -161,9 +144,10 @@ def _sns_error(status: int, code: str) -> AWSResponse:
 def test_a_failing_publish_batch_is_retried_by_botocore_alone(stack: StackResources) -> None:
     # Given a topic whose PublishBatch answers HTTP 500 on every call
     messages = [TopicMessage(item_id=f"m{i}", text="t") for i in range(12)]
-    publisher = SnsPublisher(stack.topic_arn, sleep=lambda _: None)
+    calls = FailingCalls("sns", "PublishBatch", lambda _: _sns_error(500, "InternalError"))
+    publisher = SnsPublisher(stack.topic_arn, client=calls.client, sleep=lambda _: None)
     # When 12 messages (two batches) are published
-    with FailingCalls("sns", "PublishBatch", lambda _: _sns_error(500, "InternalError")).installed() as calls:
+    with calls.installed():
         report = publisher.publish(messages)
     # Then each batch went out once plus botocore's 5 retries (not 5 x 6 with a loop on top), all reported
     assert calls.attempts == 2 * 6
@@ -173,8 +157,11 @@ def test_a_failing_publish_batch_is_retried_by_botocore_alone(stack: StackResour
 def test_parallel_batches_cover_every_message_once_and_an_oversized_one_fails_alone(stack: StackResources) -> None:
     messages = [TopicMessage(item_id=f"m{i:02}", text="t") for i in range(95)]
     huge = TopicMessage(item_id="huge", text="x" * 300_000)
-    with FailingCalls("sns", "PublishBatch", lambda _: None).installed() as calls:
-        report = SnsPublisher(stack.topic_arn, concurrency=4).publish([*messages[:50], huge, *messages[50:]])
+    calls = FailingCalls("sns", "PublishBatch", lambda _: None)
+    with calls.installed():
+        report = SnsPublisher(stack.topic_arn, client=calls.client, concurrency=4).publish(
+            [*messages[:50], huge, *messages[50:]]
+        )
     assert calls.attempts == 10
     assert sorted(report.published) == [m.item_id for m in messages]
     assert list(report.failed) == ["huge"]

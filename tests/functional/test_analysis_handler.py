@@ -16,8 +16,7 @@ import pytest
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from sentiment_analysis import core
-from sentiment_analysis import handler as handler_module
-from sentiment_analysis.handler import handler
+from sentiment_analysis.handler import Handler, build_handler, handler
 from sentiment_local.provision import create_bucket, create_items_table
 from sentiment_shared import aws, model_bundle
 from sentiment_shared.adapters import DynamoItemsTable
@@ -80,16 +79,15 @@ def cold_container(
     bundle: model_bundle.BundleInfo,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
-) -> Path:
-    """A new container: no model loaded, an empty cache, the bundle in S3. Returns the cache dir."""
+) -> tuple[Handler, Path]:
+    """A new container: no model loaded, an empty cache, the bundle in S3. Its handler and cache dir."""
     create_bucket(BUCKET)
     aws.client("s3").put_object(
         Bucket=BUCKET, Key=KEY, Body=bundle.path.read_bytes(), Metadata={"sha256": bundle.sha256}
     )
-    monkeypatch.setattr(handler_module, "models", core.ModelProvider())
     monkeypatch.setenv("MODEL_CACHE_DIR", str(tmp_path / "cache"))
     reset_settings_cache()
-    return tmp_path / "cache"
+    return build_handler(), tmp_path / "cache"
 
 
 def _mixed_batch() -> dict[str, Any]:
@@ -128,8 +126,11 @@ def _fields(records: list[logging.LogRecord]) -> dict[str, dict[str, Any]]:
     return {r.getMessage(): vars(r) for r in records}
 
 
-def test_cold_start_fetches_verifies_and_logs_the_model(cold_container: Path, lambda_context: LambdaContext) -> None:
+def test_cold_start_fetches_verifies_and_logs_the_model(
+    cold_container: tuple[Handler, Path], lambda_context: LambdaContext
+) -> None:
     # Given a new container (no model loaded) with an empty cache
+    handler, cache = cold_container
     recorder = RecordingHandler()
     logging.getLogger("sentiment_analysis").addHandler(recorder)
     # When the first direct invoke arrives
@@ -147,7 +148,7 @@ def test_cold_start_fetches_verifies_and_logs_the_model(cold_container: Path, la
     assert {"download_time_ms", "extract_time_ms", "verify_time_ms"} <= set(downloaded)
     assert logs["Model loaded successfully"]["load_time_ms"] > 0
     # And the extracted model sits in the cache under its digest, complete
-    assert model_bundle.cached_model_dir(cold_container, os.environ["MODEL_SHA256"]) is not None
+    assert model_bundle.cached_model_dir(cache, os.environ["MODEL_SHA256"]) is not None
     # And the next invoke is warm
     assert handler({"texts": ["fine"]}, lambda_context)["metrics"]["cold_start"] is False
 
@@ -198,9 +199,13 @@ def test_redelivered_batch_is_harmless(stack: DynamoItemsTable, lambda_context: 
 
 
 def test_a_model_that_cannot_load_fails_the_whole_batch(
-    stack: DynamoItemsTable, cold_container: Path, monkeypatch: pytest.MonkeyPatch, lambda_context: LambdaContext
+    stack: DynamoItemsTable,
+    cold_container: tuple[Handler, Path],
+    monkeypatch: pytest.MonkeyPatch,
+    lambda_context: LambdaContext,
 ) -> None:
     # Given a new container whose configured digest does not match the bundle in S3
+    handler, cache = cold_container
     monkeypatch.setenv("MODEL_SHA256", "0" * 64)
     reset_settings_cache()
     event = _mixed_batch()
@@ -210,7 +215,7 @@ def test_a_model_that_cannot_load_fails_the_whole_batch(
         handler(event, lambda_context)
     # And nothing was marked analyzed, and no half-extracted model is left behind
     assert stack.get("item-good-raw").status == "pending"  # type: ignore[union-attr]
-    assert not list(cold_container.glob("*/config.json"))
+    assert not list(cache.glob("*/config.json"))
 
 
 def test_direct_invokes_answer_texts_and_items(stack: DynamoItemsTable, lambda_context: LambdaContext) -> None:

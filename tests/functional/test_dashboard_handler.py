@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from sentiment_dashboard import handler as dashboard_handler
+from sentiment_dashboard.handler import build_handler
 from sentiment_dashboard.summary import cloudwatch_cost
 from sentiment_local.provision import StackResources, provision
 from sentiment_shared import aws
@@ -37,12 +37,8 @@ def test_the_handler_serves_the_tables_counts(stack: StackResources, monkeypatch
             table.set_sentiment(f"h{n}", result, source="feed")
     monkeypatch.setenv("ITEMS_TABLE", stack.items_table)
     monkeypatch.delenv("ANALYSIS_FUNCTION_NAME", raising=False)
-    dashboard_handler._summary.cache_clear()
-    try:
-        api = dashboard_handler.handler(_event("/api/summary"), None)
-        page = dashboard_handler.handler(_event("/"), None)
-    finally:
-        dashboard_handler._summary.cache_clear()
+    handler = build_handler()  # a new container: it reads this environment on its first request
+    api, page = handler(_event("/api/summary"), None), handler(_event("/"), None)
     body = json.loads(base64.b64decode(api["body"]))
     assert {k: body[k] for k in ("total", "analyzed", "pending", "positive", "negative", "neutral")} == {
         "total": 4,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -23,13 +23,13 @@ from queue_support import drain_topic_messages
 
 from sentiment_ingestion.core import StoreError
 from sentiment_ingestion.feeds import USER_AGENT, FeedState
-from sentiment_ingestion.handler import build_ingestor, handler
+from sentiment_ingestion.handler import handler
 from sentiment_ingestion.store import DynamoIngestionStore
 from sentiment_local.provision import StackResources, provision
 from sentiment_local.samples import sample_feed_path
 from sentiment_shared import aws
 from sentiment_shared.adapters import DynamoItemsTable
-from sentiment_shared.settings import ingestion_settings, reset_settings_cache
+from sentiment_shared.settings import reset_settings_cache
 from sentiment_shared.stack import ITEMS_TABLE_HASH_KEY
 
 pytestmark = pytest.mark.functional
@@ -354,57 +354,6 @@ def test_published_but_unanalysed_items_are_not_republished(
     assert drain_topic_messages(stack.queue_url) == []
     (item_id,) = _content_items(stack.items_table)
     assert DynamoItemsTable(stack.items_table).get(item_id).status == "published"  # type: ignore[union-attr]
-
-
-@pytest.fixture
-def atomic_moto_puts(monkeypatch: pytest.MonkeyPatch) -> None:
-    """DynamoDB evaluates a conditional put atomically; moto's in-process backend does not lock, so
-    concurrent puts of one key could both pass the check. Serialise them as DynamoDB does."""
-    from moto.dynamodb.models import DynamoDBBackend
-
-    lock = threading.Lock()
-    original: Callable[..., Any] = DynamoDBBackend.put_item
-
-    def put_item(self: Any, *args: Any, **kwargs: Any) -> Any:
-        with lock:
-            return original(self, *args, **kwargs)
-
-    monkeypatch.setattr(DynamoDBBackend, "put_item", put_item)
-
-
-@pytest.mark.reliability(
-    area="faults: ingestion",
-    case="the same payload ingested by concurrent invocations",
-    expected="each item stored and published once",
-)
-@pytest.mark.usefixtures("atomic_moto_puts")
-def test_concurrent_invocations_are_deduplicated(stack: StackResources) -> None:
-    # Given two invocations of the same 30 texts at the same moment (as two Lambda instances would run)
-    from sentiment_ingestion.entries import Entry
-
-    entries = [Entry(text=f"Concurrent review {n}: pretty good", source="direct") for n in range(30)]
-    barrier = threading.Barrier(2)
-    reports: list[dict[str, Any]] = []
-
-    def invoke() -> None:
-        ingestor = build_ingestor(ingestion_settings())
-        barrier.wait(timeout=10)
-        reports.append(ingestor.ingest_entries(entries).as_response())
-
-    threads = [threading.Thread(target=invoke) for _ in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=60)
-
-    # Then each item was stored once and published once, whichever invocation won it
-    assert len(reports) == 2
-    assert sum(r["stored"] for r in reports) == 30
-    assert sum(r["duplicates"] for r in reports) == 30
-    assert sum(r["published"] for r in reports) == 30
-    messages = drain_topic_messages(stack.queue_url)
-    assert len(messages) == 30
-    assert len({m["item_id"] for m in messages}) == 30
 
 
 def test_sample_feed_is_ingested_from_a_file_when_file_feeds_are_allowed(

@@ -19,10 +19,10 @@ from typing import Any
 
 import pytest
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from botocore.retries.standard import ExponentialBackoff
 from queue_support import drain_topic_messages
 from reliability_support import (
     FailingCalls,
+    FailingEntries,
     analyzed,
     clean_ingestion_stack,
     configure_analysis,
@@ -30,15 +30,13 @@ from reliability_support import (
     failed_ids,
     put_items,
     shared_model_cache,
-    sns_envelope,
-    sqs_record,
-    topic_message,
+    stored_batch,
 )
 from reliability_table import Recorder
 
 from sentiment_local.provision import StackResources
 from sentiment_shared import aws, model_bundle
-from sentiment_shared.adapters import DynamoItemsTable
+from sentiment_shared.adapters import DynamoItemsTable, SnsPublisher
 from sentiment_shared.settings import reset_settings_cache
 
 pytestmark = [pytest.mark.functional, pytest.mark.slow]
@@ -55,12 +53,6 @@ REVIEWS = [
 
 class Crash(BaseException):
     """The function's process dies here (OOM, timeout kill): no ``except Exception`` in the code sees it."""
-
-
-@pytest.fixture(autouse=True)
-def fast_throttling_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
-    """botocore waits up to 1 s x 2^n between throttled attempts; 10 ms x 2^n keeps the same retry logic fast."""
-    monkeypatch.setitem(ExponentialBackoff._DEFAULT_BACKOFF_CONFIG, "throttling_base_scale", 0.01)
 
 
 @pytest.fixture(scope="module")
@@ -84,8 +76,8 @@ def analysis(
     return stack
 
 
-def _records(items: dict[str, str]) -> list[dict[str, Any]]:
-    return [sqs_record(f"m-{item_id}", sns_envelope(topic_message(item_id, text))) for item_id, text in items.items()]
+def _reviews(prefix: str, count: int = len(REVIEWS)) -> dict[str, str]:
+    return {f"{prefix}-{n}": f"{REVIEWS[n % len(REVIEWS)]} (#{n})" for n in range(count)}
 
 
 def _update_target(params: dict[str, Any]) -> str:
@@ -100,15 +92,15 @@ def _update_target(params: dict[str, Any]) -> str:
 def test_analysis_write_throttling_is_retried_then_reported_for_that_record_only(
     analysis: StackResources, reliability: Recorder, lambda_context: LambdaContext
 ) -> None:
-    from sentiment_analysis.handler import handler
+    from sentiment_analysis.handler import build_handler, models
 
     reliability.case(
         "faults: DynamoDB",
         "analysis result write (TransactWriteItems) throttled: twice for one item, on every attempt for another",
         "the first is retried and stored; the second is retried, then only its record is reported failed",
     )
-    items = {f"t-{n}": text for n, text in enumerate(REVIEWS)}
-    put_items(analysis.items_table, items)
+    items = _reviews("t")
+    records = stored_batch(analysis.items_table, items)
     seen: dict[str, int] = {}
 
     def throttle(params: dict[str, Any]) -> Any:
@@ -118,16 +110,18 @@ def test_analysis_write_throttling_is_retried_then_reported_for_that_record_only
             return error_response(400, "ProvisionedThroughputExceededException", "Rate of requests exceeds")
         return None
 
-    # When a batch is analyzed while the table throttles
-    with FailingCalls("dynamodb", "TransactWriteItems", throttle).installed() as fault:
-        response = handler({"Records": _records(items)}, lambda_context)
+    # When a batch is analyzed while the table throttles (botocore's standard retries, 2 retries)
+    fault = FailingCalls("dynamodb", "TransactWriteItems", throttle, max_attempts=2)
+    handler = build_handler(models, table=DynamoItemsTable(analysis.items_table, client=fault.client))
+    with fault.installed():
+        response = handler({"Records": records}, lambda_context)
     # Then the transient throttle was retried away, the persistent one is that record's failure alone
     assert failed_ids(response) == ["m-t-1"]
     assert seen["t-0"] == 3
-    assert seen["t-1"] == 6, "standard retry mode, max_attempts=5: the first try and 5 retries"
+    assert seen["t-1"] == 3, "max_attempts=2: the first try and 2 retries"
     assert set(analyzed(analysis.items_table)) == set(items) - {"t-1"}
     # And its redelivery, once the table recovers, stores it: nothing lost
-    retry = handler({"Records": _records({"t-1": items["t-1"]}) + _records({"t-2": items["t-2"]})}, lambda_context)
+    retry = handler({"Records": records[1:3]}, lambda_context)
     assert failed_ids(retry) == []
     assert set(analyzed(analysis.items_table)) == set(items)
     reliability.observed(
@@ -140,7 +134,7 @@ def test_ingestion_put_throttling_is_retried_and_a_persistent_one_fails_the_invo
     stack: StackResources, reliability: Recorder, lambda_context: LambdaContext
 ) -> None:
     from sentiment_ingestion.core import StoreError
-    from sentiment_ingestion.handler import handler
+    from sentiment_ingestion.handler import build_handler, handler
 
     reliability.case(
         "faults: DynamoDB",
@@ -153,19 +147,21 @@ def test_ingestion_put_throttling_is_retried_and_a_persistent_one_fails_the_invo
 
     def once(params: dict[str, Any]) -> Any:
         key = params["Item"]["item_id"]["S"]
-        if key.startswith("publish-run#"):
-            return None
         attempts[key] = attempts.get(key, 0) + 1
         return error_response(400, "ThrottlingException") if attempts[key] == 1 else None
 
-    with FailingCalls("dynamodb", "PutItem", once).installed():
-        first = handler({"texts": texts[:3]}, lambda_context)
-    assert (first["stored"], first["published"]) == (3, 3)
-    assert all(n == 2 for n in attempts.values())
+    def throttled(fault: FailingCalls) -> Any:
+        return build_handler(table=DynamoItemsTable(stack.items_table, client=fault.client))
 
-    always = FailingCalls("dynamodb", "PutItem", lambda _p: error_response(400, "ThrottlingException"))
+    transient = FailingCalls("dynamodb", "PutItem", once, max_attempts=2)
+    with transient.installed():
+        first = throttled(transient)({"texts": texts[:3]}, lambda_context)
+    assert (first["stored"], first["published"]) == (3, 3)
+    assert list(attempts.values()) == [2, 2, 2]
+
+    always = FailingCalls("dynamodb", "PutItem", lambda _p: error_response(400, "ThrottlingException"), max_attempts=2)
     with always.installed(), pytest.raises(StoreError):
-        handler({"texts": texts[3:]}, lambda_context)
+        throttled(always)({"texts": texts[3:]}, lambda_context)
     retried = handler({"texts": texts[3:]}, lambda_context)
     assert (retried["stored"], retried["duplicates"], retried["published"]) == (3, 0, 3)
     messages = drain_topic_messages(stack.queue_url)
@@ -183,6 +179,7 @@ def test_a_crash_between_storing_and_publishing_is_republished_later_and_analyse
     analysis: StackResources, monkeypatch: pytest.MonkeyPatch, reliability: Recorder, lambda_context: LambdaContext
 ) -> None:
     from sentiment_analysis.handler import handler as analysis_handler
+    from sentiment_ingestion.handler import build_handler
     from sentiment_ingestion.handler import handler as ingestion_handler
     from sentiment_local.esm import EventSourceMapping
 
@@ -199,8 +196,9 @@ def test_a_crash_between_storing_and_publishing_is_republished_later_and_analyse
         raise Crash
 
     # Given an ingestion run that dies as it starts publishing
-    with FailingCalls("sns", "PublishBatch", die).installed(), pytest.raises(Crash):
-        ingestion_handler({"texts": texts}, lambda_context)
+    crash = FailingCalls("sns", "PublishBatch", die)
+    with crash.installed(), pytest.raises(Crash):
+        build_handler(publisher=SnsPublisher(analysis.topic_arn, client=crash.client))({"texts": texts}, lambda_context)
     pending = DynamoItemsTable(analysis.items_table).pending_items(_far_future(), 100)
     assert len(pending) == 25
     assert drain_topic_messages(analysis.queue_url) == []
@@ -225,38 +223,26 @@ def test_a_publish_batch_partial_failure_leaves_items_pending_until_a_later_run_
     analysis: StackResources, monkeypatch: pytest.MonkeyPatch, reliability: Recorder, lambda_context: LambdaContext
 ) -> None:
     from sentiment_analysis.handler import handler as analysis_handler
+    from sentiment_ingestion.handler import build_handler
     from sentiment_ingestion.handler import handler as ingestion_handler
     from sentiment_local.esm import EventSourceMapping
 
     reliability.case(
         "faults: ingestion",
         "SNS PublishBatch fails 3 of 12 entries on every attempt of one run (partial failure, end to end)",
-        "the 9 others are delivered; the 3 stay pending (5 attempts, then reported failed); the next run "
+        "the 9 others are delivered; the 3 stay pending (3 calls each, then reported failed); the next run "
         "re-publishes exactly those; each of the 12 is delivered and analyzed once",
     )
     texts = [f"Partial publish {n}: {REVIEWS[n % len(REVIEWS)]}" for n in range(12)]
     monkeypatch.setenv("REPUBLISH_AFTER_S", "0")
     reset_settings_cache()
-    sns = aws.client("sns")  # the client the handler's publisher will use (same environment)
-    real_publish = sns.publish_batch
-    refused: set[str] = set()
-
-    def partial(**kwargs: Any) -> Any:
-        entries = kwargs["PublishBatchRequestEntries"]
-        bad = [e for e in entries if json.loads(e["Message"])["text"] in texts[:3]]
-        good = [e for e in entries if e not in bad]
-        response = real_publish(**{**kwargs, "PublishBatchRequestEntries": good}) if good else {"Successful": []}
-        refused.update(json.loads(e["Message"])["item_id"] for e in bad)
-        failed = [{"Id": e["Id"], "Code": "InternalError", "Message": "injected", "SenderFault": False} for e in bad]
-        return {**response, "Failed": failed}
-
     # Given a run whose PublishBatch keeps failing 3 entries
-    monkeypatch.setattr(sns, "publish_batch", partial)
-    first = ingestion_handler({"texts": texts}, lambda_context)
-    monkeypatch.setattr(sns, "publish_batch", real_publish)
+    sns = FailingEntries(lambda _call, entry: json.loads(entry["Message"])["text"] in texts[:3])
+    first = build_handler(publisher=SnsPublisher(analysis.topic_arn, client=sns))({"texts": texts}, lambda_context)
     assert (first["stored"], first["published"], first["failed"]) == (12, 9, 3)
     pending = {i.item_id for i in DynamoItemsTable(analysis.items_table).pending_items(_far_future(), 100)}
-    assert len(refused) == 3
+    refused = {m["item_id"] for m in sns.refused}
+    assert (len(refused), len(sns.refused)) == (3, 9), "3 entries, each refused in 3 calls"
     assert refused <= pending
     # When the next run happens and the queue is drained
     later = ingestion_handler({"texts": ["Something new after the outage."]}, lambda_context)
@@ -292,9 +278,8 @@ def test_the_same_batch_delivered_twice_concurrently_is_idempotent(
         "the same SQS messages delivered twice, concurrently (two containers), then a third time",
         "no failures; each item has one result; the analyzed count equals the item count",
     )
-    items = {f"c-{n}": text for n, text in enumerate(REVIEWS)}
-    put_items(analysis.items_table, items)
-    records = _records(items)
+    items = _reviews("c")
+    records = stored_batch(analysis.items_table, items)
     handler({"Records": records[:1]}, lambda_context)  # warm: the load is not what races
     barrier = threading.Barrier(2)
     responses: list[dict[str, Any]] = []
@@ -330,9 +315,8 @@ def test_the_same_batch_delivered_twice_concurrently_is_idempotent(
 def test_a_handler_timeout_mid_batch_redelivers_the_batch_and_counts_each_item_once(
     analysis: StackResources, reliability: Recorder
 ) -> None:
-    from sentiment_analysis.handler import handler
+    from sentiment_analysis.handler import build_handler, models
     from sentiment_local.esm import EventSourceMapping
-    from sentiment_shared.adapters import SnsPublisher
     from sentiment_shared.schemas import TopicMessage
 
     reliability.case(
@@ -340,7 +324,7 @@ def test_a_handler_timeout_mid_batch_redelivers_the_batch_and_counts_each_item_o
         "function times out after storing 3 of a batch of 10",
         "the whole batch is redelivered; all 10 analyzed, each once",
     )
-    items = {f"to-{n}": f"{REVIEWS[n % len(REVIEWS)]} (#{n})" for n in range(10)}
+    items = _reviews("to", 10)
     put_items(analysis.items_table, items)
     report = SnsPublisher(analysis.topic_arn).publish([TopicMessage(item_id=k, text=t) for k, t in items.items()])
     assert report.failed == {}
@@ -353,6 +337,9 @@ def test_a_handler_timeout_mid_batch_redelivers_the_batch_and_counts_each_item_o
             raise Crash  # the runtime kills the invocation here
         return None
 
+    fault = FailingCalls("dynamodb", "TransactWriteItems", time_out_after_three)
+    handler = build_handler(models, table=DynamoItemsTable(analysis.items_table, client=fault.client))
+
     def function(event: dict[str, Any], context: Any) -> Any:
         try:
             return handler(event, context)
@@ -360,7 +347,7 @@ def test_a_handler_timeout_mid_batch_redelivers_the_batch_and_counts_each_item_o
             raise TimeoutError("Task timed out after 120.00 seconds") from None
 
     # When the queue is drained while the first invocation times out mid-batch
-    with FailingCalls("dynamodb", "TransactWriteItems", time_out_after_three).installed():
+    with fault.installed():
         stats = EventSourceMapping(analysis.queue_url, analysis.queue_arn, function, batch_size=10).drain(timeout_s=120)
     # Then the batch came back, every item is analyzed, and none counts twice
     done = analyzed(analysis.items_table)
@@ -399,8 +386,7 @@ def test_a_corrupted_bundle_fails_the_cold_start_closed_and_the_next_invocation_
     data = bytearray(bundle.path.read_bytes())
     data[len(data) // 2] ^= 0xFF
     aws.client("s3").put_object(Bucket=stack.bucket, Key=os.environ["MODEL_KEY"], Body=bytes(data))
-    put_items(stack.items_table, {"cb-1": REVIEWS[0]})
-    event = {"Records": _records({"cb-1": REVIEWS[0]})}
+    event = {"Records": stored_batch(stack.items_table, {"cb-1": REVIEWS[0]})}
     # When a batch arrives / Then the cold start refuses the bundle and the invocation fails
     with pytest.raises(model_bundle.BundleError, match="sha256") as info:
         handler(event, lambda_context)

@@ -147,14 +147,14 @@ def test_cost_section_shows_the_measured_cost() -> None:
     assert "118.2 ms" in html
 
 
-def test_lambda_function_url_adapter(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(handler, "_summary", lambda: _summary)
+def test_lambda_function_url_adapter() -> None:
+    function = handler.build_handler(_summary)
     event = {"rawPath": "/api/summary", "requestContext": {"http": {"method": "GET"}}}
-    out = handler.handler(event, None)
+    out = function(event, None)
     assert out["statusCode"] == 200
     assert out["isBase64Encoded"] is True
     assert json.loads(base64.b64decode(out["body"]))["total"] == 12
-    post = handler.handler({"rawPath": "/", "requestContext": {"http": {"method": "POST"}}}, None)
+    post = function({"rawPath": "/", "requestContext": {"http": {"method": "POST"}}}, None)
     assert post["statusCode"] == 405
 
 

@@ -207,6 +207,11 @@ def test_store_failure_publishes_what_was_stored_then_raises_for_a_retry() -> No
     assert sorted(m.text for m in publisher.messages) == ["lucky", "unlucky"]
 
 
+@pytest.mark.reliability(
+    area="faults: ingestion",
+    case="the same payload ingested by concurrent invocations",
+    expected="each item stored and published once",
+)
 def test_concurrent_runs_store_and_publish_each_item_once() -> None:
     # Given two invocations of the same payload arriving at the same time
     table, publisher, store = AtomicTable(), InMemoryPublisher(), InMemoryIngestionStore()

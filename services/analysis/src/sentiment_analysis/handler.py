@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Any
+from collections.abc import Callable
+from typing import Any, cast
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
@@ -18,6 +19,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from sentiment_analysis import core
 from sentiment_shared.adapters import DynamoItemsTable
+from sentiment_shared.ports import ItemsTable
 from sentiment_shared.settings import analysis_settings
 from sentiment_shared.stack import ANALYSIS_SERVICE, METRICS_NAMESPACE
 
@@ -30,11 +32,14 @@ metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", METRI
 logging.getLogger("sentiment_analysis")
 copy_config_to_registered_loggers(source_logger=logger, include={"sentiment_analysis"})
 models = core.ModelProvider()
+"""This container's model: fetched and loaded by the first invocation that needs it, then kept."""
+
+Handler = Callable[[dict[str, Any], LambdaContext], dict[str, Any]]
 
 
-def _model() -> tuple[core.LoadedModel, bool]:
+def _model(provider: core.ModelProvider) -> tuple[core.LoadedModel, bool]:
     try:
-        model, cold = models.get(analysis_settings())
+        model, cold = provider.get(analysis_settings())
     except Exception:
         metrics.add_metric(name="ModelLoadFailures", unit=MetricUnit.Count, value=1)
         raise
@@ -46,11 +51,11 @@ def _model() -> tuple[core.LoadedModel, bool]:
     return model, cold
 
 
-def _sqs_batch(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    model, _ = _model()
+def _sqs_batch(
+    event: dict[str, Any], context: LambdaContext, model: core.LoadedModel, table: ItemsTable
+) -> dict[str, Any]:
     records = [(r["messageId"], r.get("body")) for r in event["Records"]]
     analyzed = core.analyze_batch(records, model)
-    table = DynamoItemsTable(analysis_settings().items_table)
 
     def record_handler(record: core.QueueRecord) -> None:
         analyzed.store(record.messageId, table)
@@ -67,20 +72,32 @@ def _sqs_batch(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return dict(response)
 
 
-@metrics.log_metrics(capture_cold_start_metric=True)
-@logger.inject_lambda_context(clear_state=True)
-def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    if core.is_sqs_event(event):
-        return _sqs_batch(event, context)
-    try:
-        request = core.parse_direct(event)
-    except core.PayloadError as exc:
-        logger.warning("Rejected direct invoke", extra={"error": str(exc)})
-        metrics.add_metric(name="InvalidRequests", unit=MetricUnit.Count, value=1)
-        return {"statusCode": 400, "error": str(exc)}
-    model, cold = _model()
-    response = core.answer_direct(request, model, cold_start=cold)
-    metrics.add_metric(name="BatchSize", unit=MetricUnit.Count, value=response["count"])
-    metrics.add_metric(name="InferenceMs", unit=MetricUnit.Milliseconds, value=response["metrics"]["inference_ms"])
-    metrics.add_metric(name="ItemsAnalyzed", unit=MetricUnit.Count, value=response["count"])
-    return response
+def build_handler(provider: core.ModelProvider | None = None, *, table: ItemsTable | None = None) -> Handler:
+    """The function over its adapters: ``provider`` (default: a new container's) and the items table
+    (default: ``ITEMS_TABLE``'s, read per invocation). Tests pass fakes or a stubbed client's adapter here."""
+    provider = provider or core.ModelProvider()
+
+    @metrics.log_metrics(capture_cold_start_metric=True)
+    @logger.inject_lambda_context(clear_state=True)
+    def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+        if core.is_sqs_event(event):
+            model, _ = _model(provider)
+            items = table if table is not None else DynamoItemsTable(analysis_settings().items_table)
+            return _sqs_batch(event, context, model, items)
+        try:
+            request = core.parse_direct(event)
+        except core.PayloadError as exc:
+            logger.warning("Rejected direct invoke", extra={"error": str(exc)})
+            metrics.add_metric(name="InvalidRequests", unit=MetricUnit.Count, value=1)
+            return {"statusCode": 400, "error": str(exc)}
+        model, cold = _model(provider)
+        response = core.answer_direct(request, model, cold_start=cold)
+        metrics.add_metric(name="BatchSize", unit=MetricUnit.Count, value=response["count"])
+        metrics.add_metric(name="InferenceMs", unit=MetricUnit.Milliseconds, value=response["metrics"]["inference_ms"])
+        metrics.add_metric(name="ItemsAnalyzed", unit=MetricUnit.Count, value=response["count"])
+        return response
+
+    return cast(Handler, handler)  # the decorators are untyped
+
+
+handler = build_handler(models)

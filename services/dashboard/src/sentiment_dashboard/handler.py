@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import base64
 import functools
+from collections.abc import Callable
 from typing import Any
 
-from sentiment_dashboard.app import CACHE_TTL_S, respond
+from sentiment_dashboard.app import CACHE_TTL_S, SummaryLoader, respond
 from sentiment_dashboard.summary import CachedSummary, cloudwatch_cost, table_summary
 from sentiment_shared.settings import DashboardSettings
 
+Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 
-@functools.cache
+
 def _summary() -> CachedSummary:
     settings = DashboardSettings()  # type: ignore[call-arg]  # filled from the environment
     analysis = settings.analysis_function_name
@@ -36,14 +38,24 @@ def _summary() -> CachedSummary:
     return CachedSummary(lambda: table_summary(settings.items_table, cost), ttl_s=CACHE_TTL_S)
 
 
-def handler(event: dict[str, Any], _context: Any) -> dict[str, Any]:
-    http = event.get("requestContext", {}).get("http", {}) if isinstance(event, dict) else {}
-    method = str(http.get("method", "GET")).upper()
-    path = str(event.get("rawPath", "/")) if isinstance(event, dict) else "/"
-    response = respond(method, path, _summary())
-    return {
-        "statusCode": response.status,
-        "headers": response.headers,
-        "body": base64.b64encode(response.body).decode("ascii"),
-        "isBase64Encoded": True,
-    }
+def build_handler(load_summary: SummaryLoader | None = None) -> Handler:
+    """The function over its summary loader (default: the table's and CloudWatch's, set up on the first
+    request and read at most once per TTL). Tests pass a fake loader here."""
+    default_loader = functools.cache(_summary)
+
+    def handler(event: dict[str, Any], _context: Any) -> dict[str, Any]:
+        http = event.get("requestContext", {}).get("http", {}) if isinstance(event, dict) else {}
+        method = str(http.get("method", "GET")).upper()
+        path = str(event.get("rawPath", "/")) if isinstance(event, dict) else "/"
+        response = respond(method, path, load_summary or default_loader())
+        return {
+            "statusCode": response.status,
+            "headers": response.headers,
+            "body": base64.b64encode(response.body).decode("ascii"),
+            "isBase64Encoded": True,
+        }
+
+    return handler
+
+
+handler = build_handler()

@@ -9,8 +9,10 @@ runs the (idempotent) payload again.
 
 from __future__ import annotations
 
+import functools
 import os
-from typing import Any
+from collections.abc import Callable
+from typing import Any, cast
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
@@ -20,8 +22,9 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from sentiment_ingestion.core import IngestOptions, Ingestor, IngestReport, StoreError
 from sentiment_ingestion.events import DirectPayload, InvalidEventError, parse_event
 from sentiment_ingestion.feeds import FeedFetcher
-from sentiment_ingestion.store import DynamoIngestionStore
+from sentiment_ingestion.store import DynamoIngestionStore, IngestionStore
 from sentiment_shared.adapters import DynamoItemsTable, SnsPublisher
+from sentiment_shared.ports import ItemsTable, Publisher
 from sentiment_shared.settings import IngestionSettings, ingestion_settings
 from sentiment_shared.stack import INGESTION_SERVICE, METRICS_NAMESPACE
 
@@ -30,13 +33,22 @@ metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", METRI
 # The core logs through the standard library: give its loggers the same structured JSON output.
 copy_config_to_registered_loggers(source_logger=logger, include={"sentiment_ingestion"})
 
+Handler = Callable[[Any, LambdaContext], dict[str, Any]]
 
-def build_ingestor(settings: IngestionSettings, fetcher: FeedFetcher | None = None) -> Ingestor:
-    """The core wired to the real adapters (clients are created on first use)."""
+
+def build_ingestor(
+    settings: IngestionSettings,
+    fetcher: FeedFetcher | None = None,
+    *,
+    table: ItemsTable | None = None,
+    publisher: Publisher | None = None,
+    store: IngestionStore | None = None,
+) -> Ingestor:
+    """The core over the given adapters; each one left out is the real one (its client made on first use)."""
     return Ingestor(
-        DynamoItemsTable(settings.items_table),
-        SnsPublisher(settings.topic_arn),
-        DynamoIngestionStore(settings.items_table),
+        table if table is not None else DynamoItemsTable(settings.items_table),
+        publisher if publisher is not None else SnsPublisher(settings.topic_arn),
+        store if store is not None else DynamoIngestionStore(settings.items_table),
         options=IngestOptions(
             max_text_chars=settings.max_text_chars,
             republish_after_s=settings.republish_after_s,
@@ -68,32 +80,44 @@ def _emit(report: IngestReport) -> None:
     logger.info("ingestion run", extra=report.as_response() | {"run_id": report.run_id})
 
 
-@metrics.log_metrics(capture_cold_start_metric=True)
-@logger.inject_lambda_context(log_event=False)
-def handler(event: Any, context: LambdaContext) -> dict[str, Any]:
-    try:
-        request = parse_event(event)
-    except InvalidEventError as exc:
-        logger.warning("rejected event", extra={"error": str(exc)})
-        metrics.add_metric(name="EventsRejected", unit=MetricUnit.Count, value=1)
-        return {"statusCode": 400, "error": str(exc)}
+def build_handler(
+    *, table: ItemsTable | None = None, publisher: Publisher | None = None, store: IngestionStore | None = None
+) -> Handler:
+    """The function over its adapters (default: the real ones on the configured table and topic, built per
+    invocation from the settings). Tests pass fakes or a stubbed client's adapter here."""
 
-    settings = ingestion_settings()
-    try:
-        if isinstance(request, DirectPayload):
-            report = build_ingestor(settings).ingest_entries(request.entries)
-        else:
-            if not settings.feeds:
-                logger.warning("scheduled run with no FEEDS configured")
-            with FeedFetcher(
-                timeout_s=settings.feed_timeout_s,
-                max_bytes=settings.feed_max_bytes,
-                allow_files=settings.allow_file_feeds,
-            ) as fetcher:
-                report = build_ingestor(settings, fetcher).ingest_feeds(settings.feeds)
-    except StoreError as exc:
-        _emit(exc.report)
-        logger.exception("items could not be stored; failing the invocation so it is retried")
-        raise
-    _emit(report)
-    return report.as_response()
+    @metrics.log_metrics(capture_cold_start_metric=True)
+    @logger.inject_lambda_context(log_event=False)
+    def handler(event: Any, context: LambdaContext) -> dict[str, Any]:
+        try:
+            request = parse_event(event)
+        except InvalidEventError as exc:
+            logger.warning("rejected event", extra={"error": str(exc)})
+            metrics.add_metric(name="EventsRejected", unit=MetricUnit.Count, value=1)
+            return {"statusCode": 400, "error": str(exc)}
+
+        settings = ingestion_settings()
+        ingestor = functools.partial(build_ingestor, settings, table=table, publisher=publisher, store=store)
+        try:
+            if isinstance(request, DirectPayload):
+                report = ingestor().ingest_entries(request.entries)
+            else:
+                if not settings.feeds:
+                    logger.warning("scheduled run with no FEEDS configured")
+                with FeedFetcher(
+                    timeout_s=settings.feed_timeout_s,
+                    max_bytes=settings.feed_max_bytes,
+                    allow_files=settings.allow_file_feeds,
+                ) as fetcher:
+                    report = ingestor(fetcher).ingest_feeds(settings.feeds)
+        except StoreError as exc:
+            _emit(exc.report)
+            logger.exception("items could not be stored; failing the invocation so it is retried")
+            raise
+        _emit(report)
+        return report.as_response()
+
+    return cast(Handler, handler)  # the decorators are untyped
+
+
+handler = build_handler()

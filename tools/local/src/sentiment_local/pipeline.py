@@ -284,7 +284,7 @@ def _analysis_handler(event: dict[str, Any], context: Any) -> Any:
 def _ingestion_handler() -> Handler:
     from sentiment_ingestion.handler import handler
 
-    return handler  # type: ignore[no-any-return]
+    return handler
 
 
 def run(
