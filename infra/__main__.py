@@ -59,25 +59,14 @@ analysis = AnalysisFunction(
 ingestion_zip = build_ingestion_zip(REPO_ROOT, REPO_ROOT / "build" / "lambda")
 ingestion = IngestionFunction(
     "ingestion",
-    IngestionFunctionArgs(
-        stack,
-        archive=pulumi.FileArchive(os.path.relpath(ingestion_zip.path)),
-        table=items,
-        topic_arn=messaging.topic_arn,
-    ),
+    IngestionFunctionArgs(stack, package=ingestion_zip, table=items, topic_arn=messaging.topic_arn),
 )
 dashboard: Dashboard | None = None
 if config.dashboard:
     dashboard_zip = build_dashboard_zip(REPO_ROOT, REPO_ROOT / "build" / "lambda")
     dashboard = Dashboard(
         "dashboard",
-        DashboardArgs(
-            stack,
-            archive=pulumi.FileArchive(os.path.relpath(dashboard_zip.path)),
-            table=items,
-            analysis=analysis,
-            ingestion=ingestion,
-        ),
+        DashboardArgs(stack, package=dashboard_zip, table=items, analysis=analysis, ingestion=ingestion),
     )
     pulumi.export("dashboardUrl", dashboard.url)
     pulumi.export("dashboardPackageSha256", dashboard_zip.sha256)

@@ -3,6 +3,7 @@ tracing and Powertools' environment. Each component adds only what is its own (c
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -12,7 +13,7 @@ import pulumi_aws as aws
 
 from sentiment_infra import iam
 from sentiment_infra.config import Deployment
-from sentiment_infra.packaging import LAMBDA_PYTHON
+from sentiment_infra.packaging import LAMBDA_PYTHON, ZipBuild
 from sentiment_shared.stack import METRICS_NAMESPACE
 
 _LAMBDA_LOG_LEVELS = {"DEBUG": "DEBUG", "INFO": "INFO", "WARNING": "WARN", "ERROR": "ERROR"}
@@ -26,8 +27,12 @@ class LambdaFunction:
     function: aws.lambda_.Function
 
 
-def zip_code(handler: str, archive: pulumi.Archive) -> dict[str, Any]:
-    """The code arguments of a ZIP function, on the Python its ZIP is built for."""
+def zip_code(handler: str, package: ZipBuild) -> dict[str, Any]:
+    """The code arguments of a ZIP function, on the Python its ZIP is built for.
+
+    The archive's path is relative to the working directory, so stack state is the same on every machine.
+    """
+    archive = pulumi.FileArchive(os.path.relpath(package.path))
     return {"package_type": "Zip", "runtime": f"python{LAMBDA_PYTHON}", "handler": handler, "code": archive}
 
 

@@ -16,7 +16,7 @@ state, no clients and no credentials: every method builds what it needs from the
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -162,17 +162,8 @@ class ModelArtifactProvider(pulumi.dynamic.ResourceProvider):
         outs = {name: props.get(name) for name in _INPUTS}
         outs["retain_on_delete"] = bool(props.get("retain_on_delete"))
         outs["source_fingerprint"] = props.get("source_fingerprint")
-        outs.update(
-            s3_uri=result.s3_uri,
-            sha256=result.sha256,
-            size=result.size,
-            version_id=result.version_id,
-            source=result.source,
-            source_revision=result.source_revision,
-            uploaded=result.uploaded,
-            drift=None,
-            observed_sha256=result.sha256,
-        )
+        # Every field of the result (bucket and key as given), and no drift: what was just published.
+        outs.update(asdict(result), drift=None, observed_sha256=result.sha256)
         return outs
 
 

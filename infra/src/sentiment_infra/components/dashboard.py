@@ -20,7 +20,7 @@ import pulumi_aws as aws
 from sentiment_infra import iam
 from sentiment_infra.config import Deployment
 from sentiment_infra.function_parts import lambda_function, zip_code
-from sentiment_infra.packaging import DASHBOARD_HANDLER
+from sentiment_infra.packaging import DASHBOARD_HANDLER, ZipBuild
 from sentiment_shared.settings import DashboardSettings, environment
 from sentiment_shared.stack import ANALYSIS_SERVICE, DASHBOARD_SERVICE, METRICS_NAMESPACE
 
@@ -40,7 +40,7 @@ ALL_VIEWER_EXCEPT_HOST_HEADER = "b689b0a8-53d0-40ab-baf2-68738e2966ac"
 @dataclass(frozen=True, slots=True)
 class DashboardArgs:
     stack: Deployment
-    archive: pulumi.Archive
+    package: ZipBuild
     table: ItemsTable
     analysis: AnalysisFunction
     ingestion: IngestionFunction
@@ -86,7 +86,7 @@ class Dashboard(pulumi.ComponentResource):
             timeout_s=TIMEOUT_S,
             # A cap on what a flood of cache misses can cost (and on the table reads it causes).
             reserved_concurrent_executions=5,
-            **zip_code(DASHBOARD_HANDLER, args.archive),
+            **zip_code(DASHBOARD_HANDLER, args.package),
         )
         self.role, self.log_group, self.function = parts.role, parts.log_group, parts.function
         self.function_url = aws.lambda_.FunctionUrl(

@@ -12,7 +12,7 @@ import pulumi_aws as aws
 from sentiment_infra import iam
 from sentiment_infra.config import Deployment
 from sentiment_infra.function_parts import lambda_function, zip_code
-from sentiment_infra.packaging import INGESTION_HANDLER
+from sentiment_infra.packaging import INGESTION_HANDLER, ZipBuild
 from sentiment_shared.settings import IngestionSettings, environment
 from sentiment_shared.stack import INGESTION_SERVICE
 
@@ -27,7 +27,7 @@ FAILURE_RETENTION_S = 14 * 24 * 3600
 @dataclass(frozen=True, slots=True)
 class IngestionFunctionArgs:
     stack: Deployment
-    archive: pulumi.Archive
+    package: ZipBuild
     table: ItemsTable
     topic_arn: pulumi.Input[str]
 
@@ -77,7 +77,7 @@ class IngestionFunction(pulumi.ComponentResource):
             ),
             memory_mb=config.ingestion_memory_mb,
             timeout_s=config.ingestion_timeout_s,
-            **zip_code(INGESTION_HANDLER, args.archive),
+            **zip_code(INGESTION_HANDLER, args.package),
         )
         self.role, self.log_group, self.function = parts.role, parts.log_group, parts.function
 
