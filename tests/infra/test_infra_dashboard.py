@@ -7,11 +7,10 @@ import re
 
 import pytest
 from infra_mocks import REPO_ROOT, ProgramRun, run_program, stack_config
-from test_infra_iam import LOG_STREAM_SUFFIX, grants
+from test_infra_iam import grants
 
 from sentiment_infra.components.dashboard import CACHE_TTL_S
 from sentiment_infra.components.operations_dashboard import ANALYSIS_EMF_METRICS, INGESTION_EMF_METRICS
-from sentiment_infra.iam import XRAY_ACTIONS
 from sentiment_infra.packaging import DASHBOARD_HANDLER
 
 pytestmark = pytest.mark.infra
@@ -63,14 +62,10 @@ def test_viewers_get_https_get_and_head_only_from_a_short_cache(program: Program
 
 def test_the_dashboard_role_only_reads_the_table_and_metrics(program: ProgramRun) -> None:
     table = program.one("aws:dynamodb/table:Table").outputs["arn"]
-    log_group = program.one("aws:cloudwatch/logGroup:LogGroup", "dashboard").outputs["arn"]
     resources = [table, f"{table}/index/pending-by-age", f"{table}/index/recent-by-day"]
     expected = {
         *((action, r) for action in ("dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query") for r in resources),
         ("cloudwatch:GetMetricData", "*"),
-        ("logs:CreateLogStream", f"{log_group}{LOG_STREAM_SUFFIX}"),
-        ("logs:PutLogEvents", f"{log_group}{LOG_STREAM_SUFFIX}"),
-        *((action, "*") for action in XRAY_ACTIONS),
     }
     assert grants(program, "dashboard") == expected
 

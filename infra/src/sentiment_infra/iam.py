@@ -90,10 +90,21 @@ def allow_service(
     return Statement(sid, "Allow", actions, resources, principals=[service(service_name)], conditions=[condition])
 
 
+def service_policy(
+    sid: str,
+    service_name: str,
+    actions: Sequence[str],
+    resources: Sequence[pulumi.Input[str]],
+    condition: Condition,
+) -> pulumi.Output[str]:
+    """A resource policy of that one :func:`allow_service` statement."""
+    return document([allow_service(sid, service_name, actions, resources, condition)])
+
+
 def lambda_assume_role_policy(account_id: pulumi.Input[str]) -> pulumi.Output[str]:
     """Trust policy: only the Lambda service, acting for this account, may assume the role."""
     condition = Condition("StringEquals", "aws:SourceAccount", [account_id])
-    return document([allow_service("LambdaAssumeRole", "lambda.amazonaws.com", ["sts:AssumeRole"], [], condition)])
+    return service_policy("LambdaAssumeRole", "lambda.amazonaws.com", ["sts:AssumeRole"], [], condition)
 
 
 def log_statement(log_group_arn: pulumi.Input[str]) -> Statement:

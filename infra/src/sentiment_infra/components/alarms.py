@@ -91,16 +91,12 @@ class Alarms(pulumi.ComponentResource):
         self.topic_policy = aws.sns.TopicPolicy(
             f"{name}-topic-policy",
             arn=self.topic.arn,
-            policy=iam.document(
-                [
-                    iam.allow_service(
-                        "CloudWatchAlarmsPublish",
-                        "cloudwatch.amazonaws.com",
-                        ["sns:Publish"],
-                        [self.topic.arn],
-                        this_account,
-                    )
-                ]
+            policy=iam.service_policy(
+                "CloudWatchAlarmsPublish",
+                "cloudwatch.amazonaws.com",
+                ["sns:Publish"],
+                [self.topic.arn],
+                this_account,
             ),
             opts=child,
         )

@@ -78,16 +78,12 @@ class AnalysisImage(pulumi.ComponentResource):
         self.repository_policy = aws.ecr.RepositoryPolicy(
             f"{name}-lambda-pull",
             repository=self.repository.name,
-            policy=iam.document(
-                [
-                    iam.allow_service(
-                        "LambdaPullsImages",
-                        "lambda.amazonaws.com",
-                        ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"],
-                        [],
-                        iam.Condition("StringLike", "aws:SourceArn", [functions_here]),
-                    )
-                ]
+            policy=iam.service_policy(
+                "LambdaPullsImages",
+                "lambda.amazonaws.com",
+                ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"],
+                [],
+                iam.Condition("StringLike", "aws:SourceArn", [functions_here]),
             ),
             opts=child,
         )

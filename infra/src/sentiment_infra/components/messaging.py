@@ -64,16 +64,12 @@ class Messaging(pulumi.ComponentResource):
         self.queue_policy = aws.sqs.QueuePolicy(
             f"{name}-queue-policy",
             queue_url=self.queue.url,
-            policy=iam.document(
-                [
-                    iam.allow_service(
-                        "OnlyThisTopicSends",
-                        "sns.amazonaws.com",
-                        ["sqs:SendMessage"],
-                        [self.queue.arn],
-                        iam.Condition("ArnEquals", "aws:SourceArn", [self.topic.arn]),
-                    )
-                ]
+            policy=iam.service_policy(
+                "OnlyThisTopicSends",
+                "sns.amazonaws.com",
+                ["sqs:SendMessage"],
+                [self.queue.arn],
+                iam.Condition("ArnEquals", "aws:SourceArn", [self.topic.arn]),
             ),
             opts=child,
         )
