@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from sentiment_local.esm import LocalLambdaContext
 from sentiment_shared import aws
 from sentiment_shared.settings import reset_settings_cache
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
 
 # The reliability table (docs/RELIABILITY.md): the ``reliability`` fixture and marker, ``--reliability-md``.
 pytest_plugins = ["reliability_table"]
@@ -56,6 +61,31 @@ def moto_aws() -> Iterator[None]:
 
     with mock_aws():
         yield
+
+
+@pytest.fixture
+def s3(moto_aws: None, request: pytest.FixtureRequest) -> S3Client:
+    """In-process moto S3 with the test module's ``BUCKET``, versioned as the stack's model bucket is."""
+    bucket = request.module.BUCKET
+    client = aws.client("s3")
+    client.create_bucket(Bucket=bucket)
+    client.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    return client
+
+
+@pytest.fixture
+def emitted_metrics(capsys: pytest.CaptureFixture[str]) -> Callable[[str], dict[str, Any]]:
+    """``emitted_metrics(name)``: the last EMF blob Powertools printed so far that carries the metric ``name``."""
+
+    def last_with(name: str) -> dict[str, Any]:
+        lines = capsys.readouterr().out.splitlines()
+        blobs = [json.loads(line) for line in lines if line.startswith("{") and '"_aws"' in line]
+        ours = [b for b in blobs if name in b]
+        assert ours, f"no EMF metrics blob with {name} on stdout"
+        last: dict[str, Any] = ours[-1]
+        return last
+
+    return last_with
 
 
 @pytest.fixture(scope="session")
@@ -122,7 +152,6 @@ def dynamodb_isolation(monkeypatch: pytest.MonkeyPatch) -> Conflicts:
     tables around each transaction without a lock, so two threads can double-apply or undo each other.
     Here one transaction runs at a time and a concurrent one is cancelled with a conflict, as in AWS.
     """
-    from typing import Any
 
     from moto.dynamodb.exceptions import TransactionCanceledException
     from moto.dynamodb.models import DynamoDBBackend

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -105,14 +106,6 @@ def _seed_items(table: DynamoItemsTable, event: dict[str, Any]) -> None:
             table.create(Item(item_id=message.item_id, text=message.text[:100]))
 
 
-def _emf(stdout: str) -> dict[str, Any]:
-    blobs = [json.loads(line) for line in stdout.splitlines() if line.startswith("{") and '"_aws"' in line]
-    ours = [b for b in blobs if "BatchSize" in b]
-    assert ours, "no EMF metrics blob on stdout"
-    last: dict[str, Any] = ours[-1]
-    return last
-
-
 class RecordingHandler(logging.Handler):
     def __init__(self) -> None:
         super().__init__()
@@ -154,7 +147,7 @@ def test_cold_start_fetches_verifies_and_logs_the_model(
 
 
 def test_mixed_batch_reports_exactly_the_bad_records(
-    stack: DynamoItemsTable, capsys: pytest.CaptureFixture[str], lambda_context: LambdaContext
+    stack: DynamoItemsTable, emitted_metrics: Callable[[str], dict[str, Any]], lambda_context: LambdaContext
 ) -> None:
     # Given the mixed batch and the items its good records refer to
     event = _mixed_batch()
@@ -176,7 +169,7 @@ def test_mixed_batch_reports_exactly_the_bad_records(
     assert stack.get("item-good-long").sentiment == "positive"  # type: ignore[union-attr]
     assert stack.get("item-that-was-never-ingested") is None
     # And the metrics count the batch
-    metrics = _emf(capsys.readouterr().out)
+    metrics = emitted_metrics("BatchSize")
     assert metrics["BatchSize"] == [11.0] or metrics["BatchSize"] == 11.0
     assert metrics["ItemsFailed"] in (6.0, [6.0])
     assert metrics["ItemsAnalyzed"] in (5.0, [5.0])

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -178,20 +178,11 @@ def _content_items(table: str) -> dict[str, dict[str, Any]]:
     return out
 
 
-def _emf(stdout: str) -> dict[str, Any]:
-    """The metrics of the last EMF blob Powertools printed."""
-    blobs = [json.loads(line) for line in stdout.splitlines() if line.startswith("{") and '"_aws"' in line]
-    ours = [b for b in blobs if "ItemsReceived" in b]
-    assert ours, "no EMF metrics blob on stdout"
-    last: dict[str, Any] = ours[-1]
-    return last
-
-
 def test_scheduled_run_over_every_kind_of_feed(
     stack: StackResources,
     feed_server: FeedServer,
     monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
+    emitted_metrics: Callable[[str], dict[str, Any]],
     lambda_context: LambdaContext,
 ) -> None:
     # Given feeds of every kind, one after another in FEEDS
@@ -250,7 +241,7 @@ def test_scheduled_run_over_every_kind_of_feed(
     assert {headers["User-Agent"] for _, headers in feed_server.requests} == {USER_AGENT}
 
     # And the metrics were emitted
-    metrics = _emf(capsys.readouterr().out)
+    metrics = emitted_metrics("ItemsReceived")
     assert (metrics["ItemsStored"], metrics["ItemsPublished"], metrics["FeedsFailed"]) == ([10.0], [10.0], [4.0])
     assert len(metrics["FeedFetchMs"]) == 6  # every feed that answered (not the 404, slow or huge one)
 
@@ -380,7 +371,7 @@ def test_sample_feed_is_ingested_from_a_file_when_file_feeds_are_allowed(
 def test_table_failure_fails_the_invocation_so_it_is_retried(
     stack: StackResources,
     monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
+    emitted_metrics: Callable[[str], dict[str, Any]],
     lambda_context: LambdaContext,
 ) -> None:
     # Given a function pointed at a table that does not exist
@@ -389,7 +380,7 @@ def test_table_failure_fails_the_invocation_so_it_is_retried(
     with pytest.raises(StoreError, match="2 item"):
         handler({"texts": ["one", "two"]}, lambda_context)
     # And the failure is counted in the metrics before raising
-    assert _emf(capsys.readouterr().out)["ItemsFailed"] == [2.0]
+    assert emitted_metrics("ItemsReceived")["ItemsFailed"] == [2.0]
     assert drain_topic_messages(stack.queue_url) == []
 
 

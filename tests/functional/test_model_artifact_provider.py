@@ -15,7 +15,6 @@ from model_fixtures import FAKE_COMMIT, hub_repo_files, make_model_dir
 from pulumi.dynamic.dynamic import serialize_provider
 
 from sentiment_infra.model_artifact import UNKNOWN, ModelArtifactProvider
-from sentiment_shared import aws
 from sentiment_shared.model_publish import PublishError
 
 if TYPE_CHECKING:
@@ -29,12 +28,9 @@ HF_SECRET = "hf_not_a_real_token_but_secret"
 
 
 @pytest.fixture
-def s3(moto_aws: None, monkeypatch: pytest.MonkeyPatch) -> S3Client:
+def s3(s3: S3Client, monkeypatch: pytest.MonkeyPatch) -> S3Client:
     monkeypatch.setenv("HF_TOKEN", HF_SECRET)
-    client = aws.client("s3")
-    client.create_bucket(Bucket=BUCKET)
-    client.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
-    return client
+    return s3
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING, Any, Literal
 import pytest
 from botocore.exceptions import ResponseStreamingError
 
-from sentiment_shared import aws
 from sentiment_shared.model_bundle import COMPLETE_MARKER, BundleError, BundleInfo, FetchStats, fetch, pack
 
 if TYPE_CHECKING:
@@ -30,13 +29,6 @@ def _model_dir(root: Path, weights: bytes) -> Path:
     (root / "vocab.txt").write_text("[PAD]\n[UNK]\n")
     (root / "model.safetensors").write_bytes(weights)
     return root
-
-
-@pytest.fixture
-def s3(moto_aws: None) -> S3Client:
-    client = aws.client("s3")
-    client.create_bucket(Bucket=BUCKET)
-    return client
 
 
 @pytest.fixture
@@ -240,7 +232,6 @@ def test_a_function_pinned_to_its_version_survives_an_overwrite_of_the_key(
     tmp_path: Path, s3: S3Client, strategy: Literal["stream", "ranged"]
 ) -> None:
     # Given a versioned bucket (as the model store is) and the bundle the running function was deployed with
-    s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
     old = pack(_model_dir(tmp_path / "old", os.urandom(64 * 1024)), tmp_path / "old.tar")
     old_version = s3.put_object(Bucket=BUCKET, Key=KEY, Body=old.path.read_bytes())["VersionId"]
     # When a model change publishes a new bundle to the same key (before the function's update)

@@ -32,13 +32,6 @@ BUCKET = "models"
 KEY = "distilbert/v1.0.0/model.tar"
 
 
-@pytest.fixture
-def s3(moto_aws: None) -> S3Client:
-    client = aws.client("s3")
-    client.create_bucket(Bucket=BUCKET)
-    return client
-
-
 def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
     code = main(list(argv))
     out, err = capsys.readouterr()

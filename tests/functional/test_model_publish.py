@@ -34,14 +34,6 @@ REPO = "acme/tiny-sst2"
 
 
 @pytest.fixture
-def s3(moto_aws: None) -> S3Client:
-    client = aws.client("s3")
-    client.create_bucket(Bucket=BUCKET)
-    client.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
-    return client
-
-
-@pytest.fixture
 def hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeHub]:
     """A fake hub with one repo (two commits, ``main`` on the first) and an empty hub cache."""
     repos = {

@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from sentiment_shared import aws
 from sentiment_shared.object_store import MiB, S3ObjectStore
 
 if TYPE_CHECKING:
@@ -19,14 +18,6 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.functional
 
 BUCKET = "models"
-
-
-@pytest.fixture
-def s3(moto_aws: None) -> S3Client:
-    client = aws.client("s3")
-    client.create_bucket(Bucket=BUCKET)
-    client.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
-    return client
 
 
 def _file(tmp_path: Path, size: int) -> tuple[Path, str]:
