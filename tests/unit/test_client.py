@@ -1,20 +1,17 @@
 """The backend client's own logic: byte-exact chunking, order across concurrent batches, the VADER mapping.
 
-The function is an in-memory fake of ``lambda.invoke`` that answers per the handler contract, so
+The function is an in-memory fake of ``lambda.invoke`` (tests/fakes.py) that answers per the handler contract, so
 these tests need no AWS emulator; the botocore plumbing (errors, retries) is in tests/functional.
 """
 
 from __future__ import annotations
 
-import io
 import json
-import threading
-import time
 from collections.abc import Sequence
 from typing import Any
 
 import pytest
-from botocore.exceptions import ClientError
+from fakes import FakeAnalysisFunction, FlakyAnalysisFunction
 
 from sentiment_client.client import (
     DEFAULT_MAX_PAYLOAD_BYTES,
@@ -33,50 +30,6 @@ from sentiment_client.client import (
 from sentiment_client.fallback import VaderFallback, sentiment_from_compound
 
 pytestmark = pytest.mark.unit
-
-
-class FakeAnalysisFunction:
-    """Stands for ``lambda.invoke`` of the analysis function: a deterministic verdict per text.
-
-    ``delay_for(batch_number)`` lets a test make early batches finish last, to prove ordering does
-    not depend on completion order. Records every request body and the peak number in flight.
-    """
-
-    def __init__(self, delay_for: Any = None) -> None:
-        self.payloads: list[bytes] = []
-        self.completed: list[int] = []
-        self.in_flight = 0
-        self.peak_in_flight = 0
-        self._delay_for = delay_for
-        self._lock = threading.Lock()
-
-    @staticmethod
-    def verdict(text: str) -> dict[str, Any]:
-        # Deterministic and text-dependent, so a result in the wrong slot is detected.
-        positive = "good" in text
-        return {
-            "sentiment": "positive" if positive else "negative",
-            "score": round(0.5 + (len(text) % 50) / 100, 4),
-            "label": "POSITIVE" if positive else "NEGATIVE",
-        }
-
-    def invoke(self, *, FunctionName: str, InvocationType: str, Payload: bytes) -> dict[str, Any]:
-        assert InvocationType == "RequestResponse"
-        with self._lock:
-            number = len(self.payloads)
-            self.payloads.append(Payload)
-            self.in_flight += 1
-            self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
-        try:
-            if self._delay_for is not None:
-                time.sleep(self._delay_for(number))
-            texts = json.loads(Payload)["texts"]
-            body = {"statusCode": 200, "results": [self.verdict(t) for t in texts], "count": len(texts)}
-        finally:
-            with self._lock:
-                self.in_flight -= 1
-                self.completed.append(number)
-        return {"StatusCode": 200, "Payload": io.BytesIO(json.dumps(body).encode())}
 
 
 def _client(fake: FakeAnalysisFunction, **kwargs: Any) -> SentimentClient:
@@ -259,30 +212,6 @@ def test_vader_fallback_classifies_offline_and_marks_its_results() -> None:
 
 
 # --------------------------------------------------------------------------- failures across batches
-
-
-class FlakyAnalysisFunction(FakeAnalysisFunction):
-    """Throttles every call (an outage), or rejects any batch holding a text starting with ``reject``."""
-
-    def __init__(self, *, throttle: bool) -> None:
-        super().__init__()
-        self.throttle = throttle
-
-    def invoke(self, *, FunctionName: str, InvocationType: str, Payload: bytes) -> dict[str, Any]:
-        if self.throttle:
-            with self._lock:
-                self.payloads.append(Payload)
-            response: Any = {
-                "Error": {"Code": "TooManyRequestsException", "Message": "Rate exceeded"},
-                "ResponseMetadata": {"HTTPStatusCode": 429},
-            }
-            raise ClientError(response, "Invoke")
-        if any(t.startswith("reject") for t in _texts_of(Payload)):
-            with self._lock:
-                self.payloads.append(Payload)
-            body = {"statusCode": 400, "error": "texts contain a rejected item"}
-            return {"StatusCode": 200, "Payload": io.BytesIO(json.dumps(body).encode())}
-        return super().invoke(FunctionName=FunctionName, InvocationType=InvocationType, Payload=Payload)
 
 
 def test_a_rejected_batch_fails_the_whole_call_naming_its_slice() -> None:
