@@ -4,9 +4,10 @@ A test asks for the ``reliability`` fixture, names its case (``area``, the input
 outcome) and records what actually happened (``observed``): a status code and error, the record
 failures, the counts after a soak. A test that records nothing itself carries its case on its marker
 instead, ``@pytest.mark.reliability(area=..., case=..., expected=...)``; its observed outcome is its own
-pass or failure (all parameters of a parametrised test make one row). The case travels with the test, so
-a renamed test keeps its row; a marker missing one of the three, or a ``reliability`` test that never
-names its case, fails loudly rather than leaving a silent gap in the table.
+pass or failure (all parameters of a parametrised test make one row, unless a parameter carries a case
+marker of its own). The case travels with the test, so a renamed test keeps its row; a marker missing
+one of the three, or a ``reliability`` test that never names its case, fails loudly rather than leaving
+a silent gap in the table.
 
 Every such test is marked ``reliability`` (so ``-m reliability`` selects them all). With
 ``--reliability-md PATH`` the session writes the table to ``PATH``; ``make reliability`` runs exactly that,
@@ -154,7 +155,9 @@ def _marked(item: pytest.Item) -> MarkedCase | None:
     marker = item.get_closest_marker(MARKER)
     if marker is None or not marker.kwargs:
         return None
-    key = item.nodeid.split("[", 1)[0]
+    # One row per test and case: a parametrised test's parameters share its marker's row, and parameters
+    # marked with cases of their own (``pytest.param(..., marks=...)``) get a row each.
+    key = f"{item.nodeid.split('[', 1)[0]}::{marker.kwargs['case']}"
     return MarkedCase(key, *(str(marker.kwargs[f]) for f in CASE_FIELDS))
 
 
@@ -208,7 +211,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         return
     marked = _marked(item)
     if marked is not None:
-        row = _rows.setdefault(marked.key, Row(marked.area, marked.case, marked.expected, nodeid=marked.key))
+        test = item.nodeid.split("[", 1)[0]
+        row = _rows.setdefault(marked.key, Row(marked.area, marked.case, marked.expected, nodeid=test))
         # A parametrised test is one row: it passes only if every parameter passed.
         if row.outcome in ("not run", "passed") or status == "failed":
             row.outcome = status
