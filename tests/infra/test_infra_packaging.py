@@ -228,11 +228,18 @@ def test_every_stage_that_runs_uv_gets_the_whole_workspace_manifest_set() -> Non
     ]
     text = (REPO_ROOT / "services" / "analysis" / "Dockerfile").read_text()
     stages = re.split(r"(?m)^FROM ", text)[1:]
+    # A stage has what it copies and what the stage it starts FROM has
+    named = {stage.split()[2]: stage for stage in stages if stage.split()[1:2] == ["AS"]}
+
+    def copied_into(stage: str) -> list[str]:
+        parent = named.get(stage.split()[0])
+        return copied_sources(stage) + (copied_into(parent) if parent else [])
+
     uv_stages = [stage for stage in stages if "/bin/uv" in stage and "RUN" in stage]
     assert len(uv_stages) >= 2, "expected the deps and members stages to run uv"
     allowed = (REPO_ROOT / ".dockerignore").read_text().splitlines()
     for stage in uv_stages:
-        copied = copied_sources(stage)
+        copied = copied_into(stage)
         missing = [m for m in manifests if m not in copied and f"{m.rsplit('/', 1)[0]}/" not in copied]
         assert not missing, f"stage {stage.split()[2]} does not copy {missing}"
     for manifest in manifests:
