@@ -3,7 +3,8 @@
 ``sentiment-local``'s pipeline (moto server, the real ingestion and analysis handlers, the SQS event
 source mapping stand-in with the queue's real redrive policy) runs over a generated RSS feed of
 ``--items`` entries. Faults are injected into the analysis function's DynamoDB writes, at the HTTP
-layer of the very client it uses, for a fixed share of the items (picked by a hash of the item id):
+layer of the client its items table is built on (``build_handler(table=...)``), for a fixed share of the
+items (picked by a hash of the item id):
 
 ==============  ==========================================================================  ===========
 kind            what happens                                                                expected
@@ -118,12 +119,18 @@ class FaultInjector:
     crashed: set[str] = field(default_factory=set)
     _attempts: Counter[str] = field(default_factory=Counter)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _client: Any = None
 
-    def install(self) -> None:
-        """Hook the DynamoDB client of the current environment (the one the handler is about to use)."""
-        events = aws.client("dynamodb").meta.events
-        events.register("before-parameter-build.dynamodb.TransactWriteItems", self._before_call, unique_id="soak-call")
-        events.register("before-send.dynamodb.TransactWriteItems", self._before_send, unique_id="soak-send")
+    def client(self) -> Any:
+        """A DynamoDB client of the run's environment with the faults hooked on (its own, not the cached one)."""
+        if self._client is None:
+            from botocore.config import Config
+
+            self._client = aws.client("dynamodb", config=Config(user_agent_extra="soak-faults"))
+            events = self._client.meta.events
+            events.register("before-parameter-build.dynamodb.TransactWriteItems", self._before_call)
+            events.register("before-send.dynamodb.TransactWriteItems", self._before_send)
+        return self._client
 
     def _before_call(self, params: dict[str, Any], **_: Any) -> None:
         item_id = _written_item(params)
@@ -169,13 +176,17 @@ def _error(code: str, status: int) -> Any:
     return AWSResponse("https://dynamodb.injected/", status, {"x-amzn-RequestId": "soak"}, Raw())
 
 
-def faulty_function(real: Handler, injector: FaultInjector) -> Handler:
-    """The analysis function as Lambda runs it, with the injector on its client and timeouts as kills."""
+def faulty_function(injector: FaultInjector) -> Handler:
+    """The analysis function as Lambda runs it, its items table on the injector's client, timeouts as kills."""
 
     def function(event: dict[str, Any], context: Any) -> Any:
-        injector.install()
+        from sentiment_analysis.handler import build_handler, models  # on first delivery, as the pipeline does
+        from sentiment_shared.adapters import DynamoItemsTable
+        from sentiment_shared.settings import analysis_settings
+
+        table = DynamoItemsTable(analysis_settings().items_table, client=injector.client())
         try:
-            return real(event, context)
+            return build_handler(models, table=table)(event, context)
         except Crash:
             raise TimeoutError("Task timed out after 120.00 seconds") from None
 
@@ -276,14 +287,11 @@ def soak(
     seed: int = 7,
     model_dir: Path,
     work_dir: Path,
-    analysis_handler: Handler | None = None,
 ) -> SoakResult:
     """Run the pipeline once over a generated feed with injected faults and account for every item."""
     from sentiment_local.emulator import aws_environment
     from sentiment_shared.stack import ResourceNames
 
-    if analysis_handler is None:
-        from sentiment_analysis.handler import handler as analysis_handler
     feed = work_dir / "soak-feed.xml"
     guids = write_feed(feed, items, seed)
     source = str(feed.resolve())  # the ingestion function's source for a local feed file
@@ -296,7 +304,7 @@ def soak(
         options = RunOptions(
             model_dir=model_dir, feed=str(feed), endpoint_url=endpoint, state_dir=work_dir / "state", stack=stack
         )
-        report: RunReport = run(options, analysis_handler=faulty_function(analysis_handler, injector))
+        report: RunReport = run(options, analysis_handler=faulty_function(injector))
         with aws_environment(endpoint):
             dlq = ResourceNames(stack=stack).dead_letter_queue
             dlq_url = aws.client("sqs").get_queue_url(QueueName=dlq)["QueueUrl"]
