@@ -23,8 +23,9 @@ from queue_support import drain_topic_messages
 
 from sentiment_ingestion.core import StoreError
 from sentiment_ingestion.feeds import USER_AGENT, FeedState
-from sentiment_ingestion.handler import handler
+from sentiment_ingestion.handler import build_handler, handler
 from sentiment_ingestion.store import DynamoIngestionStore
+from sentiment_local.file_feeds import LocalFeedFetcher
 from sentiment_local.provision import StackResources, provision
 from sentiment_local.samples import sample_feed_path
 from sentiment_shared import aws
@@ -347,18 +348,17 @@ def test_published_but_unanalysed_items_are_not_republished(
     assert DynamoItemsTable(stack.items_table).get(item_id).status == "published"  # type: ignore[union-attr]
 
 
-def test_sample_feed_is_ingested_from_a_file_when_file_feeds_are_allowed(
+def test_the_function_refuses_a_file_feed_and_the_local_pipelines_handler_reads_it(
     stack: StackResources, monkeypatch: pytest.MonkeyPatch, lambda_context: LambdaContext
 ) -> None:
     # Given the packaged sample feed as the only feed (the local pipeline's default)
     _set_env(monkeypatch, FEEDS=json.dumps([str(sample_feed_path())]))
     event = json.loads((EVENTS / "ingestion_scheduled.json").read_text())
-    # When file feeds are not allowed (as on AWS) / Then the feed is refused, not read
+    # When the function runs (as on AWS) / Then the feed is refused, not read
     (refused,) = handler(event, lambda_context)["feeds"]
     assert refused["error"].startswith("unsupported URL scheme")
-    # When they are allowed / Then all of its entries are stored and published
-    _set_env(monkeypatch, ALLOW_FILE_FEEDS="true")
-    response = handler(event, lambda_context)
+    # When the local pipeline's handler runs / Then all of its entries are stored and published
+    response = build_handler(feed_fetcher=LocalFeedFetcher)(event, lambda_context)
     assert (response["received"], response["stored"], response["published"]) == (48, 48, 48)
     assert len(drain_topic_messages(stack.queue_url)) == 48
 

@@ -266,8 +266,10 @@ def test_hostile_feeds_fail_or_are_cleaned_one_by_one_and_the_good_feed_still_ar
     reliability: Recorder,
     lambda_context: LambdaContext,
 ) -> None:
-    from sentiment_ingestion.handler import handler
+    from sentiment_ingestion.handler import build_handler
+    from sentiment_local.file_feeds import LocalFeedFetcher
 
+    handler = build_handler(feed_fetcher=LocalFeedFetcher)  # the feeds are files, as the local pipeline reads them
     # Given one scheduled run over every hostile feed and a good one
     paths = []
     for n, (body, _) in enumerate(HOSTILE_FEEDS.values()):
@@ -277,7 +279,6 @@ def test_hostile_feeds_fail_or_are_cleaned_one_by_one_and_the_good_feed_still_ar
     good = tmp_path / "good.xml"
     good.write_bytes(GOOD_FEED)
     monkeypatch.setenv("FEEDS", json.dumps([*paths, str(good)]))
-    monkeypatch.setenv("ALLOW_FILE_FEEDS", "true")
     reset_settings_cache()
     # When the run happens
     event = {"detail-type": "Scheduled Event", "source": "aws.events", "detail": {}}

@@ -51,6 +51,10 @@ def test_zip_members_are_the_shared_library_and_the_function_only() -> None:
 def test_ingestion_zip_ships_only_what_the_handler_runs(local_zips: tuple[ZipBuild, ZipBuild]) -> None:
     with zipfile.ZipFile(local_zips[0].path) as archive:
         names = archive.namelist()
+        ours_code = ("sentiment_ingestion/", "sentiment_shared/settings.py")
+        ingestion_code = "".join(
+            archive.read(n).decode() for n in names if n.startswith(ours_code) and n.endswith(".py")
+        )
     top = {name.split("/", 1)[0] for name in names}
     ours = {t for t in top if t.startswith("sentiment_") and not t.endswith((".dist-info", ".egg-info"))}
     assert ours == {"sentiment_shared", "sentiment_ingestion"}
@@ -60,6 +64,7 @@ def test_ingestion_zip_ships_only_what_the_handler_runs(local_zips: tuple[ZipBui
     assert "sentiment_shared/client.py" not in names
     assert "sentiment_shared/fakes.py" not in names, "the port fakes belong to the tests"
     assert not [n for n in names if "/samples/" in n], "the sample feed belongs to the local pipeline"
+    assert not re.search(r"allow_file|read_bytes|\.open\(", ingestion_code), "file feeds belong to the local pipeline"
 
 
 def test_the_image_installs_the_shared_library_and_the_analysis_member_only() -> None:

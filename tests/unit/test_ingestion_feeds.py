@@ -1,4 +1,4 @@
-"""Feed parsing (feedparser) and the HTTP fetcher's limits, against an in-memory httpx transport."""
+"""Feed parsing (feedparser), the HTTP fetcher's limits against an in-memory httpx transport, local file feeds."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from sentiment_ingestion.feeds import (
     FeedState,
     parse_feed,
 )
+from sentiment_local.file_feeds import LocalFeedFetcher
 from sentiment_local.samples import SAMPLE_FEED_ENTRIES, sample_feed_bytes, sample_feed_path
 
 pytestmark = pytest.mark.unit
@@ -102,9 +103,11 @@ def test_sample_feed_ships_in_the_package_with_enough_distinct_entries() -> None
 GZIP_BOMB = gzip.compress(b"a" * 100_000)
 
 
-def _fetcher(handler: Callable[[httpx.Request], httpx.Response], **kwargs: object) -> FeedFetcher:
+def _fetcher(
+    handler: Callable[[httpx.Request], httpx.Response], fetcher: type[FeedFetcher] = FeedFetcher, **kwargs: object
+) -> FeedFetcher:
     options: dict[str, object] = {"timeout_s": 2.0, "max_bytes": 4096} | kwargs
-    return FeedFetcher(transport=httpx.MockTransport(handler), **options)  # type: ignore[arg-type]
+    return fetcher(transport=httpx.MockTransport(handler), **options)  # type: ignore[arg-type]
 
 
 def test_fetch_sends_user_agent_and_returns_body_and_validators() -> None:
@@ -231,22 +234,24 @@ def test_undeclared_oversized_body_is_cut_while_streaming() -> None:
     assert len(pulled) < 10
 
 
-def test_only_http_schemes_unless_files_are_allowed(tmp_path: Path) -> None:
+def test_the_function_polls_only_http_feeds_and_the_local_pipeline_also_reads_files(tmp_path: Path) -> None:
     feed = tmp_path / "feed.xml"
     feed.write_bytes(RSS)
     with _fetcher(lambda _: httpx.Response(200)) as fetcher:
         for url in ("ftp://example.com/feed", str(feed), feed.as_uri()):
             with pytest.raises(FeedError, match="unsupported URL scheme"):
                 fetcher.fetch(url)
-    with _fetcher(lambda _: httpx.Response(200), allow_files=True) as fetcher:
-        assert fetcher.fetch(str(feed)).body == RSS
-        assert fetcher.fetch(feed.as_uri()).body == RSS
+    with _fetcher(lambda _: httpx.Response(200, content=RSS), fetcher=LocalFeedFetcher) as local:
+        assert local.fetch(str(feed)).body == RSS
+        assert local.fetch(feed.as_uri()).body == RSS
+        assert local.fetch("https://feeds.example.com/rss").body == RSS
+        with pytest.raises(FeedError, match="unsupported URL scheme"):
+            local.fetch("ftp://example.com/feed")
         with pytest.raises(FeedError, match="cannot read"):
-            fetcher.fetch(str(tmp_path / "missing.xml"))
-    with _fetcher(lambda _: httpx.Response(200), allow_files=True, max_bytes=1024) as fetcher:
-        feed.write_bytes(b"x" * 2048)
-        with pytest.raises(FeedError, match="over the 1024-byte limit"):
-            fetcher.fetch(str(feed))
+            local.fetch(str(tmp_path / "missing.xml"))
+        feed.write_bytes(b"x" * 8192)
+        with pytest.raises(FeedError, match="over the 4096-byte limit"):
+            local.fetch(str(feed))
 
 
 def test_a_feed_that_crashes_the_parser_is_a_feed_error() -> None:

@@ -69,8 +69,6 @@ class IngestionSettings(BaseSettings):
     max_text_chars: int = Field(default=10_000, ge=100, le=100_000)
     republish_after_s: int = Field(default=300, ge=0)
     republish_limit: int = Field(default=100, ge=0, le=1000)
-    allow_file_feeds: bool = False
-    """Accept ``file://`` URLs and plain paths in ``FEEDS`` (the local pipeline); never needed on AWS."""
 
     @field_validator("feeds", mode="before")
     @classmethod

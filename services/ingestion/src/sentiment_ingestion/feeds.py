@@ -13,7 +13,6 @@ import urllib.parse
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata
-from pathlib import Path
 from types import TracebackType
 from typing import Any
 
@@ -80,8 +79,7 @@ class ParsedFeed:
 class FeedFetcher:
     """HTTP(S) feed downloads: timeouts, a byte cap enforced while streaming, redirects, conditional GET.
 
-    ``allow_files`` also accepts ``file://`` URLs and plain paths (the local pipeline's sample feed); the
-    Lambda leaves it off. Use as a context manager, or call :meth:`close`.
+    Use as a context manager, or call :meth:`close`.
     """
 
     def __init__(
@@ -90,12 +88,10 @@ class FeedFetcher:
         timeout_s: float,
         max_bytes: int,
         user_agent: str = USER_AGENT,
-        allow_files: bool = False,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         self.timeout_s = timeout_s
         self.max_bytes = max_bytes
-        self.allow_files = allow_files
         self._client = httpx.Client(
             timeout=httpx.Timeout(timeout_s),
             follow_redirects=True,
@@ -119,12 +115,9 @@ class FeedFetcher:
         """Download ``url``; :class:`FeedError` on any failure (its message says which)."""
         started = time.monotonic()
         scheme = urllib.parse.urlsplit(url).scheme.lower()
-        if scheme in ("http", "https"):
-            body, content_type, state = self._fetch_http(url, previous, started)
-        elif self.allow_files and (scheme == "file" or not scheme):
-            body, content_type, state = self._read_file(url), None, FeedState()
-        else:
+        if scheme not in ("http", "https"):
             raise FeedError(f"unsupported URL scheme {scheme or '(none)'!r}: only http and https feeds are polled")
+        body, content_type, state = self._fetch_http(url, previous, started)
         return FetchResult(
             url=url,
             body=body,
@@ -171,16 +164,6 @@ class FeedFetcher:
             raise FeedError(f"more than {MAX_REDIRECTS} redirects") from exc
         except httpx.HTTPError as exc:
             raise FeedError(f"{type(exc).__name__}: {exc}") from exc
-
-    def _read_file(self, url: str) -> bytes:
-        path = Path(urllib.parse.unquote(urllib.parse.urlsplit(url).path) if url.startswith("file:") else url)
-        try:
-            size = path.stat().st_size
-            if size > self.max_bytes:
-                raise FeedError(f"file of {size} bytes is over the {self.max_bytes}-byte limit")
-            return path.read_bytes()
-        except OSError as exc:
-            raise FeedError(f"cannot read {path}: {exc.strerror or exc}") from exc
 
 
 # --------------------------------------------------------------------------- parsing

@@ -81,10 +81,15 @@ def _emit(report: IngestReport) -> None:
 
 
 def build_handler(
-    *, table: ItemsTable | None = None, publisher: Publisher | None = None, store: IngestionStore | None = None
+    *,
+    table: ItemsTable | None = None,
+    publisher: Publisher | None = None,
+    store: IngestionStore | None = None,
+    feed_fetcher: Callable[..., FeedFetcher] = FeedFetcher,
 ) -> Handler:
     """The function over its adapters (default: the real ones on the configured table and topic, built per
-    invocation from the settings). Tests pass fakes or a stubbed client's adapter here."""
+    invocation from the settings). Tests pass fakes or a stubbed client's adapter here; the local pipeline
+    passes a ``feed_fetcher`` that also reads local files (the function itself polls http(s) only)."""
 
     @metrics.log_metrics(capture_cold_start_metric=True)
     @logger.inject_lambda_context(log_event=False)
@@ -104,11 +109,7 @@ def build_handler(
             else:
                 if not settings.feeds:
                     logger.warning("scheduled run with no FEEDS configured")
-                with FeedFetcher(
-                    timeout_s=settings.feed_timeout_s,
-                    max_bytes=settings.feed_max_bytes,
-                    allow_files=settings.allow_file_feeds,
-                ) as fetcher:
+                with feed_fetcher(timeout_s=settings.feed_timeout_s, max_bytes=settings.feed_max_bytes) as fetcher:
                     report = ingestor(fetcher).ingest_feeds(settings.feeds)
         except StoreError as exc:
             _emit(exc.report)

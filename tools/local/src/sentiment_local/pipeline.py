@@ -184,8 +184,8 @@ def _emulator(endpoint_url: str | None) -> Iterator[tuple[str, bool]]:
 def _feed_url(feed: str | None) -> str:
     """An http(s) URL as given, else the absolute path of a local feed file (default: the sample feed).
 
-    Local files are read by the ingestion function itself (``ALLOW_FILE_FEEDS``), so the feed's source,
-    and with it every ``item_id``, is the same from one run to the next: a second run dedups.
+    Local files are read by the ingestion function itself (built with :class:`LocalFeedFetcher`), so the
+    feed's source, and with it every ``item_id``, is the same from one run to the next: a second run dedups.
     """
     if feed and feed.startswith(("http://", "https://")):
         return feed
@@ -282,9 +282,11 @@ def _analysis_handler(event: dict[str, Any], context: Any) -> Any:
 
 
 def _ingestion_handler() -> Handler:
-    from sentiment_ingestion.handler import handler
+    """The ingestion function's handler, reading local feed files as well as http(s) feeds."""
+    from sentiment_ingestion.handler import build_handler
+    from sentiment_local.file_feeds import LocalFeedFetcher
 
-    return handler
+    return build_handler(feed_fetcher=LocalFeedFetcher)
 
 
 def run(
@@ -356,7 +358,6 @@ def _run_functions(
             items_table=stack.items_table,
             topic_arn=stack.topic_arn,
             feeds=feeds,
-            allow_file_feeds="true",
         ),
         **environment(
             AnalysisSettings,
