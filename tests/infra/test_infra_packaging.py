@@ -232,7 +232,7 @@ def test_every_stage_that_runs_uv_gets_the_whole_workspace_manifest_set() -> Non
     named = {stage.split()[2]: stage for stage in stages if stage.split()[1:2] == ["AS"]}
 
     def copied_into(stage: str) -> list[str]:
-        parent = named.get(stage.split()[0])
+        parent = named.get(stage.split(maxsplit=1)[0])
         return copied_sources(stage) + (copied_into(parent) if parent else [])
 
     uv_stages = [stage for stage in stages if "/bin/uv" in stage and "RUN" in stage]

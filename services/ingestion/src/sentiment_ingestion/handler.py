@@ -17,6 +17,7 @@ from typing import Any, cast
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from sentiment_ingestion.core import IngestOptions, Ingestor, IngestReport, StoreError
@@ -91,7 +92,8 @@ def build_handler(
     invocation from the settings). Tests pass fakes or a stubbed client's adapter here; the local pipeline
     passes a ``feed_fetcher`` that also reads local files (the function itself polls http(s) only)."""
 
-    @metrics.log_metrics(capture_cold_start_metric=True)
+    # Powertools' cold-start blob ignores POWERTOOLS_METRICS_DISABLED (single_metric always prints)
+    @metrics.log_metrics(capture_cold_start_metric=not is_metrics_disabled())
     @logger.inject_lambda_context(log_event=False)
     def handler(event: Any, context: LambdaContext) -> dict[str, Any]:
         try:
