@@ -29,6 +29,7 @@ from reliability_support import (
     shared_model_cache,
     sns_envelope,
     sqs_record,
+    stored_batch,
     topic_message,
 )
 from reliability_table import Recorder
@@ -508,8 +509,7 @@ def test_an_oversized_batch_is_processed_whole(
         "all analyzed, no failure",
     )
     texts = {f"bulk-{n}": f"Review {n}: {'good' if n % 2 else 'bad'} value for money." for n in range(300)}
-    put_items(analysis_stack.items_table, texts)
-    records = [sqs_record(f"m-{k}", sns_envelope(topic_message(k, t))) for k, t in texts.items()]
+    records = stored_batch(analysis_stack.items_table, texts)
     response = handler({"Records": records}, lambda_context)
     assert failed_ids(response) == []
     assert len(analyzed(analysis_stack.items_table)) == 300
