@@ -199,7 +199,6 @@ MODEL = core.LoadedModel(
     classifier=_FixedClassifier(),
     model_version="test@0+fp32",
     precision="fp32",
-    cold_start=core.ColdStart(download_ms=0, verify_ms=0, extract_ms=0, load_ms=0, bytes=0, cached=True),
 )
 record_bodies = (
     st.builds(lambda i, t: TopicMessage(item_id=i, text=t).to_json(), st.text(min_size=1, max_size=20), st.text())

@@ -30,8 +30,7 @@ class Fixed:
 
 
 def _model(sentiment: str, version: str = "m@1") -> core.LoadedModel:
-    cold = core.ColdStart(download_ms=0, verify_ms=0, extract_ms=0, load_ms=0, bytes=0, cached=True)
-    return core.LoadedModel(classifier=Fixed(sentiment), model_version=version, precision="fp32", cold_start=cold)
+    return core.LoadedModel(classifier=Fixed(sentiment), model_version=version, precision="fp32")
 
 
 def _records(ids: Sequence[str], prefix: str = "m") -> list[tuple[str, str | None]]:

@@ -59,23 +59,14 @@ class Classifier(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
-class ColdStart:
-    """Where a model load spent its time (milliseconds); ``cached`` when the bundle was already on disk."""
-
-    download_ms: float
-    verify_ms: float
-    extract_ms: float
-    load_ms: float
-    bytes: int
-    cached: bool
-
-
-@dataclass(frozen=True, slots=True)
 class LoadedModel:
     classifier: Classifier
     model_version: str
     precision: str
-    cold_start: ColdStart
+    fetch: model_bundle.FetchStats = field(default_factory=model_bundle.FetchStats)
+    """Where the bundle fetch spent its time (``cached`` when it was already on disk)."""
+    load_s: float = 0.0
+    """Seconds from the fetched bundle to a loaded classifier (the rest of the imports and from_pretrained)."""
 
 
 def model_version(settings: AnalysisSettings, precision: str) -> str:
@@ -146,21 +137,13 @@ def load_model(settings: AnalysisSettings) -> LoadedModel:
         threads=settings.torch_threads,
     )
     precision = classifier.precision  # "auto" resolved: the version names what really ran
-    load_ms = (time.perf_counter() - started) * 1000
+    load_s = time.perf_counter() - started
     version = model_version(settings, precision)
     log.info(
         "Model loaded successfully",
-        extra={"load_time_ms": round(load_ms, 1), "model_version": version, "precision": precision},
+        extra={"load_time_ms": round(load_s * 1000, 1), "model_version": version, "precision": precision},
     )
-    cold = ColdStart(
-        download_ms=stats.download_s * 1000,
-        verify_ms=stats.verify_s * 1000,
-        extract_ms=stats.extract_s * 1000,
-        load_ms=load_ms,
-        bytes=stats.bytes,
-        cached=stats.cached,
-    )
-    return LoadedModel(classifier=classifier, model_version=version, precision=precision, cold_start=cold)
+    return LoadedModel(classifier=classifier, model_version=version, precision=precision, fetch=stats, load_s=load_s)
 
 
 class ModelProvider:
@@ -340,6 +323,6 @@ def answer_direct(request: DirectRequest, model: LoadedModel, *, cold_start: boo
         "model_version": model.model_version,
     }
     if cold_start:
-        metrics["model_load_ms"] = round(model.cold_start.load_ms, 1)
+        metrics["model_load_ms"] = round(model.load_s * 1000, 1)
     response = DirectResponse(statusCode=200, results=results, count=len(results), metrics=metrics)
     return response.model_dump(exclude_none=True)

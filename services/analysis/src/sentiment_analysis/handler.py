@@ -45,10 +45,12 @@ def _model(provider: core.ModelProvider) -> tuple[core.LoadedModel, bool]:
         metrics.add_metric(name="ModelLoadFailures", unit=MetricUnit.Count, value=1)
         raise
     if cold:
-        start = model.cold_start
-        for name, value in (("ModelDownloadMs", start.download_ms), ("ModelExtractMs", start.extract_ms)):
-            metrics.add_metric(name=name, unit=MetricUnit.Milliseconds, value=value)
-        metrics.add_metric(name="ModelLoadMs", unit=MetricUnit.Milliseconds, value=start.load_ms)
+        for name, seconds in (
+            ("ModelDownloadMs", model.fetch.download_s),
+            ("ModelExtractMs", model.fetch.extract_s),
+            ("ModelLoadMs", model.load_s),
+        ):
+            metrics.add_metric(name=name, unit=MetricUnit.Milliseconds, value=seconds * 1000)
     return model, cold
 
 

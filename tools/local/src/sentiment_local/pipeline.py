@@ -254,15 +254,15 @@ def _cold_start_breakdown() -> dict[str, Any]:
     loaded = analysis_handler.models.loaded if analysis_handler is not None else None
     if loaded is None:
         return {}
-    start = loaded.cold_start
+    fetched = loaded.fetch
     return {
         "imports_s": round(_IMPORT_SECONDS.get("analysis", 0.0), 3),
-        "download_s": round(start.download_ms / 1000, 3),
-        "verify_s": round(start.verify_ms / 1000, 3),
-        "extract_s": round(start.extract_ms / 1000, 3),
-        "load_s": round(start.load_ms / 1000, 3),
-        "bundle_bytes": start.bytes,
-        "cached": start.cached,
+        "download_s": round(fetched.download_s, 3),
+        "verify_s": round(fetched.verify_s, 3),
+        "extract_s": round(fetched.extract_s, 3),
+        "load_s": round(loaded.load_s, 3),
+        "bundle_bytes": fetched.bytes,
+        "cached": fetched.cached,
         "precision": loaded.precision,
         "model_version": loaded.model_version,
     }
