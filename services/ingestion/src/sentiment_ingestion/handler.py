@@ -26,7 +26,7 @@ from sentiment_ingestion.feeds import FeedFetcher
 from sentiment_ingestion.store import DynamoIngestionStore, IngestionStore
 from sentiment_shared.adapters import DynamoItemsTable, SnsPublisher
 from sentiment_shared.ports import ItemsTable, Publisher
-from sentiment_shared.settings import IngestionSettings, ingestion_settings
+from sentiment_shared.settings import ingestion_settings
 from sentiment_shared.stack import INGESTION_SERVICE, METRICS_NAMESPACE
 
 logger = Logger(service=os.environ.get("POWERTOOLS_SERVICE_NAME", INGESTION_SERVICE))
@@ -35,28 +35,6 @@ metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", METRI
 copy_config_to_registered_loggers(source_logger=logger, include={"sentiment_ingestion"})
 
 Handler = Callable[[Any, LambdaContext], dict[str, Any]]
-
-
-def build_ingestor(
-    settings: IngestionSettings,
-    fetcher: FeedFetcher | None = None,
-    *,
-    table: ItemsTable | None = None,
-    publisher: Publisher | None = None,
-    store: IngestionStore | None = None,
-) -> Ingestor:
-    """The core over the given adapters; each one left out is the real one (its client made on first use)."""
-    return Ingestor(
-        table if table is not None else DynamoItemsTable(settings.items_table),
-        publisher if publisher is not None else SnsPublisher(settings.topic_arn),
-        store if store is not None else DynamoIngestionStore(settings.items_table),
-        options=IngestOptions(
-            max_text_chars=settings.max_text_chars,
-            republish_after_s=settings.republish_after_s,
-            republish_limit=settings.republish_limit,
-        ),
-        fetcher=fetcher,
-    )
 
 
 def _emit(report: IngestReport) -> None:
@@ -104,7 +82,17 @@ def build_handler(
             return {"statusCode": 400, "error": str(exc)}
 
         settings = ingestion_settings()
-        ingestor = functools.partial(build_ingestor, settings, table=table, publisher=publisher, store=store)
+        ingestor = functools.partial(
+            Ingestor,
+            table if table is not None else DynamoItemsTable(settings.items_table),
+            publisher if publisher is not None else SnsPublisher(settings.topic_arn),
+            store if store is not None else DynamoIngestionStore(settings.items_table),
+            options=IngestOptions(
+                max_text_chars=settings.max_text_chars,
+                republish_after_s=settings.republish_after_s,
+                republish_limit=settings.republish_limit,
+            ),
+        )
         try:
             if isinstance(request, DirectPayload):
                 report = ingestor().ingest_entries(request.entries)
@@ -112,7 +100,7 @@ def build_handler(
                 if not settings.feeds:
                     logger.warning("scheduled run with no FEEDS configured")
                 with feed_fetcher(timeout_s=settings.feed_timeout_s, max_bytes=settings.feed_max_bytes) as fetcher:
-                    report = ingestor(fetcher).ingest_feeds(settings.feeds)
+                    report = ingestor(fetcher=fetcher).ingest_feeds(settings.feeds)
         except StoreError as exc:
             _emit(exc.report)
             logger.exception("items could not be stored; failing the invocation so it is retried")
