@@ -14,12 +14,12 @@ from typing import Any, cast
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from sentiment_analysis import core
 from sentiment_shared.adapters import DynamoItemsTable
+from sentiment_shared.lambda_metrics import log_metrics
 from sentiment_shared.ports import ItemsTable
 from sentiment_shared.settings import analysis_settings
 from sentiment_shared.stack import ANALYSIS_SERVICE, METRICS_NAMESPACE
@@ -80,8 +80,7 @@ def build_handler(provider: core.ModelProvider | None = None, *, table: ItemsTab
     (default: ``ITEMS_TABLE``'s, read per invocation). Tests pass fakes or a stubbed client's adapter here."""
     provider = provider or core.ModelProvider()
 
-    # Powertools' cold-start blob ignores POWERTOOLS_METRICS_DISABLED (single_metric always prints)
-    @metrics.log_metrics(capture_cold_start_metric=not is_metrics_disabled())
+    @log_metrics(metrics)
     @logger.inject_lambda_context(clear_state=True)
     def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         if core.is_sqs_event(event):

@@ -17,7 +17,6 @@ from typing import Any, cast
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from sentiment_ingestion.core import IngestOptions, Ingestor, IngestReport, StoreError
@@ -25,6 +24,7 @@ from sentiment_ingestion.events import DirectPayload, InvalidEventError, parse_e
 from sentiment_ingestion.feeds import FeedFetcher
 from sentiment_ingestion.store import DynamoIngestionStore, IngestionStore
 from sentiment_shared.adapters import DynamoItemsTable, SnsPublisher
+from sentiment_shared.lambda_metrics import log_metrics
 from sentiment_shared.ports import ItemsTable, Publisher
 from sentiment_shared.settings import ingestion_settings
 from sentiment_shared.stack import INGESTION_SERVICE, METRICS_NAMESPACE
@@ -70,8 +70,7 @@ def build_handler(
     invocation from the settings). Tests pass fakes or a stubbed client's adapter here; the local pipeline
     passes a ``feed_fetcher`` that also reads local files (the function itself polls http(s) only)."""
 
-    # Powertools' cold-start blob ignores POWERTOOLS_METRICS_DISABLED (single_metric always prints)
-    @metrics.log_metrics(capture_cold_start_metric=not is_metrics_disabled())
+    @log_metrics(metrics)
     @logger.inject_lambda_context(log_event=False)
     def handler(event: Any, context: LambdaContext) -> dict[str, Any]:
         try:
