@@ -53,3 +53,21 @@ def test_with_metrics_disabled_a_long_lived_container_prints_no_emf_and_keeps_no
     emf = [line for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
     assert emf == []
     assert handler_module.metrics.metric_set == {}
+
+
+def test_with_metrics_disabled_an_invocation_that_raises_before_any_metric_is_not_a_warning(
+    monkeypatch: pytest.MonkeyPatch, lambda_context: Any
+) -> None:
+    # Given metrics switched off and a handler that dies before it adds a metric (the crash fault test's case)
+    from sentiment_ingestion.handler import metrics
+    from sentiment_shared.lambda_metrics import log_metrics
+
+    monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "true")
+
+    @log_metrics(metrics)
+    def dies(event: Any, context: Any) -> Any:
+        raise RuntimeError("crash")
+
+    # When it is invoked, then only its own error comes out (pytest turns a Powertools warning into an error)
+    with pytest.raises(RuntimeError, match="crash"):
+        dies({}, lambda_context)

@@ -2,8 +2,9 @@
 
 With metrics disabled (``sentiment-local``, the soak, tests), Powertools 3.x still prints the cold-start
 blob (``single_metric`` prints unconditionally), and its flush skips clearing the metric set, so a
-long-lived container keeps every value and prints the set once one metric holds 100 values. Here the
-cold-start metric is captured only when metrics are on, and the set is cleared after every invocation.
+long-lived container keeps every value and prints the set once one metric holds 100 values (and warns on
+every invocation that added none). So, per invocation: metrics on, Powertools' ``log_metrics`` as it is
+(cold-start metric included); metrics off, the handler alone, then the set is cleared.
 Powertools is imported by the handlers that call this, so this module does not import it at load.
 """
 
@@ -21,14 +22,16 @@ def log_metrics(metrics: Any) -> Callable[[Handler], Handler]:
     from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 
     def decorate(handle: Handler) -> Handler:
-        logged = metrics.log_metrics(handle, capture_cold_start_metric=not is_metrics_disabled())
+        logged = metrics.log_metrics(handle, capture_cold_start_metric=True)
 
         @functools.wraps(handle)
         def handler(*args: Any, **kwargs: Any) -> Any:
-            try:
+            if not is_metrics_disabled():
                 return logged(*args, **kwargs)
+            try:
+                return handle(*args, **kwargs)
             finally:
-                metrics.clear_metrics()  # a no-op after an enabled flush
+                metrics.clear_metrics()
 
         return handler  # type: ignore[return-value]
 
