@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from sentiment_shared import aws
+from sentiment_shared.stack import COUNTER_PREFIX
 
 STATE_FILE = "items-table.jsonl"
 
@@ -39,7 +40,8 @@ def save_table(table_name: str, state_dir: Path) -> int:
 
 
 def restore_table(table_name: str, state_dir: Path) -> int:
-    """Load a saved table into the (empty) emulator table; returns the count restored."""
+    """Load a saved table into the (empty) emulator table; returns the count of items restored (counter
+    rows, which ride along in the same table, are restored but not counted)."""
     path = state_dir / STATE_FILE
     if not path.is_file():
         return 0
@@ -50,7 +52,7 @@ def restore_table(table_name: str, state_dir: Path) -> int:
         while request:
             resp = ddb.batch_write_item(RequestItems=request)
             request = dict(resp.get("UnprocessedItems", {}))
-    return len(items)
+    return sum(1 for i in items if not i.get("item_id", {}).get("S", "").startswith(COUNTER_PREFIX))
 
 
 def clear_state(state_dir: Path) -> None:
