@@ -94,6 +94,9 @@ def test_pack_writes_the_bundle_and_prints_its_digest(tmp_path: Path, capsys: py
         (["publish", "--model-dir", "/no/such/dir", "--bucket", BUCKET, "--key", KEY], 1, "not found"),
         (["pack", "/no/such/dir", "out.tar"], 1, "not found"),
         (["publish", "--model", "../etc", "--bucket", BUCKET, "--key", KEY], 1, "not a Hugging Face model id"),
+        (["publish", "--model-dir", "x", "--bucket", "Bad_Bucket!", "--key", KEY], 2, "'Bad_Bucket!' is not an S3"),
+        (["publish", "--model-dir", "x", "--bucket", "a..b", "--key", KEY], 2, "not an S3 bucket name"),
+        (["publish", "--model-dir", "x", "--bucket", "10.0.0.1", "--key", KEY], 2, "not an S3 bucket name"),
     ],
 )
 def test_bad_input_exits_non_zero_with_one_line(

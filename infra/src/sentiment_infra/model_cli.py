@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -36,6 +37,21 @@ class _Parser(argparse.ArgumentParser):
         raise _UsageError(message)
 
 
+# S3's general purpose bucket names: 3-63 characters of lowercase letters, digits, dots and hyphens, a letter
+# or digit at both ends, no two adjacent dots, not an IP address. Checked here so the error says that (botocore's
+# own check prints its regex).
+_BUCKET_NAME = re.compile(r"(?!\d+\.\d+\.\d+\.\d+$)(?!.*\.\.)[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+
+
+def _bucket(name: str) -> str:
+    if not _BUCKET_NAME.fullmatch(name):
+        raise argparse.ArgumentTypeError(
+            f"{name!r} is not an S3 bucket name (3-63 lowercase letters, digits, dots or hyphens, "
+            "starting and ending with a letter or digit)"
+        )
+    return name
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="sentiment-model", description="Publish or pack a sentiment model bundle.")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -44,7 +60,7 @@ def _parser() -> argparse.ArgumentParser:
     source = pub.add_mutually_exclusive_group(required=True)
     source.add_argument("--model-dir", type=Path, help="a local model directory (config, tokenizer, safetensors)")
     source.add_argument("--model", metavar="ID[@REVISION]", help="a Hugging Face hub model, optionally pinned")
-    pub.add_argument("--bucket", required=True)
+    pub.add_argument("--bucket", required=True, type=_bucket)
     pub.add_argument("--key", required=True, help="e.g. distilbert/v1.0.0/model.tar")
     pub.add_argument("--json", action="store_true", help="print one JSON object")
 
