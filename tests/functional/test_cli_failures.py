@@ -73,7 +73,7 @@ def test_model_publish_against_an_endpoint_nobody_listens_on(
     monkeypatch.setenv("AWS_ENDPOINT_URL", unreachable_url)
     model = make_model_dir(tmp_path / "model")
 
-    code = model_cli.main(["publish", "--model-dir", str(model), "--bucket", "b", "--key", "k/model.tar"])
+    code = model_cli.main(["publish", "--model-dir", str(model), "--bucket", "models", "--key", "k/model.tar"])
 
     _, err = capsys.readouterr()
     assert code == 1

@@ -581,7 +581,7 @@ CLI_CASES = [
     CliCase(
         "sentiment-model",
         "--key that is not UTF-8 (real process)",
-        ["publish", "--model-dir", "{model}", "--bucket", "b", "--key", NOT_UTF8],
+        ["publish", "--model-dir", "{model}", "--bucket", "models", "--key", NOT_UTF8],
         1,
         "UnicodeEncodeError",
         process=True,
@@ -589,14 +589,14 @@ CLI_CASES = [
     CliCase(
         "sentiment-model",
         "hub revision that is not UTF-8",
-        ["publish", "--model", f"org/m@{NOT_UTF8}", "--bucket", "b", "--key", "k/m.tar"],
+        ["publish", "--model", f"org/m@{NOT_UTF8}", "--bucket", "models", "--key", "k/m.tar"],
         1,
         "not a hub revision",
     ),
     CliCase(
         "sentiment-model",
         "5,000-character hub model id",
-        ["publish", "--model", "x" * 5000, "--bucket", "b", "--key", "k/m.tar"],
+        ["publish", "--model", "x" * 5000, "--bucket", "models", "--key", "k/m.tar"],
         1,
         "Repo id",
     ),
@@ -604,8 +604,8 @@ CLI_CASES = [
         "sentiment-model",
         "invalid bucket name",
         ["publish", "--model-dir", "{model}", "--bucket", "Bad_Bucket!", "--key", "k/m.tar"],
-        1,
-        "Invalid bucket name",
+        2,
+        "is not an S3 bucket name",
     ),
     CliCase(
         "sentiment-model", "pack OUT under a regular file", ["pack", "{model}", "{tmp}/file.txt/m.tar"], 1, "FileExists"
