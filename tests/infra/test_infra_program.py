@@ -183,7 +183,12 @@ def test_analysis_image_is_scanned_pruned_built_for_lambda_and_pinned_by_digest(
 
     image = program.one("docker:index/image:Image")
     build = image.inputs["build"]
+    # One platform, BuildKit through the engine's build API, nothing else: no option that could make the push an
+    # index (Lambda refuses one); `make image` rehearses exactly this build and push and checks the manifest
     assert build["platform"] == "linux/amd64"
+    assert set(build) == {"context", "dockerfile", "platform", "builderVersion"}
+    assert build["builderVersion"] == "BuilderBuildKit"
+    assert image.inputs.get("skipPush") in (None, False)
     # The context holds only the image's inputs, laid out as in the repository
     context = Path(build["context"]).resolve()
     assert context == REPO_ROOT / "build" / "image-context"

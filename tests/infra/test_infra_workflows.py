@@ -105,8 +105,15 @@ def test_deploy_smoke_tests_the_pushed_digest_then_requires_the_function_to_run_
     smoke = _step_index(steps, lambda s: "smoke_test.sh" in s.get("run", ""))
     up_all = steps.index(full)
     check = _step_index(steps, lambda s: "stack_digests.py function" in s.get("run", ""))
-    # Build and push the image only, smoke-test that pushed digest, then the full up, then compare
+    manifest = _step_index(steps, lambda s: "image_manifest.py ecr" in s.get("run", ""))
+    # Build and push the image only, check it is one image manifest and smoke-test that pushed digest, then the
+    # full up (which updates the function), then compare
+    assert up_image < manifest < up_all
     assert up_image < smoke < up_all < check
+    # The manifest check reads what ECR stored for the pushed digest, accepting indexes so that it sees one
+    assert "stack_digests.py image" in steps[manifest]["run"]
+    assert "aws ecr batch-get-image" in steps[manifest]["run"]
+    assert "--accepted-media-types $(python3 .ci/image_manifest.py accept)" in steps[manifest]["run"]
     assert targeted["with"]["command"] == full["with"]["command"] == "up"
     assert sorted(targeted["with"]["target"].split()) == sorted(image_urns(programs[stack], stack))
     assert "target" not in full["with"]
@@ -185,3 +192,94 @@ def test_no_expression_is_expanded_inside_a_shell_script(name: str) -> None:
     # Template injection: values reach scripts through env, never through ${{ }} in run:
     for step in steps(load(name)):
         assert "${{" not in step.get("run", ""), step.get("name")
+
+
+IMAGE_CONFIG = {"mediaType": "application/vnd.docker.container.image.v1+json", "digest": "sha256:" + "c" * 64}
+
+
+def _ecr_answer(media_type: str, manifest: dict[str, Any]) -> dict[str, Any]:
+    """What `aws ecr batch-get-image --output json` answers for one digest."""
+    return {
+        "images": [
+            {
+                "registryId": "123456789012",
+                "repositoryName": "analysis-repository-1a2b3c4",
+                "imageId": {"imageDigest": "sha256:" + "a" * 64},
+                "imageManifest": json.dumps(manifest),
+                "imageManifestMediaType": media_type,
+            }
+        ],
+        "failures": [],
+    }
+
+
+@pytest.mark.reliability(
+    area="deploy: image",
+    case="the pushed image is an OCI index or a Docker manifest list",
+    expected="the deploy job stops before the function is updated (Lambda refuses indexes)",
+)
+@pytest.mark.parametrize(
+    ("media_type", "manifest", "refused"),
+    [
+        ("application/vnd.docker.distribution.manifest.v2+json", {"schemaVersion": 2, "config": IMAGE_CONFIG}, None),
+        (
+            "application/vnd.oci.image.manifest.v1+json",
+            {"schemaVersion": 2, "config": {**IMAGE_CONFIG, "mediaType": "application/vnd.oci.image.config.v1+json"}},
+            None,
+        ),
+        # BuildKit's attestations: the image plus an unknown/unknown attestation manifest in an OCI index
+        (
+            "application/vnd.oci.image.index.v1+json",
+            {
+                "schemaVersion": 2,
+                "mediaType": "application/vnd.oci.image.index.v1+json",
+                "manifests": [
+                    {"platform": {"os": "linux", "architecture": "amd64"}},
+                    {"platform": {"os": "unknown", "architecture": "unknown"}},
+                ],
+            },
+            "an OCI image index",
+        ),
+        # the containerd image store's single-platform index (moby/moby#51532); an index needs no mediaType field
+        (
+            "application/vnd.oci.image.index.v1+json",
+            {"schemaVersion": 2, "manifests": [{"platform": {"os": "linux", "architecture": "amd64"}}]},
+            "an OCI image index",
+        ),
+        (
+            "application/vnd.docker.distribution.manifest.list.v2+json",
+            {"schemaVersion": 2, "manifests": [{"platform": {"os": "linux", "architecture": "amd64"}}]},
+            "a Docker manifest list",
+        ),
+        # an attestation manifest alone is a manifest, but not an image
+        (
+            "application/vnd.oci.image.manifest.v1+json",
+            {"schemaVersion": 2, "config": {"mediaType": "application/vnd.in-toto+json"}},
+            "not an image config",
+        ),
+    ],
+)
+def test_image_manifest_check_refuses_indexes_in_ecrs_answer(
+    media_type: str, manifest: dict[str, Any], refused: str | None
+) -> None:
+    script = REPO_ROOT / ".ci" / "image_manifest.py"
+    answer = json.dumps(_ecr_answer(media_type, manifest))
+    run = subprocess.run(
+        [sys.executable, str(script), "ecr"], input=answer, capture_output=True, text=True, check=False
+    )
+    if refused is None:
+        assert run.returncode == 0, run.stderr
+        assert f"is a single image manifest: {media_type}" in run.stdout
+    else:
+        assert run.returncode == 1
+        assert refused in run.stderr
+        assert run.stderr.count("\n") == 1  # one line, no traceback
+    # an answer that is not ECR's (no image, a failure) is a usage error, never a pass
+    empty = subprocess.run(
+        [sys.executable, str(script), "ecr"],
+        input='{"images": [], "failures": [{"failureCode": "ImageNotFound"}]}',
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert empty.returncode == 2

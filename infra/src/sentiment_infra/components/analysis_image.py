@@ -91,9 +91,14 @@ class AnalysisImage(pulumi.ComponentResource):
         token = aws.ecr.get_authorization_token_output(
             registry_id=self.repository.registry_id, opts=pulumi.InvokeOutputOptions(parent=self)
         )
-        # docker.Image builds one platform through the engine's build API, which adds no provenance/SBOM
-        # attestations unless asked (the deploy workflow also sets BUILDX_NO_DEFAULT_ATTESTATIONS=1), so
-        # the registry gets a single image manifest: Lambda rejects OCI indexes.
+        # Lambda refuses an OCI index or a manifest list (aws/aws-lambda-roadmap#82): the registry must get ONE
+        # image manifest. docker.Image builds through the engine's build API with exactly these options: the
+        # platform pinned, and no attestations (that API has no provenance/SBOM option; moby's builder asks
+        # BuildKit for none; buildx's defaults do not apply, and the deploy job also sets
+        # BUILDX_NO_DEFAULT_ATTESTATIONS=1). It pushes with the engine's push, which under the containerd image
+        # store pushes whatever the local image is (moby/moby#51532), so the deploy job reads the pushed
+        # manifest's media type (.ci/image_manifest.py) before the function is updated, and `make image`
+        # rehearses this build and push into a loopback registry with the same check.
         self.image = docker.Image(
             f"{name}-image",
             image_name=self.repository.repository_url.apply(lambda url: f"{url}:{args.tag}"),
