@@ -8,6 +8,7 @@ from pathlib import Path
 import pulumi
 import pulumi_aws as aws
 
+from sentiment_infra import snapstart
 from sentiment_infra.components.alarms import Alarms, WatchedArgs
 from sentiment_infra.components.analysis_function import AnalysisFunction, AnalysisFunctionArgs
 from sentiment_infra.components.analysis_image import AnalysisImage, AnalysisImageArgs
@@ -30,6 +31,8 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 # machine (CI runners and laptops check the repository out in different places).
 
 config = load_stack_config()
+# Before any resource: what Lambda would refuse next to SnapStart stops the preview.
+pulumi.runtime.register_stack_transformation(snapstart.guard(config.analysis_snap_start))
 stack = Deployment(
     config=config,
     account_id=aws.get_caller_identity_output().account_id,
@@ -77,6 +80,10 @@ operations = OperationsDashboard("operations", watched)
 pulumi.export("operationsDashboardName", operations.dashboard.dashboard_name)
 pulumi.export("analysisFunctionName", analysis.function_name)
 pulumi.export("analysisFunctionArn", analysis.function_arn)
+pulumi.export("analysisAliasArn", analysis.alias_arn)
+pulumi.export("analysisPublishedVersion", analysis.published_version)
+pulumi.export("analysisLiveVersion", analysis.live_version)
+pulumi.export("analysisSnapStart", config.analysis_snap_start)
 pulumi.export("ingestionFunctionName", ingestion.function_name)
 pulumi.export("itemsTableName", items.name)
 pulumi.export("topicArn", messaging.topic_arn)

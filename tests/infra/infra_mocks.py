@@ -105,6 +105,8 @@ class Registered:
     retain_on_delete: bool = False
     secret_inputs: frozenset[str] = frozenset()
     """Top-level input names sent as secrets, or containing one."""
+    ignore_changes: tuple[str, ...] = ()
+    """Input names ``pulumi up`` leaves as they are (``ResourceOptions.ignore_changes``, engine names)."""
 
 
 _SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
@@ -126,6 +128,7 @@ class RecordingMonitor(MockMonitor):
             record.retain_on_delete = bool(request.retainOnDelete)
             raw = json_format.MessageToDict(request.object)
             record.secret_inputs = frozenset(k for k, v in raw.items() if _SECRET_SIG in json.dumps(v))
+            record.ignore_changes = tuple(request.ignoreChanges)
         return response
 
 
@@ -162,7 +165,14 @@ class AwsMocks(pulumi.runtime.Mocks):
                 outputs |= {"name": name, "arn": arn, "uniqueId": "AROA" + _suffix(name)}
             case "aws:lambda/function:Function":
                 arn = self._arn("lambda", f"function:{name}")
-                outputs |= {"name": name, "arn": arn, "qualifiedArn": f"{arn}:$LATEST", "version": "$LATEST"}
+                # With publish, Lambda returns the version it just published (the first one is "1")
+                version = "1" if inputs.get("publish") else "$LATEST"
+                outputs |= {"name": name, "arn": arn, "qualifiedArn": f"{arn}:{version}", "version": version}
+            case "aws:lambda/alias:Alias":
+                function_arn = self._arn("lambda", f"function:{inputs['functionName']}")
+                arn = f"{function_arn}:{inputs['name']}"
+                outputs |= {"arn": arn, "invokeArn": f"{arn}/invocations"}
+                resource_id = arn
             case typ if typ in _NAMED_ARNS:
                 service, template = _NAMED_ARNS[typ]
                 outputs |= {"name": name, "arn": self._arn(service, template.format(name=name))}

@@ -25,7 +25,7 @@ def test_an_empty_config_takes_the_shared_defaults() -> None:
     assert (config.model_prefix, config.model_version) == (shared.DEFAULT_MODEL_PREFIX, shared.DEFAULT_MODEL_VERSION)
     assert config.neutral_threshold == shared.DEFAULT_NEUTRAL_THRESHOLD
     assert config.analysis_memory_mb == shared.DEFAULT_ANALYSIS_FUNCTION.memory_mb == 2048
-    assert config.analysis_ephemeral_storage_mb == shared.DEFAULT_ANALYSIS_FUNCTION.ephemeral_storage_mb == 3072
+    assert config.analysis_ephemeral_storage_mb == shared.DEFAULT_ANALYSIS_FUNCTION.ephemeral_storage_mb == 512
     assert config.analysis_timeout_s == shared.DEFAULT_ANALYSIS_FUNCTION.timeout_s
     assert config.batch_size == shared.DEFAULT_QUEUE.batch_size
     assert config.batching_window_s == shared.DEFAULT_QUEUE.batching_window_s

@@ -76,6 +76,7 @@ def test_every_resource_of_the_design_is_created_once_under_its_component(progra
         "aws:cloudwatch/logGroup:LogGroup": 3,
         "aws:lambda/function:Function": 3,
         "aws:lambda/eventSourceMapping:EventSourceMapping": 1,
+        "aws:lambda/alias:Alias": 1,
         "aws:cloudwatch/eventRule:EventRule": 1,
         "aws:cloudwatch/eventTarget:EventTarget": 1,
         "aws:lambda/permission:Permission": 3,
@@ -239,9 +240,10 @@ def test_queue_feeds_the_analysis_with_partial_batch_responses_and_a_concurrency
     config = config_of(program)
     queue = program.one("aws:sqs/queue:Queue", "queue")
     mapping = program.one("aws:lambda/eventSourceMapping:EventSourceMapping").inputs
-    function = program.one("aws:lambda/function:Function", "analysis")
+    alias = program.one("aws:lambda/alias:Alias", "analysis")
     assert mapping["eventSourceArn"] == queue.outputs["arn"]
-    assert mapping["functionName"] == function.outputs["arn"]
+    # the version in service (the "live" alias), never $LATEST: tests/infra/test_infra_release.py
+    assert mapping["functionName"] == alias.outputs["arn"]
     assert mapping["functionResponseTypes"] == ["ReportBatchItemFailures"]
     assert mapping["scalingConfig"]["maximumConcurrency"] == config.analysis_maximum_concurrency
     assert mapping["batchSize"] == config.batch_size

@@ -121,13 +121,18 @@ def _log_retention(run: ProgramRun) -> list[str]:
     return problems
 
 
+def _targets(mapping_function: str, function_arn: str) -> bool:
+    """Whether an event source mapping's function (ARN, or a version's / alias's qualified ARN) is this function."""
+    return mapping_function == function_arn or mapping_function.rpartition(":")[0] == function_arn
+
+
 def _concurrency_cap(run: ProgramRun) -> list[str]:
     mappings = run.of_type("aws:lambda/eventSourceMapping:EventSourceMapping")
     problems = []
     for function in _all(run, "aws:lambda/function:Function"):
         if function.inputs.get("reservedConcurrentExecutions"):
             continue
-        own = [m for m in mappings if m.inputs["functionName"] == function.outputs["arn"]]
+        own = [m for m in mappings if _targets(m.inputs["functionName"], function.outputs["arn"])]
         capped = own and all((m.inputs.get("scalingConfig") or {}).get("maximumConcurrency") for m in own)
         if not capped and function.name not in UNCAPPED_BY_DESIGN:
             problems.append(f"{function.name}: neither reserved concurrency nor a capped event source mapping")
@@ -231,7 +236,8 @@ def _sqs_triggered_has_queue_dlq(run: ProgramRun) -> list[str]:
     }
     for function in _all(run, "aws:lambda/function:Function"):
         name = function.outputs["name"]
-        if function.outputs["arn"] not in sqs_triggered and name not in destinations and name not in url_only:
+        triggered = any(_targets(target, function.outputs["arn"]) for target in sqs_triggered)
+        if not triggered and name not in destinations and name not in url_only:
             problems.append(f"{function.name}: asynchronous failures have no destination")
     return problems
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sentiment_shared.costs import PRICES, Measured, cost_per_1000
+from sentiment_shared.costs import PRICES, Measured, cost_per_1000, snap_start_cache_usd, snap_start_restore_usd
 
 pytestmark = pytest.mark.unit
 
@@ -51,3 +51,15 @@ def test_a_cold_start_is_priced_apart_not_spread_over_the_few_items_measured() -
     assert cost.lambda_compute == pytest.approx(1.2 * 2 * PRICES["lambda_gb_second"] * 1000 / 6)
     assert cost.cold_start_usd == pytest.approx(12.5 * 2 * PRICES["lambda_gb_second"])
     assert "cold starts excluded: 1 x 12.5 s" in cost.as_dict()["basis"]
+
+
+def test_snap_start_charges_follow_lambdas_published_prices() -> None:
+    # AWS Lambda pricing, SnapStart (Python), us-east-1: cache per GB-second (3-hour minimum), restore per GB
+    assert PRICES["snapstart_cache_gb_second"] == 0.0000015046
+    assert PRICES["snapstart_restore_gb"] == 0.0001397998
+    # A 2 GB version kept 30 days: 2 x 2,592,000 GB-s x price ~ $7.80 a month
+    assert snap_start_cache_usd(2048, 30 * 24 * 3600) == pytest.approx(7.80, abs=0.01)
+    # A version deleted after 10 minutes still pays 3 hours
+    assert snap_start_cache_usd(2048, 600) == snap_start_cache_usd(2048, 3 * 3600)
+    # 1,000 cold starts (restores) of a 2 GB function ~ $0.28
+    assert snap_start_restore_usd(2048, 1000) == pytest.approx(0.2796, abs=0.0001)

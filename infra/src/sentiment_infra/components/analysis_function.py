@@ -1,4 +1,10 @@
-"""The analysis function: container image, least-privilege role, log group and the queue's event source."""
+"""The analysis function: container image, least-privilege role, log group, published versions, the ``live``
+alias in service and the queue's event source on that alias.
+
+Every ``pulumi up`` that changes the function's code or configuration (a new image digest, a new model's
+``MODEL_*`` environment) publishes a new version; nothing invokes ``$LATEST``. With ``analysisSnapStart``
+Lambda snapshots each published version after its INIT.
+"""
 
 from __future__ import annotations
 
@@ -19,6 +25,8 @@ if TYPE_CHECKING:
     from sentiment_infra.components.model_store import ModelStore
 
 BATCH_FAILURE_REPORTING = "ReportBatchItemFailures"
+LIVE_ALIAS = "live"
+"""The alias every caller invokes (the queue's event source mapping included): the version in service."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +44,7 @@ class AnalysisFunction(pulumi.ComponentResource):
     """Image function draining the work queue with partial batch responses and a concurrency cap."""
 
     function: aws.lambda_.Function
+    alias: aws.lambda_.Alias
     event_source: aws.lambda_.EventSourceMapping
 
     def __init__(self, name: str, args: AnalysisFunctionArgs, opts: pulumi.ResourceOptions | None = None) -> None:
@@ -75,12 +84,26 @@ class AnalysisFunction(pulumi.ComponentResource):
             image_uri=args.image_uri,
             ephemeral_storage=aws.lambda_.FunctionEphemeralStorageArgs(size=config.analysis_ephemeral_storage_mb),
             reserved_concurrent_executions=config.analysis_reserved_concurrency,
+            # Every change publishes a version; SnapStart (per stack) snapshots each one after its INIT.
+            publish=True,
+            snap_start=(
+                aws.lambda_.FunctionSnapStartArgs(apply_on="PublishedVersions") if config.analysis_snap_start else None
+            ),
         )
         self.role, self.log_group, self.function = parts.role, parts.log_group, parts.function
+        self.alias = aws.lambda_.Alias(
+            f"{name}-live",
+            name=LIVE_ALIAS,
+            description="The analysis version in service",
+            function_name=self.function.name,
+            function_version=self.function.version,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
         self.event_source = aws.lambda_.EventSourceMapping(
             f"{name}-queue-source",
             event_source_arn=args.queue_arn,
-            function_name=self.function.arn,
+            # The alias, never $LATEST: SnapStart runs published versions only, and the alias is what moves.
+            function_name=self.alias.arn,
             batch_size=config.batch_size,
             maximum_batching_window_in_seconds=config.batching_window_s,
             # Without this flag Lambda ignores `batchItemFailures` and deletes the whole batch.
@@ -94,10 +117,17 @@ class AnalysisFunction(pulumi.ComponentResource):
 
         self.function_name = self.function.name
         self.function_arn = self.function.arn
+        self.alias_arn = self.alias.arn
+        self.published_version = self.function.version
+        """The version this ``pulumi up`` published (the latest one)."""
+        self.live_version = self.alias.function_version
+        """The version the ``live`` alias points at: the one in service."""
         self.register_outputs(
             {
                 "function_name": self.function_name,
                 "function_arn": self.function_arn,
+                "alias_arn": self.alias_arn,
+                "live_version": self.live_version,
                 "log_group": self.log_group.name,
                 "event_source_uuid": self.event_source.uuid,
             }

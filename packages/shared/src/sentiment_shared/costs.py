@@ -14,7 +14,17 @@ SNS publish requests                             0.50                 1 M reques
 SNS → SQS deliveries                             0                    (free)
 DynamoDB on-demand writes                        0.625                1 M write request units
 DynamoDB on-demand reads                         0.125                1 M read request units
+SnapStart cache (Python, per published version)  0.0000015046         GB-second cached (3-hour minimum)
+SnapStart restore (Python)                       0.0001397998         GB restored (memory x restores)
 ==============================================  ===================  ==================================
+
+SnapStart (stacks with ``analysisSnapStart``): AWS Lambda pricing, "SnapStart" section
+(https://aws.amazon.com/lambda/pricing/, us-east-1, x86; Python and .NET pay both charges, Java pays
+neither). The cache charge runs per *published version* with SnapStart, by the function's memory, from
+the publish until the version is deleted, at least 3 hours; the restore charge is paid every time Lambda
+resumes an execution environment from the snapshot (a cold start), by memory. Every ``pulumi up`` that
+changes the analysis function publishes a version, so delete old versions (docs/DEPLOY.md) to stop
+their cache charge.
 
 What one item costs in requests (from the code, not guessed):
 
@@ -51,7 +61,13 @@ PRICES: dict[str, float] = {
     "sns_publish_request": 0.50 / 1_000_000,
     "dynamodb_write_unit": 0.625 / 1_000_000,
     "dynamodb_read_unit": 0.125 / 1_000_000,
+    # https://aws.amazon.com/lambda/pricing/ ("SnapStart": Python and .NET), us-east-1
+    "snapstart_cache_gb_second": 0.0000015046,
+    "snapstart_restore_gb": 0.0001397998,
 }
+
+SNAP_START_MINIMUM_CACHE_S = 3 * 3600
+"""The cache charge of a published version covers at least 3 hours."""
 
 WRITE_UNITS_PER_ITEM = 1 + 2 * 4 + 1
 """Ingestion's put (1) + the analysis transaction (4 items x 2) + the recent-items index write (1)."""
@@ -153,3 +169,13 @@ def cost_per_1000(measured: Measured) -> CostPer1000 | None:
             * PRICES["lambda_gb_second"]
         ),
     )
+
+
+def snap_start_cache_usd(memory_mb: int, seconds: float) -> float:
+    """The SnapStart cache charge of one published version kept ``seconds`` (at least 3 hours are billed)."""
+    return memory_mb / 1024 * max(seconds, SNAP_START_MINIMUM_CACHE_S) * PRICES["snapstart_cache_gb_second"]
+
+
+def snap_start_restore_usd(memory_mb: int, restores: int = 1) -> float:
+    """The SnapStart restore charge of ``restores`` cold starts from the snapshot."""
+    return memory_mb / 1024 * restores * PRICES["snapstart_restore_gb"]

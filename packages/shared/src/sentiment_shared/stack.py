@@ -105,7 +105,10 @@ class QueueSettings:
 @dataclass(frozen=True, slots=True)
 class AnalysisFunctionSettings:
     memory_mb: int = 2048
-    ephemeral_storage_mb: int = 3072
+    ephemeral_storage_mb: int = 512
+    """Lambda's default ``/tmp``, and SnapStart's ceiling. The stream fetch extracts the compact bundle
+    (~68 MB for DistilBERT) without an archive on disk; the ``ranged`` fetch also keeps the archive for a
+    moment (~136 MB). Even a full-size fp32 bundle (~268 MB) fits when streamed."""
     timeout_s: int = 120
 
 
