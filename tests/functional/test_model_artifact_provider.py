@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import dill
 import pytest
 from fake_hub import FakeHub, FakeRepo, serving
 from model_fixtures import FAKE_COMMIT, hub_repo_files, make_model_dir
 from pulumi.dynamic.dynamic import serialize_provider
+from versioning_lag import VersioningLag, versioning_lag
 
-from sentiment_infra.model_artifact import UNKNOWN, ModelArtifactProvider
-from sentiment_shared.model_publish import PublishError
+from sentiment_infra.model_artifact import UNKNOWN, VERSION_RETRY_ENV, VERSION_WAIT_ENV, ModelArtifactProvider
+from sentiment_shared import aws
+from sentiment_shared.model_publish import ModelSource, PublishError, publish
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -250,3 +253,115 @@ def test_the_shared_model_dir_publishes(shared_model_dir: Path, s3: S3Client, pr
     # the compact bundle (int8 weight-only, sentiment_shared.model_compact): 24 MB, not the 92 MB of fp32 weights
     assert 20_000_000 < outs["size"] < 30_000_000
     assert s3.head_object(Bucket=BUCKET, Key=KEY)["Metadata"]["sha256"] == outs["sha256"]
+
+
+# --------------------------------------------------------------------------- a bucket whose versioning is new
+
+
+@pytest.fixture
+def lagging_s3(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., VersioningLag]]:
+    """``lagging_s3(writes=N, answer=...)``: S3 whose versioning takes effect only after N object writes.
+
+    The bucket exists (unversioned) on the moto server; every client then talks to the proxy in front of it.
+    """
+    boto = aws.client("s3")
+    boto.create_bucket(Bucket=BUCKET)
+    monkeypatch.setenv(VERSION_RETRY_ENV, "0.01")
+    with ExitStack() as stack:
+
+        def start(writes: int, answer: Literal["absent", "null"] = "absent") -> VersioningLag:
+            lag = stack.enter_context(versioning_lag(moto_endpoint, BUCKET, writes=writes, answer=answer))
+            monkeypatch.setenv("AWS_ENDPOINT_URL", lag.url)
+            aws.reset_clients()
+            return lag
+
+        yield start
+
+
+def _current_version(key: str = KEY) -> str:
+    return str(aws.client("s3").head_object(Bucket=BUCKET, Key=key)["VersionId"])
+
+
+@pytest.mark.parametrize("answer", ["absent", "null"])
+def test_create_on_a_bucket_whose_versioning_has_not_propagated_waits_for_a_version(
+    tmp_path: Path,
+    lagging_s3: Callable[..., VersioningLag],
+    provider: ModelArtifactProvider,
+    capsys: pytest.CaptureFixture[str],
+    answer: Literal["absent", "null"],
+) -> None:
+    # Given S3 that stores the first two writes unversioned (versioning enabled seconds ago)
+    lag = lagging_s3(writes=2, answer=answer)
+
+    # When the bundle is created
+    outs = provider.create(_checked(provider, _inputs(make_model_dir(tmp_path / "model")))).outs or {}
+
+    # Then it uploaded until S3 answered with a version id, records that version, and said so on stderr
+    assert (lag.unversioned_writes, lag.versioned_writes) == (2, 1)
+    assert outs["version_id"] not in (None, "", "null")
+    assert outs["version_id"] == _current_version()
+    waits = [line for line in capsys.readouterr().err.splitlines() if "without a version id" in line]
+    assert len(waits) == 2
+    assert "takes up to 15 minutes" in waits[0]
+
+
+def test_an_identical_bundle_stored_without_a_version_is_uploaded_again(
+    tmp_path: Path, lagging_s3: Callable[..., VersioningLag], provider: ModelArtifactProvider
+) -> None:
+    # Given the very bundle already at the key, stored before versioning took effect (the CLI, a lost state)
+    model = make_model_dir(tmp_path / "model")
+    lag = lagging_s3(writes=1)
+    publish(ModelSource(model_dir=model), BUCKET, KEY)
+    assert lag.unversioned_writes == 1
+
+    # When the provider creates the resource
+    outs = provider.create(_checked(provider, _inputs(model))).outs or {}
+
+    # Then it does not settle for the unversioned copy: it uploads and records a real version
+    assert outs["uploaded"] is True
+    assert outs["version_id"] == _current_version()
+
+
+def test_a_state_recorded_without_a_version_is_published_again_by_the_next_up(
+    tmp_path: Path, lagging_s3: Callable[..., VersioningLag], provider: ModelArtifactProvider
+) -> None:
+    # Given a state an earlier provider recorded with version_id None (the upload landed unversioned)
+    model = make_model_dir(tmp_path / "model")
+    lagging_s3(writes=1)
+    news = _checked(provider, _inputs(model))
+    result = publish(ModelSource(model_dir=model), BUCKET, KEY)
+    olds = {**news, **result.as_dict(), "drift": None, "observed_sha256": result.sha256}
+    assert olds["version_id"] is None
+
+    # When the next `up` diffs the same inputs
+    diff = provider.diff(result.s3_uri, olds, _checked(provider, _inputs(model), olds))
+
+    # Then it asks for an update, and the update publishes a real version (versioning has propagated by now)
+    assert (diff.changes, diff.replaces) == (True, [])
+    updated = provider.update(result.s3_uri, olds, _checked(provider, _inputs(model), olds)).outs or {}
+    assert updated["version_id"] == _current_version()
+
+
+def test_versioning_that_never_takes_effect_fails_after_the_bounded_wait(
+    tmp_path: Path,
+    lagging_s3: Callable[..., VersioningLag],
+    provider: ModelArtifactProvider,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given S3 that never versions the writes within the wait
+    lag = lagging_s3(writes=1000)
+    monkeypatch.setenv(VERSION_WAIT_ENV, "0.2")
+
+    # When the bundle is created, Then it fails with one line saying what to check, and records nothing
+    with pytest.raises(PublishError, match=r"without an S3 version id \d+ times.*versioning on bucket 'models'"):
+        provider.create(_checked(provider, _inputs(make_model_dir(tmp_path / "model"))))
+    assert lag.unversioned_writes >= 2
+    assert lag.versioned_writes == 0
+
+
+def test_a_bad_wait_setting_is_one_clear_line(
+    tmp_path: Path, s3: S3Client, provider: ModelArtifactProvider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(VERSION_WAIT_ENV, "soon")
+    with pytest.raises(PublishError, match="SENTIMENT_VERSION_WAIT_S must be a positive number of seconds"):
+        provider.create(_checked(provider, _inputs(make_model_dir(tmp_path / "model"))))

@@ -30,9 +30,11 @@ import hashlib
 import os
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import grpc
 import pytest
@@ -48,6 +50,7 @@ from sentiment_shared import aws
 
 sys.path.insert(0, str(REPO_ROOT / "tests" / "functional"))
 from model_fixtures import make_model_dir
+from versioning_lag import versioning_lag
 
 pytestmark = [pytest.mark.infra, pytest.mark.slow]
 
@@ -91,39 +94,51 @@ def deserialize(struct: struct_pb2.Struct) -> dict[str, Any]:
     return dict(rpc.deserialize_properties(struct, keep_unknowns=True))
 
 
-@pytest.fixture
-def provider_stub(moto_endpoint: str) -> Iterator[provider_pb2_grpc.ResourceProviderStub]:
+@contextmanager
+def launched_provider(
+    endpoint: str, **extra_env: str
+) -> Iterator[tuple[provider_pb2_grpc.ResourceProviderStub, IO[bytes]]]:
+    """The provider started as the engine starts it, talking to S3 at ``endpoint``: (gRPC stub, its stderr)."""
     program_dir, env = engine_launch()
     venv = launcher_venv(program_dir, env)
     env.update(
         PATH=f"{venv}/bin:/usr/bin:/bin",  # what the launcher exports (it prepends $VENV/bin)
-        AWS_ENDPOINT_URL=moto_endpoint,
+        AWS_ENDPOINT_URL=endpoint,
         AWS_ACCESS_KEY_ID="testing",
         AWS_SECRET_ACCESS_KEY="testing",
         AWS_REGION="us-east-1",
         AWS_DEFAULT_REGION="us-east-1",
         HOME=os.environ.get("HOME", "/tmp"),
+        **extra_env,
     )
-    process = subprocess.Popen(
-        [str(venv / "bin" / "python"), "-u", "-m", "pulumi.dynamic"],
-        cwd=program_dir,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        assert process.stdout is not None
-        line = process.stdout.readline().decode().strip()
-        if not line.isdigit():
+    with tempfile.TemporaryFile() as stderr:
+        process = subprocess.Popen(
+            [str(venv / "bin" / "python"), "-u", "-m", "pulumi.dynamic"],
+            cwd=program_dir,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+        )
+        try:
+            assert process.stdout is not None
+            line = process.stdout.readline().decode().strip()
+            if not line.isdigit():
+                process.kill()
+                process.communicate(timeout=10)
+                stderr.seek(0)
+                pytest.fail(f"provider printed no port: {line!r}\n{stderr.read().decode()}")
+            with grpc.insecure_channel(f"127.0.0.1:{int(line)}") as channel:
+                grpc.channel_ready_future(channel).result(timeout=30)
+                yield provider_pb2_grpc.ResourceProviderStub(channel), stderr
+        finally:
             process.kill()
-            _, err = process.communicate(timeout=10)
-            pytest.fail(f"provider printed no port: {line!r}\n{err.decode()}")
-        with grpc.insecure_channel(f"127.0.0.1:{int(line)}") as channel:
-            grpc.channel_ready_future(channel).result(timeout=30)
-            yield provider_pb2_grpc.ResourceProviderStub(channel)
-    finally:
-        process.kill()
-        process.communicate(timeout=10)
+            process.communicate(timeout=10)
+
+
+@pytest.fixture
+def provider_stub(moto_endpoint: str) -> Iterator[provider_pb2_grpc.ResourceProviderStub]:
+    with launched_provider(moto_endpoint) as (stub, _stderr):
+        yield stub
 
 
 def _object_sha256(key: str) -> str:
@@ -207,3 +222,47 @@ def test_the_engine_launched_provider_publishes_reads_drift_updates_and_deletes(
     versions = {v["VersionId"] for v in s3.list_object_versions(Bucket=BUCKET, Prefix=KEY).get("Versions", [])}
     assert updated_outs["version_id"] not in versions
     assert outs["version_id"] in versions
+
+
+def test_the_engine_launched_provider_waits_out_a_new_buckets_versioning_and_republishes_an_unversioned_state(
+    moto_endpoint: str, tmp_path: Path
+) -> None:
+    # Given a bucket whose versioning has not taken effect for the next two writes (S3, minutes after it was
+    # first enabled), reached through a proxy in front of moto, and the provider launched as the engine does
+    s3 = aws.client("s3")
+    s3.create_bucket(Bucket=BUCKET)
+    model_dir = make_model_dir(tmp_path / "model")
+    inputs = {
+        "__provider": serialize_provider(ModelArtifactProvider()),
+        "bucket": BUCKET,
+        "key": KEY,
+        "model_id": None,
+        "revision": None,
+        "model_dir": str(model_dir),
+        "provider_version": "1",
+        "retain_on_delete": False,
+    }
+    with (
+        versioning_lag(moto_endpoint, BUCKET, writes=2, answer="null") as lag,
+        launched_provider(lag.url, SENTIMENT_VERSION_RETRY_S="0.05") as (stub, stderr),
+    ):
+        stub.Configure(proto.ConfigureRequest(args=serialize({}), acceptSecrets=True))
+        checked = stub.Check(proto.CheckRequest(urn=URN, type=TYPE, olds=serialize({}), news=serialize(inputs)))
+
+        # When the engine creates the bundle
+        created = stub.Create(proto.CreateRequest(urn=URN, type=TYPE, properties=checked.inputs))
+
+        # Then the provider uploaded until S3 gave a version, and recorded that one
+        outs = deserialize(created.properties)
+        assert (lag.unversioned_writes, lag.versioned_writes) == (2, 1)
+        assert outs["version_id"] == s3.head_object(Bucket=BUCKET, Key=KEY)["VersionId"]
+
+        # And a state recorded without a version (an earlier provider's) makes Diff ask for an update
+        unversioned = serialize({**outs, "__provider": inputs["__provider"], "version_id": None})
+        diff = stub.Diff(proto.DiffRequest(id=created.id, urn=URN, type=TYPE, olds=unversioned, news=checked.inputs))
+        assert diff.changes == proto.DiffResponse.DIFF_SOME
+
+        # And each wait went to stderr, which the engine shows for a dynamic provider
+        stderr.seek(0)
+        waits = [line for line in stderr.read().decode().splitlines() if "without a version id" in line]
+        assert len(waits) == 2, waits

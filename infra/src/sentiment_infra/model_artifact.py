@@ -7,6 +7,15 @@ there; ``diff`` replaces on a bucket/key change and updates on a source, revisio
 ``provider_version`` change (or a drifted object); ``read`` reports drift; ``delete`` removes the
 version this resource published unless ``retain_on_delete``.
 
+A publish always records a real S3 version id (the function is pinned to it). On a bucket whose
+versioning was only just enabled, S3 may store writes unversioned for up to 15 minutes: ``create`` /
+``update`` then upload again, backing off, until S3 answers with a version id
+(:class:`sentiment_shared.model_publish.VersionWait`, bounded by ``SENTIMENT_VERSION_WAIT_S``, default
+1200 s; first retry after ``SENTIMENT_VERSION_RETRY_S``, default 5 s), printing one line per wait to
+stderr, which the engine shows for dynamic providers (``pulumi-resource-pulumi-python``'s stderr
+becomes a diagnostic). A state recorded without a version (by an earlier provider) is published again:
+``diff`` reports a change.
+
 The provider is dill-pickled into the stack state when the resource is constructed, so it holds no
 state, no clients and no credentials: every method builds what it needs from the environment
 (AWS credentials, ``HF_TOKEN``, ``HF_ENDPOINT``) and calls the plain functions of
@@ -16,6 +25,8 @@ state, no clients and no credentials: every method builds what it needs from the
 from __future__ import annotations
 
 import hashlib
+import os
+import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -32,6 +43,31 @@ UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
 _REPLACE_ON = ("bucket", "key")
 _UPDATE_ON = ("model_id", "revision", "model_dir", "source_fingerprint", "provider_version", "retain_on_delete")
 _INPUTS = ("bucket", "key", "model_id", "revision", "model_dir", "provider_version", "retain_on_delete")
+
+
+VERSION_WAIT_ENV = "SENTIMENT_VERSION_WAIT_S"
+VERSION_RETRY_ENV = "SENTIMENT_VERSION_RETRY_S"
+
+
+def _seconds(name: str, default: float) -> float:
+    from sentiment_shared.model_publish import PublishError
+
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        raise PublishError(f"{name} must be a positive number of seconds, not {raw!r}")
+    return value
+
+
+def _engine_log(line: str) -> None:
+    # The engine turns each stderr line of a dynamic provider into a diagnostic on the console.
+    sys.stderr.write(f"model bundle: {line}\n")
+    sys.stderr.flush()
 
 
 def _unknown(value: Any) -> bool:
@@ -99,8 +135,11 @@ class ModelArtifactProvider(pulumi.dynamic.ResourceProvider):
         replaces = [k for k in _REPLACE_ON if _unknown(news.get(k)) or olds.get(k) != news.get(k)]
         updates = [k for k in _UPDATE_ON if k in news and (_unknown(news.get(k)) or olds.get(k) != news.get(k))]
         drifted = bool(olds.get("drift"))
+        # Published, but recorded without an S3 version id (written before versioning took effect, by a
+        # provider that accepted that): publish again, so the function gets a version to pin.
+        unversioned = bool(olds.get("sha256")) and not olds.get("version_id")
         return pulumi.dynamic.DiffResult(
-            changes=bool(replaces or updates or drifted),
+            changes=bool(replaces or updates or drifted or unversioned),
             replaces=replaces,
             # Create the new object (at its new key) before deleting the old one: no gap in service.
             delete_before_replace=False,
@@ -112,7 +151,8 @@ class ModelArtifactProvider(pulumi.dynamic.ResourceProvider):
 
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> pulumi.dynamic.UpdateResult:
         content_inputs = [k for k in _UPDATE_ON if k != "retain_on_delete"]
-        if not olds.get("drift") and all(olds.get(k) == news.get(k) for k in content_inputs):
+        unchanged = all(olds.get(k) == news.get(k) for k in content_inputs)
+        if not olds.get("drift") and olds.get("version_id") and unchanged:
             # Only retain_on_delete changed: nothing to publish.
             outs = {**olds, "retain_on_delete": bool(news.get("retain_on_delete"))}
             outs.pop("__provider", None)
@@ -150,7 +190,7 @@ class ModelArtifactProvider(pulumi.dynamic.ResourceProvider):
 
     @staticmethod
     def _publish(props: dict[str, Any]) -> dict[str, Any]:
-        from sentiment_shared.model_publish import ModelSource, publish
+        from sentiment_shared.model_publish import ModelSource, VersionWait, publish
 
         model_dir = _known_str(props, "model_dir")
         source = ModelSource(
@@ -158,7 +198,12 @@ class ModelArtifactProvider(pulumi.dynamic.ResourceProvider):
             revision=_known_str(props, "revision"),
             model_dir=Path(model_dir) if model_dir else None,
         )
-        result = publish(source, str(props["bucket"]), str(props["key"]))
+        wait = VersionWait(
+            timeout_s=_seconds(VERSION_WAIT_ENV, 20 * 60),
+            first_delay_s=_seconds(VERSION_RETRY_ENV, 5.0),
+            report=_engine_log,
+        )
+        result = publish(source, str(props["bucket"]), str(props["key"]), version_wait=wait)
         outs = {name: props.get(name) for name in _INPUTS}
         outs["retain_on_delete"] = bool(props.get("retain_on_delete"))
         outs["source_fingerprint"] = props.get("source_fingerprint")

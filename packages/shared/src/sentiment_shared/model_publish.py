@@ -15,6 +15,7 @@ import os
 import re
 import socket
 import tempfile
+import time
 import urllib.parse
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -118,6 +119,25 @@ class Drift:
 
     reason: str
     head: ObjectHead | None
+
+
+@dataclass(frozen=True, slots=True)
+class VersionWait:
+    """Insist on an S3 version id: re-upload (backing off) while S3 answers a write without one.
+
+    S3 may take up to 15 minutes to propagate versioning after it is first enabled on a bucket, and
+    writes before then are stored unversioned (no version id, or ``null``). The stack pins the function
+    to the published version, so a publish for the stack never settles for a missing one: it waits
+    ``first_delay_s`` (doubling up to ``max_delay_s``), uploads again, and gives up with a
+    :class:`PublishError` once ``timeout_s`` would be exceeded. ``report`` gets one line per wait.
+    """
+
+    timeout_s: float = 20 * 60
+    first_delay_s: float = 5.0
+    max_delay_s: float = 60.0
+    report: Callable[[str], None] = lambda _line: None
+    sleep: Callable[[float], None] = time.sleep
+    clock: Callable[[], float] = time.monotonic
 
 
 def s3_uri(bucket: str, key: str) -> str:
@@ -298,25 +318,40 @@ def publish_bundle(
     revision: str | None,
     store: S3ObjectStore | None = None,
     progress: ProgressCallback | None = None,
+    version_wait: VersionWait | None = None,
 ) -> PublishResult:
-    """Upload a packed bundle unless the object at the key already holds the same sha256."""
+    """Upload a packed bundle unless the object at the key already holds the same sha256.
+
+    With ``version_wait``, the result always carries a real S3 version id: an identical object stored
+    without one (written before versioning took effect) is uploaded again, and an upload S3 answers
+    without one is repeated as :class:`VersionWait` says.
+    """
     store = _store(store)
     existing = head_artifact(bucket, key, store=store)
-    if existing is not None and existing.metadata.get(META_SHA256) == info.sha256 and existing.size == info.size:
+    identical = (
+        existing is not None and existing.metadata.get(META_SHA256) == info.sha256 and existing.size == info.size
+    )
+    if existing is not None and identical and (existing.version_id or version_wait is None):
         version_id, uploaded = existing.version_id, False
     else:
-        try:
-            put = store.upload(
-                info.path,
-                bucket,
-                key,
-                sha256=info.sha256,
-                metadata=_metadata(info, source, revision),
-                progress=progress,
-            )
-        except (ClientError, BotoCoreError) as exc:
-            raise _aws_error("upload to", bucket, key, exc) from exc
-        version_id, uploaded = put.version_id, True
+
+        def upload() -> str | None:
+            try:
+                put = store.upload(
+                    info.path,
+                    bucket,
+                    key,
+                    sha256=info.sha256,
+                    metadata=_metadata(info, source, revision),
+                    progress=progress,
+                )
+            except (ClientError, BotoCoreError) as exc:
+                raise _aws_error("upload to", bucket, key, exc) from exc
+            return put.version_id
+
+        version_id, uploaded = upload(), True
+        if version_wait is not None and not version_id:
+            version_id = _until_versioned(upload, bucket, key, version_wait)
     return PublishResult(
         bucket=bucket,
         key=key,
@@ -328,6 +363,33 @@ def publish_bundle(
         source=source,
         source_revision=revision,
     )
+
+
+def _until_versioned(upload: Callable[[], str | None], bucket: str, key: str, wait: VersionWait) -> str:
+    """Upload again, backing off, until S3 answers with a version id; PublishError past ``wait.timeout_s``."""
+    start = wait.clock()
+    delay = wait.first_delay_s
+    attempts = 1
+    while True:
+        elapsed = wait.clock() - start
+        if elapsed + delay > wait.timeout_s:
+            raise PublishError(
+                f"{s3_uri(bucket, key)} was stored without an S3 version id {attempts} times in {elapsed:.0f} s: "
+                f"versioning on bucket {bucket!r} is not in effect (S3 takes up to 15 minutes after it is first "
+                "enabled); check `aws s3api get-bucket-versioning`, then run the deploy again"
+            )
+        wait.report(
+            f"{s3_uri(bucket, key)}: S3 stored upload {attempts} without a version id (versioning on a new "
+            f"bucket takes up to 15 minutes to take effect); uploading again in {delay:.0f} s "
+            f"({elapsed:.0f} s of {wait.timeout_s:.0f} s waited)"
+        )
+        wait.sleep(delay)
+        attempts += 1
+        version_id = upload()
+        if version_id:
+            wait.report(f"{s3_uri(bucket, key)}: upload {attempts} is version {version_id}")
+            return version_id
+        delay = min(delay * 2, wait.max_delay_s)
 
 
 def publish(
@@ -342,6 +404,7 @@ def publish(
     hub_progress: bool = False,
     upload_progress: Callable[[int], ProgressCallback] | None = None,
     weights: WeightsEncoding = "int8",
+    version_wait: VersionWait | None = None,
 ) -> PublishResult:
     """Resolve ``source``, pack it into a temporary directory and publish it to ``s3://bucket/key``.
 
@@ -351,7 +414,7 @@ def publish(
     A model that cannot be compacted is published as it is.
 
     ``upload_progress``, if given, is called with the bundle size and returns the per-chunk callback
-    (how the CLI opens a progress bar of the right length).
+    (how the CLI opens a progress bar of the right length). ``version_wait``: see :func:`publish_bundle`.
     """
     if not bucket or not key or key.endswith("/"):
         raise PublishError(f"bucket and key must be non-empty and the key must name a file: {bucket!r}, {key!r}")
@@ -366,7 +429,14 @@ def publish(
             raise PublishError(str(exc)) from exc
         callback = upload_progress(info.size) if upload_progress is not None else None
         return publish_bundle(
-            info, bucket, key, source=resolved.source, revision=resolved.revision, store=store, progress=callback
+            info,
+            bucket,
+            key,
+            source=resolved.source,
+            revision=resolved.revision,
+            store=store,
+            progress=callback,
+            version_wait=version_wait,
         )
 
 
