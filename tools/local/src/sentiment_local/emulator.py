@@ -12,6 +12,7 @@ import os
 import socket
 from collections.abc import Iterator
 
+from sentiment_local import moto_patches
 from sentiment_shared import aws
 from sentiment_shared.settings import reset_settings_cache
 
@@ -34,6 +35,7 @@ def embedded_moto() -> Iterator[str]:
     """Start a moto server on a free loopback port; yield its URL; stop it however the run ends."""
     from moto.server import ThreadedMotoServer
 
+    moto_patches.install()  # transactions copy what they touch, not the table (sentiment_local.moto_patches)
     # The server's per-request access log would drown the pipeline's own output.
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     port = free_port()
