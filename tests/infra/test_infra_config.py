@@ -5,10 +5,11 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import pulumi
 import pytest
 from infra_mocks import PROJECT, REPO_ROOT, STACKS, run_program, stack_config
 
-from sentiment_infra.config import KEYS, ConfigError, StackConfig, parse_stack_config
+from sentiment_infra.config import KEYS, RESERVATION_RULE, ConfigError, StackConfig, parse_stack_config
 from sentiment_shared import stack as shared
 
 pytestmark = pytest.mark.infra
@@ -129,3 +130,20 @@ def test_stack_config_files_hold_no_secret(stack: str) -> None:
     text = (REPO_ROOT / f"Pulumi.{stack}.yaml").read_text()
     assert SECRET_LOOKING.search(text) is None
     assert "secure:" not in text  # and none is needed: the program reads no secret config
+
+
+def test_reservations_are_unset_by_default_and_a_configured_one_is_explained(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given the defaults, no function reserves concurrency
+    assert parse_stack_config({}).reserved_concurrency == {}
+
+    # When a stack asks for reservations, Then the preview warns why Lambda may refuse them (the program
+    # cannot read the account's quota) and how to check
+    warnings: list[str] = []
+    monkeypatch.setattr(pulumi.log, "warn", lambda message, *_args, **_kwargs: warnings.append(message))
+    run_program("dev", {**stack_config("dev"), f"{PROJECT}:dashboardReservedConcurrency": "5"})
+    (warning,) = [w for w in warnings if "dashboardReservedConcurrency 5" in w]
+    assert "fewer than 100" in warning
+    assert "aws lambda get-account-settings" in warning
+    assert RESERVATION_RULE in warning

@@ -75,7 +75,6 @@ def test_the_dashboard_function_is_a_small_zip_of_the_dashboard_member(program: 
     assert function["packageType"] == "Zip"
     assert function["handler"] == DASHBOARD_HANDLER
     assert function["memorySize"] <= 512
-    assert function["reservedConcurrentExecutions"] >= 1
     env = function["environment"]["variables"]
     assert env["ITEMS_TABLE"] == program.one("aws:dynamodb/table:Table").outputs["name"]
     # The cost section reads the analysis function's metrics: its name, size and Powertools service

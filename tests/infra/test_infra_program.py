@@ -8,7 +8,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from infra_mocks import ACCOUNT, MODEL_ARTIFACT, REPO_ROOT, ProgramRun, run_program
+from infra_mocks import ACCOUNT, MODEL_ARTIFACT, REPO_ROOT, ProgramRun, run_program, stack_config
 from pydantic_settings import BaseSettings
 
 from sentiment_infra.config import StackConfig, parse_stack_config
@@ -465,3 +465,30 @@ def test_an_environment_naming_an_unread_or_leaving_out_a_required_setting_is_re
     with pytest.raises(ValueError, match="requires topic_arn"):
         environment(IngestionSettings, items_table="t")
     assert environment(IngestionSettings, items_table="t", topic_arn="a") == {"ITEMS_TABLE": "t", "TOPIC_ARN": "a"}
+
+
+def test_no_function_reserves_concurrency_unless_configured(program: ProgramRun) -> None:
+    # Lambda keeps 100 of an account's concurrency unreserved and new accounts may start with a quota of 10
+    # or 50, where any reservation fails ("... below its minimum value of [100]"): no stack reserves by default
+    # (prod reserved 20 for the analysis and every stack 5 for the dashboard); the mapping's cap stays.
+    reserved = {
+        f.name: f.inputs["reservedConcurrentExecutions"]
+        for f in program.of_type("aws:lambda/function:Function")
+        if f.inputs.get("reservedConcurrentExecutions") is not None
+    }
+    assert reserved == {}
+    mapping = program.one("aws:lambda/eventSourceMapping:EventSourceMapping")
+    assert mapping.inputs["scalingConfig"]["maximumConcurrency"] == config_of(program).analysis_maximum_concurrency
+
+
+def test_a_configured_reservation_is_applied() -> None:
+    run = run_program(
+        "dev",
+        {
+            **stack_config("dev"),
+            "sentiment-analyzer:dashboardReservedConcurrency": "5",
+            "sentiment-analyzer:analysisReservedConcurrency": "4",
+        },
+    )
+    assert run.one("aws:lambda/function:Function", "dashboard").inputs["reservedConcurrentExecutions"] == 5
+    assert run.one("aws:lambda/function:Function", "analysis").inputs["reservedConcurrentExecutions"] == 4

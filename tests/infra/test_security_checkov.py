@@ -150,7 +150,10 @@ def _xray(run: ProgramRun) -> list[str]:
 UNCAPPED_BY_DESIGN = {
     "ingestion-function": "one EventBridge schedule invokes it (one run per tick) and concurrent runs are safe "
     "(conditional puts, tested); reserving concurrency fails outright on accounts with the default "
-    "10-execution quota, where no unreserved headroom may be given away"
+    "10-execution quota, where no unreserved headroom may be given away",
+    "dashboard-function": "only CloudFront can invoke its URL (OAC, IAM auth) and caches its answers; a "
+    "reservation (dashboardReservedConcurrency) is opt-in because Lambda refuses any reservation that leaves "
+    "fewer than 100 unreserved executions, which fails every deploy into a new account (quota 10 or 50)",
 }
 
 CHECKS: dict[str, tuple[str, Check]] = {

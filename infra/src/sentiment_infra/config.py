@@ -40,6 +40,15 @@ MAX_QUEUE_VISIBILITY_S = 12 * 3600
 SNAP_START_MAX_EPHEMERAL_MB = 512
 """Lambda refuses SnapStart on a function with more ephemeral storage than this."""
 
+RESERVATION_RULE = (
+    "Lambda refuses a reservation that leaves fewer than 100 of the account's concurrent executions "
+    "unreserved ('... decreases account's UnreservedConcurrentExecution below its minimum value of [100]'), "
+    "and new accounts may start with a quota of 10 or 50, where every reservation fails: check "
+    "`aws lambda get-account-settings` (AccountLimit.ConcurrentExecutions >= 100 + all reservations in the "
+    "account and region) or request more in Service Quotas (docs/DEPLOY.md, first deploy)"
+)
+"""Why a reserved concurrency the program cannot check (it cannot read the account's quota) may fail."""
+
 _SAFE_SEGMENT = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
 _SCHEDULE = re.compile(
     r"^(rate\((1 (minute|hour|day)|([2-9]|[1-9]\d+) (minutes|hours|days))\)|cron\([^()]+\)|at\([^()]+\))$"
@@ -74,6 +83,7 @@ class StackConfig(BaseModel):
     analysis_ephemeral_storage_mb: int = Field(default=DEFAULT_ANALYSIS_FUNCTION.ephemeral_storage_mb, ge=512, le=10240)
     analysis_timeout_s: int = Field(default=DEFAULT_ANALYSIS_FUNCTION.timeout_s, ge=10, le=900)
     analysis_reserved_concurrency: int | None = Field(default=None, ge=1, le=1000)
+    """Unset by default: see :data:`RESERVATION_RULE` (the mapping's ``analysisMaximumConcurrency`` is the cap)."""
     analysis_maximum_concurrency: int = Field(default=DEFAULT_QUEUE.maximum_concurrency, ge=2, le=1000)
     neutral_threshold: float = Field(default=DEFAULT_NEUTRAL_THRESHOLD, ge=0.0, le=1.0)
     analysis_snap_start: bool = False
@@ -99,6 +109,8 @@ class StackConfig(BaseModel):
     """The hosted dashboard (CloudFront + a small read-only function) and its ``dashboardUrl`` output."""
     dashboard_memory_mb: int = Field(default=DEFAULT_DASHBOARD_MEMORY_MB, ge=128, le=10240)
     dashboard_price_class: Literal["PriceClass_100", "PriceClass_200", "PriceClass_All"] = "PriceClass_100"
+    dashboard_reserved_concurrency: int | None = Field(default=None, ge=1, le=1000)
+    """Unset by default (see :data:`RESERVATION_RULE`); a cap on what a flood of cache misses can cost."""
 
     # ---------------------------------------------------------------- operations
     alarm_email: str | None = None
@@ -187,7 +199,8 @@ class StackConfig(BaseModel):
             raise ValueError(
                 f"analysisReservedConcurrency ({self.analysis_reserved_concurrency}) below "
                 f"analysisMaximumConcurrency ({self.analysis_maximum_concurrency}) throttles the queue's "
-                "pollers and pushes messages towards the DLQ"
+                "pollers and pushes messages towards the DLQ; leave it unset (the mapping's maximum is the "
+                "cap), or reserve at least the maximum where the account's quota allows it"
             )
         return self
 
@@ -203,6 +216,15 @@ class StackConfig(BaseModel):
         return self
 
     # ---------------------------------------------------------------- derived
+    @property
+    def reserved_concurrency(self) -> dict[str, int]:
+        """The reservations this stack asks for (config key → executions); none by default."""
+        reservations = {
+            "analysisReservedConcurrency": self.analysis_reserved_concurrency,
+            "dashboardReservedConcurrency": self.dashboard_reserved_concurrency if self.dashboard else None,
+        }
+        return {key: value for key, value in reservations.items() if value is not None}
+
     @property
     def model_source_id(self) -> str | None:
         """The hub model to publish (the default when no model source is configured)."""
@@ -268,4 +290,8 @@ def load_stack_config(namespace: str | None = None) -> StackConfig:
         value = cfg.get(key)
         if value is not None:
             values[key] = value
-    return parse_stack_config(values)
+    config = parse_stack_config(values)
+    if config.reserved_concurrency:
+        asked = ", ".join(f"{key} {value}" for key, value in config.reserved_concurrency.items())
+        pulumi.log.warn(f"{asked}: {RESERVATION_RULE}")
+    return config

@@ -84,8 +84,9 @@ class Dashboard(pulumi.ComponentResource):
             ),
             memory_mb=config.dashboard_memory_mb,
             timeout_s=TIMEOUT_S,
-            # A cap on what a flood of cache misses can cost (and on the table reads it causes).
-            reserved_concurrent_executions=5,
+            # Optional (dashboardReservedConcurrency): a cap on what a flood of cache misses can cost, which
+            # Lambda refuses on accounts whose quota leaves no room (config.RESERVATION_RULE).
+            reserved_concurrent_executions=config.dashboard_reserved_concurrency,
             **zip_code(DASHBOARD_HANDLER, args.package),
         )
         self.role, self.log_group, self.function = parts.role, parts.log_group, parts.function
