@@ -124,9 +124,13 @@ def test_head_has_headers_and_no_body() -> None:
 def test_empty_table_renders() -> None:
     empty = _summary(total=0, analyzed=0, pending=0, positive=0, negative=0, neutral=0, recent=[], sources=[])
     empty["model_version"] = None
-    html = app.respond("GET", "/", lambda: empty).body.decode()
-    assert "No analyzed items yet." in html
-    assert 'id="positive-share">-<' in html
+    html = app.respond("GET", "/", lambda: empty, empty_hint="uv run sentiment-local run").body.decode()
+    # The one command a new user needs, and no empty charts (no "0" axis, no grey bar, no "-" shares)
+    assert 'id="empty"' in html
+    assert "<code>uv run sentiment-local run</code>" in html
+    assert "<svg role" not in html
+    assert 'id="positive-share"' not in html
+    assert 'id="total">0<' in html
 
 
 def test_cost_section_shows_the_measured_cost() -> None:
@@ -142,9 +146,20 @@ def test_cost_section_shows_the_measured_cost() -> None:
         "analysis_memory_mb": 2048,
         "prices": "AWS list prices, us-east-1, 2026-11-29",
     }
-    html = render.page(_summary(cost_per_1000_items=cost))
-    assert "$0.0421</strong> per 1,000 items" in html
-    assert "118.2 ms" in html
+    html = render.page(_summary(cost_per_1000_items={**cost, "covers": "the last local run (2026-12-01 10:01 UTC)"}))
+    text = re.sub(r"<[^>]+>", "", html)
+    # What it covers (which run, how many items), what is measured and what is priced, in plain words
+    assert (
+        "$0.042 per 1,000 items: an estimate from the last local run (2026-12-01 10:01 UTC), which analysed 20 items."
+        in text
+    )
+    assert "this estimate only the 20 of that run" in text  # the page's counts cover 10 items, not 20
+    assert "Measured: the analysis function took 118 ms per item with 2,048 MB of memory" in text
+    assert "Priced:" in text
+    # No "$0.0000" hiding $0.00002, and no jargon
+    assert "$0.000020" in text
+    assert "$0.0000<" not in html
+    assert "warm" not in text
 
 
 def test_lambda_function_url_adapter() -> None:
@@ -175,16 +190,6 @@ def test_cached_summary_reads_once_per_ttl() -> None:
     now[0] = 30.0
     cached()
     assert len(reads) == 2
-
-
-def test_local_dashboard_without_a_run_is_one_clear_line(tmp_path: Any, capsys: pytest.CaptureFixture[str]) -> None:
-    from sentiment_local.cli import main
-
-    assert main(["dashboard", "--state-dir", str(tmp_path), "--port", "0"]) == 1
-    err = capsys.readouterr().err
-    assert err.startswith("sentiment-local: error: no saved pipeline state in ")
-    assert "run `sentiment-local run` first" in err
-    assert "Traceback" not in err
 
 
 @pytest.mark.parametrize("port", ["-1", "65536", "http"])

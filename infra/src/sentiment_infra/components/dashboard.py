@@ -3,8 +3,9 @@
 * The function URL takes ``AWS_IAM`` auth only, and its resource policy lets exactly this distribution
   (``AWS:SourceArn``) invoke it, so the origin is reachable only through CloudFront, which signs every
   origin request with SigV4 (origin access control, ``signingBehavior: always``).
-* CloudFront caches ``GET``/``HEAD`` for a short TTL (the app's ``s-maxage``; bounded here too), so
-  many viewers cost one function call per edge per TTL; ``POST`` and friends never reach the origin.
+* CloudFront caches ``GET``/``HEAD`` for a short TTL (the app's ``s-maxage``; bounded here too), keyed by
+  path and query string (the page's filters), so many viewers cost one function call per edge, URL and
+  TTL; ``POST`` and friends never reach the origin.
 * The role may read the items table (``GetItem``, ``BatchGetItem``, ``Query`` on the table and its two
   indexes) and read CloudWatch metrics for the cost section; it can write nothing but its own logs.
 """
@@ -103,7 +104,7 @@ class Dashboard(pulumi.ComponentResource):
         )
         self.cache_policy = aws.cloudfront.CachePolicy(
             f"{name}-cache",
-            comment="Dashboard: short TTL, no cookies, headers or query strings in the key",
+            comment="Dashboard: short TTL, no cookies or headers in the key; the whole query string is",
             min_ttl=0,
             default_ttl=CACHE_TTL_S,
             max_ttl=CACHE_TTL_S,
@@ -114,8 +115,12 @@ class Dashboard(pulumi.ComponentResource):
                 headers_config=aws.cloudfront.CachePolicyParametersInCacheKeyAndForwardedToOriginHeadersConfigArgs(
                     header_behavior="none"
                 ),
+                # The page's filters (?sentiment=, ?source=, ?page=) are in the query string: the whole of it is in
+                # the key (with "none" the origin still gets it through the origin request policy, and every
+                # filtered page would be cached as the unfiltered one). "all", not a list of the three: an unknown
+                # parameter is a 400 from the app, never the cached page of a URL without it.
                 query_strings_config=aws.cloudfront.CachePolicyParametersInCacheKeyAndForwardedToOriginQueryStringsConfigArgs(
-                    query_string_behavior="none"
+                    query_string_behavior="all"
                 ),
                 enable_accept_encoding_gzip=True,
                 enable_accept_encoding_brotli=True,

@@ -13,13 +13,14 @@ from collections.abc import Callable
 from typing import Any
 
 from sentiment_dashboard.app import CACHE_TTL_S, SummaryLoader, respond
+from sentiment_dashboard.items import ItemsLoader, table_items
 from sentiment_dashboard.summary import CachedSummary, cloudwatch_cost, table_summary
 from sentiment_shared.settings import DashboardSettings
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 
 
-def _summary() -> CachedSummary:
+def _loaders() -> tuple[CachedSummary, ItemsLoader]:
     settings = DashboardSettings()  # type: ignore[call-arg]  # filled from the environment
     analysis = settings.analysis_function_name
 
@@ -35,19 +36,25 @@ def _summary() -> CachedSummary:
             analysis_service=settings.analysis_service_name,
         )
 
-    return CachedSummary(lambda: table_summary(settings.items_table, cost), ttl_s=CACHE_TTL_S)
+    summary = CachedSummary(lambda: table_summary(settings.items_table, cost), ttl_s=CACHE_TTL_S)
+    return summary, table_items(settings.items_table)
 
 
-def build_handler(load_summary: SummaryLoader | None = None) -> Handler:
-    """The function over its summary loader (default: the table's and CloudWatch's, set up on the first
-    request and read at most once per TTL). Tests pass a fake loader here."""
-    default_loader = functools.cache(_summary)
+def build_handler(load_summary: SummaryLoader | None = None, load_items: ItemsLoader | None = None) -> Handler:
+    """The function over its loaders (default: the table's and CloudWatch's, set up on the first request;
+    the summary read at most once per TTL). Tests pass fake loaders here."""
+    default_loaders = functools.cache(_loaders)
 
     def handler(event: dict[str, Any], _context: Any) -> dict[str, Any]:
         http = event.get("requestContext", {}).get("http", {}) if isinstance(event, dict) else {}
         method = str(http.get("method", "GET")).upper()
         path = str(event.get("rawPath", "/")) if isinstance(event, dict) else "/"
-        response = respond(method, path, load_summary or default_loader())
+        query = str(event.get("rawQueryString", "")) if isinstance(event, dict) else ""
+        if load_summary is not None:
+            summary, items = load_summary, load_items
+        else:
+            summary, items = default_loaders()
+        response = respond(method, path, summary, query=query, load_items=items)
         return {
             "statusCode": response.status,
             "headers": response.headers,

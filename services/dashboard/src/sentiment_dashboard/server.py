@@ -12,10 +12,11 @@ from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from sentiment_dashboard.app import SummaryLoader, respond
+from sentiment_dashboard.items import ItemsLoader
 
 log = logging.getLogger(__name__)
 
-_REASONS = {200: "OK", 404: "Not Found", 405: "Method Not Allowed", 503: "Service Unavailable"}
+_REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed", 503: "Service Unavailable"}
 
 
 class _Server(ThreadingMixIn, WSGIServer):
@@ -27,9 +28,19 @@ class _QuietHandler(WSGIRequestHandler):
         log.debug("%s " + format, self.address_string(), *args)
 
 
-def wsgi_app(load_summary: SummaryLoader) -> Callable[..., Iterable[bytes]]:
+def wsgi_app(
+    load_summary: SummaryLoader, load_items: ItemsLoader | None = None, empty_hint: str | None = None
+) -> Callable[..., Iterable[bytes]]:
     def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        response = respond(str(environ.get("REQUEST_METHOD", "GET")), str(environ.get("PATH_INFO", "/")), load_summary)
+        # PEP 3333: PATH_INFO arrives as latin-1-decoded bytes; the query string is passed on undecoded
+        response = respond(
+            str(environ.get("REQUEST_METHOD", "GET")),
+            str(environ.get("PATH_INFO", "/")),
+            load_summary,
+            query=str(environ.get("QUERY_STRING", "")).encode("latin-1", "replace").decode("utf-8", "replace"),
+            load_items=load_items,
+            empty_hint=empty_hint,
+        )
         status = f"{response.status} {_REASONS.get(response.status, 'Error')}"
         headers = [*response.headers.items(), ("Content-Length", str(len(response.body)))]
         start_response(status, headers)
@@ -38,6 +49,14 @@ def wsgi_app(load_summary: SummaryLoader) -> Callable[..., Iterable[bytes]]:
     return app
 
 
-def make(load_summary: SummaryLoader, port: int, host: str = "127.0.0.1") -> WSGIServer:
+def make(
+    load_summary: SummaryLoader,
+    port: int,
+    host: str = "127.0.0.1",
+    *,
+    load_items: ItemsLoader | None = None,
+    empty_hint: str | None = None,
+) -> WSGIServer:
     """A server bound to ``host:port`` (port 0: any free port; read ``server.server_port``)."""
-    return make_server(host, port, wsgi_app(load_summary), server_class=_Server, handler_class=_QuietHandler)
+    app = wsgi_app(load_summary, load_items, empty_hint)
+    return make_server(host, port, app, server_class=_Server, handler_class=_QuietHandler)

@@ -108,4 +108,11 @@ def cloudwatch_cost(
             ingestion_memory_mb=ingestion_memory_mb,
         )
     )
-    return None if result is None else result.as_dict()
+    if result is None:
+        return None
+    hours = window.total_seconds() / 3600
+    span = f"{hours:.0f} hours" if hours != 24 else "24 hours"
+    return {
+        **result.as_dict(),
+        "covers": f"the last {span} of measured use (CloudWatch, up to {end:%Y-%m-%d %H:%M} UTC)",
+    }

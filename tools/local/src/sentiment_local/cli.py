@@ -211,20 +211,28 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _dashboard(args: argparse.Namespace) -> int:
+    from sentiment_dashboard.render import LOCAL_EMPTY_HINT
     from sentiment_dashboard.server import make
-    from sentiment_local.dashboard import local_summary
+    from sentiment_local.dashboard import local_state
     from sentiment_local.state import default_state_dir
 
     state_dir = (args.state_dir or default_state_dir()).expanduser()
     logging.getLogger().setLevel(logging.ERROR)
-    with local_summary(state_dir) as (load, restored, backfilled):
+    import shlex
+
+    hint = LOCAL_EMPTY_HINT + (f" --state-dir {shlex.quote(str(state_dir))}" if args.state_dir else "")
+    with local_state(state_dir) as state:
         try:
-            server = make(load, args.port)
+            server = make(state.summary, args.port, load_items=state.items, empty_hint=hint)
         except OSError as exc:
             raise DashboardError(f"cannot listen on 127.0.0.1:{args.port}: {exc.strerror or exc}") from None
         with server:
-            note = " (counters rebuilt from the saved items)" if backfilled else ""
-            print(f"{restored} saved items loaded from {state_dir}{note}", file=sys.stderr)
+            if state.has_state:
+                note = " (counters rebuilt from the saved items)" if state.backfilled else ""
+                print(f"{state.restored} saved items loaded from {state_dir}{note}", file=sys.stderr)
+            else:
+                print(f"No saved state in {state_dir} yet: run `{hint}`, then reload the page", file=sys.stderr)
+            print("The page shows each new run on reload.", file=sys.stderr)
             print(f"Dashboard: http://127.0.0.1:{server.server_port}/  (Ctrl-C to stop)", flush=True)
             with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how a server is stopped
                 server.serve_forever()
@@ -252,7 +260,6 @@ def _classify(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from sentiment_local.dashboard import NoStateError
     from sentiment_shared.cli_errors import run_command
     from sentiment_shared.model_bundle import BundleError
     from sentiment_shared.model_publish import PublishError, SourceUnavailableError
@@ -263,7 +270,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return ""
 
     command = {"run": _run, "classify": _classify, "dashboard": _dashboard}[args.command]
-    own = (PipelineError, PublishError, BundleError, NoStateError, DashboardError)
+    own = (PipelineError, PublishError, BundleError, DashboardError)
     return run_command("sentiment-local", lambda: command(args), own, hint)
 
 

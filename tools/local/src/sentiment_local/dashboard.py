@@ -2,42 +2,58 @@
 
 The saved items table (``items-table.jsonl`` in the state directory, written by ``sentiment-local run``)
 is loaded into an embedded moto server, and the same app the Lambda serves reads it through the same
-adapters. A table saved before the counters existed is backfilled on load (in the emulator only).
+adapters. The state is read again whenever its files change (checked on every request: one ``stat`` per
+file), so a run made while the dashboard is open shows on the next reload; with no state yet the server
+starts anyway and the page says which command to run. A table saved before the counters existed is
+backfilled on load (in the emulator only).
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Callable, Iterator
+import os
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sentiment_local.emulator import aws_environment, embedded_moto
 from sentiment_local.state import STATE_FILE, restore_table
 from sentiment_shared import aws, counters
 from sentiment_shared.stack import ITEMS_TABLE_HASH_KEY, ResourceNames
 
+if TYPE_CHECKING:
+    from sentiment_dashboard.items import ItemFilter, ItemsPage
+
 LAST_RUN_FILE = "last-run.json"
-"""The last run's measured cost per 1,000 items (written by ``run``, shown by the dashboard)."""
-
-
-class NoStateError(RuntimeError):
-    """Nothing to show: no saved table in the state directory."""
+"""The last run's measured cost per 1,000 items and when it was saved (written by ``run``, shown by the dashboard)."""
 
 
 def save_last_run(state_dir: Path, cost: dict[str, Any] | None) -> None:
     state_dir.mkdir(parents=True, exist_ok=True)
-    (state_dir / LAST_RUN_FILE).write_text(json.dumps({"cost_per_1000_items": cost}), encoding="utf-8")
+    saved_at = datetime.now(UTC).isoformat(timespec="seconds")
+    (state_dir / LAST_RUN_FILE).write_text(
+        json.dumps({"cost_per_1000_items": cost, "saved_at": saved_at}), encoding="utf-8"
+    )
 
 
 def load_last_cost(state_dir: Path) -> dict[str, Any] | None:
+    """The last run's cost, with ``covers`` saying which run it was (None if there is none)."""
     try:
         data = json.loads((state_dir / LAST_RUN_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
     cost = data.get("cost_per_1000_items") if isinstance(data, dict) else None
-    return cost if isinstance(cost, dict) else None
+    if not isinstance(cost, dict):
+        return None
+    saved_at = data.get("saved_at")
+    covers = "the last local run"
+    if isinstance(saved_at, str):
+        with contextlib.suppress(ValueError):
+            covers += f" ({datetime.fromisoformat(saved_at).astimezone(UTC):%Y-%m-%d %H:%M} UTC)"
+    return {**cost, "covers": covers}
 
 
 def _has_counters(table: str) -> bool:
@@ -47,23 +63,78 @@ def _has_counters(table: str) -> bool:
     return "Item" in resp
 
 
-@contextlib.contextmanager
-def local_summary(state_dir: Path, stack: str = "local") -> Iterator[tuple[Callable[[], dict[str, Any]], int, bool]]:
-    """(summary loader, items restored, backfilled?) over the saved state, while the emulator runs."""
-    from sentiment_dashboard.summary import table_summary
-    from sentiment_local.provision import create_items_table
+def _signature(path: Path) -> tuple[int, int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_mtime_ns, st.st_size, st.st_ino)
 
-    if not (state_dir / STATE_FILE).is_file():
-        raise NoStateError(
-            f"no saved pipeline state in {state_dir}: run `sentiment-local run` first (or pass --state-dir)"
-        )
-    table = ResourceNames(stack=stack).items_table
-    cost = load_last_cost(state_dir)
+
+class LocalState:
+    """The saved state in the emulator's table, loaded again whenever its files change.
+
+    Requests are served one at a time (a lock around the check, the reload and the read), so no request
+    reads the table while it is being replaced.
+    """
+
+    def __init__(self, state_dir: Path, table: str) -> None:
+        self.state_dir = state_dir
+        self.table = table
+        self.restored = 0
+        self.backfilled = False
+        self.reloads = 0
+        self._cost: dict[str, Any] | None = None
+        self._seen: object = object()  # never equal to a signature: the first check loads
+        self._lock = threading.Lock()
+
+    def _refresh(self) -> None:
+        from sentiment_local.provision import create_items_table
+
+        seen = (_signature(self.state_dir / STATE_FILE), _signature(self.state_dir / LAST_RUN_FILE))
+        if seen == self._seen:
+            return
+        ddb = aws.client("dynamodb")
+        with contextlib.suppress(ddb.exceptions.ResourceNotFoundException):
+            ddb.delete_table(TableName=self.table)
+        create_items_table(self.table)
+        self.restored = restore_table(self.table, self.state_dir)
+        self.backfilled = False
+        if self.restored and not _has_counters(self.table):
+            counters.backfill(self.table)
+            self.backfilled = True
+        self._cost = load_last_cost(self.state_dir)
+        self._seen = seen  # taken before reading: a file replaced meanwhile is read again next time
+        self.reloads += 1
+
+    def load(self) -> None:
+        with self._lock:
+            self._refresh()
+
+    def summary(self) -> dict[str, Any]:
+        from sentiment_dashboard.summary import table_summary
+
+        with self._lock:
+            self._refresh()
+            cost = self._cost
+            return table_summary(self.table, lambda: cost)
+
+    def items(self, flt: ItemFilter, skip: int, limit: int) -> ItemsPage:
+        from sentiment_dashboard.items import list_items
+
+        with self._lock:
+            self._refresh()
+            return list_items(self.table, flt, skip, limit)
+
+    @property
+    def has_state(self) -> bool:
+        return (self.state_dir / STATE_FILE).is_file()
+
+
+@contextlib.contextmanager
+def local_state(state_dir: Path, stack: str = "local") -> Iterator[LocalState]:
+    """The saved state (loaded now, and again whenever it changes) while the emulator runs."""
     with embedded_moto() as endpoint, aws_environment(endpoint):
-        create_items_table(table)
-        restored = restore_table(table, state_dir)
-        backfilled = False
-        if restored and not _has_counters(table):
-            counters.backfill(table)
-            backfilled = True
-        yield (lambda: table_summary(table, lambda: cost)), restored, backfilled
+        state = LocalState(state_dir, ResourceNames(stack=stack).items_table)
+        state.load()
+        yield state
