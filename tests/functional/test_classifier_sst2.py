@@ -255,3 +255,24 @@ def test_a_tokenizer_json_built_from_vocab_alone_gives_transformers_ids(
     texts = [text for text, _ in sst2_dev] + ["Crème brûlée, naïve café — 東京 ok!? " * 120]
     got = FastTokenizer(out)(texts, truncation=True, max_length=512)["input_ids"]
     assert got == AutoTokenizer.from_pretrained(source)(texts, truncation=True, max_length=512)["input_ids"]
+
+
+def test_a_restored_copy_switches_to_the_precision_its_cpu_measures(
+    shared_model_dir: Path, fp32: SentimentClassifier, sst2_dev: list[tuple[str, int]]
+) -> None:
+    # Given an auto classifier loaded on one CPU (a SnapStart snapshot's)
+    auto = SentimentClassifier.from_pretrained(shared_model_dir, neutral_threshold=0.0, threads=1)
+    texts = [text for text, _ in sst2_dev[:64]]
+    reference = [p.label for p in fp32.classify(texts)]
+
+    def int8_layers() -> int:
+        return sum(type(m).__name__ == "Int8Linear" for m in auto.model.modules())
+
+    # When it is restored on a CPU where int8 measures 3x fp32, then on one where it measures 0.02x
+    for speedup, expected in ((3.0, "int8"), (0.02, "fp32"), (3.0, "int8")):
+        choice = auto.remeasure_precision(measure=lambda shapes, s=speedup: s)
+        # Then it runs what that CPU's measurement says, every linear layer converted, and answers as fp32 does
+        assert (choice.precision, choice.requested, auto.precision) == (expected, "auto", expected)
+        assert int8_layers() == (26 if expected == "int8" else 0)  # 6 blocks x (QKV, out, FFN x 2) + 2 head layers
+        agree = sum(p.label == r for p, r in zip(auto.classify(texts), reference, strict=True))
+        assert agree >= 63

@@ -210,3 +210,84 @@ def test_the_int8_measurement_runs_the_real_kernels() -> None:
     speedup = measure_int8_speedup({(64, 64): 2, (64, 256): 1}, repeats=1)
     # Then a finite positive ratio comes back (its value is this CPU's business)
     assert 0 < speedup < float("inf")
+
+
+class FakeCpu:
+    """A CPU with a fake clock: each linear call advances it by its cost. The first call of a kernel on a
+    shape also pays ``cold_s`` of that kernel (oneDNN JIT-compiles ``torch._int_mm``'s kernel on first use:
+    ~10 ms, where a warm call takes 0.1 ms). Records every call as ``(kind, in, out, rows)``."""
+
+    def __init__(self, *, ns_per_mac: dict[str, float], cold_s: dict[str, float]) -> None:
+        self.now = 0.0
+        self.ns_per_mac = ns_per_mac
+        self.cold_s = cold_s
+        self.calls: list[tuple[str, int, int, int]] = []
+        self._warm: set[tuple[str, int, int]] = set()
+        cpu = self
+
+        class Linear:
+            kind = "fp32"
+
+            def __init__(self, in_features: int, out_features: int) -> None:
+                self.in_features, self.out_features = in_features, out_features
+
+            def __call__(self, x: object) -> None:
+                cpu.run(self.kind, self.in_features, self.out_features, int(x.shape[0]))  # type: ignore[attr-defined]
+
+        class Int8Linear(Linear):
+            kind = "int8"
+
+            def __init__(self, linear: Linear, **_: object) -> None:
+                super().__init__(linear.in_features, linear.out_features)
+
+        self.linear, self.int8_linear = Linear, Int8Linear
+
+    def perf_counter(self) -> float:
+        return self.now
+
+    def run(self, kind: str, in_f: int, out_f: int, rows: int) -> None:
+        if (kind, in_f, out_f) not in self._warm:
+            self._warm.add((kind, in_f, out_f))
+            self.now += self.cold_s[kind]
+        self.now += rows * in_f * out_f * self.ns_per_mac[kind] * 1e-9
+        self.calls.append((kind, in_f, out_f, rows))
+
+    def install(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        import types
+
+        import torch
+
+        from sentiment_analysis import classifier
+
+        monkeypatch.setattr(classifier, "time", types.SimpleNamespace(perf_counter=self.perf_counter))
+        monkeypatch.setattr(torch.nn, "Linear", self.linear)
+        monkeypatch.setattr(classifier, "_int8_linear_class", lambda: self.int8_linear)
+
+
+DISTILBERT_SHAPES = {(768, 2304): 6, (768, 768): 7, (768, 3072): 6, (3072, 768): 6, (768, 2): 1}
+
+
+def test_auto_measures_warm_kernels_on_a_cpu_with_fast_int8(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given a CPU where warm int8 runs at twice fp32's speed but the first int8 call JIT-compiles (10 ms)
+    cpu = FakeCpu(ns_per_mac={"fp32": 0.04, "int8": 0.02}, cold_s={"fp32": 0.001, "int8": 0.010})
+    cpu.install(monkeypatch)
+    # When auto measures int8 against fp32 on DistilBERT's linear shapes
+    speedup = measure_int8_speedup(DISTILBERT_SHAPES)
+    # Then it sees the warm 2x (a cold probe measured ~0.01x and chose fp32)
+    assert speedup == pytest.approx(2.0, rel=0.05)
+    assert speedup >= INT8_MIN_SPEEDUP
+    # And every shape was timed with a real batch's tokens (10 SST-2 dev texts are ~250)
+    timed_rows = {(i, o): r for _, i, o, r in cpu.calls}
+    assert set(timed_rows) == set(DISTILBERT_SHAPES)
+    assert min(timed_rows.values()) >= 250
+
+
+def test_auto_exits_early_where_warm_int8_is_clearly_slower(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given a CPU without VNNI: warm int8 is a reference loop 50x slower than fp32
+    cpu = FakeCpu(ns_per_mac={"fp32": 0.04, "int8": 2.0}, cold_s={"fp32": 0.001, "int8": 0.001})
+    cpu.install(monkeypatch)
+    # When auto measures
+    speedup = measure_int8_speedup(DISTILBERT_SHAPES)
+    # Then fp32 wins by the warm ratio, and only the small probe ran int8 (no full-size int8 timing)
+    assert speedup == pytest.approx(0.02, rel=0.05)
+    assert {(i, o, r) for kind, i, o, r in cpu.calls if kind == "int8"} == {(768, 768, 8)}

@@ -13,10 +13,12 @@ Why it is faster than one ``pipeline()`` call per text (numbers in the README's 
   process really has (cgroup ``cpu.max``, affinity, Lambda's memory size), never ``os.cpu_count()``:
   on a 2,048 MB function two threads on ~1.16 vCPU of quota are several times slower than one;
 * ``precision="auto"`` (the default) measures, at load, the model's own linear shapes as int8 and as
-  fp32 GEMMs on the CPU it runs on and takes int8 only where it is measured faster (log line
+  fp32 GEMMs on the CPU it runs on, warm (the first ``torch._int_mm`` call JIT-compiles its kernel) and
+  at a real batch's token count, and takes int8 only where it is measured faster (log line
   "Precision chosen" with the ratio). ``torch._int_mm`` is fast only with VNNI / AVX-512 kernels; on
-  an AVX2-only CPU (this project's build machine, and Lambda guarantees nothing better) it is a
-  reference loop 40-60x slower than fp32, so a fixed int8 default could turn a batch into a timeout.
+  CPUs without them it ranges from fp32's speed to a reference loop 40-60x slower, so a fixed int8
+  default could turn a batch into a timeout. A SnapStart restore measures again
+  (:meth:`SentimentClassifier.remeasure_precision`) and converts the layers if the answer changed.
 * ``precision="int8"`` runs every linear layer as an int8 GEMM (``torch._int_mm``) with per-channel
   weight scales and per-token activation scales: about 2x fp32's throughput on a full-size
   DistilBERT where the CPU has fast int8 kernels, the same SST-2 dev accuracy as fp32 with the shared
@@ -35,6 +37,7 @@ A text is called ``neutral`` when the top label's probability is below ``neutral
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import os
@@ -240,7 +243,9 @@ INT8_QMAX = 127
 """Symmetric int8 range for weights (per output channel) and activations (per token)."""
 
 
+@functools.cache
 def _int8_linear_class() -> type[torch.nn.Module]:
+    """The one ``Int8Linear`` class (made on first use, so importing this module does not import torch)."""
     import torch
 
     class Int8Linear(torch.nn.Module):
@@ -280,6 +285,16 @@ def _int8_linear_class() -> type[torch.nn.Module]:
                 out = out + self.bias
             return out.reshape(*x.shape[:-1], self.out_features)
 
+        def to_linear(self) -> torch.nn.Linear:
+            """The fp32 ``nn.Linear`` these int8 weights stand for (``w = q * scale``). For a compact bundle
+            (weights already int8 per output channel, the same scheme) this is the loaded weight again."""
+            linear = torch.nn.Linear(self.in_features, self.out_features, bias=self.bias is not None)
+            weight = self.weight_t.t().float() * self.weight_scale[:, None]
+            linear.weight = torch.nn.Parameter(weight.contiguous(), requires_grad=False)
+            if self.bias is not None:
+                linear.bias = torch.nn.Parameter(self.bias.clone(), requires_grad=False)
+            return linear
+
         def extra_repr(self) -> str:
             return f"in_features={self.in_features}, out_features={self.out_features}, int8 per-token/per-channel"
 
@@ -308,6 +323,23 @@ def quantize_int8(model: torch.nn.Module, *, emulate: bool = False) -> torch.nn.
     return model
 
 
+def dequantize_int8(model: torch.nn.Module) -> torch.nn.Module:
+    """Undo :func:`quantize_int8` (in place): every ``Int8Linear`` becomes the fp32 ``nn.Linear`` of its
+    int8 weights. Exact for a compact bundle's weights (already int8 per channel); for an fp32 bundle the
+    result is the compact bundle's weight-only int8 model (the same SST-2 dev accuracy, README)."""
+    int8_linear = _int8_linear_class()
+
+    def swap(module: torch.nn.Module) -> None:
+        for name, child in module.named_children():
+            if isinstance(child, int8_linear):
+                setattr(module, name, child.to_linear())  # type: ignore[operator]
+            else:
+                swap(child)
+
+    swap(model)
+    return model
+
+
 # --------------------------------------------------------------------------- precision "auto"
 
 
@@ -323,41 +355,47 @@ class PrecisionChoice:
 
 
 def linear_shapes(model: torch.nn.Module) -> dict[tuple[int, int], int]:
-    """``(in_features, out_features)`` of every ``nn.Linear`` in ``model`` -> how many layers have it."""
+    """``(in_features, out_features)`` of every linear layer in ``model`` (fp32 ``nn.Linear`` or ``Int8Linear``)
+    -> how many layers have it."""
     import torch
 
+    linear_types = (torch.nn.Linear, _int8_linear_class())
     shapes: dict[tuple[int, int], int] = {}
     for module in model.modules():
-        if isinstance(module, torch.nn.Linear):
-            key = (module.in_features, module.out_features)
+        if isinstance(module, linear_types):
+            key = (int(getattr(module, "in_features")), int(getattr(module, "out_features")))  # noqa: B009
             shapes[key] = shapes.get(key, 0) + 1
     return shapes
 
 
-def _best_time(run: Callable[[], object], repeats: int, *, warm_up: bool = True) -> float:
-    if warm_up:
-        run()  # packing, allocator
-    best = math.inf
-    for _ in range(repeats):
-        started = time.perf_counter()
-        run()
-        best = min(best, time.perf_counter() - started)
-    return best
+def _timed(run: Callable[[], object]) -> float:
+    started = time.perf_counter()
+    run()
+    return time.perf_counter() - started
 
 
 PROBE_ROWS = 8
-"""Tokens in the first probe: on a CPU without fast int8 kernels (~1 GOP/s) it costs a few ms and settles it."""
-CALIBRATION_ROWS = 64
-"""Tokens per GEMM in the full measurement (a short batch; what a Lambda batch of tweets looks like)."""
+"""Tokens in the early-exit probe: where int8 has no fast kernel (~1 GOP/s) it costs a few ms and settles it."""
+CALIBRATION_ROWS = 256
+"""Tokens per GEMM in the full measurement: what one packed micro-batch of real traffic holds (10 SST-2 dev
+texts are ~250 tokens, 32 are ~800; the linear layers of the packed forward see exactly these rows)."""
+INT8_CLEARLY_SLOWER = 4.0
+"""The probe ends the measurement when warm int8 is this many times slower than warm fp32 (no VNNI kernel)."""
 
 
-def measure_int8_speedup(shapes: Mapping[tuple[int, int], int], *, repeats: int = 3) -> float:
+def measure_int8_speedup(
+    shapes: Mapping[tuple[int, int], int], *, repeats: int = 3, rows: int = CALIBRATION_ROWS
+) -> float:
     """fp32 time / int8 time of the linear layers ``shapes`` (count-weighted), timed on this CPU now.
 
-    First a tiny probe on the commonest shape: if int8 is already 4x slower there (no VNNI / AVX-512
-    kernels: ``torch._int_mm`` falls back to a reference loop), that ratio is the answer and the load
-    wastes only a few milliseconds. Otherwise every shape is timed with :data:`CALIBRATION_ROWS` tokens
-    through the real :class:`Int8Linear` forward (activation quantisation included) and ``nn.Linear``.
+    Every timing is of WARM kernels: each pair runs once untimed first (the first ``torch._int_mm`` call
+    of a process JIT-compiles oneDNN's kernel: ~10 ms, 100x a warm call, which made a cold probe measure
+    0.01x on a CPU where int8 is 2x faster), and the fp32 and int8 repeats alternate, so a burst of load on
+    a shared host slows both. First a small probe on the commonest shape: if warm int8 is already
+    :data:`INT8_CLEARLY_SLOWER` x slower (no VNNI / AVX-512 kernel: ``torch._int_mm`` is a reference loop),
+    that ratio is the answer and the load spends a few ms. Otherwise every shape is timed with ``rows``
+    tokens (:data:`CALIBRATION_ROWS`, a real batch) through the real :class:`Int8Linear` forward
+    (activation quantisation included) and ``nn.Linear``.
     """
     import torch
 
@@ -366,25 +404,26 @@ def measure_int8_speedup(shapes: Mapping[tuple[int, int], int], *, repeats: int 
     int8_linear = _int8_linear_class()
     generator = torch.Generator().manual_seed(0)
 
-    def pair(in_f: int, out_f: int, rows: int) -> tuple[float, float]:
+    def pair(in_f: int, out_f: int, n_rows: int, n_repeats: int) -> tuple[float, float]:
         linear = torch.nn.Linear(in_f, out_f)
         quantized = int8_linear(linear)
-        x = torch.randn(rows, in_f, generator=generator)
+        x = torch.randn(n_rows, in_f, generator=generator)
+        fp32 = int8 = math.inf
         with torch.inference_mode():
-            fp32 = _best_time(lambda: linear(x), repeats)
-            # The probe's int8 call is not warmed up: on a slow CPU that call alone costs ~10 ms, and a
-            # cold call is at most a little slower than a warm one, far from the 4x that ends the probe.
-            probe = rows == PROBE_ROWS
-            int8 = _best_time(lambda: quantized(x), 1 if probe else repeats, warm_up=not probe)
+            linear(x)  # warm-up, untimed: kernel JIT, weight packing, allocator
+            quantized(x)
+            for _ in range(n_repeats):
+                fp32 = min(fp32, _timed(lambda: linear(x)))
+                int8 = min(int8, _timed(lambda: quantized(x)))
         return fp32, int8
 
     commonest = max(shapes, key=lambda s: (shapes[s], s[0] * s[1]))  # e.g. the attention projections
-    fp32, int8 = pair(*commonest, PROBE_ROWS)
-    if int8 > 4 * fp32:
+    fp32, int8 = pair(*commonest, PROBE_ROWS, 2)
+    if int8 > INT8_CLEARLY_SLOWER * fp32:
         return fp32 / int8
     fp32_total = int8_total = 0.0
     for (in_f, out_f), count in shapes.items():
-        fp32, int8 = pair(in_f, out_f, CALIBRATION_ROWS)
+        fp32, int8 = pair(in_f, out_f, rows, repeats)
         fp32_total += count * fp32
         int8_total += count * int8
     return fp32_total / int8_total
@@ -464,6 +503,8 @@ class SentimentClassifier:
         self.precision: ResolvedPrecision = precision
         """What the model's linear layers run as (``auto`` already resolved)."""
         self.precision_choice: PrecisionChoice | None = None
+        self.threads: int | None = None
+        """Intra-op threads asked for at load (None: sized from the CPUs available)."""
         self.max_length = max_length
         self.token_budget = token_budget
         self.max_batch = max_batch
@@ -530,7 +571,37 @@ class SentimentClassifier:
             max_batch=max_batch,
         )
         classifier.precision_choice = choice
+        classifier.threads = threads
         return classifier
+
+    def remeasure_precision(
+        self, *, measure: Callable[[Mapping[tuple[int, int], int]], float] = measure_int8_speedup
+    ) -> PrecisionChoice:
+        """Resolve the requested precision again on the CPU this process runs on NOW, and switch to it.
+
+        For a SnapStart restore: the snapshot's ``auto`` choice was measured on the host that ran INIT, and
+        the restored copy may run on a CPU with (or without) fast int8. Also re-sizes the thread pool to the
+        CPUs available now. ``fp32`` / ``int8`` asked for explicitly stay as they are (no measurement).
+        Switching is a weight conversion (int8 <-> fp32 per output channel, milliseconds), not a reload.
+        """
+        import torch
+
+        torch.set_num_threads(self.threads or available_cpus())
+        requested = self.precision_choice.requested if self.precision_choice else self.precision
+        choice = choose_precision(requested, self.model, measure=measure)
+        self.set_precision(choice.precision)
+        self.precision_choice = choice
+        return choice
+
+    def set_precision(self, precision: ResolvedPrecision) -> None:
+        """Run the linear layers as ``precision`` from now on (quantise or dequantise them in place)."""
+        if precision == self.precision:
+            return
+        if precision == "int8":
+            quantize_int8(self.model)
+        else:
+            dequantize_int8(self.model)
+        self.precision = precision
 
     def classify(self, texts: Sequence[str]) -> list[Prediction]:
         """One prediction per text, in input order; all texts go through as few forward passes as fit."""
