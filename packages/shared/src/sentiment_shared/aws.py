@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import os
+import weakref
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, cast, overload
 
 import boto3  # noqa: TID251 - this is the adapter layer
@@ -47,10 +48,16 @@ def _env_key(service: str) -> tuple[str | None, ...]:
     return tuple(os.environ.get(n) for n in names)
 
 
+_made: weakref.WeakSet[Any] = weakref.WeakSet()
+"""Every client :func:`client` made and not yet forgotten, so :func:`reset_clients` can close them."""
+
+
 @functools.lru_cache(maxsize=32)
 def _cached_client(service: str, _env: tuple[str | None, ...], config: Config) -> Any:
     session = boto3.session.Session()
-    return session.client(service, config=config)  # type: ignore[call-overload]
+    made = session.client(service, config=config)  # type: ignore[call-overload]
+    _made.add(made)
+    return made
 
 
 @overload
@@ -71,9 +78,16 @@ def client(service: ServiceName, *, config: Config | None = None) -> Any:
     return _cached_client(service, _env_key(service), merged)
 
 
-def reset_clients() -> None:
-    """Forget cached clients (tests that start and stop emulators)."""
+def reset_clients(*, close: bool = False) -> None:
+    """Forget cached clients (tests that start and stop emulators): the next :func:`client` makes a new one,
+    with a new session and credentials read again. ``close``: also close the forgotten clients' connection
+    pools (SnapStart's hooks: no pooled connection is kept in a snapshot or reused after a restore)."""
     _cached_client.cache_clear()
+    forgotten = list(_made)
+    _made.clear()
+    if close:
+        for made in forgotten:
+            made.close()
 
 
 class LazyClient(Generic[C]):

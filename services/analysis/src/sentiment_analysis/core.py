@@ -20,7 +20,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import PurePosixPath
 from typing import Annotated, Any, Literal, Protocol
 
@@ -146,8 +146,15 @@ def load_model(settings: AnalysisSettings) -> LoadedModel:
     return LoadedModel(classifier=classifier, model_version=version, precision=precision, fetch=stats, load_s=load_s)
 
 
+WARM_UP_TEXT = "A warm-up sentence, classified once at init so the first request finds every kernel ready."
+
+
 class ModelProvider:
-    """Loads the model on first use and keeps it for the container's lifetime (per settings)."""
+    """Loads the model on first use and keeps it for the container's lifetime (per settings).
+
+    With SnapStart (:mod:`sentiment_analysis.snapstart`), :meth:`preload` loads and warms it during INIT,
+    so the snapshot holds it, and :meth:`after_restore` re-resolves the precision on the restored host.
+    """
 
     def __init__(self, loader: Callable[[AnalysisSettings], LoadedModel] = load_model) -> None:
         self._loader = loader
@@ -166,6 +173,31 @@ class ModelProvider:
         self._loaded = self._loader(settings)
         self._settings = settings
         return self._loaded, True
+
+    def preload(self, settings: AnalysisSettings) -> LoadedModel:
+        """Load now and run one inference (SnapStart INIT: the snapshot then holds warm kernels, too).
+
+        The first invocation then finds the model (``get`` answers ``cold=False``: it loaded nothing)."""
+        model, _ = self.get(settings)
+        started = time.perf_counter()
+        model.classifier.classify([WARM_UP_TEXT])
+        log.info("Model warmed", extra={"warm_up_ms": round((time.perf_counter() - started) * 1000, 1)})
+        return model
+
+    def after_restore(self) -> LoadedModel | None:
+        """After a snapshot restore: resolve the precision again on the CPU this copy runs on (no fetch, no
+        load); the model version then names what really runs. None when nothing was loaded."""
+        loaded = self._loaded
+        remeasure = getattr(loaded.classifier, "remeasure_precision", None) if loaded else None
+        if loaded is None or self._settings is None or remeasure is None:
+            return loaded
+        precision = remeasure().precision
+        if precision != loaded.precision:
+            version = model_version(self._settings, precision)
+            log.info("Precision changed after restore", extra={"precision": precision, "model_version": version})
+            loaded = replace(loaded, precision=precision, model_version=version)
+            self._loaded = loaded
+        return loaded
 
 
 # --------------------------------------------------------------------------- queue records

@@ -1,7 +1,9 @@
 """Analysis Lambda entry point (the image's ``CMD``): SQS batches and direct invokes over :mod:`.core`.
 
 The model is fetched and loaded on the first invocation and kept for the container's life; a load
-failure raises, so an SQS batch is retried whole (nothing is marked done without a result).
+failure raises, so an SQS batch is retried whole (nothing is marked done without a result). Under
+SnapStart (``AWS_LAMBDA_INITIALIZATION_TYPE=snap-start``) it is loaded and warmed at import instead, and
+the before-snapshot / after-restore hooks of :mod:`.snapstart` are registered here.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from sentiment_analysis import core
+from sentiment_analysis import core, snapstart
 from sentiment_shared.adapters import DynamoItemsTable
 from sentiment_shared.lambda_metrics import log_metrics
 from sentiment_shared.ports import ItemsTable
@@ -34,6 +36,8 @@ logging.getLogger("sentiment_analysis")
 copy_config_to_registered_loggers(source_logger=logger, include={"sentiment_analysis"})
 models = core.ModelProvider()
 """This container's model: fetched and loaded by the first invocation that needs it, then kept."""
+lifecycle = snapstart.install(models)
+"""SnapStart's hooks over ``models``; under ``snap-start`` the model is fetched, loaded and warmed here, at INIT."""
 
 Handler = Callable[[dict[str, Any], LambdaContext], dict[str, Any]]
 
