@@ -8,7 +8,7 @@ from pathlib import Path
 import pulumi
 import pulumi_aws as aws
 
-from sentiment_infra import snapstart
+from sentiment_infra import iam, snapstart
 from sentiment_infra.components.alarms import Alarms, WatchedArgs
 from sentiment_infra.components.analysis_function import AnalysisFunction, AnalysisFunctionArgs
 from sentiment_infra.components.analysis_image import AnalysisImage, AnalysisImageArgs
@@ -33,6 +33,8 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 config = load_stack_config()
 # Before any resource: what Lambda would refuse next to SnapStart stops the preview.
 pulumi.runtime.register_stack_transformation(snapstart.guard(config.analysis_snap_start))
+# Every role under /<project>/<stack>/: the shipped deploy policy (deploy_policy.py) manages only those.
+pulumi.runtime.register_stack_transformation(iam.role_path_transformation(pulumi.get_project(), pulumi.get_stack()))
 stack = Deployment(
     config=config,
     account_id=aws.get_caller_identity_output().account_id,

@@ -161,7 +161,7 @@ class AwsMocks(pulumi.runtime.Mocks):
                 outputs |= {"name": name, "arn": self._arn("sns", name)}
                 resource_id = outputs["arn"]
             case "aws:iam/role:Role":
-                arn = self._arn("iam", f"role/{name}", region=False)
+                arn = self._arn("iam", f"role{inputs.get('path') or '/'}{name}", region=False)
                 outputs |= {"name": name, "arn": arn, "uniqueId": "AROA" + _suffix(name)}
             case "aws:lambda/function:Function":
                 arn = self._arn("lambda", f"function:{name}")

@@ -8,7 +8,7 @@ invoke, which takes plain strings.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -119,3 +119,21 @@ XRAY_ACTIONS = ("xray:PutTraceSegments", "xray:PutTelemetryRecords")
 def xray_statement() -> Statement:
     """X-Ray trace upload. AWS requires ``Resource: *``: these actions support no resource-level scoping."""
     return allow("XRayTraceUpload", XRAY_ACTIONS, ["*"])
+
+
+def role_path_transformation(project: str, stack: str) -> Callable[[pulumi.ResourceTransformationArgs], Any]:
+    """A stack transformation giving every IAM role of the stack the path ``/<project>/<stack>/``.
+
+    The deploy policy (:mod:`sentiment_infra.deploy_policy`) scopes ``iam:*Role*`` and ``iam:PassRole`` to that
+    path, so the deploy role can only manage and hand over this stack's own roles.
+    """
+    from sentiment_infra.deploy_policy import role_path
+
+    path = role_path(project, stack)
+
+    def transform(args: pulumi.ResourceTransformationArgs) -> pulumi.ResourceTransformationResult | None:
+        if args.type_ != "aws:iam/role:Role" or args.props.get("path") == path:
+            return None
+        return pulumi.ResourceTransformationResult(props={**args.props, "path": path}, opts=args.opts)
+
+    return transform
