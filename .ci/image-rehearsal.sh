@@ -254,16 +254,8 @@ print("torch", torch.__version__, "transformers", transformers.__version__, "pyt
 "$DOCKER" run --rm --network host --entrypoint /bin/sh "$IMAGE" -c 'cd "$LAMBDA_TASK_ROOT" && PYTHONPATH="$LAMBDA_RUNTIME_DIR" \
   python3 -c "import awslambdaric.lambda_runtime_hooks_runner as r, snapshot_restore_py as s; print(\"snapshot_restore_py\", s.__version__, s.__file__)"'
 # The e2e test's image launcher; it needs the shared small model (../shared): a skip is a failure here.
-SENTIMENT_IMAGE="$IMAGE" SENTIMENT_DOCKER="$DOCKER" uv run --locked pytest -q -rs -p no:cacheprovider \
+SENTIMENT_IMAGE="$IMAGE" SENTIMENT_DOCKER="$DOCKER" uv run --locked pytest -q -rs --durations=4 -p no:cacheprovider \
   tests/e2e/test_analysis_lambda_runtime.py -k image | tee "$RUN_DIR/e2e.txt"
-# Both tests pass; the SnapStart one is an expected failure (xfail, strict) only while the handler registers no hooks.
-expected="2 passed"
-grep -qs register_after_restore services/analysis/src/sentiment_analysis/*.py || expected="1 passed|1 xfailed"
-summary=$(tail -n 1 "$RUN_DIR/e2e.txt")
-ok=1
-IFS='|' read -ra wants <<<"$expected"
-for want in "${wants[@]}"; do grep -Eq "(^| )$want[, ]" <<<"$summary" || ok=0; done
-if grep -Eq "(^| )[0-9]+ (failed|errors?)[, ]" <<<"$summary"; then ok=0; fi
-[ "$ok" = 1 ] || { echo "image rehearsal: expected '$expected' from the in-container invocations: $summary" >&2; exit 1; }
+grep -Eq "(^| )2 passed" "$RUN_DIR/e2e.txt" || { echo "image rehearsal: the in-container invocations did not run" >&2; exit 1; }
 
 step "image rehearsal passed"

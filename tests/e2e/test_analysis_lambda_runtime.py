@@ -376,19 +376,12 @@ INIT_LOADED, BEFORE_SNAPSHOT, AFTER_RESTORE = (
     "AWS clients closed for the snapshot",
     "Restored from snapshot",
 )
-ANALYSIS_SRC = Path(__file__).resolve().parents[2] / "services" / "analysis" / "src" / "sentiment_analysis"
-HOOKS_REGISTERED = any("register_after_restore" in p.read_text(encoding="utf-8") for p in ANALYSIS_SRC.glob("*.py"))
 
 
 @pytest.mark.reliability(
     area="analysis: SnapStart",
     case="restore from a snapshot after the model object is gone from S3",
     expected="before-snapshot work fetched and loaded the model; the restored function answers without S3",
-)
-@pytest.mark.xfail(
-    not HOOKS_REGISTERED,
-    strict=True,
-    reason="no snapshot_restore_py hooks in the handler yet (issue 23 item 3): the model is fetched after restore",
 )
 def test_snapstart_lifecycle_loads_the_model_before_the_snapshot_and_answers_after_restore_without_s3(
     moto_endpoint: str,
