@@ -18,11 +18,13 @@ from sentiment_infra.components.items_table import ItemsTable, ItemsTableArgs
 from sentiment_infra.components.messaging import Messaging, MessagingArgs
 from sentiment_infra.components.model_store import ModelStore, ModelStoreArgs
 from sentiment_infra.components.operations_dashboard import OperationsDashboard
+from sentiment_infra.components.release import Release, ReleaseArgs
 from sentiment_infra.config import Deployment, load_stack_config
 from sentiment_infra.packaging import (
     analysis_image_tag,
     build_dashboard_zip,
     build_ingestion_zip,
+    build_release_check_zip,
     stage_image_context,
 )
 
@@ -78,13 +80,28 @@ if config.dashboard:
 watched = WatchedArgs(stack, analysis=analysis, ingestion=ingestion, messaging=messaging, dashboard=dashboard)
 alarms = Alarms("alarms", watched)
 operations = OperationsDashboard("operations", watched)
+# CodeDeploy moves `live` to the version this up published (canary per stack); the up fails on a rollback.
+release = Release(
+    "release",
+    ReleaseArgs(
+        stack,
+        analysis=analysis,
+        messaging=messaging,
+        alarm_topic_arn=alarms.topic_arn,
+        hook_package=build_release_check_zip(REPO_ROOT, REPO_ROOT / "build" / "lambda"),
+    ),
+)
 
 pulumi.export("operationsDashboardName", operations.dashboard.dashboard_name)
 pulumi.export("analysisFunctionName", analysis.function_name)
 pulumi.export("analysisFunctionArn", analysis.function_arn)
 pulumi.export("analysisAliasArn", analysis.alias_arn)
 pulumi.export("analysisPublishedVersion", analysis.published_version)
-pulumi.export("analysisLiveVersion", analysis.live_version)
+pulumi.export("analysisLiveVersion", release.live_version)
+pulumi.export("analysisDeploymentConfig", config.analysis_deployment_config)
+pulumi.export("codedeployApplicationName", release.application.name)
+pulumi.export("codedeployDeploymentGroupName", release.deployment_group.deployment_group_name)
+pulumi.export("releaseCheckFunctionName", release.hook_function.name)
 pulumi.export("analysisSnapStart", config.analysis_snap_start)
 pulumi.export("ingestionFunctionName", ingestion.function_name)
 pulumi.export("itemsTableName", items.name)

@@ -26,6 +26,8 @@ PROGRAM = REPO_ROOT / "infra" / "__main__.py"
 PROJECT = "sentiment-analyzer"
 ACCOUNT = "123456789012"
 STACKS = ("dev", "prod")
+ROLLOUT = "pulumi-python:dynamic/release:Rollout"
+"""Type token of the CodeDeploy rollout dynamic resource (``Rollout(..., module="release", name="Rollout")``)."""
 MODEL_ARTIFACT = "pulumi-python:dynamic/model:Artifact"
 """Type token of the model-publish dynamic resource (``ModelArtifact(..., module="model", name="Artifact")``)."""
 
@@ -225,6 +227,17 @@ class AwsMocks(pulumi.runtime.Mocks):
                     "dashboardArn": self._arn("cloudwatch", f"dashboard/{inputs['dashboardName']}", region=False)
                 }
                 resource_id = str(inputs["dashboardName"])
+            case "aws:codedeploy/application:Application":
+                outputs |= {"name": name, "arn": self._arn("codedeploy", f"application:{name}")}
+            case "aws:codedeploy/deploymentGroup:DeploymentGroup":
+                group = inputs["deploymentGroupName"]
+                arn = self._arn("codedeploy", f"deploymentgroup:{inputs['appName']}/{group}")
+                outputs |= {"arn": arn, "deploymentGroupId": str(uuid.UUID(hashlib.md5(arn.encode()).hexdigest()))}
+                resource_id = f"{inputs['appName']}:{group}"
+            case "pulumi-python:dynamic/release:Rollout":
+                # A first up: the alias was created on the version it published, nothing to deploy
+                outputs |= {"live_version": inputs["target_version"], "deployment_id": None}
+                resource_id = f"{inputs['function_name']}:{inputs['alias']}"
             case "pulumi-python:dynamic/model:Artifact" | "pulumi-python:dynamic:Resource":
                 outputs |= self._model_artifact(inputs)
             case _:

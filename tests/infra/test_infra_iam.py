@@ -53,6 +53,9 @@ WILDCARD_RESOURCE_ALLOWED = (
 )
 LOG_STREAM_SUFFIX = ":log-stream:*"
 """Log streams are created and named by Lambda; the grant stays inside the function's own log group."""
+VERSIONS_SUFFIX = ":*"
+"""Versions of a function of this stack (``<function arn>:*``): they are published by each deploy, so they
+cannot be named in advance; only ``lambda:InvokeFunction`` (the release check) may be granted on them."""
 
 ARN = re.compile(r"^arn:aws:(?P<service>[a-z0-9-]+):(?P<region>[^:]*):(?P<account>[^:]*):(?P<resource>.+)$")
 
@@ -63,7 +66,9 @@ def as_list(value: str | list[str] | None) -> list[str]:
     return [value] if isinstance(value, str) else list(value)
 
 
-def wildcard_violations(policy: dict[str, Any], *, own_log_groups: set[str]) -> list[str]:
+def wildcard_violations(
+    policy: dict[str, Any], *, own_log_groups: set[str], own_functions: frozenset[str] = frozenset()
+) -> list[str]:
     """Problems of an identity policy: wildcard actions, unscoped or foreign resources, NotAction/NotResource."""
     problems = []
     for statement in policy["Statement"]:
@@ -94,6 +99,12 @@ def wildcard_violations(policy: dict[str, Any], *, own_log_groups: set[str]) -> 
             body = resource
             if resource.endswith(LOG_STREAM_SUFFIX) and resource.removesuffix(LOG_STREAM_SUFFIX) in own_log_groups:
                 body = resource.removesuffix(LOG_STREAM_SUFFIX)
+            elif (
+                resource.endswith(VERSIONS_SUFFIX)
+                and resource.removesuffix(VERSIONS_SUFFIX) in own_functions
+                and actions == ["lambda:InvokeFunction"]
+            ):
+                body = resource.removesuffix(VERSIONS_SUFFIX)
             if "*" in body or "?" in body:
                 problems.append(f"{sid}: wildcard resource {resource}")
     return problems
@@ -159,8 +170,9 @@ def grants(run: ProgramRun, role_name: str) -> set[tuple[str, str]]:
 
 def test_every_policy_document_is_well_formed_and_found(program: ProgramRun) -> None:
     found = policies(program)
-    # 3 roles x (trust + inline), the queue, bucket, alarm topic, key and image repository policies
-    assert len(found) == 11
+    # 5 roles x (trust + inline): 4 functions and CodeDeploy's; the queue, bucket, alarm topic, key and image
+    # repository policies
+    assert len(found) == 15
     for typ, name, policy in found:
         assert policy["Version"] == "2012-10-17", (typ, name)
         assert policy["Statement"], (typ, name)
@@ -174,9 +186,10 @@ def test_every_policy_document_is_well_formed_and_found(program: ProgramRun) -> 
 )
 def test_identity_policies_have_no_wildcard_action_or_resource_beyond_the_allow_list(program: ProgramRun) -> None:
     log_groups = {r.outputs["arn"] for r in program.of_type("aws:cloudwatch/logGroup:LogGroup")}
+    functions = frozenset(r.outputs["arn"] for r in program.of_type("aws:lambda/function:Function"))
     for record in program.of_type("aws:iam/rolePolicy:RolePolicy"):
         policy = json.loads(record.inputs["policy"])
-        assert wildcard_violations(policy, own_log_groups=log_groups) == [], record.name
+        assert wildcard_violations(policy, own_log_groups=log_groups, own_functions=functions) == [], record.name
 
 
 @pytest.mark.reliability(
@@ -194,12 +207,18 @@ def test_resource_policies_never_allow_anyone_and_pin_every_service_principal(pr
 @pytest.mark.reliability(
     area="security: IAM least privilege (Pulumi mocks)",
     case="role trust policies",
-    expected="only lambda.amazonaws.com, for this account",
+    expected="only lambda.amazonaws.com (CodeDeploy's role: codedeploy.amazonaws.com), for this account",
 )
 def test_roles_trust_only_lambda_for_this_account(program: ProgramRun) -> None:
     for role in program.of_type("aws:iam/role:Role"):
         (statement,) = json.loads(role.inputs["assumeRolePolicy"])["Statement"]
-        assert statement["Principal"] == {"Service": "lambda.amazonaws.com"}
+        # The functions' roles trust Lambda; the release's deployment group role trusts CodeDeploy
+        service = (
+            "codedeploy.amazonaws.com"
+            if role.parent_type == "sentiment:release:Release" and "codedeploy" in role.name
+            else "lambda.amazonaws.com"
+        )
+        assert statement["Principal"] == {"Service": service}
         assert statement["Action"] == "sts:AssumeRole"
         assert statement["Condition"] == {"StringEquals": {"aws:SourceAccount": ACCOUNT}}
 

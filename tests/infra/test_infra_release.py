@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import pulumi
 import pytest
-from infra_mocks import ProgramRun, run_program, stack_config
+from infra_mocks import ACCOUNT, ROLLOUT, ProgramRun, run_program, stack_config
+from test_infra_iam import as_list, grants
 
 from sentiment_infra.config import ConfigError, parse_stack_config
+from sentiment_infra.packaging import RELEASE_CHECK_HANDLER
 
 pytestmark = pytest.mark.infra
 
@@ -113,3 +117,130 @@ def test_the_snap_start_guard_refuses_what_lambda_would_refuse(type_: str, props
         opts=pulumi.ResourceOptions(),  # type: ignore[arg-type]
     )
     assert guard(stack_has_snap_start=False)(off) is None
+
+
+def test_pulumi_leaves_the_live_alias_to_codedeploy(program: ProgramRun) -> None:
+    # The alias starts on the version the first up published; after that only CodeDeploy moves it, so an
+    # up never switches all traffic at once nor undoes a rollback
+    alias = program.one(ALIAS, "analysis")
+    assert set(alias.ignore_changes) == {"functionVersion", "routingConfig"}
+
+
+def test_codedeploy_rolls_live_out_per_stack_and_rolls_back_on_the_new_versions_alarms(
+    programs: dict[str, ProgramRun],
+) -> None:
+    expected_configs = {
+        "prod": "CodeDeployDefault.LambdaCanary10Percent5Minutes",
+        "dev": "CodeDeployDefault.LambdaAllAtOnce",
+    }
+    for stack, deployment_config in expected_configs.items():
+        run = programs[stack]
+        app = run.one("aws:codedeploy/application:Application")
+        group = run.one("aws:codedeploy/deploymentGroup:DeploymentGroup").inputs
+        # A CodeDeploy application for Lambda, and one deployment group over the alias
+        assert app.inputs["computePlatform"] == "Lambda", stack
+        assert group["appName"] == app.outputs["name"]
+        assert group["deploymentConfigName"] == deployment_config, stack
+        assert group["deploymentStyle"] == {"deploymentOption": "WITH_TRAFFIC_CONTROL", "deploymentType": "BLUE_GREEN"}
+        # Rollback: on a failed deployment (the hook) and when a listed alarm fires
+        assert group["autoRollbackConfiguration"]["enabled"] is True
+        assert set(group["autoRollbackConfiguration"]["events"]) == {"DEPLOYMENT_FAILURE", "DEPLOYMENT_STOP_ON_ALARM"}
+        assert group["alarmConfiguration"]["enabled"] is True
+        release_alarms = {
+            r.name.removeprefix("release-"): r
+            for r in run.of_type("aws:cloudwatch/metricAlarm:MetricAlarm")
+            if r.parent_type == "sentiment:release:Release"
+        }
+        assert sorted(group["alarmConfiguration"]["alarms"]) == sorted(
+            r.outputs["name"] for r in release_alarms.values()
+        )
+        assert release_alarms.keys() == {"errors", "throttles", "duration-p99", "dlq-growth"}
+        function = run.one(FUNCTION, "analysis").outputs["name"]
+        on_alias = {"FunctionName": function, "Resource": f"{function}:live"}
+        timeout_ms = parse_stack_config(_own_config(run)).analysis_timeout_s * 1000
+        for suffix, metric in (("errors", "Errors"), ("throttles", "Throttles"), ("duration-p99", "Duration")):
+            alarm = release_alarms[suffix].inputs
+            assert (alarm["namespace"], alarm["metricName"]) == ("AWS/Lambda", metric), suffix
+            assert alarm["dimensions"] == on_alias, suffix  # the alias the rollout shifts, not the whole function
+            assert alarm["period"] == 60, suffix
+        assert release_alarms["duration-p99"].inputs["extendedStatistic"] == "p99"
+        assert 0 < release_alarms["duration-p99"].inputs["threshold"] < timeout_ms
+        # DLQ growth (a difference), so messages parked before a release do not block every release
+        queries = {q["id"]: q for q in release_alarms["dlq-growth"].inputs["metricQueries"]}
+        dlq = run.one("aws:sqs/queue:Queue", "dlq").outputs["name"]
+        assert queries["depth"]["metric"]["dimensions"] == {"QueueName": dlq}
+        assert queries["growth"]["expression"] == "DIFF(depth)"
+        assert queries["growth"]["returnData"] is True
+        topic = run.one("aws:sns/topic:Topic", "alarms").outputs["arn"]
+        assert all(r.inputs["alarmActions"] == [topic] for r in release_alarms.values())
+        assert run.outputs["analysisDeploymentConfig"] == deployment_config
+        assert run.outputs["codedeployApplicationName"] == app.outputs["name"]
+
+
+def test_the_rollout_moves_live_to_the_published_version_with_the_release_check(program: ProgramRun) -> None:
+    rollout = program.one(ROLLOUT).inputs
+    function = program.one(FUNCTION, "analysis").outputs
+    hook = program.one(FUNCTION, "release-check")
+    group = program.one("aws:codedeploy/deploymentGroup:DeploymentGroup").inputs
+    assert rollout["function_name"] == function["name"]
+    assert rollout["alias"] == "live"
+    assert rollout["target_version"] == function["version"]  # a new image or model is a new version
+    assert rollout["application"] == group["appName"]
+    assert rollout["deployment_group"] == group["deploymentGroupName"]
+    assert rollout["before_allow_traffic"] == hook.outputs["name"]
+    assert rollout["region"] == program.config["aws:region"]
+    # And the outputs say what serves
+    assert program.outputs["analysisLiveVersion"] == program.one(ROLLOUT).outputs["live_version"]
+    assert program.outputs["releaseCheckFunctionName"] == hook.outputs["name"]
+
+
+def test_the_release_check_is_a_small_zip_that_may_only_judge_this_groups_deployments(program: ProgramRun) -> None:
+    hook = program.one(FUNCTION, "release-check")
+    inputs = hook.inputs
+    assert inputs["packageType"] == "Zip"
+    assert inputs["handler"] == RELEASE_CHECK_HANDLER
+    assert Path(inputs["code"].path).name.startswith("release-check-")
+    env = inputs["environment"]["variables"]
+    config = parse_stack_config(_own_config(program))
+    analysis = program.one(FUNCTION, "analysis").outputs
+    assert env["ANALYSIS_FUNCTION_NAME"] == analysis["name"]
+    assert int(env["RELEASE_CHECK_MAX_MS"]) == config.release_check_max_ms
+    # Two invocations at the limit each fit in its timeout
+    assert inputs["timeout"] * 1000 > 2 * config.release_check_max_ms
+    group_arn = program.one("aws:codedeploy/deploymentGroup:DeploymentGroup").outputs["arn"]
+    assert grants(program, "release-check") == {
+        ("codedeploy:GetDeployment", group_arn),
+        ("codedeploy:PutLifecycleEventHookExecutionStatus", group_arn),
+        ("lambda:InvokeFunction", f"{analysis['arn']}:*"),  # the analysis function's versions, nothing else
+    }
+
+
+def test_codedeploys_role_may_move_the_alias_run_the_check_and_read_the_rollback_alarms_only(
+    program: ProgramRun,
+) -> None:
+    role = program.one("aws:iam/role:Role", "codedeploy")
+    (trust,) = json.loads(role.inputs["assumeRolePolicy"])["Statement"]
+    assert trust["Principal"] == {"Service": "codedeploy.amazonaws.com"}
+    assert trust["Condition"] == {"StringEquals": {"aws:SourceAccount": ACCOUNT}}
+    assert program.one("aws:codedeploy/deploymentGroup:DeploymentGroup").inputs["serviceRoleArn"] == role.outputs["arn"]
+    policy = json.loads(program.one("aws:iam/rolePolicy:RolePolicy", "codedeploy").inputs["policy"])
+    found = {
+        (action, resource)
+        for statement in policy["Statement"]
+        for action in as_list(statement["Action"])
+        for resource in as_list(statement["Resource"])
+    }
+    analysis = program.one(FUNCTION, "analysis").outputs["arn"]
+    alias = program.one(ALIAS, "analysis").outputs["arn"]
+    hook = program.one(FUNCTION, "release-check").outputs["arn"]
+    alarms = [
+        r.outputs["arn"]
+        for r in program.of_type("aws:cloudwatch/metricAlarm:MetricAlarm")
+        if r.parent_type == "sentiment:release:Release"
+    ]
+    alias_actions = ("lambda:GetAlias", "lambda:UpdateAlias", "lambda:GetProvisionedConcurrencyConfig")
+    assert found == {
+        *((action, arn) for action in alias_actions for arn in (analysis, alias)),
+        ("lambda:InvokeFunction", hook),
+        *(("cloudwatch:DescribeAlarms", arn) for arn in alarms),
+    }

@@ -154,6 +154,8 @@ UNCAPPED_BY_DESIGN = {
     "dashboard-function": "only CloudFront can invoke its URL (OAC, IAM auth) and caches its answers; a "
     "reservation (dashboardReservedConcurrency) is opt-in because Lambda refuses any reservation that leaves "
     "fewer than 100 unreserved executions, which fails every deploy into a new account (quota 10 or 50)",
+    "release-check-function": "only CodeDeploy invokes it, once per deployment of the one deployment group (CodeDeploy "
+    "runs one deployment per group at a time); a reservation would fail on new accounts as above",
 }
 
 CHECKS: dict[str, tuple[str, Check]] = {
@@ -237,8 +239,12 @@ def _sqs_triggered_has_queue_dlq(run: ProgramRun) -> list[str]:
             if p.inputs["function"] == u.inputs["functionName"]
         )
     }
+    # CodeDeploy's hook: a deployment whose hook never reports fails (after an hour) and rolls back: nothing is lost.
+    hooks = {r.inputs["before_allow_traffic"] for r in run.of_type("pulumi-python:dynamic/release:Rollout")}
     for function in _all(run, "aws:lambda/function:Function"):
         name = function.outputs["name"]
+        if name in hooks:
+            continue
         triggered = any(_targets(target, function.outputs["arn"]) for target in sqs_triggered)
         if not triggered and name not in destinations and name not in url_only:
             problems.append(f"{function.name}: asynchronous failures have no destination")
@@ -265,7 +271,9 @@ NOT_APPLICABLE: dict[str, tuple[str, Check]] = {
         "the analysis is SQS-triggered: failures park in the queue's DLQ (redrive policy), where a function "
         "DLQ never receives anything; ingestion's failed async invocations go to an on-failure destination "
         "queue (the successor of a function DLQ), which checkov's rule does not recognise; the dashboard is "
-        "invoked only synchronously, by CloudFront through its function URL (no asynchronous event to lose)",
+        "invoked only synchronously, by CloudFront through its function URL (no asynchronous event to lose); "
+        "the release check is CodeDeploy's BeforeAllowTraffic hook, and a deployment whose hook never reports "
+        "fails and rolls back (no event to lose)",
         _sqs_triggered_has_queue_dlq,
     ),
 }

@@ -74,3 +74,29 @@ def test_the_image_installs_the_shared_library_and_the_analysis_member_only() ->
     assert installs[0].split() == ["./packages/shared", "./services/analysis"]
     code_inputs = {i for i in ANALYSIS_IMAGE_INPUTS if not i.endswith((".toml", ".lock", ".dockerignore"))}
     assert code_inputs == {"packages/shared", "services/analysis"}
+
+
+def test_the_release_check_zip_ships_its_module_alone_and_imports_with_the_standard_library_only(
+    tmp_path: Path,
+) -> None:
+    import sys
+
+    from sentiment_infra.packaging import RELEASE_CHECK_FILES, RELEASE_CHECK_HANDLER, build_release_check_zip
+
+    # Given the hook's ZIP built twice, in two places
+    first = build_release_check_zip(REPO_ROOT, tmp_path / "a")
+    second = build_release_check_zip(REPO_ROOT, tmp_path / "b")
+    # Then it holds exactly the hook's module (no torch, no sentiment_shared), byte for byte the same
+    with zipfile.ZipFile(first.path) as archive:
+        assert sorted(archive.namelist()) == sorted(RELEASE_CHECK_FILES)
+    assert first.path.read_bytes() == second.path.read_bytes()
+    # And its handler imports in an isolated interpreter with nothing but the ZIP on the path (boto3, which
+    # the Lambda runtime provides, is imported only when the handler runs)
+    module, _, function = RELEASE_CHECK_HANDLER.rpartition(".")
+    probe = (
+        f"import sys; sys.path.insert(0, {str(first.path)!r}); import {module} as m; "
+        f"assert callable(m.{function}); assert 'boto3' not in sys.modules and 'torch' not in sys.modules; "
+        'print(m.check_answer(b\'{"statusCode": 200, "results": []}\', None))'
+    )
+    out = subprocess.run([sys.executable, "-I", "-S", "-c", probe], capture_output=True, text=True, check=True)
+    assert "expected 4 results" in out.stdout

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from typing import Any, Literal, Self
+from typing import Any, Literal, Self, get_args
 
 import pulumi
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -36,6 +36,20 @@ LOG_RETENTION_DAYS = frozenset(
 
 MAX_QUEUE_VISIBILITY_S = 12 * 3600
 """SQS's ceiling for a visibility timeout."""
+
+DeploymentConfigName = Literal[
+    "CodeDeployDefault.LambdaAllAtOnce",
+    "CodeDeployDefault.LambdaCanary10Percent5Minutes",
+    "CodeDeployDefault.LambdaCanary10Percent10Minutes",
+    "CodeDeployDefault.LambdaCanary10Percent15Minutes",
+    "CodeDeployDefault.LambdaCanary10Percent30Minutes",
+    "CodeDeployDefault.LambdaLinear10PercentEvery1Minute",
+    "CodeDeployDefault.LambdaLinear10PercentEvery2Minutes",
+    "CodeDeployDefault.LambdaLinear10PercentEvery3Minutes",
+    "CodeDeployDefault.LambdaLinear10PercentEvery10Minutes",
+]
+"""CodeDeploy's predefined deployment configurations for the Lambda compute platform."""
+LAMBDA_DEPLOYMENT_CONFIGS: tuple[str, ...] = get_args(DeploymentConfigName)
 
 SNAP_START_MAX_EPHEMERAL_MB = 512
 """Lambda refuses SnapStart on a function with more ephemeral storage than this."""
@@ -88,6 +102,10 @@ class StackConfig(BaseModel):
     neutral_threshold: float = Field(default=DEFAULT_NEUTRAL_THRESHOLD, ge=0.0, le=1.0)
     analysis_snap_start: bool = False
     """SnapStart on the analysis function's published versions (``analysisSnapStart``); see docs/DEPLOY.md."""
+    analysis_deployment_config: DeploymentConfigName = "CodeDeployDefault.LambdaAllAtOnce"
+    """How CodeDeploy shifts ``live`` to a new version (canary, linear or all at once)."""
+    release_check_max_ms: int = Field(default=10_000, ge=500, le=120_000)
+    """The ``BeforeAllowTraffic`` hook fails a new version whose answer takes longer than this."""
 
     # ---------------------------------------------------------------- queue
     batch_size: int = Field(default=DEFAULT_QUEUE.batch_size, ge=1, le=10000)

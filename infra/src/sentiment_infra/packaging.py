@@ -36,6 +36,12 @@ DASHBOARD_PACKAGE = "sentiment-dashboard"
 DASHBOARD_MEMBERS = ("packages/shared", "services/dashboard")
 DASHBOARD_HANDLER = "sentiment_dashboard.handler.handler"
 
+RELEASE_CHECK_SOURCE = "services/analysis/src"
+RELEASE_CHECK_FILES = ("sentiment_analysis/__init__.py", "sentiment_analysis/release_check.py")
+"""The CodeDeploy hook's ZIP: these two files (under :data:`RELEASE_CHECK_SOURCE`), nothing else; the
+hook needs only the standard library and the Lambda runtime's boto3 (no torch, no sentiment_shared)."""
+RELEASE_CHECK_HANDLER = "sentiment_analysis.release_check.handler"
+
 ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 """The earliest timestamp a ZIP entry can carry; every entry gets it."""
 
@@ -217,6 +223,28 @@ def build_function_zip(
             partial.replace(dest)  # atomic: a concurrent build never sees half an archive
     sha256 = hashlib.sha256(dest.read_bytes()).hexdigest()
     return ZipBuild(path=dest, sha256=sha256, cache_key=key, python_version=python_version)
+
+
+def build_release_check_zip(repo_root: Path, out_dir: Path) -> ZipBuild:
+    """The ``BeforeAllowTraffic`` hook's ZIP: :data:`RELEASE_CHECK_FILES` only, reproducible, cached by content."""
+    repo_root = repo_root.resolve()
+    source = repo_root / RELEASE_CHECK_SOURCE
+    key = source_digest(source, RELEASE_CHECK_FILES, salt=f"{BUILDER_VERSION}|release-check")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    dest = out_dir / f"release-check-{key[:16]}.zip"
+    if not dest.is_file():
+        with tempfile.TemporaryDirectory(prefix="release-check-build-") as tmp:
+            for rel in RELEASE_CHECK_FILES:
+                if not (source / rel).is_file():
+                    raise BuildError(f"{RELEASE_CHECK_SOURCE}/{rel} is missing: the release check cannot be packaged")
+                target = Path(tmp) / rel
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(source / rel, target)
+            partial = out_dir / f".{dest.name}.{os.getpid()}.tmp"
+            write_reproducible_zip(Path(tmp), partial)
+            partial.replace(dest)
+    sha256 = hashlib.sha256(dest.read_bytes()).hexdigest()
+    return ZipBuild(path=dest, sha256=sha256, cache_key=key, python_version=LAMBDA_PYTHON)
 
 
 ANALYSIS_IMAGE_INPUTS = (

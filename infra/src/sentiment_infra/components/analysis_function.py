@@ -96,8 +96,10 @@ class AnalysisFunction(pulumi.ComponentResource):
             name=LIVE_ALIAS,
             description="The analysis version in service",
             function_name=self.function.name,
+            # Only where it starts: CodeDeploy moves it from then on (sentiment_infra.components.release), and
+            # an `up` that set it here would switch all traffic at once and undo a rollback.
             function_version=self.function.version,
-            opts=pulumi.ResourceOptions(parent=self),
+            opts=pulumi.ResourceOptions(parent=self, ignore_changes=["function_version", "routing_config"]),
         )
         self.event_source = aws.lambda_.EventSourceMapping(
             f"{name}-queue-source",
@@ -119,15 +121,13 @@ class AnalysisFunction(pulumi.ComponentResource):
         self.function_arn = self.function.arn
         self.alias_arn = self.alias.arn
         self.published_version = self.function.version
-        """The version this ``pulumi up`` published (the latest one)."""
-        self.live_version = self.alias.function_version
-        """The version the ``live`` alias points at: the one in service."""
+        """The version this ``pulumi up`` published (the latest one); CodeDeploy moves ``live`` to it."""
         self.register_outputs(
             {
                 "function_name": self.function_name,
                 "function_arn": self.function_arn,
                 "alias_arn": self.alias_arn,
-                "live_version": self.live_version,
+                "published_version": self.published_version,
                 "log_group": self.log_group.name,
                 "event_source_uuid": self.event_source.uuid,
             }
