@@ -254,7 +254,7 @@ print("torch", torch.__version__, "transformers", transformers.__version__, "pyt
 "$DOCKER" run --rm --network host --entrypoint /bin/sh "$IMAGE" -c 'cd "$LAMBDA_TASK_ROOT" && PYTHONPATH="$LAMBDA_RUNTIME_DIR" \
   python3 -c "import awslambdaric.lambda_runtime_hooks_runner as r, snapshot_restore_py as s; print(\"snapshot_restore_py\", s.__version__, s.__file__)"'
 # The e2e test's image launcher; it needs the shared small model (../shared): a skip is a failure here.
-SENTIMENT_IMAGE="$IMAGE" SENTIMENT_DOCKER="$DOCKER" uv run --locked pytest -q -rs --durations=4 -p no:cacheprovider \
+SENTIMENT_IMAGE="$IMAGE" SENTIMENT_DOCKER="$DOCKER" uv run --locked pytest -q -rsP --durations=4 -p no:cacheprovider \
   tests/e2e/test_analysis_lambda_runtime.py -k image | tee "$RUN_DIR/e2e.txt"
 grep -Eq "(^| )2 passed" "$RUN_DIR/e2e.txt" || { echo "image rehearsal: the in-container invocations did not run" >&2; exit 1; }
 

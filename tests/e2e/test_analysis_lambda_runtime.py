@@ -32,7 +32,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import IO, Any
@@ -69,6 +69,7 @@ class Event:
     source: str
     what: str
     connection: int | None = None
+    at: float = field(default_factory=time.monotonic)
 
 
 class RuntimeApi(_LoopbackServer):
@@ -118,6 +119,7 @@ class _RuntimeHandler(BaseHTTPRequestHandler):
         self.server.journal.append(Event("runtime", f"GET {self.path.removeprefix('/2018-06-01/runtime/')}"))
         if self.path == "/2018-06-01/runtime/restore/next":
             self.server.on_restore()
+            self.server.journal.append(Event("runtime", "(restore/next answered: the copy is restored)"))
             self._reply(200)
             return
         if self.path != "/2018-06-01/runtime/invocation/next":
@@ -431,6 +433,10 @@ def test_snapstart_lifecycle_loads_the_model_before_the_snapshot_and_answers_aft
             process.wait(timeout=30)
     output = log_path.read_text(encoding="utf-8", errors="replace")
     journal = runtime_api.journal
+    restored = next(e.at for e in journal if e.what.startswith("(restore/next answered"))
+    answered = next((e.at for e in journal if e.what == "POST invocation/response"), restored)
+    # (a reading, not a target: the first invocation was queued before INIT ended, so this is restore to answer)
+    print(f"restore/next answered -> first response posted: {answered - restored:.3f} s")
     print(
         "\n".join(
             f"{e.source:7} {e.what}" + (f"  (connection :{e.connection})" if e.connection else "") for e in journal
@@ -438,7 +444,7 @@ def test_snapstart_lifecycle_loads_the_model_before_the_snapshot_and_answers_aft
     )
     # Then the runtime client went through SnapStart's sequence: INIT, restore/next (snapshot), then invocations
     runtime = [e.what for e in journal if e.source == "runtime"]
-    assert runtime[:2] == ["GET restore/next", "GET invocation/next"], runtime
+    assert runtime[:3] == ["GET restore/next", "(restore/next answered: the copy is restored)", "GET invocation/next"]
     assert not [what for what in runtime if "error" in what], output[-3000:]
     # And the restored function answered from the snapshot's model, with the model object gone from S3
     assert kind == "response", output[-3000:]
