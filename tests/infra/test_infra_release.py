@@ -208,8 +208,10 @@ def test_the_release_check_is_a_small_zip_that_may_only_judge_this_groups_deploy
     # Two invocations at the limit each fit in its timeout
     assert inputs["timeout"] * 1000 > 2 * config.release_check_max_ms
     group_arn = program.one("aws:codedeploy/deploymentGroup:DeploymentGroup").outputs["arn"]
+    app_arn = program.one("aws:codedeploy/application:Application").outputs["arn"]
     assert grants(program, "release-check") == {
         ("codedeploy:GetDeployment", group_arn),
+        ("codedeploy:GetApplicationRevision", app_arn),
         ("codedeploy:PutLifecycleEventHookExecutionStatus", group_arn),
         ("lambda:InvokeFunction", f"{analysis['arn']}:*"),  # the analysis function's versions, nothing else
     }

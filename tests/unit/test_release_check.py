@@ -57,9 +57,15 @@ class Hook:
         self.cd, self.lam = Stubber(self.codedeploy), Stubber(self.lambda_client)
 
     def deployment(self, content: str) -> None:
-        info = {"deploymentId": EVENT["DeploymentId"], "revision": {"revisionType": "AppSpecContent",
-                "appSpecContent": {"content": content}}}  # fmt: skip
+        # GetDeployment names an inline AppSpec by its sha256 only; GetApplicationRevision returns its text
+        revision = {"revisionType": "AppSpecContent", "appSpecContent": {"sha256": "ab" * 32}}
+        info = {"deploymentId": EVENT["DeploymentId"], "applicationName": "release-app", "revision": revision}
         self.cd.add_response("get_deployment", {"deploymentInfo": info}, {"deploymentId": EVENT["DeploymentId"]})
+        self.cd.add_response(
+            "get_application_revision",
+            {"applicationName": "release-app", "revision": {"revisionType": "String", "string": {"content": content}}},
+            {"applicationName": "release-app", "revision": revision},
+        )
 
     def invoke(self, body: object, *, version: str = "7", error: str | None = None) -> None:
         texts = json.dumps({"texts": [t for t, _ in KNOWN_TEXTS]}).encode()

@@ -106,6 +106,8 @@ class Release(pulumi.ComponentResource):
                     ["codedeploy:GetDeployment", "codedeploy:PutLifecycleEventHookExecutionStatus"],
                     [self.deployment_group.arn],
                 ),
+                # The deployment's AppSpec (which version to check) is an application revision.
+                iam.allow("ReadAppSpec", ["codedeploy:GetApplicationRevision"], [self.application.arn]),
                 iam.allow("InvokeAnalysisVersions", ["lambda:InvokeFunction"], [versions]),
             ],
             environment={

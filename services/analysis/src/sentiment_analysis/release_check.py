@@ -3,12 +3,13 @@
 CodeDeploy calls this function (its own small ZIP: this module, the standard library and the runtime's
 boto3, see ``sentiment_infra.packaging.build_release_check_zip``) with ``DeploymentId`` and
 ``LifecycleEventHookExecutionId`` before any traffic reaches the version being deployed. It reads the
-target version from the deployment's AppSpec, invokes exactly that version directly (twice: the first
-call pays its cold start or SnapStart restore, the second is warm) with texts whose sentiment is not in
-doubt, and reports ``Succeeded`` only when both answers are right and each came within
-``RELEASE_CHECK_MAX_MS``. Anything else (a wrong or malformed answer, a function error, a slow answer,
-an AppSpec it cannot read) reports ``Failed``, and CodeDeploy stops the deployment and leaves the alias
-where it was. It always reports: a hook that never reports holds the deployment for an hour.
+target version from the deployment's AppSpec (GetDeployment, then GetApplicationRevision), invokes
+exactly that version directly (twice: the first call pays its cold start or SnapStart restore, the
+second is warm) with texts whose sentiment is not in doubt, and reports ``Succeeded`` only when both
+answers are right and each came within ``RELEASE_CHECK_MAX_MS``. Anything else (a wrong or malformed
+answer, a function error, a slow answer, an AppSpec it cannot read) reports ``Failed``, and CodeDeploy
+stops the deployment and leaves the alias where it was. It always reports: a hook that never reports
+holds the deployment for an hour.
 """
 
 from __future__ import annotations
@@ -43,9 +44,18 @@ class Verdict:
     timings_ms: tuple[float, ...]
 
 
-def target_version(deployment: dict[str, Any]) -> tuple[str, str]:
-    """``(function name, target version)`` from GetDeployment's answer (the Lambda AppSpec in its revision)."""
-    content = deployment["deploymentInfo"]["revision"]["appSpecContent"]["content"]
+def target_version(codedeploy: Any, deployment_id: str) -> tuple[str, str]:
+    """``(function name, target version)`` of a deployment, from its Lambda AppSpec.
+
+    GetDeployment names the revision (for an AppSpec given inline, only its sha256); the AppSpec itself
+    comes from GetApplicationRevision, as a ``String`` revision (as seek-oss/aws-codedeploy-hooks reads it).
+    """
+    info = codedeploy.get_deployment(deploymentId=deployment_id)["deploymentInfo"]
+    answer = codedeploy.get_application_revision(applicationName=info["applicationName"], revision=info["revision"])
+    revision = answer["revision"]
+    content = (revision.get("string") or revision.get("appSpecContent") or {}).get("content")
+    if not content:
+        raise ValueError(f"deployment {deployment_id}: its revision holds no AppSpec ({revision.get('revisionType')})")
     spec = json.loads(content)
     (resource,) = spec["Resources"]
     props = next(iter(resource.values()))["Properties"]
@@ -124,7 +134,7 @@ def run_hook(
     deployment_id = event["DeploymentId"]
     status = "Failed"
     try:
-        function_name, version = target_version(codedeploy.get_deployment(deploymentId=deployment_id))
+        function_name, version = target_version(codedeploy, deployment_id)
         if function_name != expected_function:
             logger.error("Refusing to check %s: this hook checks %s only", function_name, expected_function)
         else:
