@@ -37,5 +37,31 @@ if heavy="$(grep -E '^(torch|transformers|nvidia.*|cuda.*|triton.*)$' <<<"$names
   exit 1
 fi
 
+# The deploy roles' shipped policies (sentiment_infra.deploy_policy) through parliament's IAM definitions: an
+# action IAM does not know, or a Resource an action cannot be scoped to, fails here rather than in AWS. Its
+# pkg_resources import needs setuptools < 81 beside it.
+PARLIAMENT="parliament==1.6.4"
+echo "-- parliament: the deploy and preview roles' policies (both stacks)"
+policies="$(mktemp -d)"
+trap 'rm -rf "$policies"' EXIT
+for kind in deploy preview; do
+  uv run --locked python -m sentiment_infra.deploy_policy "$kind" --account 123456789012 \
+    | uv run --locked python -c '
+import json, pathlib, sys
+for n, document in enumerate(json.load(sys.stdin), 1):
+    (pathlib.Path(sys.argv[1]) / f"{sys.argv[2]}-{n}.json").write_text(json.dumps(document))
+' "$policies" "$kind"
+done
+set +e
+findings="$(uv tool run --quiet --from "$PARLIAMENT" --with "setuptools<81" parliament --directory "$policies" 2>&1)"
+status=$?
+set -e
+grep -v pkg_resources <<<"$findings" || true
+if [ "$status" -ne 0 ]; then
+  echo "parliament: findings in the shipped IAM policies (infra/src/sentiment_infra/deploy_policy.py)" >&2
+  exit 1
+fi
+ls "$policies"
+
 bash .ci/lint-workflows.sh
 echo "security lint OK"
