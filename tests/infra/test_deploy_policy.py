@@ -126,9 +126,7 @@ def test_the_check_fails_when_the_policy_lacks_what_a_declared_type_needs(progra
         {
             **document,
             "Statement": [
-                s
-                for s in document["Statement"]
-                if not ("Dashboard" in s["Sid"] or s["Sid"] == "PassStackRoles")
+                s for s in document["Statement"] if not ("Dashboard" in s["Sid"] or s["Sid"] == "PassStackRoles")
             ],
         }
         for document in deploy_policy.deploy_policy(_target(run))

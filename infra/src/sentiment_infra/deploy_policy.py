@@ -490,7 +490,7 @@ REQUIRED: dict[str, frozenset[str]] = {
         {"s3:GetBucketOwnershipControls", "s3:PutBucketOwnershipControls"}
     ),
     "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock": frozenset(
-{"s3:GetBucketPublicAccessBlock", "s3:PutBucketPublicAccessBlock"}
+        {"s3:GetBucketPublicAccessBlock", "s3:PutBucketPublicAccessBlock"}
     ),
     "pulumi-python:dynamic/model:Artifact": frozenset(
         {
