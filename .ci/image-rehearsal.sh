@@ -45,11 +45,17 @@ step "tools: Debian docker.io, debootstrap and docker-registry"
 if ! [ -x "$DOCKER" ] || ! command -v dockerd >/dev/null || ! command -v debootstrap >/dev/null \
   || ! [ -x "$REGISTRY" ]; then
   apt-get update -qq
-  # policy-rc.d: no service starts at install time (the package's registry would listen on :5000); ours is below
-  printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod 0755 /usr/sbin/policy-rc.d
+  # A policy-rc.d that refuses: no package starts its service at install time (on a machine with an init system
+  # the registry package's would listen on :5000); this script starts its own below. One already there stays.
+  own_policy=""
+  if ! [ -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod 0755 /usr/sbin/policy-rc.d && own_policy=1
+  fi
+  installed=0
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends docker.io debootstrap docker-registry \
-    >/dev/null
-  rm -f /usr/sbin/policy-rc.d
+    >/dev/null || installed=$?
+  [ -z "$own_policy" ] || rm -f /usr/sbin/policy-rc.d
+  [ "$installed" = 0 ] || exit "$installed"
 fi
 "$DOCKER" --version
 "$REGISTRY" --version
