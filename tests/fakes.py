@@ -19,7 +19,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from sentiment_ingestion.feeds import FeedState
-from sentiment_shared.ports import ItemNotFoundError, PublishReport
+from sentiment_shared.ports import ItemNotFoundError, PublishReport, SentimentWrite, WriteOutcome
 from sentiment_shared.schemas import Item, SentimentResult, TopicMessage
 
 
@@ -51,6 +51,15 @@ class InMemoryItemsTable:
             self.counts[result.sentiment] += 1
             self.counts_by_source[(source, result.sentiment)] += 1
             return True
+
+    def set_sentiments(self, writes: Sequence[SentimentWrite]) -> list[WriteOutcome]:
+        outcomes: list[WriteOutcome] = []
+        for write in writes:
+            try:
+                outcomes.append(self.set_sentiment(write.item_id, write.result, source=write.source))
+            except Exception as exc:  # noqa: BLE001 - one write's failure is its outcome
+                outcomes.append(exc)
+        return outcomes
 
     def mark_published(self, item_id: str) -> None:
         item = self.items.get(item_id)

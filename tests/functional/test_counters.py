@@ -7,6 +7,7 @@ isolated between threads, DynamoDB's are, and a colliding one is cancelled with 
 from __future__ import annotations
 
 import threading
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -15,7 +16,7 @@ import pytest
 from sentiment_local.provision import StackResources, provision
 from sentiment_shared import aws, counters
 from sentiment_shared.adapters import DynamoItemsTable
-from sentiment_shared.ports import ItemNotFoundError
+from sentiment_shared.ports import ItemNotFoundError, SentimentWrite
 from sentiment_shared.schemas import Item, SentimentResult
 
 pytestmark = pytest.mark.functional
@@ -145,7 +146,8 @@ def test_backfill_recomputes_the_counters_from_the_items(stack: StackResources) 
         )
     truth = _summary(stack)
     # Given counters that are wrong (lost, and one stale day) and an item analyzed before the recent index
-    ddb.delete_item(TableName=stack.items_table, Key={"item_id": {"S": counters.TOTAL_COUNTER_ID}})
+    for counter_id in counters.shard_ids(counters.TOTAL_COUNTER_ID):
+        ddb.delete_item(TableName=stack.items_table, Key={"item_id": {"S": counter_id}})
     ddb.put_item(
         TableName=stack.items_table,
         Item={"item_id": {"S": counters.day_counter_id("2026-01-01")}, "positive": {"N": "7"}},
@@ -155,10 +157,14 @@ def test_backfill_recomputes_the_counters_from_the_items(stack: StackResources) 
     # When the backfill runs
     report = counters.backfill(stack.items_table)
     # Then every counter is what the items say
-    assert (report.items, report.analyzed, report.indexed, report.removed) == (6, 5, 1, 1)
+    assert (report.items, report.analyzed, report.indexed) == (6, 5, 1)
+    assert report.removed >= 1, "the stale day counter"
     again = _summary(stack)
     assert again.as_dict() | {"generated_at": ""} == truth.as_dict() | {"generated_at": ""}
     assert (again.total, again.pending) == (6, 1)
+    # every counter now lives in shard 0, the other shards are gone
+    scan = ddb.scan(TableName=stack.items_table)["Items"]
+    assert {i["item_id"]["S"].rpartition("#")[2] for i in scan if counters.is_bookkeeping(i["item_id"]["S"])} == {"0"}
 
 
 def test_read_summary_costs_a_handful_of_calls(stack: StackResources) -> None:
@@ -172,7 +178,8 @@ def test_read_summary_costs_a_handful_of_calls(stack: StackResources) -> None:
     summary = counters.read_summary(stack.items_table, now=NOW, client=ddb)
     assert summary.analyzed == 30
     assert [r.item_id for r in summary.recent][:3] == ["r-0", "r-1", "r-2"]
-    assert calls == ["BatchGetItem", "BatchGetItem", "Query", "Query"]
+    # 9 ids per counter (8 shards and the unsharded layout): total + 30 days in 3 calls, 4 sources in 1
+    assert calls == ["BatchGetItem"] * 4 + ["Query", "Query"]
 
 
 def test_a_message_naming_another_source_counts_the_items_own_source(stack: StackResources) -> None:
@@ -180,3 +187,55 @@ def test_a_message_naming_another_source_counts_the_items_own_source(stack: Stac
     table.create(Item(item_id="s1", text="t", source="https://feeds.example/rss"))
     assert table.set_sentiment("s1", _result(), source="direct") is True
     assert [(s.source, s.counts.total) for s in _summary(stack).sources] == [("https://feeds.example/rss", 1)]
+
+
+def _writes_recorded(ddb: Any) -> list[dict[str, Any]]:
+    """Every TransactWriteItems call's parameters, as sent."""
+    sent: list[dict[str, Any]] = []
+    event = "before-parameter-build.dynamodb.TransactWriteItems"
+    ddb.meta.events.register(event, lambda params, **_: sent.append(params))
+    return sent
+
+
+def test_a_batch_is_one_transaction_with_its_counts_and_each_refused_write_is_settled_alone(
+    stack: StackResources,
+) -> None:
+    ddb = aws.client("dynamodb")
+    table = DynamoItemsTable(stack.items_table, client=ddb)
+    for n in range(8):
+        table.create(Item(item_id=f"k-{n}", text=f"t{n}", source=f"src-{n % 2}"))
+    assert table.set_sentiment("k-7", _result("neutral"), source="src-1") is True  # analyzed before
+    sent = _writes_recorded(ddb)
+    writes = [SentimentWrite(f"k-{n}", _result(("positive", "negative")[n % 2]), f"src-{n % 2}") for n in range(8)]
+    writes.insert(3, SentimentWrite("ghost", _result()))
+    writes.append(SentimentWrite("k-0", _result("negative"), "src-0"))  # the same item twice in one batch
+    outcomes = table.set_sentiments(writes)
+    assert [o if isinstance(o, bool) else type(o).__name__ for o in outcomes] == [
+        True, True, True, "ItemNotFoundError", True, True, True, True, False, False,
+    ]  # fmt: skip
+    # One transaction, refused (ghost missing, k-7 analyzed), then sent once more without them
+    assert len(sent) == 2
+    items_sent = [[a["Update"]["Key"]["item_id"]["S"] for a in p["TransactItems"]] for p in sent]
+    assert [i for i in items_sent[1] if not counters.is_bookkeeping(i)] == [f"k-{n}" for n in range(7)]
+    counter_actions = [i for i in items_sent[1] if counters.is_bookkeeping(i)]
+    assert len(counter_actions) == 1 + 1 + 2, "total, one day, two sources: per batch, not per item"
+    summary = _summary(stack)
+    assert summary.counts == counters.Counts(positive=4, negative=3, neutral=1)
+    assert sorted((s.source, s.counts.total) for s in summary.sources) == [("src-0", 4), ("src-1", 4)]
+
+
+def test_no_counter_item_takes_more_than_a_small_share_of_the_writes(stack: StackResources) -> None:
+    ddb = aws.client("dynamodb")
+    table = DynamoItemsTable(stack.items_table, client=ddb)
+    ids = [f"h-{n}" for n in range(200)]
+    for item_id in ids:
+        table.create(Item(item_id=item_id, text=item_id, source="one-feed"))
+    sent = _writes_recorded(ddb)
+    for start in range(0, 200, 10):  # SQS batches of 10
+        table.set_sentiments([SentimentWrite(i, _result(), "one-feed") for i in ids[start : start + 10]])
+    for item_id in ids[:40]:  # and batches of one
+        table.set_sentiments([SentimentWrite(item_id, _result(), "one-feed")])
+    per_item = Counter(a["Update"]["Key"]["item_id"]["S"] for p in sent for a in p["TransactItems"])
+    hottest, writes = per_item.most_common(1)[0]
+    assert writes <= 200 / 5, f"{hottest} written {writes} times for 200 analysed items"
+    assert _summary(stack).analyzed == 200

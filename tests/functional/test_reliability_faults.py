@@ -35,7 +35,7 @@ from reliability_support import (
 from reliability_table import Recorder
 
 from sentiment_local.provision import StackResources
-from sentiment_shared import aws, model_bundle
+from sentiment_shared import aws, counters, model_bundle
 from sentiment_shared.adapters import DynamoItemsTable, SnsPublisher
 from sentiment_shared.settings import reset_settings_cache
 
@@ -80,10 +80,10 @@ def _reviews(prefix: str, count: int = len(REVIEWS)) -> dict[str, str]:
     return {f"{prefix}-{n}": f"{REVIEWS[n % len(REVIEWS)]} (#{n})" for n in range(count)}
 
 
-def _update_target(params: dict[str, Any]) -> str:
-    """The item a result write is for: the first action of its TransactWriteItems (result + counters)."""
-    first = (params.get("TransactItems") or [{}])[0].get("Update", {})
-    return str(first.get("Key", {}).get("item_id", {}).get("S", ""))
+def _update_targets(params: dict[str, Any]) -> list[str]:
+    """The items a result write is for: the item updates of its TransactWriteItems (a batch's, + counters)."""
+    keys = [a.get("Update", {}).get("Key", {}).get("item_id", {}).get("S", "") for a in params.get("TransactItems", [])]
+    return [k for k in keys if k and not k.startswith("counter#")]
 
 
 # --------------------------------------------------------------------------- DynamoDB throttling
@@ -96,17 +96,23 @@ def test_analysis_write_throttling_is_retried_then_reported_for_that_record_only
 
     reliability.case(
         "faults: DynamoDB",
-        "analysis result write (TransactWriteItems) throttled: twice for one item, on every attempt for another",
-        "the first is retried and stored; the second is retried, then only its record is reported failed",
+        "analysis result write (the batch's TransactWriteItems) throttled: twice for one item, "
+        "on every attempt for another",
+        "the first is retried and stored; the second is retried, then tried alone (halves), then only its "
+        "record is reported failed, counting nothing",
     )
     items = _reviews("t")
     records = stored_batch(analysis.items_table, items)
     seen: dict[str, int] = {}
+    alone: dict[str, int] = {}
 
     def throttle(params: dict[str, Any]) -> Any:
-        target = _update_target(params)
-        seen[target] = seen.get(target, 0) + 1
-        if target == "t-1" or (target == "t-0" and seen[target] <= 2):
+        targets = _update_targets(params)
+        for target in targets:
+            seen[target] = seen.get(target, 0) + 1
+        if len(targets) == 1:
+            alone[targets[0]] = alone.get(targets[0], 0) + 1
+        if "t-1" in targets or ("t-0" in targets and seen["t-0"] <= 2):
             return error_response(400, "ProvisionedThroughputExceededException", "Rate of requests exceeds")
         return None
 
@@ -115,17 +121,20 @@ def test_analysis_write_throttling_is_retried_then_reported_for_that_record_only
     handler = build_handler(models, table=DynamoItemsTable(analysis.items_table, client=fault.client))
     with fault.installed():
         response = handler({"Records": records}, lambda_context)
-    # Then the transient throttle was retried away, the persistent one is that record's failure alone
+    # Then the transient throttle was retried away, the persistent one is that record's failure alone: the
+    # batch's transaction is retried by botocore, then tried in halves until t-1 fails on its own
     assert failed_ids(response) == ["m-t-1"]
-    assert seen["t-0"] == 3
-    assert seen["t-1"] == 3, "max_attempts=2: the first try and 2 retries"
+    assert alone["t-1"] == 3, "max_attempts=2: the first try and 2 retries, of t-1 alone"
     assert set(analyzed(analysis.items_table)) == set(items) - {"t-1"}
+    assert counters.read_summary(analysis.items_table).analyzed == len(items) - 1, "t-1 counted nothing"
     # And its redelivery, once the table recovers, stores it: nothing lost
     retry = handler({"Records": records[1:3]}, lambda_context)
     assert failed_ids(retry) == []
     assert set(analyzed(analysis.items_table)) == set(items)
+    assert counters.read_summary(analysis.items_table).analyzed == len(items)
     reliability.observed(
-        f"t-0: 3 attempts, stored; t-1: {seen['t-1']} attempts, batchItemFailures=[m-t-1]; "
+        f"t-0: {seen['t-0']} attempts, stored; t-1: {seen['t-1']} attempts ({alone['t-1']} alone), "
+        "batchItemFailures=[m-t-1], counted nothing; "
         f"{fault.injected} throttles injected; redelivery stored t-1; {len(items)}/{len(items)} analyzed"
     )
 
@@ -321,23 +330,27 @@ def test_a_handler_timeout_mid_batch_redelivers_the_batch_and_counts_each_item_o
 
     reliability.case(
         "faults: delivery",
-        "function times out after storing 3 of a batch of 10",
-        "the whole batch is redelivered; all 10 analyzed, each once",
+        "function times out just after its batch's result write committed (before it could answer)",
+        "the whole batch is redelivered; all 10 analyzed, each counted once",
     )
     items = _reviews("to", 10)
     put_items(analysis.items_table, items)
     report = SnsPublisher(analysis.topic_arn).publish([TopicMessage(item_id=k, text=t) for k, t in items.items()])
     assert report.failed == {}
-    writes = {"n": 0, "timed_out": False}
+    writes = {"n": 0, "timed_out": False, "committed": 0}
 
-    def time_out_after_three(_params: dict[str, Any]) -> Any:
+    def count(_params: dict[str, Any]) -> Any:
         writes["n"] += 1
-        if writes["n"] == 4 and not writes["timed_out"]:
-            writes["timed_out"] = True
-            raise Crash  # the runtime kills the invocation here
         return None
 
-    fault = FailingCalls("dynamodb", "TransactWriteItems", time_out_after_three)
+    def time_out_after_commit(http_response: Any, parsed: dict[str, Any], **_: Any) -> None:
+        if not writes["timed_out"] and http_response.status_code == 200:
+            writes["timed_out"] = True
+            writes["committed"] = 1
+            raise Crash  # the write landed; the runtime kills the invocation before it could answer
+
+    fault = FailingCalls("dynamodb", "TransactWriteItems", count)
+    fault.client.meta.events.register("after-call.dynamodb.TransactWriteItems", time_out_after_commit)
     handler = build_handler(models, table=DynamoItemsTable(analysis.items_table, client=fault.client))
 
     def function(event: dict[str, Any], context: Any) -> Any:
@@ -346,7 +359,7 @@ def test_a_handler_timeout_mid_batch_redelivers_the_batch_and_counts_each_item_o
         except Crash:
             raise TimeoutError("Task timed out after 120.00 seconds") from None
 
-    # When the queue is drained while the first invocation times out mid-batch
+    # When the queue is drained while the first invocation dies once its write has committed
     with fault.installed():
         stats = EventSourceMapping(analysis.queue_url, analysis.queue_arn, function, batch_size=10).drain(timeout_s=120)
     # Then the batch came back, every item is analyzed, and none counts twice
@@ -355,9 +368,12 @@ def test_a_handler_timeout_mid_batch_redelivers_the_batch_and_counts_each_item_o
     assert stats.invocations_failed == 1
     assert set(done) == set(items)
     assert stats.records_succeeded == 10
+    assert writes["committed"] > 0
+    assert counters.read_summary(analysis.items_table).analyzed == 10
     reliability.observed(
-        f"1 timed-out invocation ({stats.record_failures} records redelivered), {writes['n'] - 1} writes in all; "
-        f"{len(done)} of 10 analyzed, {stats.records_succeeded} successful deliveries"
+        f"1 timed-out invocation after its batch's write committed ({stats.record_failures} records "
+        f"redelivered), {writes['n']} writes in all; {len(done)} of 10 analyzed, counted 10; "
+        f"{stats.records_succeeded} successful deliveries"
     )
 
 

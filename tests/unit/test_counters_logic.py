@@ -96,5 +96,40 @@ def test_counter_keys_are_stable_and_bookkeeping_is_recognised() -> None:
     assert counters.is_bookkeeping(counters.TOTAL_COUNTER_ID)
     assert counters.is_bookkeeping(counters.day_counter_id("2026-11-29"))
     assert not counters.is_bookkeeping("3f2a" * 16)
+    assert counters.is_bookkeeping(counters.shard_id(counters.TOTAL_COUNTER_ID, 3))
     with pytest.raises(ValueError, match="unknown sentiment"):
-        counters.counter_updates("t", "ecstatic", "2026-11-29", "s")
+        counters.counter_deltas("t", [counters.Counted("ecstatic", "2026-11-29", "s")], 0)
+
+
+def test_a_batch_writes_one_action_per_counter_on_one_shard_whatever_its_size() -> None:
+    counted = [counters.Counted(("positive", "negative")[n % 2], "2026-11-29", f"s{n % 2}") for n in range(10)]
+    counted.append(counters.Counted("neutral", "2026-11-30", "s0"))
+    actions = counters.counter_deltas("t", counted, 5)
+    keys = [a["Update"]["Key"]["item_id"]["S"] for a in actions]
+    assert keys == [
+        "counter#all#5",
+        "counter#day#2026-11-29#5",
+        "counter#day#2026-11-30#5",
+        counters.shard_id(counters.source_counter_id("s0"), 5),
+        counters.shard_id(counters.source_counter_id("s1"), 5),
+    ]
+    total = actions[0]["Update"]
+    assert total["UpdateExpression"] == (
+        "ADD #total :total, #positive :positive, #negative :negative, #neutral :neutral, #sources :sources"
+    )
+    assert total["ExpressionAttributeValues"][":total"] == {"N": "11"}
+    assert total["ExpressionAttributeValues"][":positive"] == {"N": "5"}
+    assert total["ExpressionAttributeValues"][":neutral"] == {"N": "1"}
+    day = actions[2]["Update"]
+    assert day["UpdateExpression"] == "ADD #total :total, #neutral :neutral SET #date = :date"
+    assert counters.counter_deltas("t", [], 0) == []
+
+
+def test_a_reader_sums_every_shard_and_the_unsharded_counter() -> None:
+    found = {
+        counters.TOTAL_COUNTER_ID: {"positive": {"N": "2"}},
+        counters.shard_id(counters.TOTAL_COUNTER_ID, 0): {"positive": {"N": "1"}, "neutral": {"N": "4"}},
+        counters.shard_id(counters.TOTAL_COUNTER_ID, counters.COUNTER_SHARDS - 1): {"negative": {"N": "3"}},
+        counters.shard_id(counters.TOTAL_COUNTER_ID, counters.COUNTER_SHARDS): {"negative": {"N": "100"}},
+    }
+    assert counters.Counts.summed(found, counters.TOTAL_COUNTER_ID) == counters.Counts(3, 3, 4)

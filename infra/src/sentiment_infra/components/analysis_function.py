@@ -59,7 +59,7 @@ class AnalysisFunction(pulumi.ComponentResource):
             statements=[
                 # GetObjectVersion: the function reads its pinned version (GetObject alone allows only the current one).
                 iam.allow("ReadModelBundle", ["s3:GetObject", "s3:GetObjectVersion"], [model.object_arn]),
-                # TransactWriteItems (the result + its counters, one transaction) needs UpdateItem on each item.
+                # TransactWriteItems (a batch's results + counters, one transaction) needs UpdateItem on each item.
                 iam.allow("UpdateItems", ["dynamodb:GetItem", "dynamodb:UpdateItem"], [args.table.arn]),
                 # GetQueueAttributes is needed by the event source mapping itself.
                 iam.allow(

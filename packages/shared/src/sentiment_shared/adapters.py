@@ -19,7 +19,7 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer  # noqa: TID25
 from botocore.exceptions import BotoCoreError, ClientError
 
 from sentiment_shared import aws, counters
-from sentiment_shared.ports import ItemNotFoundError, PublishReport
+from sentiment_shared.ports import ItemNotFoundError, PublishReport, SentimentWrite, WriteOutcome
 from sentiment_shared.schemas import Item, SentimentResult, TopicMessage
 from sentiment_shared.stack import (
     ITEMS_TABLE_HASH_KEY,
@@ -58,6 +58,16 @@ def _from_item(raw: dict[str, Any]) -> Item:
     return Item.model_validate(plain)
 
 
+MAX_TRANSACTION_ACTIONS = 100
+"""TransactWriteItems takes at most 100 actions (and 4 MB): a batch's items plus its counter actions."""
+_RETRIED_REASONS = frozenset({"TransactionConflict", "ThrottlingError"})
+"""Cancellation reasons retried with jitter: a concurrent transaction on an item, a throttled item."""
+
+
+MAX_ITEMS_PER_TRANSACTION = (MAX_TRANSACTION_ACTIONS - 1) // 3
+"""33: n item updates + the total + at most n day and n source counters always fit in 100 actions."""
+
+
 class DynamoItemsTable:
     """:class:`~sentiment_shared.ports.ItemsTable` on a DynamoDB table keyed by ``item_id``."""
 
@@ -70,12 +80,16 @@ class DynamoItemsTable:
         client: DynamoDBClient | None = None,
         conflict_attempts: int = 8,
         sleep: Callable[[float], None] = time.sleep,
+        rng: random.Random | None = None,
     ) -> None:
         self.table_name = table_name
         self._client = client
         self.conflict_attempts = conflict_attempts
-        """Attempts of a first write whose transaction conflicts with another on a (hot) counter item."""
+        """Attempts of a batch's transaction that conflicts with another (on a counter shard or an item)."""
+        self.conflicts = 0
+        """Transactions of this adapter cancelled by a conflict and retried (the load rehearsal reads it)."""
         self._sleep = sleep
+        self._random = rng or random.Random()  # noqa: S311 - shard choice and jitter, not crypto
 
     def create(self, item: Item) -> bool:
         attrs = item.model_dump(exclude_none=True)
@@ -102,55 +116,141 @@ class DynamoItemsTable:
         return None if raw is None else _from_item(dict(raw))
 
     def set_sentiment(self, item_id: str, result: SentimentResult, *, source: str = "direct") -> bool:
-        """Write the result and count it, in one transaction, if the item has no sentiment yet.
+        """One first write (see :meth:`set_sentiments`): True if counted, False if the item already had one."""
+        (outcome,) = self.set_sentiments([SentimentWrite(item_id, result, source)])
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
 
-        True: this was the item's first write (counted once, see :mod:`sentiment_shared.counters`).
-        False: the item already had a sentiment (SQS redelivery, a duplicate message, a concurrent first
-        write that won, a re-analysis): nothing is written or counted, the first result stays.
-        A transaction that conflicts with a concurrent one on a counter item is retried with jitter.
-        The source counted is the item's own: the condition checks it, and a message that named another
-        one is written again with the source the refused condition returned (one more call, never a miscount).
+    def set_sentiments(self, writes: Sequence[SentimentWrite]) -> list[WriteOutcome]:
+        """Write a batch's results and count them, in ONE transaction (per :data:`MAX_TRANSACTION_ACTIONS`).
+
+        Each item's update is conditioned on "exists, has no sentiment yet, is from the source counted";
+        the batch's counter deltas (one action per counter: total, each day, each source) go in the same
+        transaction on a random shard (:mod:`sentiment_shared.counters`). So the counts are exact: a
+        write lands with its count or neither does.
+
+        * An item that already had a sentiment (redelivery, duplicate, a concurrent first write that won,
+          re-analysis) is False: dropped from the transaction, which is sent again without it.
+        * A missing item is :class:`ItemNotFoundError` (dropped the same way; the analysis never creates
+          items). A message naming another source than its item's is counted for the item's own.
+        * A conflict with a concurrent transaction (or a throttled item) is retried with jitter on
+          another shard, up to ``conflict_attempts``.
+        * Any other failure (after botocore's retries) is bisected, so only the writes that fail on
+          their own fail (their outcome is the exception), each counting nothing.
+        Two writes of one item in the batch: the first is written, the second is False.
         """
-        day = counters.day_of(result.analyzed_at)
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                self.client.transact_write_items(TransactItems=self._first_write(item_id, result, day, source))
-            except ClientError as exc:
-                if aws.error_code(exc) != "TransactionCanceledException":
-                    raise
-                raw_reasons: Any = exc.response.get("CancellationReasons", [])
-                reasons: list[dict[str, Any]] = list(raw_reasons)
-                first = reasons[0] if reasons else {}
-                if first.get("Code") == "ConditionalCheckFailed":
-                    old = first.get("Item")
-                    if old is None:
-                        raise ItemNotFoundError(f"item {item_id!r} does not exist in {self.table_name}") from exc
-                    if "sentiment" in old:
-                        return False  # already analyzed: the first write was counted
-                    # The message named another source than the item has: count the item's own source.
-                    stored = str(old.get("source", {}).get("S", "direct"))
-                    if stored == source:
-                        raise
-                    source = stored
-                    continue
-                conflict = any(r.get("Code") == "TransactionConflict" for r in reasons)
-                if not conflict or attempt >= self.conflict_attempts:
-                    raise
-                delay = min(1.0, 0.02 * 2 ** (attempt - 1))
-                self._sleep(random.uniform(0, delay))  # noqa: S311 - jitter, not crypto
-            else:
-                return True
+        outcomes: list[WriteOutcome | None] = [None] * len(writes)
+        first: dict[str, int] = {}
+        for index, write in enumerate(writes):
+            first.setdefault(write.item_id, index)
+        unique = sorted(first.values())
+        for start in range(0, len(unique), MAX_ITEMS_PER_TRANSACTION):
+            self._write_group(writes, unique[start : start + MAX_ITEMS_PER_TRANSACTION], outcomes)
+        done: list[WriteOutcome] = []
+        for index, write in enumerate(writes):
+            if first[write.item_id] == index:
+                outcome = outcomes[index]
+                assert outcome is not None
+                done.append(outcome)
+            else:  # a duplicate in the batch: the first's write is the item's; counted once
+                earlier = outcomes[first[write.item_id]]
+                done.append(False if earlier is True or earlier is None else earlier)
+        return done
 
-    def _first_write(
-        self, item_id: str, result: SentimentResult, day: str, source: str
-    ) -> list[TransactWriteItemTypeDef]:
-        """The item's update (only if it exists, has no sentiment yet and is from ``source``) + its counters."""
-        item_update: TransactWriteItemTypeDef = {
+    def _write_group(
+        self, writes: Sequence[SentimentWrite], group: list[int], outcomes: list[WriteOutcome | None]
+    ) -> None:
+        sources = {i: writes[i].source for i in group}
+        attempt = 0
+        while group:
+            shard = self._random.randrange(counters.COUNTER_SHARDS)
+            actions = [self._item_update(writes[i], sources[i]) for i in group]
+            counted = [
+                counters.Counted(writes[i].result.sentiment, counters.day_of(writes[i].result.analyzed_at), sources[i])
+                for i in group
+            ]
+            actions += counters.counter_deltas(self.table_name, counted, shard)
+            try:
+                self.client.transact_write_items(TransactItems=actions)
+            except ClientError as exc:
+                if aws.error_code(exc) == "TransactionCanceledException":
+                    raw_reasons: Any = exc.response.get("CancellationReasons", [])
+                    reasons: list[dict[str, Any]] = list(raw_reasons)
+                    refused = self._settle_refused(
+                        [writes[i] for i in group],
+                        reasons=reasons,
+                        exc=exc,
+                        sources=sources,
+                        outcomes=outcomes,
+                        group=group,
+                    )
+                    if refused:
+                        group = [i for i in group if outcomes[i] is None]
+                        continue
+                    codes = {r.get("Code") for r in reasons} - {None, "None"}
+                    attempt += 1
+                    if codes and codes <= _RETRIED_REASONS and attempt < self.conflict_attempts:
+                        self.conflicts += "TransactionConflict" in codes
+                        self._sleep(self._random.uniform(0, min(1.0, 0.02 * 2 ** (attempt - 1))))
+                        continue
+                self._bisect(writes, group, outcomes, exc)
+                return
+            except (BotoCoreError, OSError) as exc:  # no answer (after botocore's retries)
+                self._bisect(writes, group, outcomes, exc)
+                return
+            for i in group:
+                outcomes[i] = True
+            return
+
+    def _bisect(
+        self, writes: Sequence[SentimentWrite], group: list[int], outcomes: list[WriteOutcome | None], exc: Exception
+    ) -> None:
+        """A transaction failed as a whole: a single write fails with it, a larger group is tried in halves."""
+        if len(group) == 1:
+            outcomes[group[0]] = exc
+            return
+        half = len(group) // 2
+        self._write_group(writes, group[:half], outcomes)
+        self._write_group(writes, group[half:], outcomes)
+
+    def _settle_refused(
+        self,
+        group_writes: list[SentimentWrite],
+        *,
+        reasons: list[dict[str, Any]],
+        exc: ClientError,
+        sources: dict[int, str],
+        outcomes: list[WriteOutcome | None],
+        group: list[int],
+    ) -> bool:
+        """Settle the writes whose condition failed (the item updates come first); True if any did."""
+        refused = False
+        for position, (index, write) in enumerate(zip(group, group_writes, strict=True)):
+            reason = reasons[position] if position < len(reasons) else {}
+            if reason.get("Code") != "ConditionalCheckFailed":
+                continue
+            refused = True
+            old = reason.get("Item")
+            if old is None:
+                outcomes[index] = ItemNotFoundError(f"item {write.item_id!r} does not exist in {self.table_name}")
+            elif "sentiment" in old:
+                outcomes[index] = False  # already analyzed: its first write was counted
+            else:
+                stored = str(old.get("source", {}).get("S", "direct"))
+                if stored == sources[index]:
+                    outcomes[index] = exc
+                else:  # the message named another source than the item has: count the item's own
+                    sources[index] = stored
+        return refused
+
+    def _item_update(self, write: SentimentWrite, source: str) -> TransactWriteItemTypeDef:
+        """The item's update: only if it exists, has no sentiment yet and is from ``source``."""
+        result = write.result
+        return {
             "Update": {
                 "TableName": self.table_name,
-                "Key": {ITEMS_TABLE_HASH_KEY: {"S": item_id}},
+                "Key": {ITEMS_TABLE_HASH_KEY: {"S": write.item_id}},
                 "UpdateExpression": (
                     "SET #sentiment = :sentiment, #score = :score, #label = :label, "
                     "#model_version = :model_version, #analyzed_at = :analyzed_at, #status = :analyzed, "
@@ -178,13 +278,12 @@ class DynamoItemsTable:
                     ":model_version": _to_attr(result.model_version),
                     ":analyzed_at": _to_attr(result.analyzed_at),
                     ":analyzed": _to_attr("analyzed"),
-                    ":day": _to_attr(day),
+                    ":day": _to_attr(counters.day_of(result.analyzed_at)),
                     ":source": _to_attr(source),
                 },
                 "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
             }
         }
-        return [item_update, *counters.counter_updates(self.table_name, result.sentiment, day, source)]
 
     def mark_published(self, item_id: str) -> None:
         try:

@@ -1,23 +1,28 @@
 """The dashboard's exact counters in the items table: how they are keyed, written, read and rebuilt.
 
-The analysis's *first* write of an item's sentiment also counts it, in the same DynamoDB transaction
-(:meth:`sentiment_shared.adapters.DynamoItemsTable.set_sentiment`): the item update carries the
-condition "this item has no sentiment yet", so SQS redelivery, a duplicate message, two concurrent first
-writes or a later re-analysis count once. Counter items (``item_id`` prefix ``counter#``):
+The analysis writes a batch's first results and their counts in ONE DynamoDB transaction
+(:meth:`sentiment_shared.adapters.DynamoItemsTable.set_sentiments`): each item's update carries the
+condition "this item has no sentiment yet", and the batch's counter deltas ride in the same transaction,
+so SQS redelivery, a duplicate message, two concurrent first writes or a later re-analysis count once,
+and a write that fails counts nothing. Each counter is split into :data:`COUNTER_SHARDS` shard items
+(``<counter id>#<shard>``); a transaction adds its deltas to one shard chosen at random, so no single
+item takes more than a small share of the writes (and concurrent batches rarely collide), and a reader
+sums the shards (and the unsharded id, the layout before the shards, so an older table reads right).
+Counter items (``item_id`` prefix ``counter#``):
 
-==================================  ============================================================
-``counter#all``                     ``total``, ``positive``, ``negative``, ``neutral``; ``sources``
-                                    (string set of the per-source counter ids)
-``counter#day#<YYYY-MM-DD>``        the same counts for the items analyzed that UTC day, ``date``
-``counter#source#<sha256[:32]>``    the same counts for one source, ``source`` (its name)
-==================================  ============================================================
+==========================================  ====================================================
+``counter#all#<shard>``                     ``total``, ``positive``, ``negative``, ``neutral``;
+                                            ``sources`` (string set of the per-source counter ids)
+``counter#day#<YYYY-MM-DD>#<shard>``        the same counts for the items analyzed that UTC day, ``date``
+``counter#source#<sha256[:32]>#<shard>``    the same counts for one source, ``source`` (its name)
+==========================================  ====================================================
 
 Pending items need no counter: ingestion's sparse pending index (``pending-by-age``) holds exactly the
 items stored and not analyzed yet, so :func:`read_summary` counts it (``Select=COUNT``).
 
-:func:`backfill` recomputes every counter from the items (an existing table, or after a bug); it
-overwrites the counters, so run it while no analysis is writing (for example with the queue's event
-source mapping disabled).
+:func:`backfill` recomputes every counter from the items (an existing table, or after a bug) into shard 0
+and deletes the other shards and the unsharded counters; run it while no analysis is writing (for
+example with the queue's event source mapping disabled).
 """
 
 from __future__ import annotations
@@ -53,6 +58,9 @@ SUMMARY_DAYS = 30
 RECENT_ITEMS = 12
 MAX_SOURCES_READ = 500
 """The dashboard reads at most this many per-source counters (top sources; the rest are summed as "other")."""
+COUNTER_SHARDS = 8
+"""Shard items per counter. A batch's transaction writes one shard of each counter it touches, so a shard
+takes about 1/8 of the batches (with batches of one item, 1 in 8 analysed items; of ten, 1 in 80)."""
 
 
 def day_of(moment: datetime) -> str:
@@ -74,42 +82,82 @@ def is_bookkeeping(item_id: str) -> bool:
     return item_id.startswith(BOOKKEEPING_PREFIXES)
 
 
-def counter_updates(table_name: str, sentiment: str, day: str, source: str) -> list[TransactWriteItemTypeDef]:
-    """The three counter increments that go into the first write's transaction (after the item update)."""
-    if sentiment not in SENTIMENTS:
-        raise ValueError(f"unknown sentiment {sentiment!r}")
-    names = {"#total": "total", "#sentiment": sentiment}
-    one = {":one": {"N": "1"}}
-    source_id = source_counter_id(source)
-    return [
-        {
-            "Update": {
-                "TableName": table_name,
-                "Key": {ITEMS_TABLE_HASH_KEY: {"S": TOTAL_COUNTER_ID}},
-                "UpdateExpression": "ADD #total :one, #sentiment :one, #sources :source_id",
-                "ExpressionAttributeNames": {**names, "#sources": "sources"},
-                "ExpressionAttributeValues": {**one, ":source_id": {"SS": [source_id]}},
+def shard_id(counter_id: str, shard: int) -> str:
+    """The item holding one shard of a counter."""
+    return f"{counter_id}#{shard}"
+
+
+def shard_ids(counter_id: str) -> list[str]:
+    """Every item a reader sums for one counter: its shards, and the unsharded id of the earlier layout."""
+    return [counter_id, *(shard_id(counter_id, n) for n in range(COUNTER_SHARDS))]
+
+
+@dataclass(frozen=True, slots=True)
+class Counted:
+    """One item counted by a first write: its sentiment, the UTC day it was analyzed, its source."""
+
+    sentiment: str
+    day: str
+    source: str
+
+
+def _add(counts: Counter[str]) -> tuple[str, dict[str, str], dict[str, Any]]:
+    """``ADD #total :total, #<sentiment> :<sentiment> ...`` for the non-zero counts."""
+    names = {"#total": "total"}
+    values: dict[str, Any] = {":total": {"N": str(sum(counts.values()))}}
+    parts = ["#total :total"]
+    for sentiment in SENTIMENTS:
+        if counts.get(sentiment):
+            names[f"#{sentiment}"] = sentiment
+            values[f":{sentiment}"] = {"N": str(counts[sentiment])}
+            parts.append(f"#{sentiment} :{sentiment}")
+    return "ADD " + ", ".join(parts), names, values
+
+
+def counter_deltas(table_name: str, counted: Iterable[Counted], shard: int) -> list[TransactWriteItemTypeDef]:
+    """The counter increments of a batch's first writes, on one shard: total, per day, per source.
+
+    One action per counter touched (1 + days + sources), whatever the number of items counted."""
+    total: Counter[str] = Counter()
+    per_day: dict[str, Counter[str]] = {}
+    per_source: dict[str, Counter[str]] = {}
+    for c in counted:
+        if c.sentiment not in SENTIMENTS:
+            raise ValueError(f"unknown sentiment {c.sentiment!r}")
+        total[c.sentiment] += 1
+        per_day.setdefault(c.day, Counter())[c.sentiment] += 1
+        per_source.setdefault(c.source, Counter())[c.sentiment] += 1
+    if not total:
+        return []
+    actions: list[TransactWriteItemTypeDef] = []
+
+    def update(counter_id: str, counts: Counter[str], sets: dict[str, Any], add: dict[str, Any] | None = None) -> None:
+        expression, names, values = _add(counts)
+        for attr, value in (add or {}).items():
+            names[f"#{attr}"], values[f":{attr}"] = attr, value
+            expression += f", #{attr} :{attr}"
+        for n, (attr, value) in enumerate(sets.items()):
+            names[f"#{attr}"], values[f":{attr}"] = attr, value
+            expression += (" SET " if n == 0 else ", ") + f"#{attr} = :{attr}"
+        actions.append(
+            {
+                "Update": {
+                    "TableName": table_name,
+                    "Key": {ITEMS_TABLE_HASH_KEY: {"S": shard_id(counter_id, shard)}},
+                    "UpdateExpression": expression,
+                    "ExpressionAttributeNames": names,
+                    "ExpressionAttributeValues": values,
+                }
             }
-        },
-        {
-            "Update": {
-                "TableName": table_name,
-                "Key": {ITEMS_TABLE_HASH_KEY: {"S": day_counter_id(day)}},
-                "UpdateExpression": "ADD #total :one, #sentiment :one SET #date = :date",
-                "ExpressionAttributeNames": {**names, "#date": "date"},
-                "ExpressionAttributeValues": {**one, ":date": {"S": day}},
-            }
-        },
-        {
-            "Update": {
-                "TableName": table_name,
-                "Key": {ITEMS_TABLE_HASH_KEY: {"S": source_id}},
-                "UpdateExpression": "ADD #total :one, #sentiment :one SET #source = :source",
-                "ExpressionAttributeNames": {**names, "#source": "source"},
-                "ExpressionAttributeValues": {**one, ":source": {"S": source}},
-            }
-        },
-    ]
+        )
+
+    source_ids = sorted({source_counter_id(s) for s in per_source})
+    update(TOTAL_COUNTER_ID, total, {}, {"sources": {"SS": source_ids}})
+    for day, counts in sorted(per_day.items()):
+        update(day_counter_id(day), counts, {"date": {"S": day}})
+    for source, counts in sorted(per_source.items()):
+        update(source_counter_id(source), counts, {"source": {"S": source}})
+    return actions
 
 
 # --------------------------------------------------------------------------- reading
@@ -130,6 +178,12 @@ class Counts:
         if not raw:
             return cls()
         return cls(**{s: int(raw.get(s, {}).get("N", "0")) for s in SENTIMENTS})
+
+    @classmethod
+    def summed(cls, found: Mapping[str, Mapping[str, Any]], counter_id: str) -> Counts:
+        """One counter's counts: the sum of its shard items (and unsharded item) among ``found``."""
+        parts = [cls.from_raw(found.get(i)) for i in shard_ids(counter_id)]
+        return cls(**{s: sum(getattr(p, s) for p in parts) for s in SENTIMENTS})
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
@@ -270,18 +324,25 @@ def read_summary(
     moment = now or datetime.now(UTC)
     today = moment.astimezone(UTC).date()
     day_list = [(today - timedelta(days=back)).isoformat() for back in range(days - 1, -1, -1)]
-    totals = _batch_get(ddb, table_name, [TOTAL_COUNTER_ID, *(day_counter_id(d) for d in day_list)])
-    total_raw = totals.get(TOTAL_COUNTER_ID, {})
-    source_ids = sorted(total_raw.get("sources", {}).get("SS", []))[:MAX_SOURCES_READ]
-    sources = [
-        SourceCounts(source=raw.get("source", {}).get("S", "?"), counts=Counts.from_raw(raw))
-        for raw in _batch_get(ddb, table_name, source_ids).values()
-    ]
+    wanted = shard_ids(TOTAL_COUNTER_ID) + [i for d in day_list for i in shard_ids(day_counter_id(d))]
+    totals = _batch_get(ddb, table_name, wanted)
+    all_shards = [totals.get(i, {}) for i in shard_ids(TOTAL_COUNTER_ID)]
+    known: set[str] = set()
+    for raw in all_shards:
+        known.update(raw.get("sources", {}).get("SS", []))
+    source_ids = sorted(known)[:MAX_SOURCES_READ]
+    found = _batch_get(ddb, table_name, [i for s in source_ids for i in shard_ids(s)])
+    sources = []
+    for source_id in source_ids:
+        names = [found[i]["source"]["S"] for i in shard_ids(source_id) if "source" in found.get(i, {})]
+        counts = Counts.summed(found, source_id)
+        if names or counts.total:
+            sources.append(SourceCounts(source=names[0] if names else "?", counts=counts))
     sources.sort(key=lambda s: (-s.counts.total, s.source))
     return Summary(
-        counts=Counts.from_raw(total_raw),
+        counts=Counts.summed(totals, TOTAL_COUNTER_ID),
         pending=count_pending(ddb, table_name),
-        days=[(d, Counts.from_raw(totals.get(day_counter_id(d)))) for d in day_list],
+        days=[(d, Counts.summed(totals, day_counter_id(d))) for d in day_list],
         recent=recent_items(ddb, table_name, today, recent),
         sources=sources[:top_sources],
         generated_at=moment,
@@ -301,7 +362,7 @@ class BackfillReport:
     indexed: int
     """Analyzed items that lacked ``analyzed_day`` (written before the recent index existed) and got it."""
     removed: int
-    """Stale counter items deleted (a day or source no item has any more)."""
+    """Counter items deleted: the other shards, the unsharded layout, a day or source no item has any more."""
 
     def as_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -317,7 +378,7 @@ def _counter_item(item_id: str, counts: Counter[str], **extra: Any) -> dict[str,
 
 
 def backfill(table_name: str, *, client: DynamoDBClient | None = None) -> BackfillReport:
-    """Recompute every counter from the items (one consistent scan) and overwrite the counter items."""
+    """Recompute every counter from the items (one consistent scan) into shard 0; delete every other counter item."""
     ddb = client or aws.client("dynamodb")
     total: Counter[str] = Counter()
     per_day: dict[str, Counter[str]] = {}
@@ -353,11 +414,10 @@ def backfill(table_name: str, *, client: DynamoDBClient | None = None) -> Backfi
                 )
                 indexed += 1
     source_ids = {source_counter_id(s): s for s in per_source}
-    writes: list[dict[str, Any]] = [
-        _counter_item(TOTAL_COUNTER_ID, total, **({"sources": {"SS": sorted(source_ids)}} if source_ids else {}))
-    ]
-    writes += [_counter_item(day_counter_id(d), c, date={"S": d}) for d, c in per_day.items()]
-    writes += [_counter_item(source_counter_id(s), c, source={"S": s}) for s, c in per_source.items()]
+    sources_set = {"sources": {"SS": sorted(source_ids)}} if source_ids else {}
+    writes: list[dict[str, Any]] = [_counter_item(shard_id(TOTAL_COUNTER_ID, 0), total, **sources_set)]
+    writes += [_counter_item(shard_id(day_counter_id(d), 0), c, date={"S": d}) for d, c in per_day.items()]
+    writes += [_counter_item(shard_id(source_counter_id(s), 0), c, source={"S": s}) for s, c in per_source.items()]
     wanted = {w[ITEMS_TABLE_HASH_KEY]["S"] for w in writes}
     stale = sorted(existing_counters - wanted)
     requests: list[Any] = [{"PutRequest": {"Item": w}} for w in writes]

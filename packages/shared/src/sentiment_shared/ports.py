@@ -27,6 +27,20 @@ class PublishReport:
     """``item_id`` → last error code/message, for entries still failing after the retries."""
 
 
+@dataclass(frozen=True, slots=True)
+class SentimentWrite:
+    """One record's first write of an item's sentiment: the item, its result and the source it counts for."""
+
+    item_id: str
+    result: SentimentResult
+    source: str = "direct"
+
+
+WriteOutcome = bool | Exception
+"""True: the item's first write, counted once; False: it already had a sentiment (nothing written or
+counted); an exception: this write failed and counted nothing (:class:`ItemNotFoundError` for a missing item)."""
+
+
 class ItemsTable(Protocol):
     def create(self, item: Item) -> bool:
         """Insert-once: True if stored, False if an item with that ``item_id`` already exists."""
@@ -38,6 +52,13 @@ class ItemsTable(Protocol):
         """First write of an item's sentiment, counted once (True); False if it already had one.
 
         :class:`ItemNotFoundError` if the item is missing. ``source`` is the item's source (its counter).
+        """
+        ...
+
+    def set_sentiments(self, writes: Sequence[SentimentWrite]) -> list[WriteOutcome]:
+        """A batch's first writes, each counted exactly once: one outcome per write, in order.
+
+        Never raises for one write's failure: that write's outcome is the exception (it counts nothing).
         """
         ...
 

@@ -5,8 +5,9 @@
 * :class:`QueueRecord` is an SQS record whose body is a topic message, SNS-wrapped (raw delivery off)
   or raw; :func:`decode_message` gives one record body's message or why it is invalid.
 * :func:`analyze_batch` classifies every valid message of a batch in ONE classifier call and keeps,
-  per record, either the result to store or the reason it failed; :meth:`AnalyzedBatch.store`
-  writes one record's result with a conditional update (a missing item is that record's failure).
+  per record, either the result to store or the reason it failed; :meth:`AnalyzedBatch.write` writes
+  every result (and their counts) in one call, :meth:`AnalyzedBatch.store` gives one record's outcome
+  (a missing item is that record's failure).
 * :func:`parse_direct` / :func:`answer_direct` implement the direct-invoke contract
   (:class:`sentiment_shared.schemas.DirectRequest` in, :class:`~sentiment_shared.schemas.DirectResponse` out).
 
@@ -29,7 +30,7 @@ from pydantic import BaseModel, ConfigDict, Discriminator, Field, Json, Tag, Typ
 
 from sentiment_analysis.classifier import DEFAULT_PRECISION, Prediction, SentimentClassifier, import_runtime
 from sentiment_shared import model_bundle
-from sentiment_shared.ports import ItemsTable
+from sentiment_shared.ports import ItemsTable, SentimentWrite, WriteOutcome
 from sentiment_shared.schemas import (
     MAX_TEXTS_PER_INVOKE,
     DirectRequest,
@@ -298,15 +299,35 @@ class AnalyzedBatch:
     results: dict[str, tuple[TopicMessage, SentimentResult]] = field(default_factory=dict)
     errors: dict[str, Exception] = field(default_factory=dict)
     inference_ms: float = 0.0
+    stored: dict[str, WriteOutcome] = field(default_factory=dict)
+    """Per record id, what :meth:`write` did with its result (True counted, False already there, or the error)."""
+
+    def write(self, table: ItemsTable) -> None:
+        """Write every result in one call (:meth:`ItemsTable.set_sentiments`: one transaction per batch)."""
+        ids = [i for i in self.results if i not in self.stored]
+        if not ids:
+            return
+        writes = [SentimentWrite(m.item_id, r, m.source) for m, r in (self.results[i] for i in ids)]
+        try:
+            outcomes = table.set_sentiments(writes)
+        except Exception as exc:  # noqa: BLE001 - the table failed as a whole: every record fails with it
+            outcomes = [exc] * len(ids)
+        self.stored.update(zip(ids, outcomes, strict=True))
 
     def store(self, record_id: str, table: ItemsTable) -> None:
-        """Write one record's result onto its existing item; raise if the record failed (missing item too)."""
+        """One record's outcome: raise if it failed (a missing item too); written by :meth:`write` if not yet.
+
+        An item that already had a sentiment (redelivery, duplicate) is left as it is and not counted
+        again: the record still succeeds.
+        """
         if record_id in self.errors:
             raise self.errors[record_id]
-        message, result = self.results[record_id]
-        # ItemNotFoundError: never creates an item. An item that already has a sentiment (redelivery,
-        # duplicate) is left as it is and not counted again: the record still succeeds.
-        table.set_sentiment(message.item_id, result, source=message.source)
+        if record_id not in self.stored:
+            message, result = self.results[record_id]
+            (self.stored[record_id],) = table.set_sentiments([SentimentWrite(message.item_id, result, message.source)])
+        outcome = self.stored[record_id]
+        if isinstance(outcome, Exception):
+            raise outcome
 
 
 def analyze_batch(records: Sequence[tuple[str, str | None]], model: LoadedModel) -> AnalyzedBatch:

@@ -63,6 +63,7 @@ def _sqs_batch(
 ) -> dict[str, Any]:
     records = [(r["messageId"], r.get("body")) for r in event["Records"]]
     analyzed = core.analyze_batch(records, model)
+    analyzed.write(table)  # one transaction for the batch's results and counts, not one per record
 
     def record_handler(record: core.QueueRecord) -> None:
         analyzed.store(record.messageId, table)

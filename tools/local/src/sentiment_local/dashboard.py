@@ -57,10 +57,9 @@ def load_last_cost(state_dir: Path) -> dict[str, Any] | None:
 
 
 def _has_counters(table: str) -> bool:
-    resp = aws.client("dynamodb").get_item(
-        TableName=table, Key={ITEMS_TABLE_HASH_KEY: {"S": counters.TOTAL_COUNTER_ID}}, ConsistentRead=True
-    )
-    return "Item" in resp
+    keys: list[Any] = [{ITEMS_TABLE_HASH_KEY: {"S": i}} for i in counters.shard_ids(counters.TOTAL_COUNTER_ID)]
+    resp = aws.client("dynamodb").batch_get_item(RequestItems={table: {"Keys": keys, "ConsistentRead": True}})
+    return bool(resp.get("Responses", {}).get(table))
 
 
 def _signature(path: Path) -> tuple[int, int, int] | None:
