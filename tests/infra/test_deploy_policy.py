@@ -27,16 +27,6 @@ from sentiment_infra.deploy_policy import (
 
 pytestmark = pytest.mark.infra
 
-ANNOUNCED = frozenset(
-    {
-        # The release work's CodeDeploy rollout: granted now, declared once it lands.
-        "aws:codedeploy/application:Application",
-        "aws:codedeploy/deploymentGroup:DeploymentGroup",
-        "pulumi-python:dynamic/release:Rollout",
-    }
-)
-
-
 STAR_ONLY = frozenset(
     {
         # actions AWS's Service Authorization Reference lists without a resource type (parliament agrees)
@@ -152,9 +142,9 @@ def test_the_policy_grants_nothing_no_type_needs(programs: dict[str, ProgramRun]
     granted = {a for grant in STATEMENTS for a in grant.actions}
     assert granted - needed == set()
     assert needed - granted == set()
-    # and every entry of REQUIRED is a type some stack declares (or the announced CodeDeploy rollout)
+    # and every entry of REQUIRED is a type some stack declares
     declared = set().union(*(declared_types(run) for run in programs.values()))
-    assert set(REQUIRED) - declared - ANNOUNCED == set()
+    assert set(REQUIRED) - declared == set()
 
 
 def test_no_wildcard_actions_and_resource_star_only_where_aws_allows_nothing_else() -> None:
