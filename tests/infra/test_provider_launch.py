@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import os
 import subprocess
 import sys
@@ -266,3 +267,95 @@ def test_the_engine_launched_provider_waits_out_a_new_buckets_versioning_and_rep
         stderr.seek(0)
         waits = [line for line in stderr.read().decode().splitlines() if "without a version id" in line]
         assert len(waits) == 2, waits
+
+
+ROLLOUT_URN = "urn:pulumi:dev::sentiment-analyzer::sentiment:release:Release$pulumi-python:dynamic/release:Rollout::x"
+ROLLOUT_TYPE = "pulumi-python:dynamic/release:Rollout"
+
+
+def test_the_engine_launched_rollout_provider_reads_the_alias_and_fails_the_update_with_how_to_stop_it(
+    moto_endpoint: str,
+) -> None:
+    """The Rollout provider, pickled as the SDK pickles it, in the process the engine starts, against a moto
+    server speaking Lambda's and CodeDeploy's APIs. moto's CodeDeploy never advances a deployment, so the
+    update waits out its (shortened) limit: the gRPC error the engine prints is the one-line reason."""
+    import io
+    import zipfile
+
+    import boto3  # noqa: TID251 - CodeDeploy has no adapter in sentiment_shared.aws
+
+    from sentiment_infra.rollout import RolloutProvider
+
+    # Given a function with versions 1 and 2, live on 1, and a CodeDeploy application + group for it
+    lam, iam = aws.client("lambda"), boto3.client("iam", region_name="us-east-1")
+    role = iam.create_role(RoleName="fn", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+    package = io.BytesIO()
+    with zipfile.ZipFile(package, "w") as archive:
+        archive.writestr("h.py", "def handler(event, context):\n    return event\n")
+    lam.create_function(
+        FunctionName="analysis", Runtime="python3.12", Role=role, Handler="h.handler",
+        Code={"ZipFile": package.getvalue()}, Publish=True,
+    )  # fmt: skip
+    lam.update_function_configuration(FunctionName="analysis", Environment={"Variables": {"MODEL_SHA256": "b" * 64}})
+    assert lam.publish_version(FunctionName="analysis")["Version"] == "2"
+    lam.create_alias(FunctionName="analysis", Name="live", FunctionVersion="1")
+    codedeploy = boto3.client("codedeploy", region_name="us-east-1")
+    codedeploy.create_application(applicationName="analysis-app", computePlatform="Lambda")
+    codedeploy.create_deployment_group(
+        applicationName="analysis-app", deploymentGroupName="analysis-live", serviceRoleArn=role,
+        deploymentConfigName="CodeDeployDefault.LambdaCanary10Percent5Minutes",
+        deploymentStyle={"deploymentType": "BLUE_GREEN", "deploymentOption": "WITH_TRAFFIC_CONTROL"},
+    )  # fmt: skip
+    inputs = {
+        "__provider": serialize_provider(RolloutProvider()),
+        "region": "us-east-1",
+        "application": "analysis-app",
+        "deployment_group": "analysis-live",
+        "function_name": "analysis",
+        "alias": "live",
+        "target_version": "1",
+        "before_allow_traffic": "release-check",
+        "provider_version": "1",
+    }
+    with launched_provider(moto_endpoint, SENTIMENT_ROLLOUT_TIMEOUT_S="1", SENTIMENT_ROLLOUT_POLL_S="0.2") as (
+        stub,
+        _stderr,
+    ):
+        stub.Configure(proto.ConfigureRequest(args=serialize({}), acceptSecrets=True))
+        urn, typ = ROLLOUT_URN, ROLLOUT_TYPE
+        # The first up: live already serves the version it published, nothing is deployed
+        checked = stub.Check(proto.CheckRequest(urn=urn, type=typ, olds=serialize({}), news=serialize(inputs)))
+        assert list(checked.failures) == []
+        created = stub.Create(proto.CreateRequest(urn=urn, type=typ, properties=checked.inputs))
+        assert deserialize(created.properties)["live_version"] == "1"
+        assert (
+            codedeploy.list_deployments(applicationName="analysis-app", deploymentGroupName="analysis-live")[
+                "deployments"
+            ]
+            == []
+        )
+
+        # A new version is a change; Check refuses $LATEST
+        news = serialize({**inputs, "target_version": "2"})
+        diff = stub.Diff(proto.DiffRequest(id=created.id, urn=urn, type=typ, olds=created.properties, news=news))
+        assert diff.changes == proto.DiffResponse.DIFF_SOME
+        latest = serialize({**inputs, "target_version": "$LATEST"})
+        refused = stub.Check(proto.CheckRequest(urn=urn, type=typ, olds=checked.inputs, news=latest))
+        assert [f.property for f in refused.failures] == ["target_version"]
+
+        # When the update's deployment never ends, Then the update fails (the up fails) saying how to stop it
+        with pytest.raises(grpc.RpcError) as failed:
+            stub.Update(proto.UpdateRequest(id=created.id, urn=urn, type=typ, olds=created.properties, news=news))
+    details = failed.value.details() or ""
+    (deployment_id,) = codedeploy.list_deployments(applicationName="analysis-app", deploymentGroupName="analysis-live")[
+        "deployments"
+    ]
+    assert f"deployment {deployment_id} of analysis version 2 is still Created after 1 s" in details
+    assert f"aws deploy stop-deployment --deployment-id {deployment_id} --auto-rollback-enabled" in details
+    # And the deployment asked CodeDeploy to move live from 1 to 2 with the hook; live still serves 1
+    info = codedeploy.get_deployment(deploymentId=deployment_id)["deploymentInfo"]
+    spec = json.loads(info["revision"]["appSpecContent"]["content"])
+    assert spec["Resources"][0]["analysis"]["Properties"]["CurrentVersion"] == "1"
+    assert spec["Resources"][0]["analysis"]["Properties"]["TargetVersion"] == "2"
+    assert spec["Hooks"] == [{"BeforeAllowTraffic": "release-check"}]
+    assert lam.get_alias(FunctionName="analysis", Name="live")["FunctionVersion"] == "1"

@@ -17,6 +17,7 @@ method builds boto3 clients from the environment (like :mod:`sentiment_infra.mod
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -34,6 +35,16 @@ TERMINAL = frozenset({"Succeeded", "Failed", "Stopped"})
 POLL_S = 10.0
 TIMEOUT_S = 3600.0
 """How long ``up`` waits for one deployment (CodeDeploy itself fails a hook that never reports after 1 hour)."""
+POLL_ENV, TIMEOUT_ENV = "SENTIMENT_ROLLOUT_POLL_S", "SENTIMENT_ROLLOUT_TIMEOUT_S"
+"""Environment overrides of :data:`POLL_S` / :data:`TIMEOUT_S` for the provider process (seconds)."""
+
+
+def _seconds(env: str, default: float) -> float:
+    value = os.environ.get(env, "")
+    try:
+        return float(value) if value else default
+    except ValueError:
+        raise RolloutFailed(f"{env}={value!r} is not a number of seconds") from None
 
 _INPUTS = (
     "region",
@@ -118,10 +129,11 @@ def roll_out(
 ) -> Outcome:
     """Put ``release.target_version`` in service through CodeDeploy; raise :class:`RolloutFailed` if it is not.
 
-    ``poll_s`` / ``timeout_s`` default to :data:`POLL_S` / :data:`TIMEOUT_S` (read at call time).
+    ``poll_s`` / ``timeout_s`` default to :data:`POLL_S` / :data:`TIMEOUT_S`, or the environment's
+    ``SENTIMENT_ROLLOUT_POLL_S`` / ``SENTIMENT_ROLLOUT_TIMEOUT_S`` (read at call time).
     """
-    poll_s = POLL_S if poll_s is None else poll_s
-    timeout_s = TIMEOUT_S if timeout_s is None else timeout_s
+    poll_s = _seconds(POLL_ENV, POLL_S) if poll_s is None else poll_s
+    timeout_s = _seconds(TIMEOUT_ENV, TIMEOUT_S) if timeout_s is None else timeout_s
     current = _live(lambda_client, release)
     if current == release.target_version:
         return Outcome(live_version=current, deployment_id=None)
