@@ -46,6 +46,7 @@ def _seconds(env: str, default: float) -> float:
     except ValueError:
         raise RolloutFailed(f"{env}={value!r} is not a number of seconds") from None
 
+
 _INPUTS = (
     "region",
     "application",
