@@ -230,19 +230,28 @@ print(analysis_image_tag(Path(sys.argv[1])))' "$context")
 "$DOCKER" tag "$IMAGE" "$pushed:$tag"
 "$DOCKER" push "$pushed:$tag" | tail -n 1
 python3 .ci/image_manifest.py registry "http://$REGISTRY_ADDR" sentiment-analysis "$tag" --platform "$platform"
-# The same image wrapped in a one-platform manifest list (the shape the containerd store pushes, moby/moby#51532):
-# the check must refuse it.
+# The same image as an index, which the check must refuse, every run: wrapped in a one-platform Docker manifest list
+# by `docker manifest` (what a multi-platform push makes), and in a one-platform OCI index put through the registry
+# API (the shape the containerd image store pushes for a single-platform build, moby/moby#51532).
+manifest_url="http://$REGISTRY_ADDR/v2/sentiment-analysis/manifests"
 digest=$(curl -fsS -o /dev/null -w '%header{docker-content-digest}' \
-  -H 'Accept: application/vnd.docker.distribution.manifest.v2+json' "http://$REGISTRY_ADDR/v2/sentiment-analysis/manifests/$tag")
-export DOCKER_CONFIG="$RUN_DIR/docker-config" DOCKER_CLI_EXPERIMENTAL=enabled
-rm -rf "$DOCKER_CONFIG/manifests"
-"$DOCKER" manifest create --insecure "$pushed:index" "$pushed@$digest" >/dev/null
-"$DOCKER" manifest push --insecure --purge "$pushed:index" >/dev/null
-if python3 .ci/image_manifest.py registry "http://$REGISTRY_ADDR" sentiment-analysis index 2>"$RUN_DIR/refused.txt"; then
-  echo "image rehearsal: the manifest check passed an index" >&2; exit 1
-fi
-cat "$RUN_DIR/refused.txt"
-grep -q "a Docker manifest list" "$RUN_DIR/refused.txt" || { echo "image rehearsal: refused for another reason" >&2; exit 1; }
+  -H 'Accept: application/vnd.docker.distribution.manifest.v2+json' "$manifest_url/$tag")
+size=$(curl -fsS -I -H 'Accept: application/vnd.docker.distribution.manifest.v2+json' "$manifest_url/$tag" \
+  | tr -d '\r' | sed -n 's/^[Cc]ontent-[Ll]ength: //p')
+manifest_cli=(env DOCKER_CONFIG="$RUN_DIR/docker-config" DOCKER_CLI_EXPERIMENTAL=enabled "$DOCKER" manifest)
+rm -rf "$RUN_DIR/docker-config/manifests"
+"${manifest_cli[@]}" create --insecure "$pushed:manifest-list" "$pushed@$digest" >/dev/null
+"${manifest_cli[@]}" push --insecure --purge "$pushed:manifest-list" >/dev/null
+printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{"mediaType":%s,"digest":"%s","size":%s,"platform":{"architecture":"amd64","os":"linux"}}]}' \
+  '"application/vnd.docker.distribution.manifest.v2+json"' "$digest" "$size" \
+  | curl -fsS -X PUT -H 'Content-Type: application/vnd.oci.image.index.v1+json' --data-binary @- "$manifest_url/oci-index"
+for index in "manifest-list:a Docker manifest list" "oci-index:an OCI image index"; do
+  if python3 .ci/image_manifest.py registry "http://$REGISTRY_ADDR" sentiment-analysis "${index%%:*}" 2>"$RUN_DIR/refused.txt"; then
+    echo "image rehearsal: the manifest check passed ${index#*:}" >&2; exit 1
+  fi
+  cat "$RUN_DIR/refused.txt"
+  grep -q "refused: ${index#*:}" "$RUN_DIR/refused.txt" || { echo "image rehearsal: refused for another reason" >&2; exit 1; }
+done
 step "run: CPU torch, no CUDA packages, non-root, classifications through the Lambda Runtime API"
 "$DOCKER" run --rm --network host --entrypoint python3 "$IMAGE" -c '
 import importlib.metadata as md, os, sys, torch, transformers
