@@ -221,6 +221,11 @@ def test_nothing_is_deployed_when_live_already_serves_the_version(stack: Stack) 
     )
 
 
+@pytest.mark.reliability(
+    area="release: CodeDeploy rollout (moto + engine fake)",
+    case="the release check fails the new version",
+    expected="the up fails naming HOOK_EXECUTION_FAILURE; live stays on the old version; no traffic shifted",
+)
 def test_a_failed_hook_fails_the_up_and_live_stays_on_the_old_version(stack: Stack) -> None:
     # Given a version 2 that answers the known texts wrongly (the hook reports Failed)
     stack.hook_answers["2"] = False
@@ -237,6 +242,11 @@ def test_a_failed_hook_fails_the_up_and_live_stays_on_the_old_version(stack: Sta
     assert stack.live()["FunctionVersion"] == "1"
 
 
+@pytest.mark.reliability(
+    area="release: CodeDeploy rollout (moto + engine fake)",
+    case="a rollback alarm fires during the 10 % canary",
+    expected="deployment Stopped (ALARM_ACTIVE), alias back on the old version, the up fails saying so",
+)
 def test_an_alarm_during_the_canary_rolls_back_and_fails_the_up(stack: Stack) -> None:
     # Given version 2 passes the hook but its errors raise an alarm during the canary
     stack.engine.alarm_fires = True
@@ -254,6 +264,11 @@ def test_an_alarm_during_the_canary_rolls_back_and_fails_the_up(stack: Stack) ->
     assert not live.get("RoutingConfig", {}).get("AdditionalVersionWeights")
 
 
+@pytest.mark.reliability(
+    area="release: CodeDeploy rollout (moto + engine fake)",
+    case="a deployment that never ends",
+    expected="the up fails after its limit with the stop-deployment command; live unchanged",
+)
 def test_a_deployment_that_never_ends_fails_the_up_with_how_to_stop_it(stack: Stack) -> None:
     clock = iter(range(0, 10_000, 100))
     stuck = CodeDeployEngine(stack.codedeploy, stack.lambda_client, hook=lambda _n, _v: True)

@@ -119,6 +119,11 @@ def test_a_version_that_answers_right_and_quickly_passes() -> None:
     assert hook.run() == "Succeeded"
 
 
+@pytest.mark.reliability(
+    area="release: the BeforeAllowTraffic check (botocore Stubbers)",
+    case="the new version answers wrongly, partly, with a 400 or a function error",
+    expected="Failed reported to CodeDeploy",
+)
 @pytest.mark.parametrize(
     ("body", "error"),
     [
@@ -137,6 +142,11 @@ def test_a_wrong_answer_fails_the_deployment(body: object, error: str | None) ->
     assert hook.run() == "Failed"
 
 
+@pytest.mark.reliability(
+    area="release: the BeforeAllowTraffic check (botocore Stubbers)",
+    case="the new version answers right but slower than releaseCheckMaxMs",
+    expected="Failed reported to CodeDeploy",
+)
 def test_a_slow_answer_fails_the_deployment_even_when_right() -> None:
     # Given a version whose warm (second) answer takes 6 s against a 5 s limit
     hook = Hook()
