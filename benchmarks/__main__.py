@@ -12,7 +12,9 @@ import time
 
 BENCHMARKS = (
     "analysis_throughput",
+    "precision_choice",
     "analysis_cold_start",
+    "analysis_restore",
     "analysis_memory",
     "image_size",
     "bundle_formats",

@@ -228,7 +228,7 @@ class FakeCpu:
         class Linear:
             kind = "fp32"
 
-            def __init__(self, in_features: int, out_features: int) -> None:
+            def __init__(self, in_features: int, out_features: int, **_: object) -> None:
                 self.in_features, self.out_features = in_features, out_features
 
             def __call__(self, x: object) -> None:

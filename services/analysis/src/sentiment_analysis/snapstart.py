@@ -22,6 +22,8 @@ per record and per flush; its cold-start flags flip on the first invocation, whi
 
 from __future__ import annotations
 
+import ctypes
+import gc
 import logging
 import os
 import random
@@ -57,6 +59,16 @@ def reseed_randomness() -> None:
         numpy.random.seed()
 
 
+def release_free_memory() -> bool:
+    """glibc's ``malloc_trim(0)``: return the heap INIT freed (download buffers, the dequantised copies of
+    the weights) to the OS. False where there is no glibc (nothing to do)."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return False
+    return bool(libc.malloc_trim(0))
+
+
 @dataclass
 class Lifecycle:
     """The SnapStart steps over one container's :class:`~sentiment_analysis.core.ModelProvider`."""
@@ -75,9 +87,12 @@ class Lifecycle:
         return model
 
     def before_snapshot(self) -> None:
-        """Close and forget the boto3 clients INIT used (the S3 client of the model fetch)."""
+        """Close and forget the boto3 clients INIT used (the S3 client of the model fetch), and hand the
+        memory INIT freed back to the OS, so the snapshot (and every restore's read of it) is smaller."""
         aws.reset_clients(close=True)
-        log.info("AWS clients closed for the snapshot")
+        gc.collect()
+        trimmed = release_free_memory()
+        log.info("AWS clients closed for the snapshot", extra={"malloc_trim": trimmed})
 
     def after_restore(self) -> None:
         """Make this restored copy its own: new clients, fresh randomness, precision measured on this CPU."""
