@@ -21,6 +21,7 @@ BENCHMARKS = (
     "bundle_fetch",
     "ingestion_api_calls",
     "soak",
+    "dashboard_get",
 )
 
 

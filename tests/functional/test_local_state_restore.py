@@ -21,12 +21,14 @@ def test_restored_count_is_items_only(tmp_path: Path) -> None:
         {"item_id": {"S": "item-1"}, "text": {"S": "Great."}, "sentiment": {"S": "positive"}},
         {"item_id": {"S": "item-2"}, "text": {"S": "Awful."}, "sentiment": {"S": "negative"}},
         {"item_id": {"S": "counter#all"}, "total": {"N": "2"}, "positive": {"N": "1"}, "negative": {"N": "1"}},
+        {"item_id": {"S": "feed-state#https://example.com/feed"}, "etag": {"S": '"abc"'}},
+        {"item_id": {"S": "publish-run#0123"}, "failed": {"SS": ["x"]}},
     ]
     (tmp_path / STATE_FILE).write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     # When the dashboard loads it
     with local_state(tmp_path) as state:
         summary = state.summary()
-    # Then it says two items (the counter row is restored, and read, but is not an item)
+    # Then it says two items (the counter, feed-state and run-marker rows are restored, but are not items)
     assert state.restored == 2
     assert not state.backfilled
     assert (summary["analyzed"], summary["positive"], summary["negative"]) == (2, 1, 1)  # from the counter row

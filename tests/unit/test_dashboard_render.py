@@ -349,3 +349,25 @@ def test_the_lambda_passes_the_query_string() -> None:
 )
 def test_dollars_never_hide_small_amounts(amount: float, shown: str) -> None:
     assert render.usd(amount) == shown
+
+
+@pytest.mark.parametrize("route", ["/items.csv", "/items.json"])
+def test_a_download_fits_the_function_urls_6_mb_and_says_when_it_was_cut(route: str) -> None:
+    # 5,000 items of 2,000 characters (10 MB) would be 13 MB base64: Lambda's buffered function URL refuses > 6 MB
+    def load_items(flt: ItemFilter, skip: int, limit: int) -> ItemsPage:
+        items = [_listed(item_id=f"i{n}", text="é" * 1000) for n in range(limit)]
+        return ItemsPage(filter=flt, items=items, has_more=True, truncated=True)
+
+    response = app.respond("GET", route, _summary, load_items=load_items)
+    assert response.status == 200
+    assert len(response.body) <= app.DOWNLOAD_MAX_BYTES
+    assert response.headers["X-Items-Truncated"].endswith("items: the newest that fit the download's limit")
+    kept = int(response.headers["X-Items-Truncated"].split()[0])
+    assert 1_000 < kept < 5_000
+    if route == "/items.json":
+        body = json.loads(response.body)
+        assert (body["count"], body["truncated"], len(body["items"])) == (kept, True, kept)
+    else:
+        assert len(list(csv.DictReader(io.StringIO(response.body.decode())))) == kept
+    encoded = len(json.dumps(handler.build_handler(_summary, load_items)({"rawPath": route}, None)))
+    assert encoded < 6 * 1024 * 1024

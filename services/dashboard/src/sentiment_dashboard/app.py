@@ -15,7 +15,7 @@ import csv
 import io
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +27,8 @@ log = logging.getLogger(__name__)
 CACHE_TTL_S = 30
 ICON_TTL_S = 86400
 SummaryLoader = Callable[[], dict[str, Any]]
+DOWNLOAD_MAX_BYTES = 4_000_000
+"""A download's body at most (base64, as the Lambda sends it, makes 5.3 MB of the function URL's 6 MB)."""
 CSV_COLUMNS = ("item_id", "analyzed_at", "published_at", "sentiment", "score", "source", "title", "url", "text")
 
 SECURITY_HEADERS = {
@@ -72,37 +74,50 @@ def _csv_cell(value: Any) -> str:
     return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 
+def _csv_line(cells: Iterable[Any]) -> str:
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\r\n").writerow(cells)
+    return out.getvalue()
+
+
 def _download(route: str, items: list[dict[str, Any]], flt: ItemFilter, truncated: bool) -> Response:
+    """The items as CSV or JSON, newest first, cut at :data:`DOWNLOAD_MAX_BYTES` (the Lambda answers through a
+    buffered function URL: at most 6 MB, base64 included); a cut download says so in ``X-Items-Truncated``
+    (and, as JSON, in ``truncated``)."""
     name = "items" + "".join(f"-{v}" for v in (flt.sentiment, flt.source) if v)
     safe = "".join(c if c.isalnum() or c in "-._" else "_" for c in name)[:100]
+    parts: list[str] = []
+    size = 0
+    kept = 0
     if route == "/items.json":
-        body = json.dumps(
-            {
-                "filter": {"sentiment": flt.sentiment, "source": flt.source},
-                "count": len(items),
-                "truncated": truncated,
-                "items": items,
-            },
-            ensure_ascii=False,
-        )
-        kind = "application/json"
-        disposition = f'attachment; filename="{safe}.json"'
-    else:
-        out = io.StringIO()
-        writer = csv.writer(out, lineterminator="\r\n")
-        writer.writerow(CSV_COLUMNS)
         for item in items:
-            writer.writerow([item["item_id"], *(_csv_cell(item.get(c)) for c in CSV_COLUMNS[1:])])
-        body = out.getvalue()
+            part = json.dumps(item, ensure_ascii=False)
+            size += len(part.encode("utf-8")) + 2
+            if size > DOWNLOAD_MAX_BYTES:
+                truncated = True
+                break
+            parts.append(part)
+            kept += 1
+        head = {"filter": {"sentiment": flt.sentiment, "source": flt.source}, "count": kept, "truncated": truncated}
+        body = json.dumps(head)[:-1] + ', "items": [' + ", ".join(parts) + "]}\n"
+        kind = "application/json"
+    else:
+        lines = [_csv_line(CSV_COLUMNS)]
+        size = len(lines[0])
+        for item in items:
+            line = _csv_line([item["item_id"], *(_csv_cell(item.get(c)) for c in CSV_COLUMNS[1:])])
+            size += len(line.encode("utf-8"))
+            if size > DOWNLOAD_MAX_BYTES:
+                truncated = True
+                break
+            lines.append(line)
+            kept += 1
+        body = "".join(lines)
         kind = "text/csv; charset=utf-8"
-        disposition = f'attachment; filename="{safe}.csv"'
-    return _response(
-        200,
-        body + ("\n" if route == "/items.json" else ""),
-        kind,
-        cache=CACHE_TTL_S,
-        **{"Content-Disposition": disposition},
-    )
+    extra = {"Content-Disposition": f'attachment; filename="{safe}.{route.rsplit(".", 1)[1]}"'}
+    if truncated:
+        extra["X-Items-Truncated"] = f"{kept} items: the newest that fit the download's limit"
+    return _response(200, body, kind, cache=CACHE_TTL_S, **extra)
 
 
 def respond(
@@ -159,8 +174,8 @@ def _get(  # noqa: PLR0911 - one return per route and per refusal reads plainest
         summary = load_summary()
         if route == "/api/summary":
             return _response(200, json.dumps(summary, ensure_ascii=False) + "\n", "application/json", cache=CACHE_TTL_S)
-        items = None
-        if load_items is not None:
+        items = None  # the first, unfiltered page is the summary's recent items (read with it)
+        if load_items is not None and (flt.active or flt.page > 1):
             items = load_items(flt, (flt.page - 1) * PER_PAGE, PER_PAGE)
     except Exception:
         log.exception("reading the summary failed")

@@ -20,14 +20,15 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlsplit
 
 from sentiment_shared import aws
-from sentiment_shared.counters import SUMMARY_DAYS
+from sentiment_shared.counters import RECENT_ITEMS, SUMMARY_DAYS
 from sentiment_shared.schemas import SENTIMENTS
 from sentiment_shared.stack import ITEMS_TABLE_HASH_KEY, RECENT_INDEX, RECENT_INDEX_HASH_KEY
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
-PER_PAGE = 12
+PER_PAGE = RECENT_ITEMS
+"""Items per page; the first, unfiltered page is the summary's recent items (as many)."""
 MAX_PAGE = 500
 DOWNLOAD_LIMIT = 5000
 """A download holds at most this many items (the newest matching ones); the page says so."""
@@ -170,8 +171,9 @@ def _index_rows(
             request["ExclusiveStartKey"] = last
 
 
-def _details(ddb: DynamoDBClient, table_name: str, ids: list[str]) -> dict[str, dict[str, Any]]:
-    """item_id → url, title, published_at (the attributes the index does not carry), 100 keys per call."""
+def details(table_name: str, ids: list[str], *, client: DynamoDBClient | None = None) -> dict[str, dict[str, Any]]:
+    """item_id → raw url, title, published_at (the attributes the index does not carry), 100 keys per call."""
+    ddb = client or aws.client("dynamodb")
     found: dict[str, dict[str, Any]] = {}
     for start in range(0, len(ids), 100):
         keys: list[Any] = [{ITEMS_TABLE_HASH_KEY: {"S": i}} for i in ids[start : start + 100]]
@@ -222,11 +224,11 @@ def list_items(
         if len(matched) >= wanted:
             break
     chosen = matched[skip : skip + limit]
-    details = _details(ddb, table_name, [raw[ITEMS_TABLE_HASH_KEY]["S"] for raw in chosen])
+    extras = details(table_name, [raw[ITEMS_TABLE_HASH_KEY]["S"] for raw in chosen], client=ddb)
     items = []
     for raw in chosen:
         item_id = raw[ITEMS_TABLE_HASH_KEY]["S"]
-        extra = details.get(item_id, {})
+        extra = extras.get(item_id, {})
         source = _string(raw, "source") or "direct"
         items.append(
             ListedItem(

@@ -412,32 +412,38 @@ def _items(listed: ItemsPage, sources: Sequence[str]) -> str:
         f'<p class="muted">{esc(shown)} (items analysed in the last {SUMMARY_DAYS} days). Download these: '
         f'<a id="download-csv" href="items.csv{esc(download)}" download>CSV</a> · '
         f'<a id="download-json" href="items.json{esc(download)}" download>JSON</a> '
-        f"(up to {num(DOWNLOAD_LIMIT)} newest).</p>"
+        f"(the newest {num(DOWNLOAD_LIMIT)} at most).</p>"
         f"{body}" + (f'<nav class="pager" aria-label="More items">{"".join(pager)}</nav>' if pager else "")
     )
 
 
 def _recent_from_summary(summary: dict[str, Any]) -> ItemsPage:
-    """The summary's own recent items (no links) when the app has no item reader (older callers, tests)."""
+    """The first, unfiltered page of items: the summary's recent items (the 12 newest, with their links
+    when the summary has them), and whether more were analysed in the window the item list reads."""
     from sentiment_dashboard.items import ListedItem
+
+    def text(row: dict[str, Any], key: str) -> str | None:
+        value = row.get(key)
+        return value if isinstance(value, str) else None
 
     items = [
         ListedItem(
             item_id=str(r["item_id"]),
-            title=None,
-            url=None,
+            title=text(r, "title"),
+            url=text(r, "url"),
             text=str(r["text"]),
             sentiment=str(r["sentiment"]),
             score=float(r["score"]),
             analyzed_at=str(r["analyzed_at"]),
-            published_at=None,
+            published_at=text(r, "published_at"),
             source=str(r.get("source", "")),
             source_name=short_source(str(r.get("source", ""))),
             model_version=str(r.get("model_version", "")),
         )
-        for r in summary.get("recent", [])
+        for r in summary.get("recent", [])[:PER_PAGE]
     ]
-    return ItemsPage(filter=ItemFilter(), items=items, has_more=False)
+    in_window = sum(int(d[s]) for d in summary.get("days", []) for s in ORDER)
+    return ItemsPage(filter=ItemFilter(), items=items, has_more=in_window > len(items))
 
 
 def page(

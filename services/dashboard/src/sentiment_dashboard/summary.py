@@ -13,6 +13,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from sentiment_dashboard.items import details
 from sentiment_shared import aws, counters
 from sentiment_shared.costs import Measured, cost_per_1000
 from sentiment_shared.stack import ANALYSIS_SERVICE
@@ -23,8 +24,19 @@ CostLoader = Callable[[], dict[str, Any] | None]
 
 
 def table_summary(table_name: str, cost: CostLoader | None = None) -> dict[str, Any]:
-    """``GET /api/summary``'s body: the counters' summary plus ``cost_per_1000_items`` (None if unmeasured)."""
+    """``GET /api/summary``'s body: the counters' summary plus ``cost_per_1000_items`` (None if unmeasured).
+
+    The recent items also get their ``url``, ``title`` and ``published_at`` (one ``BatchGetItem``: the
+    recent-items index does not carry them), so the page's first, unfiltered list needs no other read.
+    """
     body = counters.read_summary(table_name).as_dict()
+    recent = body.get("recent") or []
+    found = details(table_name, [str(r["item_id"]) for r in recent])
+    for row in recent:
+        extra = found.get(str(row["item_id"]), {})
+        for key in ("url", "title", "published_at"):
+            value = extra.get(key, {}).get("S")
+            row[key] = value if isinstance(value, str) else None
     body["cost_per_1000_items"] = cost() if cost is not None else None
     return body
 

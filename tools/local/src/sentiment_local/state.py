@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from sentiment_shared import aws
-from sentiment_shared.stack import COUNTER_PREFIX
+from sentiment_shared.stack import BOOKKEEPING_PREFIXES
 
 STATE_FILE = "items-table.jsonl"
 
@@ -40,8 +40,9 @@ def save_table(table_name: str, state_dir: Path) -> int:
 
 
 def restore_table(table_name: str, state_dir: Path) -> int:
-    """Load a saved table into the (empty) emulator table; returns the count of items restored (counter
-    rows, which ride along in the same table, are restored but not counted)."""
+    """Load a saved table into the (empty) emulator table; returns the count of items restored (the
+    bookkeeping rows that ride along in the same table — counters, feed state, run markers — are restored
+    but not counted)."""
     path = state_dir / STATE_FILE
     if not path.is_file():
         return 0
@@ -52,7 +53,7 @@ def restore_table(table_name: str, state_dir: Path) -> int:
         while request:
             resp = ddb.batch_write_item(RequestItems=request)
             request = dict(resp.get("UnprocessedItems", {}))
-    return sum(1 for i in items if not i.get("item_id", {}).get("S", "").startswith(COUNTER_PREFIX))
+    return sum(1 for i in items if not i.get("item_id", {}).get("S", "").startswith(BOOKKEEPING_PREFIXES))
 
 
 def clear_state(state_dir: Path) -> None:
