@@ -133,9 +133,8 @@ def main() -> int:
     print(f"median of {args.rounds} rounds, ms (app work, no HTTP); before = {BASELINE_COMMIT}'s page renderer")
     header = "| items | before GET / | after GET / | ?sentiment=negative | ?source=…&page=2 | items.csv (all) |"
     print(header)
-    print(
-        "|" + "|".join("-" * (len(c) - 1) + ":" if i else "-" * len(c) for i, c in enumerate(header.split("|")[1:-1])) + "|"
-    )
+    columns = header.split("|")[1:-1]
+    print("|" + "|".join("-" * (len(c) - 1) + ":" if i else "-" * len(c) for i, c in enumerate(columns)) + "|")
     with embedded_moto() as endpoint, aws_environment(endpoint):
         for n, count in enumerate(int(x) for x in args.items.split(",")):
             table = f"bench-items-{n}"
