@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -9,18 +10,22 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from fake_hub import FakeHub, FakeRepo, serving
 from model_fixtures import FAKE_COMMIT, OTHER_COMMIT, hub_repo_files, make_model_dir, model_files
+from versioning_lag import versioning_lag
 
 from sentiment_shared import aws
-from sentiment_shared.model_bundle import fetch
+from sentiment_shared.model_bundle import BundleInfo, fetch
 from sentiment_shared.model_publish import (
     ModelSource,
     PublishError,
     SourceUnavailableError,
+    VersionWait,
     check_drift,
     delete_artifact,
     publish,
+    publish_bundle,
     resolve_source,
 )
+from sentiment_shared.object_store import MiB, S3ObjectStore, file_sha256
 from sentiment_shared.stack import DEFAULT_MODEL_ID, DEFAULT_MODEL_REVISION
 
 if TYPE_CHECKING:
@@ -257,3 +262,35 @@ def test_source_must_be_exactly_one_of_hub_and_dir(tmp_path: Path) -> None:
         ModelSource.parse(f"{REPO}@bad-\udcff")
     with pytest.raises(PublishError, match="not a Hugging Face model id"):
         ModelSource.parse("../../etc@main")
+
+
+def test_a_multipart_upload_waits_for_a_version_too(
+    tmp_path: Path, moto_endpoint: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a bundle above the multipart threshold and S3 that stores the first completed upload unversioned
+    aws.client("s3").create_bucket(Bucket=BUCKET)
+    bundle = tmp_path / "model.tar"
+    bundle.write_bytes(os.urandom(11 * MiB))
+    info = BundleInfo(sha256=file_sha256(bundle), size=bundle.stat().st_size, path=bundle)
+    waits: list[str] = []
+    with versioning_lag(moto_endpoint, BUCKET, writes=1, answer="null") as lag:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", lag.url)
+        aws.reset_clients()
+        store = S3ObjectStore(multipart_threshold=5 * MiB, part_size=5 * MiB)
+
+        # When it is published insisting on a version
+        result = publish_bundle(
+            info,
+            BUCKET,
+            KEY,
+            source="dir:/x",
+            revision=None,
+            store=store,
+            version_wait=VersionWait(first_delay_s=0.01, report=waits.append),
+        )
+
+        # Then the second complete upload is versioned, and that version is the result
+        assert (lag.unversioned_writes, lag.versioned_writes) == (1, 1)
+        assert all("POST" in line for line in lag.log)  # CompleteMultipartUpload, not PutObject
+        assert result.version_id == aws.client("s3").head_object(Bucket=BUCKET, Key=KEY)["VersionId"]
+        assert len(waits) == 2  # the wait, then the version it got
