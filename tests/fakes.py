@@ -1,22 +1,16 @@
-"""In-memory fakes of every port (items table, publisher, ingestion bookkeeping, the analysis function as the
-client invokes it), for tests only.
+"""In-memory fakes of every port (items table, publisher, ingestion bookkeeping), for tests only.
 
 The cores run on these ("prefer fakes over mocks"); the handlers take them through their
-``build_handler``. They live under ``tests/`` so no function ships them.
+``build_handler``. They live under ``tests/`` so no function ships them. The analysis function as the
+client invokes it is faked by ``sentiment_client.testing``, which ships with the SDK for its users.
 """
 
 from __future__ import annotations
 
-import io
-import json
 import threading
-import time
 from collections import Counter
 from collections.abc import Collection, Sequence
 from datetime import datetime
-from typing import Any
-
-from botocore.exceptions import ClientError
 
 from sentiment_ingestion.feeds import FeedState
 from sentiment_shared.ports import ItemNotFoundError, PublishReport, SentimentWrite, WriteOutcome
@@ -145,71 +139,3 @@ class InMemoryIngestionStore:
 
     def failed_in_runs(self, run_ids: Collection[str]) -> dict[str, frozenset[str]]:
         return {run_id: self.runs[run_id] for run_id in run_ids if run_id in self.runs}
-
-
-class FakeAnalysisFunction:
-    """Stands for ``lambda.invoke`` of the analysis function: a deterministic verdict per text.
-
-    ``delay_for(batch_number)`` lets a test make early batches finish last, to prove ordering does
-    not depend on completion order. Records every request body and the peak number in flight.
-    """
-
-    def __init__(self, delay_for: Any = None) -> None:
-        self.payloads: list[bytes] = []
-        self.completed: list[int] = []
-        self.in_flight = 0
-        self.peak_in_flight = 0
-        self._delay_for = delay_for
-        self._lock = threading.Lock()
-
-    @staticmethod
-    def verdict(text: str) -> dict[str, Any]:
-        # Deterministic and text-dependent, so a result in the wrong slot is detected.
-        positive = "good" in text
-        return {
-            "sentiment": "positive" if positive else "negative",
-            "score": round(0.5 + (len(text) % 50) / 100, 4),
-            "label": "POSITIVE" if positive else "NEGATIVE",
-        }
-
-    def invoke(self, *, FunctionName: str, InvocationType: str, Payload: bytes) -> dict[str, Any]:
-        assert InvocationType == "RequestResponse"
-        with self._lock:
-            number = len(self.payloads)
-            self.payloads.append(Payload)
-            self.in_flight += 1
-            self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
-        try:
-            if self._delay_for is not None:
-                time.sleep(self._delay_for(number))
-            texts = json.loads(Payload)["texts"]
-            body = {"statusCode": 200, "results": [self.verdict(t) for t in texts], "count": len(texts)}
-        finally:
-            with self._lock:
-                self.in_flight -= 1
-                self.completed.append(number)
-        return {"StatusCode": 200, "Payload": io.BytesIO(json.dumps(body).encode())}
-
-
-class FlakyAnalysisFunction(FakeAnalysisFunction):
-    """Throttles every call (an outage), or rejects any batch holding a text starting with ``reject``."""
-
-    def __init__(self, *, throttle: bool) -> None:
-        super().__init__()
-        self.throttle = throttle
-
-    def invoke(self, *, FunctionName: str, InvocationType: str, Payload: bytes) -> dict[str, Any]:
-        if self.throttle:
-            with self._lock:
-                self.payloads.append(Payload)
-            response: Any = {
-                "Error": {"Code": "TooManyRequestsException", "Message": "Rate exceeded"},
-                "ResponseMetadata": {"HTTPStatusCode": 429},
-            }
-            raise ClientError(response, "Invoke")
-        if any(t.startswith("reject") for t in json.loads(Payload)["texts"]):
-            with self._lock:
-                self.payloads.append(Payload)
-            body = {"statusCode": 400, "error": "texts contain a rejected item"}
-            return {"StatusCode": 200, "Payload": io.BytesIO(json.dumps(body).encode())}
-        return super().invoke(FunctionName=FunctionName, InvocationType=InvocationType, Payload=Payload)

@@ -12,8 +12,8 @@ import pytest
 from loopback import LoopbackEndpoint, Reply, Request
 from model_fixtures import make_model_dir
 
-from sentiment_infra import model_cli
 from sentiment_local import cli as local_cli
+from sentiment_model import cli as model_cli
 
 pytestmark = pytest.mark.functional
 

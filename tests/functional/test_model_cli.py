@@ -20,7 +20,7 @@ import pytest
 from fake_hub import FakeHub, FakeRepo, serving
 from model_fixtures import FAKE_COMMIT, hub_repo_files, make_model_dir
 
-from sentiment_infra.model_cli import main
+from sentiment_model.cli import main
 from sentiment_shared import aws
 
 if TYPE_CHECKING:
@@ -162,7 +162,7 @@ def test_publish_from_the_hub(hub: FakeHub, s3: S3Client, capsys: pytest.Capture
 
 def _console_script() -> list[str]:
     script = shutil.which("sentiment-model", path=str(Path(sys.executable).parent))
-    return [script] if script else [sys.executable, "-m", "sentiment_infra.model_cli"]
+    return [script] if script else [sys.executable, "-m", "sentiment_model.cli"]
 
 
 @pytest.mark.slow

@@ -638,7 +638,7 @@ CLI_CASES = [
 def _run_cli(case: CliCase, args: list[str], cwd: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
     """(exit code, stdout, stderr) of the tool, as a real process or through its ``main``."""
     if case.process:
-        module = "sentiment_infra.model_cli" if case.tool == "sentiment-model" else "sentiment_local.cli"
+        module = "sentiment_model.cli" if case.tool == "sentiment-model" else "sentiment_local.cli"
         result = subprocess.run(
             [sys.executable, "-m", module, *args],
             capture_output=True,
@@ -649,8 +649,8 @@ def _run_cli(case: CliCase, args: list[str], cwd: Path, capsys: pytest.CaptureFi
             cwd=cwd,
         )
         return result.returncode, result.stdout, result.stderr
-    from sentiment_infra.model_cli import main as model_main
     from sentiment_local.cli import main as local_main
+    from sentiment_model.cli import main as model_main
 
     capsys.readouterr()
     try:

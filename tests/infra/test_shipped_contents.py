@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+import tomllib
 import zipfile
 from pathlib import Path
 
@@ -21,7 +22,7 @@ pytestmark = pytest.mark.infra
 REPO_ROOT = Path(__file__).resolve().parents[2]
 NOT_IN_A_FUNCTION = ("moto", "pulumi", "pulumi-aws", "pulumi-docker", "vadersentiment", "pytest", "mypy", "ruff")
 """Distributions that belong to tests, deployment or outside callers, never to a function."""
-OTHER_MEMBERS = ("sentiment_client", "sentiment_local", "sentiment_infra")
+OTHER_MEMBERS = ("sentiment_client", "sentiment_local", "sentiment_infra", "sentiment_model")
 
 
 def _exported(package: str) -> set[str]:
@@ -40,6 +41,24 @@ def test_no_function_locks_test_deploy_or_client_dependencies(package: str) -> N
     exported = _exported(package)
     assert exported, f"uv export listed nothing for {package}"
     assert not exported & set(NOT_IN_A_FUNCTION), f"{package} would ship {sorted(exported & set(NOT_IN_A_FUNCTION))}"
+
+
+def _member_with_script(script: str) -> str:
+    root = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())
+    for member in root["tool"]["uv"]["workspace"]["members"]:
+        project = tomllib.loads((REPO_ROOT / member / "pyproject.toml").read_text())["project"]
+        if script in project.get("scripts", {}):
+            return str(project["name"])
+    raise AssertionError(f"no workspace member installs the {script} console script")
+
+
+def test_the_sentiment_model_command_installs_without_pulumi() -> None:
+    # It publishes a bundle with sentiment_shared alone: whoever installs it should not get the Pulumi SDKs
+    member = _member_with_script("sentiment-model")
+    exported = _exported(member)
+    assert {"huggingface-hub", "tqdm"} <= exported, f"{member} lacks what the command imports: {sorted(exported)}"
+    pulumi = sorted(d for d in exported if d.startswith("pulumi"))
+    assert not pulumi, f"installing {member} (for sentiment-model) pulls {pulumi}"
 
 
 def test_zip_members_are_the_shared_library_and_the_function_only() -> None:

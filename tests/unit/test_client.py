@@ -1,7 +1,8 @@
 """The backend client's own logic: byte-exact chunking, order across concurrent batches, the VADER mapping.
 
-The function is an in-memory fake of ``lambda.invoke`` (tests/fakes.py) that answers per the handler contract, so
-these tests need no AWS emulator; the botocore plumbing (errors, retries) is in tests/functional.
+The function is the SDK's own in-memory double of ``lambda.invoke`` (``sentiment_client.testing``) that
+answers per the handler contract, so these tests need no AWS emulator; the botocore plumbing (errors,
+retries) is in tests/functional.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import pytest
-from fakes import FakeAnalysisFunction, FlakyAnalysisFunction
 
 from sentiment_client.client import (
     DEFAULT_MAX_PAYLOAD_BYTES,
@@ -28,18 +28,36 @@ from sentiment_client.client import (
     plan_batches,
 )
 from sentiment_client.fallback import VaderFallback, sentiment_from_compound
+from sentiment_client.testing import FakeAnalysisFunction, FlakyAnalysisFunction, fake_client
 
 pytestmark = pytest.mark.unit
 
 
 def _client(fake: FakeAnalysisFunction, **kwargs: Any) -> SentimentClient:
-    return SentimentClient("sentiment-analysis", lambda_client=fake, **kwargs)  # type: ignore[arg-type]
+    return fake_client(fake, **kwargs)
 
 
 def _texts_of(payload: bytes) -> list[str]:
     texts = json.loads(payload)["texts"]
     assert isinstance(texts, list)
     return texts
+
+
+# --------------------------------------------------------------------------- the shipped test double
+
+
+def test_the_sdk_ships_a_test_double_that_answers_without_aws(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given no AWS configuration at all, as in an SDK user's unit tests
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL"):
+        monkeypatch.delenv(name, raising=False)
+    function = FakeAnalysisFunction()
+    # When a client built on sentiment_client.testing classifies, with an alias pinned
+    client = fake_client(function, max_batch=2, qualifier="live")
+    results = client.classify(["a good day", "a bad day", "good again"])
+    # Then the real client ran (two batches of at most two), and the double answered deterministically
+    assert isinstance(client, SentimentClient)
+    assert [r.sentiment for r in results] == ["positive", "negative", "positive"]
+    assert [_texts_of(p) for p in function.payloads] == [["a good day", "a bad day"], ["good again"]]
 
 
 # --------------------------------------------------------------------------- chunking

@@ -258,6 +258,7 @@ ANALYSIS_IMAGE_INPUTS = (
     "services/ingestion/pyproject.toml",
     "services/dashboard/pyproject.toml",
     "tools/local/pyproject.toml",
+    "tools/model/pyproject.toml",
 )
 """Everything the analysis Dockerfile may COPY (the workspace needs every member's pyproject)."""
 
