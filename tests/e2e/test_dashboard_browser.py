@@ -36,6 +36,8 @@ import urllib.request
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin
@@ -82,6 +84,8 @@ FEED_B = [
     "Slow, noisy and it overheats, avoid.",
 ]
 SENTIMENTS = ("positive", "neutral", "negative")
+NOW = datetime.now(UTC).replace(microsecond=0)
+"""The feeds' items were published 2 and 5 days before the test: two bars in the per-publication-day chart."""
 BUILD = REPO_ROOT / "build"
 SCREENSHOTS = {1280: BUILD / "dashboard.png", 390: BUILD / "dashboard-mobile.png"}
 DOCS_SCREENSHOTS = {1280: REPO_ROOT / "docs" / "dashboard.png", 390: REPO_ROOT / "docs" / "dashboard-mobile.png"}
@@ -115,7 +119,7 @@ def _write_feed(path: Path, name: str, texts: list[str], host: str) -> None:
     items = "".join(
         f"<item><guid>{name}-{n}</guid><title>{name.upper()} review {n}</title>"
         f"<link>https://{host}/reviews/{name}-{n}?utm_source=rss&amp;ref=feed</link>"
-        f"<pubDate>{'Mon, 23' if n % 2 else 'Sat, 28'} Nov 2026 {10 + n}:00:00 GMT</pubDate>"
+        f"<pubDate>{format_datetime(NOW - timedelta(days=5 if n % 2 else 2), usegmt=True)}</pubDate>"
         f"<description>{escape(escape(text))}</description></item>"
         for n, text in enumerate(texts)
     )
@@ -336,6 +340,14 @@ def test_each_chart_names_every_sentiment_with_its_numbers(chromium: Path, live:
                         sentiment,
                         snapshot,
                     )
+            # The per-day chart counts by publication date (the runs were both today; the items were not)
+            assert "Published per day" in page.inner_text("main")
+            per_day: Counter[str] = Counter(i["published_at"][:10] for i in _items(live.state_dir))
+            assert len(per_day) == 2
+            rows = page.locator("#days-chart table tr").evaluate_all(
+                "rows => rows.slice(1).map(r => [...r.cells].map(c => c.textContent))"
+            )
+            assert {r[0]: _number(r[-1]) for r in rows} == dict(per_day)
         finally:
             browser.close()
 

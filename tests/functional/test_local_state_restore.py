@@ -66,6 +66,8 @@ def test_a_run_saved_while_the_dashboard_is_open_shows_on_the_next_read(tmp_path
         assert (summary["total"], summary["positive"], summary["negative"]) == (2, 1, 1)
         assert state.backfilled
         assert summary["cost_per_1000_items"]["covers"] == "the last local run (2026-12-01 10:01 UTC)"
+        # (the saved items have no publication date: the per-publication-day chart counts them as undated)
+        assert summary["published_days"]["undated"] == {"positive": 1, "negative": 1, "neutral": 0}
         reloads = state.reloads
         state.summary()
         assert state.reloads == reloads  # unchanged files are not read again

@@ -371,3 +371,50 @@ def test_a_download_fits_the_function_urls_6_mb_and_says_when_it_was_cut(route: 
         assert len(list(csv.DictReader(io.StringIO(response.body.decode())))) == kept
     encoded = len(json.dumps(handler.build_handler(_summary, load_items)({"rawPath": route}, None)))
     assert encoded < 6 * 1024 * 1024
+
+
+def _raw(item_id: str, sentiment: str | None, published: str | None) -> dict[str, Any]:
+    raw: dict[str, Any] = {"item_id": {"S": item_id}}
+    if sentiment:
+        raw["sentiment"] = {"S": sentiment}
+    if published:
+        raw["published_at"] = {"S": published}
+    return raw
+
+
+def test_items_per_day_of_publication_and_what_falls_outside() -> None:
+    from datetime import date
+
+    from sentiment_dashboard.summary import published_days
+
+    rows = [
+        _raw("a", "positive", "2026-12-01T23:30:00-02:00"),  # 2026-12-02 in UTC
+        _raw("b", "negative", "2026-11-30T08:00:00+00:00"),
+        _raw("c", "neutral", "2026-11-30T09:00:00+00:00"),
+        _raw("d", "positive", "2026-10-01T09:00:00+00:00"),  # before the 30 days
+        _raw("e", "negative", None),  # no date
+        _raw("f", None, "2026-11-30T09:00:00+00:00"),  # not analysed
+        _raw("counter#all", "positive", "2026-11-30T09:00:00+00:00"),  # bookkeeping
+        _raw("g", "positive", "2027-01-01T00:00:00+00:00"),  # a feed's clock ahead: the last day
+    ]
+    result = published_days(rows, today=date(2026, 12, 2))
+    days = {
+        d["date"]: (d["positive"], d["neutral"], d["negative"])
+        for d in result["days"]
+        if any(d[s] for s in render.ORDER)
+    }
+    assert days == {"2026-11-30": (0, 1, 1), "2026-12-02": (2, 0, 0)}
+    assert len(result["days"]) == 30
+    assert result["earlier"] == {"positive": 1, "negative": 0, "neutral": 0}
+    assert result["undated"] == {"positive": 0, "negative": 1, "neutral": 0}
+    html = render.page(_summary(published_days=result))
+    assert "Published per day (last 30 days, UTC)" in html
+    assert "Analysed per day" not in html
+    label = re.search(r'id="days-chart"><svg role="img" aria-label="([^"]+)"', html)
+    assert label is not None
+    assert label.group(1).startswith("Items published per day, last 30 days, 4 in all: positive 2 (50.0 %), ")
+    assert label.group(1).endswith(
+        "; not shown: 1 published before these days (positive 1, neutral 0, negative 0) and "
+        "1 without a publication date (positive 0, neutral 0, negative 1)"
+    )
+    assert "1 published before these days" in _text(html.split('id="days-chart"')[1].split("</figure>")[0])

@@ -227,7 +227,18 @@ def _short_day(day: str) -> str:
         return day
 
 
-def _trend(days: list[dict[str, Any]]) -> str:
+def _outside(published: dict[str, Any]) -> str:
+    """The analysed items a publication-date chart leaves out, in words ("" if none)."""
+    parts = []
+    for key, words in (("earlier", "published before these days"), ("undated", "without a publication date")):
+        counts = published.get(key) or {}
+        count = sum(int(counts.get(s, 0)) for s in ORDER)
+        if count:
+            parts.append(f"{num(count)} {words} ({', '.join(f'{s} {num(counts.get(s, 0))}' for s in ORDER)})")
+    return "; not shown: " + " and ".join(parts) if parts else ""
+
+
+def _trend(days: list[dict[str, Any]], kind: str = "analysed", outside: str = "") -> str:
     """Stacked bars per day (in :data:`ORDER` from the bottom), sized in percent of the card's width."""
     height, top, bottom = 176, 18, 22
     plot_h = height - top - bottom
@@ -236,8 +247,8 @@ def _trend(days: list[dict[str, Any]]) -> str:
     peak = sum(int(peak_day[s]) for s in ORDER) if peak_day else 0
     busiest = f"; busiest day {_short_day(peak_day['date'])} with {num(peak)}" if peak_day and peak else ""
     label = (
-        f"Items analysed per day, last {len(days)} days, {num(sum(totals.values()))} in all: "
-        f"{_numbers(totals)}{busiest}"
+        f"Items {kind} per day, last {len(days)} days, {num(sum(totals.values()))} in all: "
+        f"{_numbers(totals)}{busiest}{outside}"
     )
     step = 100 / max(len(days), 1)
     out = [
@@ -277,7 +288,25 @@ def _trend(days: list[dict[str, Any]]) -> str:
         f'<details><summary>The numbers per day</summary><table><tr><th scope="col">day (UTC)</th>{header}'
         f'<th scope="col" class="num">all</th></tr>{rows}</table></details>'
     )
-    return f'<figure class="chart" id="days-chart">{"".join(out)}{_legend(totals)}{table}</figure>'
+    note = f'<p class="muted">{esc(outside.removeprefix("; not shown: ").capitalize())}: not in the chart.</p>'
+    return (
+        f'<figure class="chart" id="days-chart">{"".join(out)}{_legend(totals)}{note if outside else ""}{table}'
+        "</figure>"
+    )
+
+
+def _days_section(summary: dict[str, Any]) -> str:
+    """Per day of publication where the items are at hand (the local twin), else per day of analysis
+    (the counters: the analysis does not know an item's publication date)."""
+    published = summary.get("published_days")
+    if isinstance(published, dict) and published.get("days"):
+        days = published["days"]
+        return (
+            f"<section><h2>Published per day (last {len(days)} days, UTC)</h2>"
+            f"{_trend(days, 'published', _outside(published))}</section>"
+        )
+    days = summary["days"]
+    return f"<section><h2>Analysed per day (last {len(days)} days, UTC)</h2>{_trend(days)}</section>"
 
 
 def _cost(cost: dict[str, Any] | None, analyzed: int) -> str:
@@ -483,9 +512,7 @@ def page(
     listed = items if items is not None else _recent_from_summary(summary)
     if analyzed or int(summary["pending"]):
         charts = (
-            f"<section><h2>Share per sentiment</h2>{_share_bar(summary)}</section>"
-            f"<section><h2>Analysed per day (last {len(summary['days'])} days, UTC)</h2>"
-            f"{_trend(summary['days'])}</section>"
+            f"<section><h2>Share per sentiment</h2>{_share_bar(summary)}</section>{_days_section(summary)}"
             if analyzed
             else ""
         )

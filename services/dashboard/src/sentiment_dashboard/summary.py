@@ -9,14 +9,15 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from collections.abc import Callable, Iterable, Mapping
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sentiment_dashboard.items import details
 from sentiment_shared import aws, counters
 from sentiment_shared.costs import Measured, cost_per_1000
-from sentiment_shared.stack import ANALYSIS_SERVICE
+from sentiment_shared.schemas import SENTIMENTS
+from sentiment_shared.stack import ANALYSIS_SERVICE, ITEMS_TABLE_HASH_KEY
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,42 @@ def table_summary(table_name: str, cost: CostLoader | None = None) -> dict[str, 
             row[key] = value if isinstance(value, str) else None
     body["cost_per_1000_items"] = cost() if cost is not None else None
     return body
+
+
+def published_days(
+    rows: Iterable[Mapping[str, Any]], *, today: date | None = None, days: int = counters.SUMMARY_DAYS
+) -> dict[str, Any]:
+    """Analysed items per day of *publication* (the feed's date), over raw items (DynamoDB attribute-value
+    form): ``{"days": [{"date", "positive", "negative", "neutral"}, ...], "earlier": {...}, "undated": {...}}``,
+    the last ``days`` UTC days oldest first, then the items published before them and those without a date.
+
+    The counters count by day of analysis (the analysis does not know an item's publication date), so this
+    needs the items themselves: the local twin has them in its saved state; the hosted page does not scan.
+    """
+    end = today or datetime.now(UTC).date()
+    window = [(end - timedelta(days=back)).isoformat() for back in range(days - 1, -1, -1)]
+    per_day: dict[str, dict[str, int]] = {d: dict.fromkeys(SENTIMENTS, 0) for d in window}
+    earlier = dict.fromkeys(SENTIMENTS, 0)
+    undated = dict.fromkeys(SENTIMENTS, 0)
+    for raw in rows:
+        item_id = str(raw.get(ITEMS_TABLE_HASH_KEY, {}).get("S", ""))
+        sentiment = raw.get("sentiment", {}).get("S")
+        if counters.is_bookkeeping(item_id) or sentiment not in SENTIMENTS:
+            continue
+        published = raw.get("published_at", {}).get("S")
+        try:
+            day = counters.day_of(datetime.fromisoformat(published)) if isinstance(published, str) else None
+        except ValueError:
+            day = None
+        if day is None:
+            undated[sentiment] += 1
+        elif day in per_day:
+            per_day[day][sentiment] += 1
+        elif day < window[0]:
+            earlier[sentiment] += 1
+        else:  # dated after today (a feed's clock ahead): the last day
+            per_day[window[-1]][sentiment] += 1
+    return {"days": [{"date": d, **per_day[d]} for d in window], "earlier": earlier, "undated": undated}
 
 
 class CachedSummary:

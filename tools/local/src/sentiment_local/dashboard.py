@@ -15,7 +15,7 @@ import json
 import os
 import threading
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -62,6 +62,14 @@ def _has_counters(table: str) -> bool:
     return bool(resp.get("Responses", {}).get(table))
 
 
+def _saved_rows(path: Path) -> list[dict[str, Any]]:
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return []
+    return [json.loads(line) for line in lines if line]
+
+
 def _signature(path: Path) -> tuple[int, int, int] | None:
     try:
         st = os.stat(path)
@@ -84,6 +92,7 @@ class LocalState:
         self.backfilled = False
         self.reloads = 0
         self._cost: dict[str, Any] | None = None
+        self._rows: list[dict[str, Any]] = []
         self._seen: object = object()  # never equal to a signature: the first check loads
         self._lock = threading.Lock()
 
@@ -103,6 +112,7 @@ class LocalState:
             counters.backfill(self.table)
             self.backfilled = True
         self._cost = load_last_cost(self.state_dir)
+        self._rows = _saved_rows(self.state_dir / STATE_FILE)
         self._seen = seen  # taken before reading: a file replaced meanwhile is read again next time
         self.reloads += 1
 
@@ -111,12 +121,15 @@ class LocalState:
             self._refresh()
 
     def summary(self) -> dict[str, Any]:
-        from sentiment_dashboard.summary import table_summary
+        from sentiment_dashboard.summary import published_days, table_summary
 
         with self._lock:
             self._refresh()
             cost = self._cost
-            return table_summary(self.table, lambda: cost)
+            body = table_summary(self.table, lambda: cost)
+            today = date.fromisoformat(body["days"][-1]["date"]) if body["days"] else None
+            body["published_days"] = published_days(self._rows, today=today)  # the same 30 days
+            return body
 
     def items(self, flt: ItemFilter, skip: int, limit: int) -> ItemsPage:
         from sentiment_dashboard.items import list_items
