@@ -176,3 +176,34 @@ def test_a_duplicate_key_is_rejected_and_rolls_back_the_earlier_actions(ddb: Any
     with pytest.raises(ClientError, match="multiple operations"):
         ddb.transact_write_items(TransactItems=actions)
     assert _state(ddb) == before
+
+
+def test_sqs_send_and_receive_do_not_scan_the_queue_per_message(
+    moto_aws: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """moto's send reads every queue attribute (the Approximate* counts scan the queue) for one flag, and its
+    receive reads them 3 times per message returned for the retention period: quadratic in the queue's length.
+    Unpatched, the count below (scans by ApproximateNumberOfMessages) is 31: 1 for the send, 3 per message received."""
+    from moto.sqs.models import Queue
+
+    assert moto_patches.install()
+    sqs = aws.client("sqs")
+    url = sqs.create_queue(QueueName="scan-test", Attributes={"MessageRetentionPeriod": "600"})["QueueUrl"]
+    for n in range(30):
+        sqs.send_message(QueueUrl=url, MessageBody=f"m{n}")
+    scans = {"n": 0}
+    real = Queue.approximate_number_of_messages
+
+    def counting(self: Any) -> int:
+        scans["n"] += 1
+        return int(real.fget(self))  # type: ignore[attr-defined]
+
+    monkeypatch.setattr(Queue, "approximate_number_of_messages", property(counting))
+    sqs.send_message(QueueUrl=url, MessageBody="one more")
+    received = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"]
+    assert len(received) == 10
+    assert scans["n"] == 0, f"{scans['n']} scans of the queue for one send and one receive of 10"
+    # the counts themselves still answer
+    attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+    assert (attrs["ApproximateNumberOfMessages"], attrs["ApproximateNumberOfMessagesNotVisible"]) == ("21", "10")
+    assert attrs["MessageRetentionPeriod"] == "600"

@@ -50,6 +50,11 @@ def _to_attr(value: Any) -> Any:
     return _serializer.serialize(value)
 
 
+def item_from_raw(raw: dict[str, Any]) -> Item:
+    """An item from its DynamoDB attribute-value form (a scan's or a get's)."""
+    return _from_item(raw)
+
+
 def _from_item(raw: dict[str, Any]) -> Item:
     plain = {k: _deserializer.deserialize(v) for k, v in raw.items()}
     for key, value in plain.items():
@@ -164,7 +169,7 @@ class DynamoItemsTable:
         sources = {i: writes[i].source for i in group}
         attempt = 0
         while group:
-            shard = self._random.randrange(counters.COUNTER_SHARDS)
+            shard = self._pick_shard()
             actions = [self._item_update(writes[i], sources[i]) for i in group]
             counted = [
                 counters.Counted(writes[i].result.sentiment, counters.day_of(writes[i].result.analyzed_at), sources[i])
@@ -202,6 +207,10 @@ class DynamoItemsTable:
             for i in group:
                 outcomes[i] = True
             return
+
+    def _pick_shard(self) -> int | None:
+        """The counter shard a transaction writes (chosen again on every attempt)."""
+        return self._random.randrange(counters.COUNTER_SHARDS)
 
     def _bisect(
         self, writes: Sequence[SentimentWrite], group: list[int], outcomes: list[WriteOutcome | None], exc: Exception

@@ -114,10 +114,11 @@ def _add(counts: Counter[str]) -> tuple[str, dict[str, str], dict[str, Any]]:
     return "ADD " + ", ".join(parts), names, values
 
 
-def counter_deltas(table_name: str, counted: Iterable[Counted], shard: int) -> list[TransactWriteItemTypeDef]:
+def counter_deltas(table_name: str, counted: Iterable[Counted], shard: int | None) -> list[TransactWriteItemTypeDef]:
     """The counter increments of a batch's first writes, on one shard: total, per day, per source.
 
-    One action per counter touched (1 + days + sources), whatever the number of items counted."""
+    One action per counter touched (1 + days + sources), whatever the number of items counted. ``shard``
+    None writes the unsharded ids (the layout before the shards: the benchmarks' "today's path")."""
     total: Counter[str] = Counter()
     per_day: dict[str, Counter[str]] = {}
     per_source: dict[str, Counter[str]] = {}
@@ -143,7 +144,7 @@ def counter_deltas(table_name: str, counted: Iterable[Counted], shard: int) -> l
             {
                 "Update": {
                     "TableName": table_name,
-                    "Key": {ITEMS_TABLE_HASH_KEY: {"S": shard_id(counter_id, shard)}},
+                    "Key": {ITEMS_TABLE_HASH_KEY: {"S": counter_id if shard is None else shard_id(counter_id, shard)}},
                     "UpdateExpression": expression,
                     "ExpressionAttributeNames": names,
                     "ExpressionAttributeValues": values,

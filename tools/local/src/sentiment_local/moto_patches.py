@@ -7,15 +7,26 @@ quadratically (a 2,000-item feed reached 22.9 GB RSS). :func:`transact_write_ite
 log instead: the items the transaction touches, copied before their action runs, put back (or removed,
 or the stream records dropped) if it is cancelled. All-or-nothing semantics are unchanged.
 
-Offered upstream with a reproduction: docs/upstream/moto-transact-copy.md. :func:`install` replaces the
-method only on the moto version the replacement was written against (:data:`PATCHED_MOTO_VERSION`); a
-test fails when the installed moto differs, so an upgrade is checked rather than silently unpatched.
+Offered upstream with a reproduction: docs/upstream/moto-transact-copy.md.
+
+SQS has the same shape of problem: ``send_message`` reads ``queue.attributes`` (every attribute,
+including the three ``Approximate*`` counts, each a scan of the queue's messages) to learn one flag, and
+``receive_message`` calls ``get_queue_attributes`` (which builds ``queue.attributes`` three times) for
+every message it returns, to read the retention period. A 2,000-item run therefore scanned the queue
+~9 times per message received. :func:`install` also makes those two reads cost O(1)
+(:func:`_retention_check`, :func:`_send_message_without_counts`); the queue's behaviour is unchanged.
+
+:func:`install` replaces the methods only on the moto version they were written against
+(:data:`PATCHED_MOTO_VERSION`); a test fails when the installed moto differs, so an upgrade is checked
+rather than silently unpatched.
 """
 
 from __future__ import annotations
 
 import copy
+import json
 import logging
+import threading
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -157,6 +168,52 @@ def transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> Non
         raise TransactionCanceledException(errors)
 
 
+_sending = threading.local()
+
+
+def _retention_check(self: Any, queue_name: str, message: Any) -> bool:
+    """``SQSBackend.is_message_valid_based_on_retention_period`` reading the one attribute it needs."""
+    from moto.core.utils import unix_time
+
+    queue = self.get_queue(queue_name)
+    retain_until = int(queue.message_retention_period) + message.sent_timestamp / 1000
+    return bool(retain_until > unix_time())
+
+
+def _queue_attributes(real: Any) -> Any:
+    """``Queue.attributes`` without the ``Approximate*`` counts (queue scans) while a message is being sent."""
+    from moto.core.utils import camelcase_to_underscores
+
+    def attributes(self: Any) -> dict[str, Any]:
+        if not getattr(_sending, "active", False):
+            return dict(real.fget(self))
+        # moto 5.2.5's Queue.attributes, the counts left out (send_message reads one flag of it)
+        names = [a for a in self.BASE_ATTRIBUTES if not a.startswith("Approximate")]
+        if self.fifo_queue:
+            names += self.FIFO_ATTRIBUTES
+        if self.kms_master_key_id:
+            names += self.KMS_ATTRIBUTES
+        result: dict[str, Any] = {a: getattr(self, camelcase_to_underscores(a)) for a in names}
+        if self.policy:
+            result["Policy"] = self.policy
+        if self.redrive_policy:
+            result["RedrivePolicy"] = json.dumps(self.redrive_policy)
+        return {k: str(v).lower() if isinstance(v, bool) else v for k, v in result.items()}
+
+    return property(attributes)
+
+
+def _send_message_without_counts(real: Any) -> Any:
+    def send_message(self: Any, *args: Any, **kwargs: Any) -> Any:
+        _sending.active = True
+        try:
+            return real(self, *args, **kwargs)
+        finally:
+            _sending.active = False
+
+    return send_message
+
+
 def install() -> bool:
     """Replace moto's method with :func:`transact_write_items` (idempotent); False on another moto version."""
     global _installed  # noqa: PLW0603 - one process-wide patch
@@ -172,6 +229,11 @@ def install() -> bool:
             PATCHED_MOTO_VERSION,
         )
         return False
+    from moto.sqs.models import Queue, SQSBackend
+
     DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign]
+    SQSBackend.is_message_valid_based_on_retention_period = _retention_check  # type: ignore[method-assign]
+    SQSBackend.send_message = _send_message_without_counts(SQSBackend.send_message)  # type: ignore[method-assign]
+    Queue.attributes = _queue_attributes(Queue.attributes)  # type: ignore[method-assign]
     _installed = True
     return True

@@ -16,7 +16,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -225,19 +225,24 @@ def _scheduled_event() -> dict[str, Any]:
 
 
 def _items_of_run(table: str, since: datetime) -> list[Item]:
-    from sentiment_shared.adapters import DynamoItemsTable
+    """The items this run ingested, from one filtered scan (no call per item, whatever the table holds)."""
+    from sentiment_shared.adapters import item_from_raw
 
     ddb = aws.client("dynamodb")
-    reader = DynamoItemsTable(table)
     items: list[Item] = []
-    for page in ddb.get_paginator("scan").paginate(TableName=table, ConsistentRead=True):
+    for page in ddb.get_paginator("scan").paginate(
+        TableName=table,
+        ConsistentRead=True,
+        FilterExpression="#ingested >= :since",
+        ExpressionAttributeNames={"#ingested": "ingested_at"},
+        # a second early: ISO strings drop zero microseconds, so the exact bound is checked below
+        ExpressionAttributeValues={":since": {"S": (since - timedelta(seconds=1)).isoformat()}},
+    ):
         for raw in page.get("Items", []):
-            item_id = raw.get("item_id", {}).get("S", "")
-            if item_id.startswith(BOOKKEEPING_PREFIXES):
-                continue
-            item = reader.get(item_id)
-            if item is not None and item.ingested_at >= since:
-                items.append(item)
+            if not raw.get("item_id", {}).get("S", "").startswith(BOOKKEEPING_PREFIXES):
+                item = item_from_raw(dict(raw))
+                if item.ingested_at >= since:
+                    items.append(item)
     return sorted(items, key=lambda i: (i.ingested_at, i.item_id))
 
 

@@ -40,20 +40,35 @@ def save_table(table_name: str, state_dir: Path) -> int:
 
 
 def restore_table(table_name: str, state_dir: Path) -> int:
-    """Load a saved table into the (empty) emulator table; returns the count of items restored (the
-    bookkeeping rows that ride along in the same table — counters, feed state, run markers — are restored
-    but not counted)."""
+    """Load a saved table into the (empty) emulator table, streaming the file 25 items at a time; returns
+    the count of items restored (the bookkeeping rows that ride along in the same table — counters, feed
+    state, run markers — are restored but not counted)."""
     path = state_dir / STATE_FILE
     if not path.is_file():
         return 0
     ddb = aws.client("dynamodb")
-    items: list[dict[str, Any]] = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
-    for start in range(0, len(items), 25):
-        request: dict[str, Any] = {table_name: [{"PutRequest": {"Item": i}} for i in items[start : start + 25]]}
+    restored = 0
+
+    def put(chunk: list[dict[str, Any]]) -> None:
+        request: dict[str, Any] = {table_name: [{"PutRequest": {"Item": i}} for i in chunk]}
         while request:
             resp = ddb.batch_write_item(RequestItems=request)
             request = dict(resp.get("UnprocessedItems", {}))
-    return sum(1 for i in items if not i.get("item_id", {}).get("S", "").startswith(BOOKKEEPING_PREFIXES))
+
+    chunk: list[dict[str, Any]] = []
+    with path.open(encoding="utf-8") as lines:
+        for line in lines:
+            if not line.strip():
+                continue
+            item = json.loads(line)
+            chunk.append(item)
+            restored += not item.get("item_id", {}).get("S", "").startswith(BOOKKEEPING_PREFIXES)
+            if len(chunk) == 25:
+                put(chunk)
+                chunk = []
+    if chunk:
+        put(chunk)
+    return restored
 
 
 def clear_state(state_dir: Path) -> None:
