@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,7 +26,7 @@ from sentiment_shared.model_publish import (
     publish_bundle,
     resolve_source,
 )
-from sentiment_shared.object_store import MiB, S3ObjectStore, file_sha256
+from sentiment_shared.object_store import MiB, S3ObjectStore
 from sentiment_shared.stack import DEFAULT_MODEL_ID, DEFAULT_MODEL_REVISION
 
 if TYPE_CHECKING:
@@ -271,7 +272,7 @@ def test_a_multipart_upload_waits_for_a_version_too(
     aws.client("s3").create_bucket(Bucket=BUCKET)
     bundle = tmp_path / "model.tar"
     bundle.write_bytes(os.urandom(11 * MiB))
-    info = BundleInfo(sha256=file_sha256(bundle), size=bundle.stat().st_size, path=bundle)
+    info = BundleInfo(sha256=hashlib.sha256(bundle.read_bytes()).hexdigest(), size=bundle.stat().st_size, path=bundle)
     waits: list[str] = []
     with versioning_lag(moto_endpoint, BUCKET, writes=1, answer="null") as lag:
         monkeypatch.setenv("AWS_ENDPOINT_URL", lag.url)

@@ -42,9 +42,8 @@ def test_small_upload_carries_checksum_and_metadata(tmp_path: Path, s3: S3Client
     assert (head.size, head.version_id, dict(head.metadata)) == (4096, put.version_id, {"sha256": sha})
     assert head.checksum_sha256 == base64.b64encode(bytes.fromhex(sha)).decode()
     assert sum(progress) == 4096
-    # And the streamed read returns the same bytes
-    with store.open(BUCKET, "a/model.tar") as body:
-        assert hashlib.sha256(body.read()).hexdigest() == sha
+    # And the object holds the same bytes
+    assert hashlib.sha256(s3.get_object(Bucket=BUCKET, Key="a/model.tar")["Body"].read()).hexdigest() == sha
 
 
 def test_large_upload_goes_multipart_with_per_part_checksums(tmp_path: Path, s3: S3Client) -> None:
@@ -52,16 +51,38 @@ def test_large_upload_goes_multipart_with_per_part_checksums(tmp_path: Path, s3:
     path, sha = _file(tmp_path, 11 * MiB)
     store = S3ObjectStore(client=s3, multipart_threshold=5 * MiB, part_size=5 * MiB)
     calls: list[str] = []
+    sent: list[str] = []
+    part_checksums: list[str] = []
     s3.meta.events.register("before-call.s3", lambda model, **_: calls.append(model.name))
 
-    # When it is uploaded
-    store.upload(path, BUCKET, "big/model.tar", sha256=sha, metadata={"sha256": sha})
+    def how_the_checksum_is_sent(request: Any, **_: Any) -> None:
+        sent.append("header" if "x-amz-checksum-sha256" in request.headers else request.headers["x-amz-trailer"])
 
-    # Then it went up in three parts and reads back intact with its metadata
+    s3.meta.events.register("before-send.s3.UploadPart", how_the_checksum_is_sent)
+    s3.meta.events.register(
+        "after-call.s3.UploadPart", lambda parsed, **_: part_checksums.append(parsed["ChecksumSHA256"])
+    )
+    progress: list[int] = []
+
+    # When it is uploaded
+    put = store.upload(path, BUCKET, "big/model.tar", sha256=sha, metadata={"sha256": sha}, progress=progress.append)
+
+    # Then it went up in three parts, each sending the SHA-256 of its own bytes for S3 to check, and one complete
+    assert sent in (["header"] * 3, [b"x-amz-checksum-sha256"] * 3)
     assert calls.count("UploadPart") == 3
+    assert calls.count("CompleteMultipartUpload") == 1
+    data = path.read_bytes()
+    expected = [hashlib.sha256(data[i : i + 5 * MiB]).digest() for i in range(0, len(data), 5 * MiB)]
+    assert sorted(part_checksums) == sorted(base64.b64encode(d).decode() for d in expected)
+    # And S3 keeps the composite checksum of those parts, the version the upload reported, and the metadata
     head = store.head(BUCKET, "big/model.tar")
     assert head is not None
+    composite = base64.b64encode(hashlib.sha256(b"".join(expected)).digest()).decode()
+    assert head.checksum_sha256 in (f"{composite}-3", composite)  # S3 appends the part count, moto does not
+    assert (head.version_id, head.etag) == (put.version_id, put.etag)
+    assert head.version_id is not None
     assert head.metadata["sha256"] == sha
+    assert sum(progress) == 11 * MiB
     assert hashlib.sha256(s3.get_object(Bucket=BUCKET, Key="big/model.tar")["Body"].read()).hexdigest() == sha
 
 

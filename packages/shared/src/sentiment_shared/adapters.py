@@ -197,7 +197,7 @@ class DynamoItemsTable:
                     attempt += 1
                     if codes and codes <= _RETRIED_REASONS and attempt < self.conflict_attempts:
                         self.conflicts += "TransactionConflict" in codes
-                        self._sleep(self._random.uniform(0, min(1.0, 0.02 * 2 ** (attempt - 1))))
+                        self._sleep(aws.backoff_delay(attempt, base_s=0.02, cap_s=1.0, rng=self._random))
                         continue
                 self._bisect(writes, group, outcomes, exc)
                 return
@@ -417,8 +417,7 @@ class SnsPublisher:
         last_error: dict[str, str] = {}
         for attempt in range(1, self.max_attempts + 1):
             if attempt > 1:
-                delay = min(self.max_delay_s, self.base_delay_s * 2 ** (attempt - 2))
-                self._sleep(random.uniform(0, delay))  # noqa: S311 - jitter, not crypto
+                self._sleep(aws.backoff_delay(attempt - 1, base_s=self.base_delay_s, cap_s=self.max_delay_s))
             entries: list[PublishBatchRequestEntryTypeDef] = [
                 {"Id": entry_id, "Message": body} for entry_id, (_, body) in pending.items()
             ]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import os
+import random
 import weakref
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, cast, overload
 
@@ -101,6 +102,20 @@ class LazyClient(Generic[C]):
         if adapter._client is None:
             adapter._client = client(self.service)
         return cast(C, adapter._client)
+
+
+def backoff_delay(retry: int, *, base_s: float, cap_s: float, rng: random.Random | None = None) -> float:
+    """The pause before retry number ``retry`` (1 = the first) of what botocore cannot retry itself.
+
+    Full jitter (AWS Architecture Blog, "Exponential Backoff And Jitter", as botocore's standard mode):
+    uniform in ``[0, min(cap_s, base_s * 2 ** (retry - 1))]``, so callers that failed together do not
+    retry together. ``rng`` makes it reproducible in tests.
+    """
+    ceiling = min(cap_s, base_s * 2 ** (retry - 1))
+    return (rng or _jitter).uniform(0, ceiling)
+
+
+_jitter = random.Random()  # noqa: S311 - jitter, not crypto
 
 
 def error_code(exc: ClientError) -> str:

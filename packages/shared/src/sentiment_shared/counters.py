@@ -212,7 +212,7 @@ class SourceCounts:
 
 @dataclass(frozen=True, slots=True)
 class Summary:
-    """What the dashboard shows; ``as_dict`` is the ``GET /api/summary`` body (ARCHITECTURE.md "Dashboard")."""
+    """What the dashboard shows; ``as_dict`` is the ``GET /api/summary`` body (README.md "Dashboard")."""
 
     counts: Counts
     pending: int

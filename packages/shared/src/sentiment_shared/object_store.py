@@ -1,27 +1,29 @@
 """Model bundles in S3: the object store the model publisher writes through.
 
-Used by the model publisher (upload with an S3-verified SHA-256 checksum and the digest in the
-metadata, skip when already there, delete a version) and by readers that stream an object. The
-adapter's client comes from :mod:`sentiment_shared.aws` on first use, never at construction.
+Used by the model publisher (upload with S3-verified SHA-256 checksums and the digest in the metadata,
+skip when already there, delete a version). Uploads go through s3transfer, the library boto3's own
+``upload_file`` / ``download_file`` use. The adapter's client comes from :mod:`sentiment_shared.aws` on
+first use, never at construction.
 """
 
 from __future__ import annotations
 
 import base64
-import contextlib
-import hashlib
+import itertools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
+from s3transfer.manager import TransferConfig, TransferManager
+from s3transfer.subscribers import BaseSubscriber
 
 from sentiment_shared import aws
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
-    from mypy_boto3_s3.type_defs import CompletedPartTypeDef
+    from s3transfer.futures import TransferFuture
 
 ProgressCallback = Callable[[int], None]
 """Called with the number of bytes just transferred."""
@@ -56,16 +58,61 @@ def _version_id(response: Mapping[str, object]) -> str | None:
     return str(version) if version and version != "null" else None
 
 
-def _b64(digest: bytes) -> str:
-    return base64.b64encode(digest).decode("ascii")
+_WRITES = ("PutObject", "CompleteMultipartUpload")
+"""The requests whose answer is the new object (and carries its version id)."""
+_upload_numbers = itertools.count()
+
+
+class _WriteAnswer:
+    """Catches S3's answer to the request that creates one upload's object, which s3transfer does not return.
+
+    botocore hands one ``context`` dict to a call's ``before-parameter-build`` and ``after-call`` events: the
+    first marks the calls writing this bucket and key, the second keeps the marked answer (the version id
+    the publisher pins). Registered on the client for the upload only.
+    """
+
+    def __init__(self, client: S3Client, bucket: str, key: str) -> None:
+        self._events = client.meta.events
+        self._target = (bucket, key)
+        self._token = f"sentiment-upload-{next(_upload_numbers)}"
+        self.response: Mapping[str, Any] = {}
+
+    def _mark(self, params: Mapping[str, Any], context: dict[str, Any], **_: Any) -> None:
+        if (params.get("Bucket"), params.get("Key")) == self._target:
+            context[self._token] = True
+
+    def _keep(self, parsed: Mapping[str, Any], context: Mapping[str, Any], **_: Any) -> None:
+        if context.get(self._token):
+            self.response = parsed
+
+    def __enter__(self) -> _WriteAnswer:
+        for op in _WRITES:
+            self._events.register(f"before-parameter-build.s3.{op}", self._mark, unique_id=f"{self._token}-m-{op}")
+            self._events.register(f"after-call.s3.{op}", self._keep, unique_id=f"{self._token}-k-{op}")
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        for op in _WRITES:
+            self._events.unregister(f"before-parameter-build.s3.{op}", unique_id=f"{self._token}-m-{op}")
+            self._events.unregister(f"after-call.s3.{op}", unique_id=f"{self._token}-k-{op}")
+
+
+class _Progress(BaseSubscriber):
+    def __init__(self, callback: ProgressCallback) -> None:
+        self._callback = callback
+
+    def on_progress(self, future: TransferFuture, bytes_transferred: int, **_: Any) -> None:
+        self._callback(bytes_transferred)
 
 
 class S3ObjectStore:
-    """Objects in S3: head, streamed read, verified upload, delete.
+    """Objects in S3: head, verified upload, delete.
 
     Files up to ``multipart_threshold`` go up in one ``PutObject`` carrying the whole file's
-    ``ChecksumSHA256``, which S3 checks on write. Larger files use a multipart upload with a SHA-256
-    checksum per part (S3 checks each); any failure aborts the upload, so no partial object appears.
+    ``ChecksumSHA256``, which S3 checks on write. Larger files use s3transfer's multipart upload
+    (``part_size`` parts, ``max_concurrency`` at once) with a SHA-256 checksum per part that botocore
+    computes and S3 checks, and S3 a composite checksum of the whole (S3 keeps no full-object SHA-256
+    of a multipart object); any failure aborts the upload, so no partial object appears.
     """
 
     client: aws.LazyClient[S3Client] = aws.LazyClient("s3")
@@ -76,12 +123,14 @@ class S3ObjectStore:
         client: S3Client | None = None,
         multipart_threshold: int = 64 * MiB,
         part_size: int = 32 * MiB,
+        max_concurrency: int = 4,
     ) -> None:
         if part_size < 5 * MiB:
             raise ValueError("S3 parts must be at least 5 MiB")
         self._client = client
         self.multipart_threshold = multipart_threshold
         self.part_size = part_size
+        self.max_concurrency = max_concurrency
 
     def head(self, bucket: str, key: str, *, version_id: str | None = None) -> ObjectHead | None:
         """The object's metadata, or None if there is no such object (or version)."""
@@ -104,11 +153,6 @@ class S3ObjectStore:
             checksum_sha256=resp.get("ChecksumSHA256"),
         )
 
-    def open(self, bucket: str, key: str) -> IO[bytes]:
-        """A streamed read of the object's content (one GET); the caller closes it."""
-        # StreamingBody is a readable binary stream; the stubs do not say it is an IO[bytes].
-        return self.client.get_object(Bucket=bucket, Key=key)["Body"]  # type: ignore[return-value]
-
     def upload(
         self,
         path: Path,
@@ -120,67 +164,24 @@ class S3ObjectStore:
         progress: ProgressCallback | None = None,
     ) -> PutResult:
         """Upload ``path`` with S3 verifying its SHA-256; an upload that fails leaves no object behind."""
-        size = path.stat().st_size
-        if size > self.multipart_threshold:
-            return self._multipart(path, bucket, key, metadata=metadata, progress=progress)
-        with path.open("rb") as body:
-            resp = self.client.put_object(
-                Bucket=bucket,
-                Key=key,
-                Body=body,
-                ChecksumAlgorithm="SHA256",
-                ChecksumSHA256=_b64(bytes.fromhex(sha256)),
-                Metadata=dict(metadata),
-                ContentType="application/x-tar",
-            )
-        if progress is not None:
-            progress(size)
-        return PutResult(version_id=_version_id(resp), etag=str(resp.get("ETag", "")))
-
-    def _multipart(
-        self,
-        path: Path,
-        bucket: str,
-        key: str,
-        *,
-        metadata: Mapping[str, str],
-        progress: ProgressCallback | None,
-    ) -> PutResult:
-        upload_id = self.client.create_multipart_upload(
-            Bucket=bucket,
-            Key=key,
-            ChecksumAlgorithm="SHA256",
-            Metadata=dict(metadata),
-            ContentType="application/x-tar",
-        )["UploadId"]
-        try:
-            parts: list[CompletedPartTypeDef] = []
-            with path.open("rb") as src:
-                number = 1
-                while chunk := src.read(self.part_size):
-                    checksum = _b64(hashlib.sha256(chunk).digest())
-                    resp = self.client.upload_part(
-                        Bucket=bucket,
-                        Key=key,
-                        UploadId=upload_id,
-                        PartNumber=number,
-                        Body=chunk,
-                        ChecksumAlgorithm="SHA256",
-                        ChecksumSHA256=checksum,
-                    )
-                    parts.append({"PartNumber": number, "ETag": resp["ETag"], "ChecksumSHA256": checksum})
-                    if progress is not None:
-                        progress(len(chunk))
-                    number += 1
-            done = self.client.complete_multipart_upload(
-                Bucket=bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}
-            )
-        except BaseException:
-            # Never leave a half upload (billed, invisible) behind; the original error is what matters.
-            with contextlib.suppress(ClientError):
-                self.client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
-            raise
-        return PutResult(version_id=_version_id(done), etag=str(done.get("ETag", "")))
+        extra: dict[str, Any] = {
+            "ChecksumAlgorithm": "SHA256",
+            "Metadata": dict(metadata),
+            "ContentType": "application/x-tar",
+        }
+        if path.stat().st_size <= self.multipart_threshold:
+            # One PutObject: S3 checks the whole file against the digest we computed, not one botocore recomputes
+            extra["ChecksumSHA256"] = base64.b64encode(bytes.fromhex(sha256)).decode("ascii")
+        config = TransferConfig(
+            multipart_threshold=self.multipart_threshold + 1,  # multipart above the threshold, as documented
+            multipart_chunksize=self.part_size,
+            max_request_concurrency=self.max_concurrency,
+        )
+        subscribers = [_Progress(progress)] if progress is not None else None
+        client = self.client
+        with _WriteAnswer(client, bucket, key) as answer, TransferManager(client, config) as transfers:
+            transfers.upload(str(path), bucket, key, extra_args=extra, subscribers=subscribers).result()
+        return PutResult(version_id=_version_id(answer.response), etag=str(answer.response.get("ETag", "")))
 
     def delete(self, bucket: str, key: str, *, version_id: str | None = None) -> None:
         """Delete the object (that version only, when given); a missing object is not an error."""
@@ -193,11 +194,3 @@ class S3ObjectStore:
             if aws.error_code(exc) not in ("404", "NoSuchKey", "NoSuchVersion"):
                 raise
 
-
-def file_sha256(path: Path) -> str:
-    """Hex SHA-256 of a file, read in 1 MiB chunks."""
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(MiB):
-            digest.update(chunk)
-    return digest.hexdigest()

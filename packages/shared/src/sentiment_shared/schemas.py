@@ -1,7 +1,7 @@
 """The data that crosses service boundaries: the stored item, the topic message, the sentiment result.
 
-These models are the wire contract between ingestion, the topic/queue and analysis; see
-ARCHITECTURE.md ("Items table", "Messages on the topic"). They import nothing from AWS.
+These models are the wire contract between ingestion, the topic/queue and analysis; see README.md
+("Contracts": the items table, messages on the topic). They import nothing from AWS.
 """
 
 from __future__ import annotations

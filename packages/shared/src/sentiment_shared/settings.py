@@ -1,6 +1,6 @@
 """Typed settings of the three functions, read from the environment lazily (never at import time).
 
-The variable names are the contract in ARCHITECTURE.md ("Environment of the analysis function").
+The variable names are a contract: README.md ("Configuration") lists each function's environment.
 Call :func:`analysis_settings` / :func:`ingestion_settings` inside a handler; they are cached per
 process and :func:`reset_settings_cache` clears them (tests, the local pipeline).
 """

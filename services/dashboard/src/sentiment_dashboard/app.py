@@ -2,7 +2,7 @@
 
 ``GET /`` → the HTML page (``?sentiment=``, ``?source=``, ``?page=`` filter and page its item list);
 ``GET /items.csv`` and ``GET /items.json`` → the filtered items as a download; ``GET /api/summary`` →
-the JSON summary (ARCHITECTURE.md "Dashboard"); ``/favicon.svg`` (and ``/favicon.ico``) → the icon;
+the JSON summary (README.md "Dashboard"); ``/favicon.svg`` (and ``/favicon.ico``) → the icon;
 ``HEAD`` of any. Anything else is refused (405) — nothing here writes. A query parameter the route does
 not take, or a bad value, is a 400 with one plain line saying which. Every response carries the strict
 Content-Security-Policy and a short shared-cache lifetime (``s-maxage``), so CloudFront answers most
