@@ -193,4 +193,3 @@ class S3ObjectStore:
         except ClientError as exc:
             if aws.error_code(exc) not in ("404", "NoSuchKey", "NoSuchVersion"):
                 raise
-
