@@ -418,3 +418,12 @@ def test_items_per_day_of_publication_and_what_falls_outside() -> None:
         "1 without a publication date (positive 0, neutral 0, negative 1)"
     )
     assert "1 published before these days" in _text(html.split('id="days-chart"')[1].split("</figure>")[0])
+
+
+def test_the_page_says_its_age_hosted_and_the_local_server_does_not_cache() -> None:
+    hosted = app.respond("GET", "/", _summary)
+    assert hosted.headers["Cache-Control"] == "public, max-age=30, s-maxage=30"
+    assert "read 2026-11-29 12:00:05 UTC, at most 30 s before this page was served" in hosted.body.decode()
+    local = app.respond("GET", "/", _summary, cache_ttl=0)
+    assert local.headers["Cache-Control"] == "no-store"  # a run made while the page is open shows on its next load
+    assert "before this page was served" not in local.body.decode()

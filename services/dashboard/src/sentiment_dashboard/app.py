@@ -80,7 +80,7 @@ def _csv_line(cells: Iterable[Any]) -> str:
     return out.getvalue()
 
 
-def _download(route: str, items: list[dict[str, Any]], flt: ItemFilter, truncated: bool) -> Response:
+def _download(route: str, items: list[dict[str, Any]], flt: ItemFilter, truncated: bool, ttl: int) -> Response:
     """The items as CSV or JSON, newest first, cut at :data:`DOWNLOAD_MAX_BYTES` (the Lambda answers through a
     buffered function URL: at most 6 MB, base64 included); a cut download says so in ``X-Items-Truncated``
     (and, as JSON, in ``truncated``)."""
@@ -117,7 +117,7 @@ def _download(route: str, items: list[dict[str, Any]], flt: ItemFilter, truncate
     extra = {"Content-Disposition": f'attachment; filename="{safe}.{route.rsplit(".", 1)[1]}"'}
     if truncated:
         extra["X-Items-Truncated"] = f"{kept} items: the newest that fit the download's limit"
-    return _response(200, body, kind, cache=CACHE_TTL_S, **extra)
+    return _response(200, body, kind, cache=ttl, **extra)
 
 
 def respond(
@@ -129,8 +129,10 @@ def respond(
     load_items: ItemsLoader | None = None,
     title: str = "Sentiment analyzer",
     empty_hint: str | None = None,
+    cache_ttl: int = CACHE_TTL_S,
 ) -> Response:
-    """The response to one request; the loaders read the table (called only for a known route and a valid query)."""
+    """The response to one request (``cache_ttl`` 0: not cached, for the local server, whose data changes
+    with each run); the loaders read the table (called only for a known route and a valid query)."""
     route = "/" + path.strip("/")
     if route not in ROUTES:
         return _error(404, f"not found: {route[:200]}")
@@ -139,7 +141,13 @@ def respond(
         response.headers["Allow"] = "GET, HEAD"
         return response
     response = _get(
-        route, query=query, load_summary=load_summary, load_items=load_items, title=title, empty_hint=empty_hint
+        route,
+        query=query,
+        load_summary=load_summary,
+        load_items=load_items,
+        title=title,
+        empty_hint=empty_hint,
+        cache_ttl=cache_ttl,
     )
     if method == "HEAD":
         return Response(status=response.status, body=b"", headers=response.headers)
@@ -154,6 +162,7 @@ def _get(  # noqa: PLR0911 - one return per route and per refusal reads plainest
     load_items: ItemsLoader | None,
     title: str,
     empty_hint: str | None,
+    cache_ttl: int,
 ) -> Response:
     if route in ("/favicon.svg", "/favicon.ico"):
         return _response(200, FAVICON_SVG, "image/svg+xml", cache=ICON_TTL_S)
@@ -170,15 +179,15 @@ def _get(  # noqa: PLR0911 - one return per route and per refusal reads plainest
             if load_items is None:
                 return _error(404, "item downloads are not available here")
             listed = load_items(ItemFilter(flt.sentiment, flt.source), 0, DOWNLOAD_LIMIT)
-            return _download(route, [i.as_dict() for i in listed.items], flt, listed.truncated)
+            return _download(route, [i.as_dict() for i in listed.items], flt, listed.truncated, cache_ttl)
         summary = load_summary()
         if route == "/api/summary":
-            return _response(200, json.dumps(summary, ensure_ascii=False) + "\n", "application/json", cache=CACHE_TTL_S)
+            return _response(200, json.dumps(summary, ensure_ascii=False) + "\n", "application/json", cache=cache_ttl)
         items = None  # the first, unfiltered page is the summary's recent items (read with it)
         if load_items is not None and (flt.active or flt.page > 1):
             items = load_items(flt, (flt.page - 1) * PER_PAGE, PER_PAGE)
     except Exception:
         log.exception("reading the summary failed")
         return _error(503, "the summary could not be read; try again shortly")
-    html = page(summary, title=title, items=items, empty_hint=empty_hint)
-    return _response(200, html, "text/html; charset=utf-8", cache=CACHE_TTL_S)
+    html = page(summary, title=title, items=items, empty_hint=empty_hint, cache_ttl=cache_ttl)
+    return _response(200, html, "text/html; charset=utf-8", cache=cache_ttl)

@@ -481,6 +481,7 @@ def page(
     title: str = "Sentiment analyzer",
     items: ItemsPage | None = None,
     empty_hint: str | None = None,
+    cache_ttl: int = 30,
 ) -> str:
     """The whole HTML document for a ``GET /api/summary`` body (and one page of items)."""
     analyzed = int(summary["analyzed"])
@@ -531,6 +532,7 @@ def page(
         empty = f'<section id="empty"><h2>Welcome</h2>{command}</section>'
         content = ""
     generated = when(summary.get("generated_at"), seconds=True)
+    age = f", at most {cache_ttl} s before this page was served" if cache_ttl else ""
     return (
         "<!doctype html>\n"
         '<html lang="en"><head><meta charset="utf-8">'
@@ -538,7 +540,7 @@ def page(
         f'<title>{esc(title)}</title><link rel="icon" href="favicon.svg" type="image/svg+xml">'
         f"<style>{STYLE}</style></head><body>{_PATTERNS}"
         f'<header><h1>{esc(title)}</h1><p>Data as of <span id="data-as-of">{esc(as_of)}</span> (the last '
-        f"analysis) · read {esc(generated)}, at most 30 s before this page was served · model "
+        f"analysis) · read {esc(generated)}{age} · model "
         f'<span id="model-version">{esc(model)}</span> · <a href="api/summary">JSON</a></p></header><main>'
         f"{empty}"
         f'<section class="counts" aria-label="Counts"><dl class="cards">{card_html}</dl></section>'

@@ -11,7 +11,7 @@ from socketserver import ThreadingMixIn
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from sentiment_dashboard.app import SummaryLoader, respond
+from sentiment_dashboard.app import CACHE_TTL_S, SummaryLoader, respond
 from sentiment_dashboard.items import ItemsLoader
 
 log = logging.getLogger(__name__)
@@ -29,7 +29,10 @@ class _QuietHandler(WSGIRequestHandler):
 
 
 def wsgi_app(
-    load_summary: SummaryLoader, load_items: ItemsLoader | None = None, empty_hint: str | None = None
+    load_summary: SummaryLoader,
+    load_items: ItemsLoader | None = None,
+    empty_hint: str | None = None,
+    cache_ttl: int = CACHE_TTL_S,
 ) -> Callable[..., Iterable[bytes]]:
     def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         # PEP 3333: PATH_INFO arrives as latin-1-decoded bytes; the query string is passed on undecoded
@@ -40,6 +43,7 @@ def wsgi_app(
             query=str(environ.get("QUERY_STRING", "")).encode("latin-1", "replace").decode("utf-8", "replace"),
             load_items=load_items,
             empty_hint=empty_hint,
+            cache_ttl=cache_ttl,
         )
         status = f"{response.status} {_REASONS.get(response.status, 'Error')}"
         headers = [*response.headers.items(), ("Content-Length", str(len(response.body)))]
@@ -56,7 +60,9 @@ def make(
     *,
     load_items: ItemsLoader | None = None,
     empty_hint: str | None = None,
+    cache_ttl: int = CACHE_TTL_S,
 ) -> WSGIServer:
-    """A server bound to ``host:port`` (port 0: any free port; read ``server.server_port``)."""
-    app = wsgi_app(load_summary, load_items, empty_hint)
+    """A server bound to ``host:port`` (port 0: any free port; read ``server.server_port``); ``cache_ttl`` 0
+    answers ``no-store`` (the local dashboard: a run made while the page is open shows on its next load)."""
+    app = wsgi_app(load_summary, load_items, empty_hint, cache_ttl)
     return make_server(host, port, app, server_class=_Server, handler_class=_QuietHandler)

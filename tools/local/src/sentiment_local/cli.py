@@ -223,7 +223,7 @@ def _dashboard(args: argparse.Namespace) -> int:
     hint = LOCAL_EMPTY_HINT + (f" --state-dir {shlex.quote(str(state_dir))}" if args.state_dir else "")
     with local_state(state_dir) as state:
         try:
-            server = make(state.summary, args.port, load_items=state.items, empty_hint=hint)
+            server = make(state.summary, args.port, load_items=state.items, empty_hint=hint, cache_ttl=0)
         except OSError as exc:
             raise DashboardError(f"cannot listen on 127.0.0.1:{args.port}: {exc.strerror or exc}") from None
         with server:
