@@ -26,7 +26,8 @@ def test_cost_scales_measured_gb_seconds_and_requests_to_1000_items() -> None:
     gb_s = (10.0 * 2 + 1.0 * 0.5) * 10  # scaled by 1000 / 100
     assert cost.lambda_compute == pytest.approx(gb_s * PRICES["lambda_gb_second"])
     assert cost.lambda_requests == pytest.approx(110 * PRICES["lambda_request"])
-    assert cost.dynamodb == pytest.approx(1000 * 10 * PRICES["dynamodb_write_unit"])
+    # batches of 10 (100 items, 10 invocations): 1 put + 2 x (10 items + 3 counters) / 10 + 3 index writes
+    assert cost.dynamodb == pytest.approx(1000 * 6.6 * PRICES["dynamodb_write_unit"])
     assert cost.total == pytest.approx(cost.lambda_compute + cost.lambda_requests + cost.sqs + cost.sns + cost.dynamodb)
     assert cost.as_dict()["analysis_ms_per_item"] == 100.0
 
@@ -63,3 +64,23 @@ def test_snap_start_charges_follow_lambdas_published_prices() -> None:
     assert snap_start_cache_usd(2048, 600) == snap_start_cache_usd(2048, 3 * 3600)
     # 1,000 cold starts (restores) of a 2 GB function ~ $0.28
     assert snap_start_restore_usd(2048, 1000) == pytest.approx(0.2796, abs=0.0001)
+
+
+def test_write_units_per_item_come_from_the_write_path_and_shrink_with_the_batch() -> None:
+    from sentiment_shared.costs import WRITE_UNITS_PER_ITEM, write_units_per_item
+
+    assert pytest.approx(6.6) == WRITE_UNITS_PER_ITEM
+    assert write_units_per_item(1) == pytest.approx(1 + 2 * 4 + 3)  # a batch of one: the old per-record shape
+    assert write_units_per_item(5) < write_units_per_item(2) < write_units_per_item(1)
+
+
+def test_the_warm_time_is_split_into_compute_and_table_round_trips() -> None:
+    measured = Measured(
+        items=100, analysis_seconds=6.0, analysis_invocations=10, analysis_memory_mb=2048, analysis_store_seconds=1.5
+    )
+    cost = cost_per_1000(measured)
+    assert cost is not None
+    data = cost.as_dict()
+    assert (data["analysis_compute_ms_per_item"], data["analysis_store_ms_per_item"]) == (45.0, 15.0)
+    assert data["analysis_dominated_by"] == "compute (inference)"
+    assert "45 ms compute, 15 ms table round trips: compute (inference) dominates" in data["basis"]

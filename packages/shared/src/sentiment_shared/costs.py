@@ -33,8 +33,9 @@ What one item costs in requests (from the code, not guessed):
 * queue: the event source mapping's ``ReceiveMessage`` (a share: up to 10 messages per call) and one
   ``DeleteMessage`` share (``DeleteMessageBatch``: 10 per call) — Lambda's own polling is billed as
   SQS requests too, empty receives included (ignored here: they depend on idle time, not items);
-* analysis: one ``TransactWriteItems`` of 4 items ≤ 1 KB each (the item and 3 counters), 2 WRU per
-  item in a transaction = 8 WRU, plus the recent-items index write (1 WRU);
+* analysis: one ``TransactWriteItems`` per batch: each item's update and the batch's counter deltas
+  (total, day, source), 2 WRU per action, shared by the batch's items; plus the index writes
+  (:func:`write_units_per_item`: 6.6 WRU per item at batches of 10, the measured batch size locally);
 * Lambda: measured milliseconds x configured memory, plus one request per batch.
 
 Cold starts are kept apart from the per-item time: a run of a few dozen items on a fresh container is
@@ -50,7 +51,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sentiment_shared.stack import DEFAULT_INGESTION_MEMORY_MB
+from sentiment_shared import counters
+from sentiment_shared.stack import DEFAULT_INGESTION_MEMORY_MB, DEFAULT_QUEUE
 
 PRICES_REGION = "us-east-1"
 PRICES_DATE = "2026-11-29"
@@ -69,8 +71,30 @@ PRICES: dict[str, float] = {
 SNAP_START_MINIMUM_CACHE_S = 3 * 3600
 """The cache charge of a published version covers at least 3 hours."""
 
-WRITE_UNITS_PER_ITEM = 1 + 2 * 4 + 1
-"""Ingestion's put (1) + the analysis transaction (4 items x 2) + the recent-items index write (1)."""
+INGEST_PUT_UNITS = 1
+"""Ingestion's conditional ``PutItem`` of an item up to 1 KB."""
+TRANSACTION_UNITS_PER_ACTION = 2
+"""A transactional write costs 2 write units per action (per KB of its item)."""
+INDEX_WRITES_PER_ITEM = 3
+"""Index writes, billed as write units too: the pending index takes the item at ingestion and drops it at
+analysis, the recent index takes it at analysis."""
+
+
+def write_units_per_item(batch_size: float = DEFAULT_QUEUE.batch_size) -> float:
+    """DynamoDB write units per item (each up to 1 KB), from the write path's own shape.
+
+    Ingestion's put, plus the analysis's one transaction per batch — its item updates and the counter
+    deltas :func:`sentiment_shared.counters.counter_deltas` builds for a batch of one day and one source —
+    shared by the batch's items, plus the index writes."""
+    per_batch = max(batch_size, 1.0)
+    counted = [counters.Counted("positive", "2026-01-01", "feed")] * max(round(per_batch), 1)
+    counter_actions = len(counters.counter_deltas("items", counted, 0))
+    transaction = TRANSACTION_UNITS_PER_ACTION * (1 + counter_actions / per_batch)
+    return INGEST_PUT_UNITS + transaction + INDEX_WRITES_PER_ITEM
+
+
+WRITE_UNITS_PER_ITEM = write_units_per_item()
+"""At the stack's batch size (10): 1 + 2 x (10 + 3) / 10 + 3 = 6.6 (the per-record transaction before: 12)."""
 SQS_REQUESTS_PER_ITEM = 2 / 10
 """One receive and one batched delete per batch of up to 10 (the stack's batch size)."""
 SNS_REQUESTS_PER_ITEM = 1.0
@@ -90,10 +114,18 @@ class Measured:
     analysis_cold_start_seconds: float = 0.0
     """The part of ``analysis_seconds`` spent on cold starts (imports, model download, verify, load)."""
     analysis_cold_starts: int = 0
+    analysis_store_seconds: float = 0.0
+    """The part of ``analysis_seconds`` spent waiting on the items table (round trips; locally, to the
+    emulator): the rest of the warm time is the handler's own compute, inference above all."""
 
     @property
     def warm_analysis_seconds(self) -> float:
         return max(self.analysis_seconds - self.analysis_cold_start_seconds, 0.0)
+
+    @property
+    def batch_size(self) -> float:
+        """Records per analysis invocation (the stack's batch size when nothing says otherwise)."""
+        return self.items / self.analysis_invocations if self.analysis_invocations else DEFAULT_QUEUE.batch_size
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,19 +159,42 @@ class CostPer1000:
             "cold_starts_measured": self.basis.analysis_cold_starts,
             "cold_start_s": round(self.basis.analysis_cold_start_seconds / max(self.basis.analysis_cold_starts, 1), 3),
             "cold_start_usd": round(self.cold_start_usd, 6),
+            **self.split(),
+            "write_units_per_item": round(write_units_per_item(self.basis.batch_size), 2),
             "basis": self.basis_text(),
             "prices": f"AWS list prices, {PRICES_REGION}, {PRICES_DATE}",
+        }
+
+    def split(self) -> dict[str, Any]:
+        """The warm analysis time per item, split: the handler's compute (inference) and the items table's
+        round trips (locally: to the emulator), and which dominates; empty when the round trips were not timed."""
+        b = self.basis
+        if b.analysis_store_seconds <= 0:
+            return {}
+        store = min(b.analysis_store_seconds, b.warm_analysis_seconds)
+        compute = b.warm_analysis_seconds - store
+        return {
+            "analysis_compute_ms_per_item": round(1000 * compute / max(b.items, 1), 2),
+            "analysis_store_ms_per_item": round(1000 * store / max(b.items, 1), 2),
+            "analysis_dominated_by": "compute (inference)" if compute >= store else "table round trips",
         }
 
     def basis_text(self) -> str:
         """What the figure is made of, in one line (shown next to it)."""
         b = self.basis
         per_item = 1000 * b.warm_analysis_seconds / max(b.items, 1)
+        split = self.split()
+        parts = (
+            f" ({split['analysis_compute_ms_per_item']:.0f} ms compute, {split['analysis_store_ms_per_item']:.0f} ms"
+            f" table round trips: {split['analysis_dominated_by']} dominates)"
+            if split
+            else ""
+        )
         if not b.analysis_cold_starts:
-            return f"{per_item:.0f} ms of analysis per item at {b.analysis_memory_mb} MB, over {b.items} items"
+            return f"{per_item:.0f} ms of analysis per item{parts} at {b.analysis_memory_mb} MB, over {b.items} items"
         each = b.analysis_cold_start_seconds / b.analysis_cold_starts
         return (
-            f"warm: {per_item:.0f} ms of analysis per item at {b.analysis_memory_mb} MB over {b.items} items; "
+            f"warm: {per_item:.0f} ms of analysis per item{parts} at {b.analysis_memory_mb} MB over {b.items} items; "
             f"cold starts excluded: {b.analysis_cold_starts} x {each:.1f} s, ${self.cold_start_usd:.5f} each"
         )
 
@@ -159,7 +214,7 @@ def cost_per_1000(measured: Measured) -> CostPer1000 | None:
         lambda_requests=invocations * PRICES["lambda_request"] * scale,
         sqs=1000 * SQS_REQUESTS_PER_ITEM * PRICES["sqs_request"],
         sns=1000 * SNS_REQUESTS_PER_ITEM * PRICES["sns_publish_request"],
-        dynamodb=1000 * WRITE_UNITS_PER_ITEM * PRICES["dynamodb_write_unit"],
+        dynamodb=1000 * write_units_per_item(measured.batch_size) * PRICES["dynamodb_write_unit"],
         basis=measured,
         cold_start_usd=(
             measured.analysis_cold_start_seconds

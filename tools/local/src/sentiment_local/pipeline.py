@@ -13,12 +13,13 @@ from __future__ import annotations
 import contextlib
 import json
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from sentiment_local.dashboard import save_last_run
 from sentiment_local.emulator import LOCAL_REGION, aws_environment, embedded_moto, scoped_environ
@@ -136,6 +137,7 @@ class RunReport:
             ingestion_memory_mb=DEFAULT_INGESTION_MEMORY_MB,
             analysis_cold_start_seconds=cold,
             analysis_cold_starts=1 if cold > 0 else 0,
+            analysis_store_seconds=self.timings.get("analyze_store", 0.0),
         )
         cost = cost_per_1000(measured)
         return None if cost is None else cost.as_dict()
@@ -344,6 +346,31 @@ def run(
     return report
 
 
+@contextlib.contextmanager
+def _timed_calls(service: Literal["dynamodb"]) -> Iterator[Callable[[], float]]:
+    """Seconds the block's calls on the cached ``service`` client (the handlers' own) spent waiting for answers."""
+    client = aws.client(service)
+    started = threading.local()
+    total = [0.0]
+
+    def before(**_: Any) -> None:
+        started.at = time.perf_counter()
+
+    def after(**_: Any) -> None:
+        if getattr(started, "at", None) is not None:
+            total[0] += time.perf_counter() - started.at
+            started.at = None
+
+    events = client.meta.events
+    events.register(f"before-call.{service}", before)
+    events.register(f"after-call.{service}", after)
+    try:
+        yield lambda: total[0]
+    finally:
+        events.unregister(f"before-call.{service}", before)
+        events.unregister(f"after-call.{service}", after)
+
+
 def _run_functions(
     quiet: bool,
     options: RunOptions,
@@ -400,8 +427,10 @@ def _run_functions(
             function_timeout_s=DEFAULT_ANALYSIS_FUNCTION.timeout_s,
             on_batch=on_batch,
         )
-        drain = esm.drain(timeout_s=options.drain_timeout_s)
+        with _timed_calls("dynamodb") as store_seconds:
+            drain = esm.drain(timeout_s=options.drain_timeout_s)
         timings["analyze"] = time.perf_counter() - t
+        timings["analyze_store"] = store_seconds()
         cold_start = _cold_start_breakdown()
 
     items = _items_of_run(stack.items_table, run_started)
