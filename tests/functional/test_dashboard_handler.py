@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import base64
+import csv
+import io
 import json
+import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -92,4 +95,61 @@ def test_no_metrics_no_cost(moto_aws: None) -> None:
             metrics_namespace="SentimentAnalyzer",
         )
         is None
+    )
+
+
+def test_the_handler_filters_pages_and_downloads_the_tables_items(
+    stack: StackResources, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given 15 analysed items from two feeds (written as the analysis writes them), each with a link
+    table = DynamoItemsTable(stack.items_table)
+    feeds = {"a": "https://www.kettles.example/feed.xml?utm_source=x", "b": "/srv/feeds/chairs.xml"}
+    expected: dict[tuple[str, str], set[str]] = {}
+    for n in range(15):
+        feed, sentiment = "ab"[n % 2], ("positive", "negative", "neutral")[n % 3]
+        item_id = f"f{n:02d}"
+        table.create(
+            Item(item_id=item_id, text=f"text {n}", source=feeds[feed], url=f"https://example.com/{n}", title=f"T{n}")
+        )
+        result = SentimentResult(sentiment=sentiment, score=0.8, label="X", model_version="m@1")  # type: ignore[arg-type]
+        table.set_sentiment(item_id, result, source=feeds[feed])
+        expected.setdefault((feed, sentiment), set()).add(item_id)
+    monkeypatch.setenv("ITEMS_TABLE", stack.items_table)
+    monkeypatch.delenv("ANALYSIS_FUNCTION_NAME", raising=False)
+    handler = build_handler()
+
+    def get(path: str, query: str = "") -> tuple[int, str]:
+        out = handler({**_event(path), "rawQueryString": query}, None)
+        return int(out["statusCode"]), base64.b64decode(out["body"]).decode()
+
+    def shown(html: str) -> set[str]:
+        return set(re.findall(r'<li data-item="([^"]+)"', html))
+
+    # When the page is read unfiltered, then 12 of 15 with their links, and a next page with the other 3
+    status, first = get("/")
+    assert status == 200
+    assert len(shown(first)) == 12
+    assert '<a class="original" href="https://example.com/14"' in first
+    assert 'rel="next"' in first
+    status, second = get("/", "page=2")
+    assert shown(first) | shown(second) == {f"f{n:02d}" for n in range(15)}
+    # Filtered by sentiment, by short source name, and both: exactly the matching items, page and download
+    every = {k for ids in expected.values() for k in ids}
+    cases = {
+        "sentiment=negative": {i for (_, s), ids in expected.items() if s == "negative" for i in ids},
+        "source=kettles.example": {i for (f, _), ids in expected.items() if f == "a" for i in ids},
+        "source=chairs.xml&sentiment=positive": expected[("b", "positive")],
+    }
+    for query, ids in cases.items():
+        assert ids < every  # a real filter: some, not all (a proper subset)
+        assert ids
+        assert shown(get("/", query)[1]) == ids, query
+        status, body = get("/items.csv", query)
+        assert status == 200
+        assert {r["item_id"] for r in csv.DictReader(io.StringIO(body))} == ids, query
+        assert {i["item_id"] for i in json.loads(get("/items.json", query)[1])["items"]} == ids, query
+    # A bad parameter is a 400 through the function URL too
+    assert get("/", "sentiment=great") == (
+        400,
+        "Bad request: sentiment must be one of positive, negative, neutral, not 'great'\n",
     )
