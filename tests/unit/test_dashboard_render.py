@@ -427,3 +427,11 @@ def test_the_page_says_its_age_hosted_and_the_local_server_does_not_cache() -> N
     local = app.respond("GET", "/", _summary, cache_ttl=0)
     assert local.headers["Cache-Control"] == "no-store"  # a run made while the page is open shows on its next load
     assert "before this page was served" not in local.body.decode()
+
+
+def test_items_stored_but_none_analysed_say_so_instead_of_empty_charts() -> None:
+    waiting = _summary(total=3, analyzed=0, pending=3, positive=0, negative=0, neutral=0, recent=[], sources=[])
+    html = render.page(waiting)
+    assert "Nothing analysed yet: 3 items stored and waiting." in html
+    assert "<svg role" not in html  # no "0" axis, no grey bar
+    assert 'id="positive-share"' not in html  # no "positive · -"

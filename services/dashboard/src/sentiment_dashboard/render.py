@@ -522,6 +522,13 @@ def page(
             f"<section><h2>Recent items</h2>{_items(listed, [s['name'] for s in sources])}</section>"
         )
         empty = ""
+        if not analyzed:  # stored, none analysed yet: say so instead of empty charts
+            waiting = int(summary["pending"])
+            empty = (
+                f'<section id="waiting"><h2>Waiting for the analysis</h2><p>Nothing analysed yet: {num(waiting)} '
+                f"item{'s' if waiting != 1 else ''} stored and waiting. The charts appear once the analysis has "
+                "scored them.</p></section>"
+            )
     else:
         hint = empty_hint or HOSTED_EMPTY_HINT
         command = (
