@@ -60,11 +60,43 @@ def test_feeds_are_a_json_list(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ITEMS_TABLE", "t")
     monkeypatch.setenv("TOPIC_ARN", "arn:aws:sns:eu-west-1:123456789012:items")
     monkeypatch.setenv("FEEDS", json.dumps(["https://example.com/a.xml", "https://example.com/b.xml"]))
-    assert ingestion_settings().feeds == ["https://example.com/a.xml", "https://example.com/b.xml"]
+    assert ingestion_settings().feeds == ("https://example.com/a.xml", "https://example.com/b.xml")
     reset_settings_cache()
     monkeypatch.setenv("FEEDS", "https://example.com/not-json")
     with pytest.raises(ValidationError, match="JSON list"):
         ingestion_settings()
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ('["https://a.example/feed", "/srv/local.xml"]', ("https://a.example/feed", "/srv/local.xml")),
+        ("  ", ()),
+        ("not json", "feeds: must be a JSON list of feed URLs (Expecting value)"),
+        ('{"url": "https://a.example/feed"}', "feeds: must be a JSON list of feed URLs (strings)"),
+        ("[1]", "feeds: must be a JSON list of feed URLs (strings)"),
+    ],
+)
+def test_feed_urls_are_one_type_with_one_parse_and_one_way_to_say_what_is_wrong(
+    value: str, expected: tuple[str, ...] | str
+) -> None:
+    # Given the FeedUrls type both the function's settings and the stack config use
+    from pydantic import BaseModel
+
+    from sentiment_shared.schemas import FeedUrls, error_messages, feed_urls_json
+
+    class Holder(BaseModel):
+        feeds: FeedUrls = ()
+
+    # When a value is parsed
+    try:
+        parsed: tuple[str, ...] | str = Holder.model_validate({"feeds": value}).feeds
+    except ValidationError as exc:
+        (parsed,) = error_messages(exc)
+    # Then it is the tuple of URLs (written back by feed_urls_json as the same JSON list), or one plain message
+    assert parsed == expected
+    if isinstance(parsed, tuple):
+        assert Holder.model_validate({"feeds": feed_urls_json(parsed)}).feeds == parsed
 
 
 def test_topic_message_round_trip_and_version_bound() -> None:

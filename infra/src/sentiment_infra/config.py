@@ -8,15 +8,15 @@ surfacing later as an AWS API error. ``docs/DEPLOY.md`` documents every key.
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
-from typing import Any, Literal, Self, get_args
+from typing import Annotated, Any, Literal, Self, get_args
 
 import pulumi
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
+from sentiment_shared.schemas import FeedUrls, error_messages
 from sentiment_shared.stack import (
     DEFAULT_ANALYSIS_FUNCTION,
     DEFAULT_DASHBOARD_MEMORY_MB,
@@ -71,6 +71,15 @@ _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _FEED_URL = re.compile(r"^https?://[^\s/$.?#][^\s]*$")
 
 
+def _polled_feeds(urls: tuple[str, ...]) -> tuple[str, ...]:
+    """What the deployed function can poll: http(s) URLs, each once (the local pipeline also reads files)."""
+    if bad := [url for url in urls if not _FEED_URL.match(url)]:
+        raise ValueError(f"feed URLs must be http(s) URLs, got {bad!r}")
+    if len(set(urls)) != len(urls):
+        raise ValueError("feed URLs must be unique")
+    return urls
+
+
 class ConfigError(pulumi.RunError):
     """Invalid stack configuration; Pulumi prints the message without a Python traceback."""
 
@@ -117,7 +126,7 @@ class StackConfig(BaseModel):
     """SNS envelope (the local pipeline's default too); the analysis reads both shapes."""
 
     # ---------------------------------------------------------------- ingestion
-    feeds: tuple[str, ...] = ()
+    feeds: Annotated[FeedUrls, AfterValidator(_polled_feeds)] = ()
     ingestion_schedule: str = "rate(15 minutes)"
     ingestion_memory_mb: int = Field(default=DEFAULT_INGESTION_MEMORY_MB, ge=128, le=10240)
     ingestion_timeout_s: int = Field(default=60, ge=3, le=900)
@@ -138,28 +147,6 @@ class StackConfig(BaseModel):
     tracing: bool = True
     deletion_protection: bool = True
     image_keep_count: int = Field(default=10, ge=1, le=1000)
-
-    @field_validator("feeds", mode="before")
-    @classmethod
-    def _parse_feeds(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            try:
-                value = json.loads(value)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"must be a YAML/JSON list of feed URLs ({exc.msg})") from exc
-        if not isinstance(value, list | tuple):
-            raise ValueError("must be a list of feed URLs")
-        return value
-
-    @field_validator("feeds")
-    @classmethod
-    def _check_feeds(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        bad = [url for url in value if not _FEED_URL.match(url)]
-        if bad:
-            raise ValueError(f"feed URLs must be http(s) URLs, got {bad!r}")
-        if len(set(value)) != len(value):
-            raise ValueError("feed URLs must be unique")
-        return value
 
     @field_validator("ingestion_schedule")
     @classmethod
@@ -291,11 +278,7 @@ def parse_stack_config(values: dict[str, Any]) -> StackConfig:
     try:
         return StackConfig.model_validate(values)
     except ValidationError as exc:
-        problems = []
-        for error in exc.errors():
-            where = ".".join(str(part) for part in error["loc"]) or "config"
-            message = error["msg"].removeprefix("Value error, ")
-            problems.append(f"  - {where}: {message}")
+        problems = [f"  - {message}" for message in error_messages(exc, whole="config")]
         raise ConfigError("invalid stack configuration:\n" + "\n".join(problems)) from None
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -13,6 +12,7 @@ from sentiment_infra import iam
 from sentiment_infra.config import Deployment
 from sentiment_infra.function_parts import lambda_function, zip_code
 from sentiment_infra.packaging import INGESTION_HANDLER, ZipBuild
+from sentiment_shared.schemas import feed_urls_json
 from sentiment_shared.settings import IngestionSettings, environment
 from sentiment_shared.stack import INGESTION_SERVICE
 
@@ -73,7 +73,7 @@ class IngestionFunction(pulumi.ComponentResource):
                 IngestionSettings,
                 items_table=args.table.name,
                 topic_arn=args.topic_arn,
-                feeds=json.dumps(list(config.feeds)),
+                feeds=feed_urls_json(config.feeds),
             ),
             memory_mb=config.ingestion_memory_mb,
             timeout_s=config.ingestion_timeout_s,

@@ -6,13 +6,15 @@ These models are the wire contract between ingestion, the topic/queue and analys
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import json
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, Self, get_args
 
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     PlainValidator,
@@ -43,6 +45,31 @@ Utf8Str = Annotated[str, AfterValidator(_encodable)]
 """A string every UTF-8 encoder takes (no lone surrogates)."""
 
 ItemId = Annotated[str, StringConstraints(min_length=1, max_length=256), AfterValidator(_encodable)]
+
+
+def _feed_list(value: Any) -> Any:
+    # Pulumi config and the FEEDS variable both carry the list as JSON text; an empty variable is no feeds.
+    if isinstance(value, str):
+        if not value.strip():
+            return ()
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"must be a JSON list of feed URLs ({exc.msg})") from exc
+    if not isinstance(value, list | tuple) or not all(isinstance(url, str) for url in value):
+        raise ValueError("must be a JSON list of feed URLs (strings)")
+    return tuple(value)
+
+
+FeedUrls = Annotated[tuple[str, ...], BeforeValidator(_feed_list)]
+"""The feeds the ingestion function polls: parsed here once, from the stack's ``feeds`` config and from the
+function's ``FEEDS`` variable (a JSON list, written by :func:`feed_urls_json`)."""
+
+
+def feed_urls_json(urls: Sequence[str]) -> str:
+    """``urls`` as the ``FEEDS`` value :data:`FeedUrls` reads back."""
+    return json.dumps(list(urls))
+
 
 MAX_TEXTS_PER_INVOKE = 4096
 """Texts per direct invoke of the analysis function (Lambda's 6 MB payload limit bounds it too)."""
@@ -206,11 +233,25 @@ class DirectResponse(BaseModel):
     metrics: dict[str, Any] = Field(default_factory=dict)
 
 
-def describe_errors(exc: ValidationError, most: int = 3) -> str:
-    """Pydantic's errors as ``texts[1]: Input should be a valid string; ...``: each names its field."""
-    problems = []
+def error_messages(
+    exc: ValidationError, *, most: int | None = None, skip: int = 0, whole: str = "payload"
+) -> list[str]:
+    """Pydantic's errors as ``texts[1]: Input should be a valid string``, each naming its field.
+
+    The one place a validation error becomes words (requests, responses, settings, queue messages, stack
+    config). ``skip`` leaves out the first parts of each location (a union's tag, an envelope); an error
+    about the whole value names ``whole``.
+    """
+    messages = []
     for error in exc.errors()[:most]:
-        where = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in error["loc"]).lstrip(".")
-        problems.append(f"{where or 'payload'}: {error['msg'].removeprefix('Value error, ')}")
+        loc = error["loc"][skip:]
+        where = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in loc).lstrip(".")
+        messages.append(f"{where or whole}: {error['msg'].removeprefix('Value error, ')}")
+    return messages
+
+
+def describe_errors(exc: ValidationError, most: int = 3) -> str:
+    """:func:`error_messages` on one line: ``texts[1]: Input should be a valid string; ... (and 2 more)``."""
+    problems = error_messages(exc, most=most)
     more = exc.error_count() - len(problems)
     return "; ".join(problems) + (f" (and {more} more)" if more > 0 else "")

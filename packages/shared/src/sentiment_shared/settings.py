@@ -8,13 +8,13 @@ process and :func:`reset_settings_cache` clears them (tests, the local pipeline)
 from __future__ import annotations
 
 import functools
-import json
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from sentiment_shared.schemas import FeedUrls
 from sentiment_shared.stack import (
     ANALYSIS_SERVICE,
     DEFAULT_ANALYSIS_FUNCTION,
@@ -63,28 +63,12 @@ class IngestionSettings(BaseSettings):
 
     items_table: str = Field(min_length=1)
     topic_arn: str = Field(pattern=r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}$")
-    feeds: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    feeds: Annotated[FeedUrls, NoDecode] = ()
     feed_timeout_s: float = Field(default=10.0, gt=0, le=120)
     feed_max_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)
     max_text_chars: int = Field(default=10_000, ge=100, le=100_000)
     republish_after_s: int = Field(default=300, ge=0)
     republish_limit: int = Field(default=100, ge=0, le=1000)
-
-    @field_validator("feeds", mode="before")
-    @classmethod
-    def _parse_feeds(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            stripped = value.strip()
-            if not stripped:
-                return []
-            try:
-                parsed = json.loads(stripped)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"FEEDS must be a JSON list of URLs: {exc}") from exc
-            if not isinstance(parsed, list) or not all(isinstance(u, str) for u in parsed):
-                raise ValueError("FEEDS must be a JSON list of URL strings")
-            return parsed
-        return value
 
 
 class DashboardSettings(BaseSettings):

@@ -39,6 +39,7 @@ from sentiment_shared.schemas import (
     DirectResult,
     SentimentResult,
     TopicMessage,
+    error_messages,
 )
 from sentiment_shared.settings import AnalysisSettings
 
@@ -259,16 +260,16 @@ def is_sqs_event(event: Any) -> bool:
 def _reason(exc: ValidationError) -> str:
     """One invalid body's first problem, naming where it is (the body, the SNS Message or a field)."""
     error = exc.errors()[0]
-    loc = [str(part) for part in error["loc"]]
-    where = "SNS Message" if loc[:2] == ["sns", "Message"] else "body"
-    fields = ".".join(loc[2:] if where == "SNS Message" else loc[1:])
+    in_sns = [str(part) for part in error["loc"][:2]] == ["sns", "Message"]
+    where = "SNS Message" if in_sns else "body"
+    envelope = 2 if in_sns else 1  # the union's tag (and the SNS Message) before the message's own fields
     if error["type"] == "json_invalid":
         return f"{where} is not JSON: {error['msg'].removeprefix('Invalid JSON: ')}"
     if error["type"] == "json_type":
         return f"{where} is not a string"
-    if error["type"] == "model_type" and not fields:
-        return f"{'SNS Message' if where == 'SNS Message' else 'message'} must be a JSON object"
-    return f"invalid message: {fields}: {error['msg']}"
+    if error["type"] == "model_type" and len(error["loc"]) == envelope:
+        return f"{'SNS Message' if in_sns else 'message'} must be a JSON object"
+    return f"invalid message: {error_messages(exc, most=1, skip=envelope, whole='')[0]}"
 
 
 def decode_message(body: Any) -> TopicMessage:
