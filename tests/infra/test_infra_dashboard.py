@@ -12,6 +12,7 @@ from test_infra_iam import grants
 from sentiment_infra.components.dashboard import CACHE_TTL_S
 from sentiment_infra.components.operations_dashboard import ANALYSIS_EMF_METRICS, INGESTION_EMF_METRICS
 from sentiment_infra.packaging import DASHBOARD_HANDLER
+from sentiment_shared.stack import Metric
 
 pytestmark = pytest.mark.infra
 
@@ -102,10 +103,17 @@ def test_a_config_switch_turns_the_hosted_dashboard_off() -> None:
 
 
 def _emitted_metric_names() -> set[str]:
-    names: set[str] = {"ColdStart"}  # Powertools' capture_cold_start_metric
+    names: set[str] = {Metric.COLD_START}  # Powertools' capture_cold_start_metric
     for handler in REPO_ROOT.glob("services/*/src/*/handler.py"):
-        names |= set(re.findall(r'"([A-Z][A-Za-z]+)"', handler.read_text()))
+        names |= {Metric[member] for member in re.findall(r"\bMetric\.([A-Z_]+)\b", handler.read_text())}
     return names
+
+
+def test_every_metric_name_is_emitted_by_a_handler_and_none_is_spelt_as_a_string() -> None:
+    # The names live in sentiment_shared.stack.Metric: a handler passing a literal name would bypass it
+    assert set(Metric) == _emitted_metric_names()
+    for handler in REPO_ROOT.glob("services/*/src/*/handler.py"):
+        assert not re.findall(r"add_metric\(name=\"", handler.read_text()), handler
 
 
 def test_operations_dashboard_shows_both_functions_queues_and_only_metrics_the_code_emits(program: ProgramRun) -> None:

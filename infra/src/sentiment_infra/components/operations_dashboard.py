@@ -1,8 +1,8 @@
 """The operators' CloudWatch dashboard: both functions, the queues, and the functions' own EMF metrics.
 
-The custom metric names are the ones the handlers emit through Powertools (``metrics.add_metric`` in
-``services/*/src/*/handler.py``; ``ColdStart`` from ``capture_cold_start_metric``), under the stack's
-namespace with Powertools' ``service`` dimension; tests/infra checks every name here against the code.
+The custom metrics are :class:`sentiment_shared.stack.Metric`, the names the handlers emit through Powertools
+(``metrics.add_metric`` in ``services/*/src/*/handler.py``; ``ColdStart`` from ``capture_cold_start_metric``),
+under the stack's namespace with Powertools' ``service`` dimension; tests/infra checks each is emitted.
 """
 
 from __future__ import annotations
@@ -14,18 +14,27 @@ import pulumi
 import pulumi_aws as aws
 
 from sentiment_infra.components.alarms import WatchedArgs
-from sentiment_shared.stack import ANALYSIS_SERVICE, INGESTION_SERVICE
-from sentiment_shared.stack import METRICS_NAMESPACE as POWERTOOLS_METRICS_NAMESPACE
+from sentiment_shared.stack import ANALYSIS_SERVICE, INGESTION_SERVICE, METRICS_NAMESPACE, Metric
 
-ANALYSIS_EMF_METRICS = {
-    "cold start breakdown (ms)": ("ModelDownloadMs", "ModelExtractMs", "ModelLoadMs"),
-    "inference (ms per batch)": ("InferenceMs",),
-    "items analyzed / failed": ("ItemsAnalyzed", "ItemsFailed"),
-    "cold starts, load failures, invalid requests": ("ColdStart", "ModelLoadFailures", "InvalidRequests"),
+ANALYSIS_EMF_METRICS: dict[str, tuple[Metric, ...]] = {
+    "cold start breakdown (ms)": (Metric.MODEL_DOWNLOAD_MS, Metric.MODEL_EXTRACT_MS, Metric.MODEL_LOAD_MS),
+    "inference (ms per batch)": (Metric.INFERENCE_MS,),
+    "items analyzed / failed": (Metric.ITEMS_ANALYZED, Metric.ITEMS_FAILED),
+    "cold starts, load failures, invalid requests": (
+        Metric.COLD_START,
+        Metric.MODEL_LOAD_FAILURES,
+        Metric.INVALID_REQUESTS,
+    ),
 }
-INGESTION_EMF_METRICS = {
-    "ingestion: items": ("ItemsStored", "ItemsDuplicate", "ItemsPublished", "ItemsFailed", "ItemsRepublished"),
-    "ingestion: feeds": ("FeedsFailed", "EventsRejected"),
+INGESTION_EMF_METRICS: dict[str, tuple[Metric, ...]] = {
+    "ingestion: items": (
+        Metric.ITEMS_STORED,
+        Metric.ITEMS_DUPLICATE,
+        Metric.ITEMS_PUBLISHED,
+        Metric.ITEMS_FAILED,
+        Metric.ITEMS_REPUBLISHED,
+    ),
+    "ingestion: feeds": (Metric.FEEDS_FAILED, Metric.EVENTS_REJECTED),
 }
 PERIOD_S = 300
 
@@ -87,18 +96,16 @@ def dashboard_body(region: str, *, analysis: str, ingestion: str, dashboard: str
     ]
     for title, names in ANALYSIS_EMF_METRICS.items():
         stat = "Average" if title.endswith("(ms)") or "(ms" in title else "Sum"
-        metrics = [[POWERTOOLS_METRICS_NAMESPACE, n, "service", ANALYSIS_SERVICE] for n in names]
-        if "ColdStart" in names:
+        metrics = [[METRICS_NAMESPACE, n, "service", ANALYSIS_SERVICE] for n in names]
+        if Metric.COLD_START in names:
             # Powertools emits ColdStart with the function's name as a second dimension.
             metrics = [
-                [POWERTOOLS_METRICS_NAMESPACE, "ColdStart", "function_name", analysis, "service", ANALYSIS_SERVICE],
-                *[m for m in metrics if m[1] != "ColdStart"],
+                [METRICS_NAMESPACE, Metric.COLD_START, "function_name", analysis, "service", ANALYSIS_SERVICE],
+                *[m for m in metrics if m[1] != Metric.COLD_START],
             ]
         widgets.append(_widget(f"analysis: {title}", metrics, region, stat=stat))
     for title, names in INGESTION_EMF_METRICS.items():
-        widgets.append(
-            _widget(title, [[POWERTOOLS_METRICS_NAMESPACE, n, "service", INGESTION_SERVICE] for n in names], region)
-        )
+        widgets.append(_widget(title, [[METRICS_NAMESPACE, n, "service", INGESTION_SERVICE] for n in names], region))
     for index, widget in enumerate(widgets):
         widget["x"] = (index % 2) * 12
         widget["y"] = (index // 2) * 6

@@ -7,6 +7,7 @@ on the emulator with the same settings. Nothing here imports Pulumi or boto3.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Literal
 
 # ------------------------------------------------------------------ model
@@ -27,6 +28,41 @@ calling them neutral lifts accuracy on the rest from 90.1 % to 92.0 % (int8: 5.8
 
 METRICS_NAMESPACE = "SentimentAnalyzer"
 """CloudWatch namespace of every function's EMF metrics (``POWERTOOLS_METRICS_NAMESPACE``)."""
+
+
+class Metric(StrEnum):
+    """The functions' EMF metric names under :data:`METRICS_NAMESPACE` (Powertools' ``service`` dimension).
+
+    Emitted by the handlers, read by the operators' CloudWatch dashboard and the dashboard's cost summary:
+    a name is written here once, never as a string at either end.
+    """
+
+    COLD_START = "ColdStart"
+    """Powertools' own (``capture_cold_start_metric``), with a ``function_name`` dimension as well."""
+    # analysis
+    MODEL_DOWNLOAD_MS = "ModelDownloadMs"
+    MODEL_EXTRACT_MS = "ModelExtractMs"
+    MODEL_LOAD_MS = "ModelLoadMs"
+    MODEL_LOAD_FAILURES = "ModelLoadFailures"
+    INVALID_REQUESTS = "InvalidRequests"
+    BATCH_SIZE = "BatchSize"
+    INFERENCE_MS = "InferenceMs"
+    ITEMS_ANALYZED = "ItemsAnalyzed"
+    # both
+    ITEMS_FAILED = "ItemsFailed"
+    # ingestion
+    ITEMS_RECEIVED = "ItemsReceived"
+    ITEMS_STORED = "ItemsStored"
+    ITEMS_DUPLICATE = "ItemsDuplicate"
+    ITEMS_SKIPPED = "ItemsSkipped"
+    ITEMS_TRUNCATED = "ItemsTruncated"
+    ITEMS_PUBLISHED = "ItemsPublished"
+    ITEMS_REPUBLISHED = "ItemsRepublished"
+    FEEDS_FAILED = "FeedsFailed"
+    FEED_FETCH_MS = "FeedFetchMs"
+    EVENTS_REJECTED = "EventsRejected"
+
+
 ANALYSIS_SERVICE = "sentiment-analysis"
 INGESTION_SERVICE = "sentiment-ingestion"
 DASHBOARD_SERVICE = "sentiment-dashboard"

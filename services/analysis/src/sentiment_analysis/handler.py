@@ -8,32 +8,21 @@ the before-snapshot / after-restore hooks of :mod:`.snapstart` are registered he
 
 from __future__ import annotations
 
-import logging
-import os
 from collections.abc import Callable
 from typing import Any, cast
 
-from aws_lambda_powertools import Logger, Metrics
-from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from sentiment_analysis import core, snapstart
 from sentiment_shared.adapters import DynamoItemsTable
-from sentiment_shared.lambda_metrics import log_metrics
+from sentiment_shared.lambda_metrics import instrument, powertools
 from sentiment_shared.ports import ItemsTable
 from sentiment_shared.settings import analysis_settings
-from sentiment_shared.stack import ANALYSIS_SERVICE, METRICS_NAMESPACE
+from sentiment_shared.stack import ANALYSIS_SERVICE, Metric
 
-# Defaults for runs outside the stack (the stack sets both variables); an explicit namespace also keeps
-# EMF valid when the handler is imported before the environment is complete.
-logger = Logger(service=os.environ.get("POWERTOOLS_SERVICE_NAME", ANALYSIS_SERVICE))
-metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", METRICS_NAMESPACE))
-# The core logs through stdlib logging under "sentiment_analysis": give that logger Powertools' JSON
-# format and level (Powertools only configures top-level loggers that exist, hence the getLogger).
-logging.getLogger("sentiment_analysis")
-copy_config_to_registered_loggers(source_logger=logger, include={"sentiment_analysis"})
+logger, metrics = powertools(ANALYSIS_SERVICE, "sentiment_analysis")
 models = core.ModelProvider()
 """This container's model: fetched and loaded by the first invocation that needs it, then kept."""
 lifecycle = snapstart.install(models)
@@ -46,13 +35,13 @@ def _model(provider: core.ModelProvider) -> tuple[core.LoadedModel, bool]:
     try:
         model, cold = provider.get(analysis_settings())
     except Exception:
-        metrics.add_metric(name="ModelLoadFailures", unit=MetricUnit.Count, value=1)
+        metrics.add_metric(name=Metric.MODEL_LOAD_FAILURES, unit=MetricUnit.Count, value=1)
         raise
     if cold:
         for name, seconds in (
-            ("ModelDownloadMs", model.fetch.download_s),
-            ("ModelExtractMs", model.fetch.extract_s),
-            ("ModelLoadMs", model.load_s),
+            (Metric.MODEL_DOWNLOAD_MS, model.fetch.download_s),
+            (Metric.MODEL_EXTRACT_MS, model.fetch.extract_s),
+            (Metric.MODEL_LOAD_MS, model.load_s),
         ):
             metrics.add_metric(name=name, unit=MetricUnit.Milliseconds, value=seconds * 1000)
     return model, cold
@@ -73,10 +62,10 @@ def _sqs_batch(
         event=event, record_handler=record_handler, processor=processor, context=context
     )
     failed = len(response.get("batchItemFailures", []))
-    metrics.add_metric(name="BatchSize", unit=MetricUnit.Count, value=len(records))
-    metrics.add_metric(name="InferenceMs", unit=MetricUnit.Milliseconds, value=analyzed.inference_ms)
-    metrics.add_metric(name="ItemsAnalyzed", unit=MetricUnit.Count, value=len(records) - failed)
-    metrics.add_metric(name="ItemsFailed", unit=MetricUnit.Count, value=failed)
+    metrics.add_metric(name=Metric.BATCH_SIZE, unit=MetricUnit.Count, value=len(records))
+    metrics.add_metric(name=Metric.INFERENCE_MS, unit=MetricUnit.Milliseconds, value=analyzed.inference_ms)
+    metrics.add_metric(name=Metric.ITEMS_ANALYZED, unit=MetricUnit.Count, value=len(records) - failed)
+    metrics.add_metric(name=Metric.ITEMS_FAILED, unit=MetricUnit.Count, value=failed)
     return dict(response)
 
 
@@ -85,8 +74,7 @@ def build_handler(provider: core.ModelProvider | None = None, *, table: ItemsTab
     (default: ``ITEMS_TABLE``'s, read per invocation). Tests pass fakes or a stubbed client's adapter here."""
     provider = provider or core.ModelProvider()
 
-    @log_metrics(metrics)
-    @logger.inject_lambda_context(clear_state=True)
+    @instrument(logger, metrics)
     def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         if core.is_sqs_event(event):
             model, _ = _model(provider)
@@ -96,13 +84,14 @@ def build_handler(provider: core.ModelProvider | None = None, *, table: ItemsTab
             request = core.parse_direct(event)
         except core.PayloadError as exc:
             logger.warning("Rejected direct invoke", extra={"error": str(exc)})
-            metrics.add_metric(name="InvalidRequests", unit=MetricUnit.Count, value=1)
+            metrics.add_metric(name=Metric.INVALID_REQUESTS, unit=MetricUnit.Count, value=1)
             return {"statusCode": 400, "error": str(exc)}
         model, cold = _model(provider)
         response = core.answer_direct(request, model, cold_start=cold)
-        metrics.add_metric(name="BatchSize", unit=MetricUnit.Count, value=response["count"])
-        metrics.add_metric(name="InferenceMs", unit=MetricUnit.Milliseconds, value=response["metrics"]["inference_ms"])
-        metrics.add_metric(name="ItemsAnalyzed", unit=MetricUnit.Count, value=response["count"])
+        metrics.add_metric(name=Metric.BATCH_SIZE, unit=MetricUnit.Count, value=response["count"])
+        inference_ms = response["metrics"]["inference_ms"]
+        metrics.add_metric(name=Metric.INFERENCE_MS, unit=MetricUnit.Milliseconds, value=inference_ms)
+        metrics.add_metric(name=Metric.ITEMS_ANALYZED, unit=MetricUnit.Count, value=response["count"])
         return response
 
     return cast(Handler, handler)  # the decorators are untyped

@@ -17,7 +17,7 @@ from sentiment_dashboard.items import details
 from sentiment_shared import aws, counters
 from sentiment_shared.costs import Measured, cost_per_1000
 from sentiment_shared.schemas import SENTIMENTS
-from sentiment_shared.stack import ANALYSIS_SERVICE, ITEMS_TABLE_HASH_KEY
+from sentiment_shared.stack import ANALYSIS_SERVICE, ITEMS_TABLE_HASH_KEY, Metric
 
 log = logging.getLogger(__name__)
 
@@ -134,7 +134,7 @@ def cloudwatch_cost(
 
     add("a_duration", "AWS/Lambda", "Duration", {"FunctionName": analysis_function})
     add("a_invocations", "AWS/Lambda", "Invocations", {"FunctionName": analysis_function})
-    add("items", metrics_namespace, "ItemsAnalyzed", {"service": analysis_service})
+    add("items", metrics_namespace, Metric.ITEMS_ANALYZED, {"service": analysis_service})
     if ingestion_function:
         add("i_duration", "AWS/Lambda", "Duration", {"FunctionName": ingestion_function})
         add("i_invocations", "AWS/Lambda", "Invocations", {"FunctionName": ingestion_function})

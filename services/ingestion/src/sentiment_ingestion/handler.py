@@ -10,12 +10,9 @@ runs the (idempotent) payload again.
 from __future__ import annotations
 
 import functools
-import os
 from collections.abc import Callable
 from typing import Any, cast
 
-from aws_lambda_powertools import Logger, Metrics
-from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
@@ -24,36 +21,33 @@ from sentiment_ingestion.events import DirectPayload, InvalidEventError, parse_e
 from sentiment_ingestion.feeds import FeedFetcher
 from sentiment_ingestion.store import DynamoIngestionStore, IngestionStore
 from sentiment_shared.adapters import DynamoItemsTable, SnsPublisher
-from sentiment_shared.lambda_metrics import log_metrics
+from sentiment_shared.lambda_metrics import instrument, powertools
 from sentiment_shared.ports import ItemsTable, Publisher
 from sentiment_shared.settings import ingestion_settings
-from sentiment_shared.stack import INGESTION_SERVICE, METRICS_NAMESPACE
+from sentiment_shared.stack import INGESTION_SERVICE, Metric
 
-logger = Logger(service=os.environ.get("POWERTOOLS_SERVICE_NAME", INGESTION_SERVICE))
-metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", METRICS_NAMESPACE))
-# The core logs through the standard library: give its loggers the same structured JSON output.
-copy_config_to_registered_loggers(source_logger=logger, include={"sentiment_ingestion"})
+logger, metrics = powertools(INGESTION_SERVICE, "sentiment_ingestion")
 
 Handler = Callable[[Any, LambdaContext], dict[str, Any]]
 
 
 def _emit(report: IngestReport) -> None:
     for name, value in (
-        ("ItemsReceived", report.received),
-        ("ItemsStored", report.stored),
-        ("ItemsDuplicate", report.duplicates),
-        ("ItemsSkipped", report.skipped),
-        ("ItemsTruncated", report.truncated),
-        ("ItemsPublished", report.published),
-        ("ItemsFailed", report.failed + len(report.store_errors)),
-        ("ItemsRepublished", report.republished),
+        (Metric.ITEMS_RECEIVED, report.received),
+        (Metric.ITEMS_STORED, report.stored),
+        (Metric.ITEMS_DUPLICATE, report.duplicates),
+        (Metric.ITEMS_SKIPPED, report.skipped),
+        (Metric.ITEMS_TRUNCATED, report.truncated),
+        (Metric.ITEMS_PUBLISHED, report.published),
+        (Metric.ITEMS_FAILED, report.failed + len(report.store_errors)),
+        (Metric.ITEMS_REPUBLISHED, report.republished),
     ):
         metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
     if report.feeds is not None:
-        metrics.add_metric(name="FeedsFailed", unit=MetricUnit.Count, value=report.feeds_failed)
+        metrics.add_metric(name=Metric.FEEDS_FAILED, unit=MetricUnit.Count, value=report.feeds_failed)
         for feed in report.feeds:
             if feed.fetch_ms is not None:
-                metrics.add_metric(name="FeedFetchMs", unit=MetricUnit.Milliseconds, value=feed.fetch_ms)
+                metrics.add_metric(name=Metric.FEED_FETCH_MS, unit=MetricUnit.Milliseconds, value=feed.fetch_ms)
             if feed.error:
                 logger.warning("feed failed", extra={"feed": feed.url, "error": feed.error})
     logger.info("ingestion run", extra=report.as_response() | {"run_id": report.run_id})
@@ -70,14 +64,13 @@ def build_handler(
     invocation from the settings). Tests pass fakes or a stubbed client's adapter here; the local pipeline
     passes a ``feed_fetcher`` that also reads local files (the function itself polls http(s) only)."""
 
-    @log_metrics(metrics)
-    @logger.inject_lambda_context(log_event=False)
+    @instrument(logger, metrics)
     def handler(event: Any, context: LambdaContext) -> dict[str, Any]:
         try:
             request = parse_event(event)
         except InvalidEventError as exc:
             logger.warning("rejected event", extra={"error": str(exc)})
-            metrics.add_metric(name="EventsRejected", unit=MetricUnit.Count, value=1)
+            metrics.add_metric(name=Metric.EVENTS_REJECTED, unit=MetricUnit.Count, value=1)
             return {"statusCode": 400, "error": str(exc)}
 
         settings = ingestion_settings()
