@@ -1,4 +1,5 @@
-"""A loopback HTTP server standing for an AWS endpoint (see the ``loopback_endpoint`` fixture)."""
+"""A loopback HTTP server standing for an AWS endpoint (see the ``loopback_endpoint`` fixture), and
+:func:`serving`, how every loopback server in the tests runs."""
 
 from __future__ import annotations
 
@@ -42,11 +43,31 @@ class LoopbackEndpoint:
         self.reply = lambda _request: queue.pop(0) if len(queue) > 1 else queue[0]
 
 
+class QuietHandler(BaseHTTPRequestHandler):
+    """A request handler that keeps the test output clean (no access log lines)."""
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@contextmanager
+def serving(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
+    """``handler`` served on a free loopback port by a threading server until the block ends: its URL."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 @contextmanager
 def serve() -> Iterator[LoopbackEndpoint]:
     endpoint = LoopbackEndpoint()
 
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         def _answer(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
             request = Request(self.command, self.path, self.headers.get("X-Amz-Target", ""), body)
@@ -62,15 +83,5 @@ def serve() -> Iterator[LoopbackEndpoint]:
 
         do_GET = do_PUT = do_POST = do_HEAD = do_DELETE = _answer
 
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    endpoint.url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
+    with serving(Handler) as endpoint.url:
         yield endpoint
-    finally:
-        server.shutdown()
-        server.server_close()

@@ -23,8 +23,9 @@ import urllib.parse
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Literal
+
+from loopback import QuietHandler, serving
 
 _VERSIONING_ENABLED = (
     b'<VersioningConfiguration xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Status>Enabled</Status>'
@@ -81,7 +82,7 @@ def versioning_lag(
     if writes == 0:
         lag.enable_versioning()
 
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         protocol_version = "HTTP/1.1"
 
         def _forward(self) -> None:
@@ -122,15 +123,5 @@ def versioning_lag(
 
         do_GET = do_PUT = do_POST = do_HEAD = do_DELETE = _forward
 
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    lag.url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
+    with serving(Handler) as lag.url:
         yield lag
-    finally:
-        server.shutdown()
-        server.server_close()

@@ -147,17 +147,10 @@ def _object_sha256(key: str) -> str:
     return hashlib.sha256(body).hexdigest()
 
 
-def test_the_engine_launched_provider_publishes_reads_drift_updates_and_deletes(
-    provider_stub: provider_pb2_grpc.ResourceProviderStub, tmp_path: Path
-) -> None:
-    stub = provider_stub
-    s3 = aws.client("s3")
-    s3.create_bucket(Bucket=BUCKET)
-    s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
-    model_dir = make_model_dir(tmp_path / "model")
-    provider = serialize_provider(ModelArtifactProvider())
-    inputs = {
-        "__provider": provider,
+def _artifact_inputs(model_dir: Path) -> dict[str, Any]:
+    """A ModelArtifact's inputs as the engine sends them: a local model directory to publish at KEY."""
+    return {
+        "__provider": serialize_provider(ModelArtifactProvider()),
         "bucket": BUCKET,
         "key": KEY,
         "model_id": None,
@@ -166,6 +159,17 @@ def test_the_engine_launched_provider_publishes_reads_drift_updates_and_deletes(
         "provider_version": "1",
         "retain_on_delete": False,
     }
+
+
+def test_the_engine_launched_provider_publishes_reads_drift_updates_and_deletes(
+    provider_stub: provider_pb2_grpc.ResourceProviderStub, tmp_path: Path
+) -> None:
+    stub = provider_stub
+    s3 = aws.client("s3")
+    s3.create_bucket(Bucket=BUCKET)
+    s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
+    model_dir = make_model_dir(tmp_path / "model")
+    inputs = _artifact_inputs(model_dir)
 
     # GetPluginInfo and Configure, as the engine opens every provider
     assert stub.GetPluginInfo(empty_pb2.Empty()).version
@@ -233,16 +237,7 @@ def test_the_engine_launched_provider_waits_out_a_new_buckets_versioning_and_rep
     s3 = aws.client("s3")
     s3.create_bucket(Bucket=BUCKET)
     model_dir = make_model_dir(tmp_path / "model")
-    inputs = {
-        "__provider": serialize_provider(ModelArtifactProvider()),
-        "bucket": BUCKET,
-        "key": KEY,
-        "model_id": None,
-        "revision": None,
-        "model_dir": str(model_dir),
-        "provider_version": "1",
-        "retain_on_delete": False,
-    }
+    inputs = _artifact_inputs(model_dir)
     with (
         versioning_lag(moto_endpoint, BUCKET, writes=2, answer="null") as lag,
         launched_provider(lag.url, SENTIMENT_VERSION_RETRY_S="0.05") as (stub, stderr),
