@@ -23,7 +23,8 @@ Build it once, then run this as root (see README "SnapStart"):
         python3-protobuf libnl-3-dev libcap-dev libnet1-dev pkg-config libaio-dev libgnutls28-dev \
         libnftables-dev libbsd-dev uuid-dev
     make -j2 criu && ./criu/criu check
-    CRIU=$PWD/criu/criu uv run python -m benchmarks.analysis_restore [--runs 3] [--model full|shared]
+    CRIU=$PWD/criu/criu uv run python -m benchmarks.analysis_restore [--runs 3] [--model full|shared] \
+        [--python /path/to/venv-with-cpu-torch/bin/python]
 
 Without CRIU 4.x the CRIU rows are skipped with a message and the in-process rows still run.
 Done when (issue 23): in one process <= 0.5 s; with CRIU, restore command to first answer <= 1.0 s.
@@ -75,6 +76,9 @@ def find_criu(path: str | None) -> tuple[str | None, str]:
 class Run:
     """One ``snapstart_process``: started under ``setsid`` with no terminal, output appended to a log."""
 
+    python = sys.executable
+    """The function process's interpreter (``--python``)."""
+
     def __init__(self, work: Path, env: dict[str, str]) -> None:
         self.dir = Path(tempfile.mkdtemp(prefix="run-", dir=work))
         self.control = self.dir / "control"
@@ -82,7 +86,7 @@ class Run:
         self.log = self.dir / "process.log"
         with self.log.open("ab") as out:  # O_APPEND: the log may grow between a dump and its restore
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "sentiment_local.snapstart_process", str(self.control)],
+                [self.python, "-m", "sentiment_local.snapstart_process", str(self.control)],
                 env=env,
                 stdin=subprocess.DEVNULL,
                 stdout=out,
@@ -178,7 +182,14 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--model", choices=("full", "shared"), default="full", help="full-size or the shared model")
     parser.add_argument("--criu", default=os.environ.get("CRIU"), help="criu 4.x binary (default: $CRIU, then PATH)")
+    parser.add_argument(
+        "--python",
+        help="interpreter for the function process, e.g. a venv with the image's CPU-only torch (the dev venv's "
+        "CUDA build adds ~140 MB to every snapshot); it needs sentiment-analysis and awslambdaric installed",
+    )
     args = parser.parse_args()
+    if args.python:
+        Run.python = args.python
 
     from benchmarks.bundle_formats import SHARED_MODEL, build_full_size_model
     from sentiment_local.emulator import aws_environment, embedded_moto
@@ -215,6 +226,9 @@ def main() -> None:
                     "POWERTOOLS_METRICS_DISABLED": "true",
                     "MALLOC_MMAP_THRESHOLD_": "16777216",  # as the image sets it (services/analysis/Dockerfile)
                 }
+                if args.python:  # sentiment_local (the process driver) from this checkout
+                    local_src = Path(__file__).resolve().parent.parent / "tools" / "local" / "src"
+                    values["PYTHONPATH"] = os.pathsep.join(filter(None, [str(local_src), values.get("PYTHONPATH")]))
                 values.pop("PYTHONDONTWRITEBYTECODE", None)  # compiled once, as the image does
                 values["PYTHONPYCACHEPREFIX"] = str(work / "pycache")
                 return values
@@ -235,6 +249,12 @@ def main() -> None:
     _report(results, args, criu, criu_note)
 
 
+def _torch_version(python: str) -> str:
+    code = "import importlib.metadata as m; print(m.version('torch'))"
+    out = subprocess.run([python, "-c", code], capture_output=True, text=True, check=False)
+    return out.stdout.strip() or "?"
+
+
 def _median(rows: list[dict[str, Any]], key: str) -> float:
     return statistics.median(float(r[key]) for r in rows)
 
@@ -243,6 +263,7 @@ def _report(results: dict[str, list[dict[str, Any]]], args: argparse.Namespace, 
     print(f"\n{banner()}")
     model = "full-size DistilBERT (compact bundle)" if args.model == "full" else "shared small model (compact bundle)"
     print(f"\nSnapStart restore, {model}, 1 thread, median of {args.runs}; {len(TEXTS)} texts in the first invocation")
+    print(f"function process: {Run.python} (torch {_torch_version(Run.python)})")
     print(f"CRIU: {note if criu is None else criu + ' ' + note}")
     for name, rows in results.items():
         if not rows:

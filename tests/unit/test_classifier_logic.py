@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from sentiment_analysis.classifier import (
     INT8_MIN_SPEEDUP,
+    PROBE_ROWS,
     available_cpus,
     choose_precision,
     label_sentiments,
@@ -290,4 +291,4 @@ def test_auto_exits_early_where_warm_int8_is_clearly_slower(monkeypatch: pytest.
     speedup = measure_int8_speedup(DISTILBERT_SHAPES)
     # Then fp32 wins by the warm ratio, and only the small probe ran int8 (no full-size int8 timing)
     assert speedup == pytest.approx(0.02, rel=0.05)
-    assert {(i, o, r) for kind, i, o, r in cpu.calls if kind == "int8"} == {(768, 768, 8)}
+    assert {(i, o, r) for kind, i, o, r in cpu.calls if kind == "int8"} == {(768, 768, PROBE_ROWS)}

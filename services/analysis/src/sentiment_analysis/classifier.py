@@ -374,18 +374,22 @@ def _timed(run: Callable[[], object]) -> float:
     return time.perf_counter() - started
 
 
-PROBE_ROWS = 8
-"""Tokens in the early-exit probe: where int8 has no fast kernel (~1 GOP/s) it costs a few ms and settles it."""
+PROBE_ROWS = 32
+"""Tokens in the early-exit probe: enough that the GEMM, not int8's per-call quantisation overhead, decides
+(at 8 tokens a loaded host measured a fast AVX2 int8 kernel 4x slower than fp32); where int8 has no fast
+kernel (~1 GOP/s) the probe costs tens of ms and saves the full measurement's hundreds."""
 CALIBRATION_ROWS = 256
 """Tokens per GEMM in the full measurement: what one packed micro-batch of real traffic holds (10 SST-2 dev
 texts are ~250 tokens, 32 are ~800; the linear layers of the packed forward see exactly these rows)."""
-INT8_CLEARLY_SLOWER = 4.0
-"""The probe ends the measurement when warm int8 is this many times slower than warm fp32 (no VNNI kernel)."""
+INT8_CLEARLY_SLOWER = 8.0
+"""The probe ends the measurement when warm int8 is this many times slower than warm fp32 (a reference loop:
+40-60x; fast kernels measure 0.5-10x)."""
 
 
 DECISIVE = 1.5
 """The full measurement stops after two rounds (of ``repeats``) once int8 is this factor above the threshold or
-below it. Near the threshold either precision is within ~20 % of the other, so more rounds buy little."""
+below it, after one round once it is this factor squared (2.25) away, e.g. 5x with VNNI. Near the threshold
+either precision is within ~20 % of the other, so more rounds buy little."""
 
 
 def measure_int8_speedup(
@@ -393,19 +397,18 @@ def measure_int8_speedup(
 ) -> float:
     """fp32 time / int8 time of the linear layers ``shapes`` (count-weighted), timed on this CPU now.
 
-    Every timing is of WARM kernels: the probe's layers run once untimed first (the first ``torch._int_mm``
-    call of a process JIT-compiles oneDNN's kernel: ~10 ms, 100x a warm call, which made a cold probe
-    measure 0.01x on a CPU where int8 is 2x faster) and every result is a best of at least two calls, the
-    first of which warms; fp32 and int8 calls alternate, so a burst of load on a shared host slows both
-    (preemption only ever adds time, so the best is the truest).
+    Every timing is of WARM kernels: every layer runs once untimed first (the first ``torch._int_mm`` call
+    of a process JIT-compiles oneDNN's kernel: ~10 ms, 100x a warm call, which made a cold probe measure
+    0.01x on a CPU where int8 is 2x faster); fp32 and int8 calls alternate, so a burst of load on a shared
+    host slows both, and each keeps its best (preemption only ever adds time).
 
     First a small probe on the commonest shape: if warm int8 is already :data:`INT8_CLEARLY_SLOWER` x
     slower (no VNNI / AVX-512 kernel: ``torch._int_mm`` can be a reference loop), that ratio is the answer
     and the load spends a few ms. Otherwise every shape is timed with ``rows`` tokens
     (:data:`CALIBRATION_ROWS`, a real batch) through the real :class:`Int8Linear` forward (activation
-    quantisation included) and ``nn.Linear``, in rounds over all shapes: at least two, at most ``repeats``,
-    stopping once the ratio is :data:`DECISIVE` x away from :data:`INT8_MIN_SPEEDUP` either way. Weights are
-    views of one random buffer (no per-layer initialisation to pay for).
+    quantisation included) and ``nn.Linear``, in rounds over all shapes (at most ``repeats``), stopping once
+    the ratio is clearly away from :data:`INT8_MIN_SPEEDUP` (:data:`DECISIVE`). Weights are views of one
+    random buffer (no per-layer initialisation to pay for).
     """
     import torch
 
@@ -443,17 +446,21 @@ def measure_int8_speedup(
         fp32, int8 = best[commonest]
         if int8 > INT8_CLEARLY_SLOWER * fp32:
             return fp32 / int8
+        for shape in shapes:  # warm every other layer, untimed and cheaply (kernels are JIT-compiled per ISA)
+            warm = inputs(shape[0], PROBE_ROWS)
+            pairs[shape][0](warm)
+            pairs[shape][1](warm)
         batches = {shape: inputs(shape[0], rows) for shape in shapes}
         best = {shape: [math.inf, math.inf] for shape in shapes}
-        speedup = 0.0  # the first round also warms every other shape: only a best of two rounds or more counts
-        for done in range(1, max(repeats, 2) + 1):
+        speedup = 0.0
+        for done in range(1, max(repeats, 1) + 1):
             for shape in shapes:
                 time_round(shape, batches[shape])
             fp32_total = sum(count * best[s][0] for s, count in shapes.items())
             int8_total = sum(count * best[s][1] for s, count in shapes.items())
             speedup = fp32_total / int8_total
-            decisive = not INT8_MIN_SPEEDUP / DECISIVE < speedup < INT8_MIN_SPEEDUP * DECISIVE
-            if done >= 2 and decisive:
+            band = DECISIVE ** (2 if done == 1 else 1)  # one round settles only a clear-cut answer
+            if done >= 1 and not INT8_MIN_SPEEDUP / band < speedup < INT8_MIN_SPEEDUP * band:
                 break
     return speedup
 
