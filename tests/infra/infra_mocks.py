@@ -109,6 +109,10 @@ class Registered:
     """Top-level input names sent as secrets, or containing one."""
     ignore_changes: tuple[str, ...] = ()
     """Input names ``pulumi up`` leaves as they are (``ResourceOptions.ignore_changes``, engine names)."""
+    urn: str = ""
+    alias_urns: tuple[str, ...] = ()
+    """The URNs ``aliases=`` says this resource had before: the engine moves, rather than replaces, a
+    resource found under one of them."""
 
 
 _SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
@@ -131,7 +135,17 @@ class RecordingMonitor(MockMonitor):
             raw = json_format.MessageToDict(request.object)
             record.secret_inputs = frozenset(k for k, v in raw.items() if _SECRET_SIG in json.dumps(v))
             record.ignore_changes = tuple(request.ignoreChanges)
+            record.urn = response.urn
+            record.alias_urns = tuple(self._alias_urn(request, alias) for alias in request.aliases)
         return response
+
+    def _alias_urn(self, request: Any, alias: Any) -> str:
+        """The URN an alias names, resolved as the engine resolves an alias spec (unset parts: the resource's own)."""
+        if alias.WhichOneof("alias") == "urn":
+            return str(alias.urn)
+        spec = alias.spec
+        parent = "" if spec.noParent else (spec.parentUrn or request.parent)
+        return self.make_urn(parent, spec.type or request.type, spec.name or request.name)
 
 
 @dataclass

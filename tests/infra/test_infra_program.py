@@ -52,6 +52,7 @@ def test_every_resource_of_the_design_is_created_once_under_its_component(progra
         "sentiment:dashboard:Dashboard": 1,
         "sentiment:operations_dashboard:OperationsDashboard": 1,
         "sentiment:release:Release": 1,
+        "sentiment:lambda_function:LambdaFunction": 4,
         "aws:codedeploy/application:Application": 1,
         "aws:codedeploy/deploymentGroup:DeploymentGroup": 1,
         ROLLOUT: 1,
@@ -90,11 +91,15 @@ def test_every_resource_of_the_design_is_created_once_under_its_component(progra
     }
     for typ, count in expected.items():
         assert counts[typ] == count, f"{program.stack}: {typ}"
-    # And components sit under the stack while every cloud resource is a component's child
+    # And components sit under the stack (a function's LambdaFunction under its component) while every cloud
+    # resource is a component's child
     for record in program.resources:
         if record.type.startswith("sentiment:"):
             module = record.type.split(":")[1]
-            assert record.parent_type == "pulumi:pulumi:Stack"
+            nested = record.type == "sentiment:lambda_function:LambdaFunction"
+            assert (
+                record.parent_type.startswith("sentiment:") if nested else record.parent_type == "pulumi:pulumi:Stack"
+            )
             assert re.fullmatch(r"[a-z_]+", module)
             assert (REPO_ROOT / "infra/src/sentiment_infra/components" / f"{module}.py").is_file()
         else:

@@ -15,8 +15,8 @@ import pulumi
 import pulumi_aws as aws
 
 from sentiment_infra import iam
+from sentiment_infra.components.lambda_function import LambdaFunction, LambdaFunctionArgs
 from sentiment_infra.config import Deployment
-from sentiment_infra.function_parts import lambda_function
 from sentiment_shared.settings import AnalysisSettings, environment
 from sentiment_shared.stack import ANALYSIS_SERVICE
 
@@ -51,44 +51,52 @@ class AnalysisFunction(pulumi.ComponentResource):
         super().__init__("sentiment:analysis_function:AnalysisFunction", name, None, opts)
         config, model = args.stack.config, args.model
 
-        parts = lambda_function(
+        parts = LambdaFunction(
             name,
-            parent=self,
-            stack=args.stack,
-            service=ANALYSIS_SERVICE,
-            statements=[
-                # GetObjectVersion: the function reads its pinned version (GetObject alone allows only the current one).
-                iam.allow("ReadModelBundle", ["s3:GetObject", "s3:GetObjectVersion"], [model.object_arn]),
-                # TransactWriteItems (a batch's results + counters, one transaction) needs UpdateItem on each item.
-                iam.allow("UpdateItems", ["dynamodb:GetItem", "dynamodb:UpdateItem"], [args.table.arn]),
-                # GetQueueAttributes is needed by the event source mapping itself.
-                iam.allow(
-                    "ConsumeWorkQueue",
-                    ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"],
-                    [args.queue_arn],
+            LambdaFunctionArgs(
+                stack=args.stack,
+                service=ANALYSIS_SERVICE,
+                statements=[
+                    # GetObjectVersion: the function reads its pinned version (GetObject allows the current one only).
+                    iam.allow("ReadModelBundle", ["s3:GetObject", "s3:GetObjectVersion"], [model.object_arn]),
+                    # TransactWriteItems (a batch's results + counters in one) needs UpdateItem on each item.
+                    iam.allow("UpdateItems", ["dynamodb:GetItem", "dynamodb:UpdateItem"], [args.table.arn]),
+                    # GetQueueAttributes is needed by the event source mapping itself.
+                    iam.allow(
+                        "ConsumeWorkQueue",
+                        ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"],
+                        [args.queue_arn],
+                    ),
+                ],
+                environment=environment(
+                    AnalysisSettings,
+                    model_bucket=model.bucket_name,
+                    model_key=model.key,
+                    model_sha256=model.sha256,
+                    model_version_id=model.version_id,
+                    items_table=args.table.name,
+                    neutral_threshold=str(config.neutral_threshold),
+                    model_cache_dir=str(AnalysisSettings.model_fields["model_cache_dir"].default),
                 ),
-            ],
-            environment=environment(
-                AnalysisSettings,
-                model_bucket=model.bucket_name,
-                model_key=model.key,
-                model_sha256=model.sha256,
-                model_version_id=model.version_id,
-                items_table=args.table.name,
-                neutral_threshold=str(config.neutral_threshold),
-                model_cache_dir=str(AnalysisSettings.model_fields["model_cache_dir"].default),
+                memory_mb=config.analysis_memory_mb,
+                timeout_s=config.analysis_timeout_s,
+                code={
+                    "package_type": "Image",
+                    "image_uri": args.image_uri,
+                    "ephemeral_storage": aws.lambda_.FunctionEphemeralStorageArgs(
+                        size=config.analysis_ephemeral_storage_mb
+                    ),
+                    "reserved_concurrent_executions": config.analysis_reserved_concurrency,
+                    # Every change publishes a version; SnapStart (per stack) snapshots each one after its INIT.
+                    "publish": True,
+                    "snap_start": (
+                        aws.lambda_.FunctionSnapStartArgs(apply_on="PublishedVersions")
+                        if config.analysis_snap_start
+                        else None
+                    ),
+                },
             ),
-            memory_mb=config.analysis_memory_mb,
-            timeout_s=config.analysis_timeout_s,
-            package_type="Image",
-            image_uri=args.image_uri,
-            ephemeral_storage=aws.lambda_.FunctionEphemeralStorageArgs(size=config.analysis_ephemeral_storage_mb),
-            reserved_concurrent_executions=config.analysis_reserved_concurrency,
-            # Every change publishes a version; SnapStart (per stack) snapshots each one after its INIT.
-            publish=True,
-            snap_start=(
-                aws.lambda_.FunctionSnapStartArgs(apply_on="PublishedVersions") if config.analysis_snap_start else None
-            ),
+            opts=pulumi.ResourceOptions(parent=self),
         )
         self.role, self.log_group, self.function = parts.role, parts.log_group, parts.function
         self.alias = aws.lambda_.Alias(

@@ -19,8 +19,8 @@ import pulumi
 import pulumi_aws as aws
 
 from sentiment_infra import iam
+from sentiment_infra.components.lambda_function import LambdaFunction, LambdaFunctionArgs, zip_code
 from sentiment_infra.config import Deployment
-from sentiment_infra.function_parts import lambda_function, zip_code
 from sentiment_infra.packaging import DASHBOARD_HANDLER, ZipBuild
 from sentiment_shared.settings import DashboardSettings, environment
 from sentiment_shared.stack import ANALYSIS_SERVICE, DASHBOARD_SERVICE, METRICS_NAMESPACE
@@ -59,36 +59,40 @@ class Dashboard(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         config, table = args.stack.config, args.table
 
-        parts = lambda_function(
+        parts = LambdaFunction(
             name,
-            parent=self,
-            stack=args.stack,
-            service=DASHBOARD_SERVICE,
-            statements=[
-                iam.allow(
-                    "ReadItemsAndCounters",
-                    list(READ_ACTIONS),
-                    [table.arn, table.pending_index_arn, table.recent_index_arn],
+            LambdaFunctionArgs(
+                stack=args.stack,
+                service=DASHBOARD_SERVICE,
+                statements=[
+                    iam.allow(
+                        "ReadItemsAndCounters",
+                        list(READ_ACTIONS),
+                        [table.arn, table.pending_index_arn, table.recent_index_arn],
+                    ),
+                    # GetMetricData supports no resource-level scoping (AWS requires "*"); it only reads.
+                    iam.allow("ReadCostMetrics", ["cloudwatch:GetMetricData"], ["*"]),
+                ],
+                environment=environment(
+                    DashboardSettings,
+                    items_table=table.name,
+                    analysis_function_name=args.analysis.function_name,
+                    analysis_memory_mb=str(config.analysis_memory_mb),
+                    analysis_service_name=ANALYSIS_SERVICE,
+                    ingestion_function_name=args.ingestion.function_name,
+                    ingestion_memory_mb=str(config.ingestion_memory_mb),
+                    metrics_namespace=METRICS_NAMESPACE,
                 ),
-                # GetMetricData supports no resource-level scoping (AWS requires "*"); it only reads.
-                iam.allow("ReadCostMetrics", ["cloudwatch:GetMetricData"], ["*"]),
-            ],
-            environment=environment(
-                DashboardSettings,
-                items_table=table.name,
-                analysis_function_name=args.analysis.function_name,
-                analysis_memory_mb=str(config.analysis_memory_mb),
-                analysis_service_name=ANALYSIS_SERVICE,
-                ingestion_function_name=args.ingestion.function_name,
-                ingestion_memory_mb=str(config.ingestion_memory_mb),
-                metrics_namespace=METRICS_NAMESPACE,
+                memory_mb=config.dashboard_memory_mb,
+                timeout_s=TIMEOUT_S,
+                # Optional (dashboardReservedConcurrency): a cap on what a flood of cache misses can cost, which
+                # Lambda refuses on accounts whose quota leaves no room (config.RESERVATION_RULE).
+                code={
+                    "reserved_concurrent_executions": config.dashboard_reserved_concurrency,
+                    **zip_code(DASHBOARD_HANDLER, args.package),
+                },
             ),
-            memory_mb=config.dashboard_memory_mb,
-            timeout_s=TIMEOUT_S,
-            # Optional (dashboardReservedConcurrency): a cap on what a flood of cache misses can cost, which
-            # Lambda refuses on accounts whose quota leaves no room (config.RESERVATION_RULE).
-            reserved_concurrent_executions=config.dashboard_reserved_concurrency,
-            **zip_code(DASHBOARD_HANDLER, args.package),
+            opts=child,
         )
         self.role, self.log_group, self.function = parts.role, parts.log_group, parts.function
         self.function_url = aws.lambda_.FunctionUrl(

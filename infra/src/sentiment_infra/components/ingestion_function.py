@@ -9,8 +9,8 @@ import pulumi
 import pulumi_aws as aws
 
 from sentiment_infra import iam
+from sentiment_infra.components.lambda_function import LambdaFunction, LambdaFunctionArgs, zip_code
 from sentiment_infra.config import Deployment
-from sentiment_infra.function_parts import lambda_function, zip_code
 from sentiment_infra.packaging import INGESTION_HANDLER, ZipBuild
 from sentiment_shared.schemas import feed_urls_json
 from sentiment_shared.settings import IngestionSettings, environment
@@ -52,32 +52,34 @@ class IngestionFunction(pulumi.ComponentResource):
             opts=child,
         )
 
-        parts = lambda_function(
+        parts = LambdaFunction(
             name,
-            parent=self,
-            stack=args.stack,
-            service=INGESTION_SERVICE,
-            statements=[
-                iam.allow(
-                    "StoreItems",
-                    ["dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:GetItem"],
-                    [args.table.arn],
+            LambdaFunctionArgs(
+                stack=args.stack,
+                service=INGESTION_SERVICE,
+                statements=[
+                    iam.allow(
+                        "StoreItems",
+                        ["dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:GetItem"],
+                        [args.table.arn],
+                    ),
+                    # The sparse pending index: items stored but not yet published, re-published by age.
+                    iam.allow("FindPendingItems", ["dynamodb:Query"], [args.table.pending_index_arn]),
+                    iam.allow("PublishItems", ["sns:Publish"], [args.topic_arn]),
+                    # Lambda delivers the on-failure destination with the function's own role.
+                    iam.allow("ParkFailedInvocations", ["sqs:SendMessage"], [self.failures.arn]),
+                ],
+                environment=environment(
+                    IngestionSettings,
+                    items_table=args.table.name,
+                    topic_arn=args.topic_arn,
+                    feeds=feed_urls_json(config.feeds),
                 ),
-                # The sparse pending index: items stored but not yet published, re-published by age.
-                iam.allow("FindPendingItems", ["dynamodb:Query"], [args.table.pending_index_arn]),
-                iam.allow("PublishItems", ["sns:Publish"], [args.topic_arn]),
-                # Lambda delivers the on-failure destination with the function's own role.
-                iam.allow("ParkFailedInvocations", ["sqs:SendMessage"], [self.failures.arn]),
-            ],
-            environment=environment(
-                IngestionSettings,
-                items_table=args.table.name,
-                topic_arn=args.topic_arn,
-                feeds=feed_urls_json(config.feeds),
+                memory_mb=config.ingestion_memory_mb,
+                timeout_s=config.ingestion_timeout_s,
+                code=zip_code(INGESTION_HANDLER, args.package),
             ),
-            memory_mb=config.ingestion_memory_mb,
-            timeout_s=config.ingestion_timeout_s,
-            **zip_code(INGESTION_HANDLER, args.package),
+            opts=child,
         )
         self.role, self.log_group, self.function = parts.role, parts.log_group, parts.function
 

@@ -24,8 +24,8 @@ import pulumi_aws as aws
 from sentiment_infra import iam
 from sentiment_infra.components.alarms import DURATION_ALARM_FRACTION
 from sentiment_infra.components.analysis_function import LIVE_ALIAS
+from sentiment_infra.components.lambda_function import LambdaFunction, LambdaFunctionArgs, zip_code
 from sentiment_infra.config import Deployment
-from sentiment_infra.function_parts import lambda_function, zip_code
 from sentiment_infra.packaging import RELEASE_CHECK_HANDLER, ZipBuild
 from sentiment_infra.rollout import Rollout, RolloutArgs
 
@@ -95,29 +95,31 @@ class Release(pulumi.ComponentResource):
 
         # The hook: the analysis function's versions (qualified ARNs) and this group's deployments only.
         versions = pulumi.Output.concat(analysis.function_arn, ":*")
-        hook = lambda_function(
+        hook = LambdaFunction(
             f"{name}-check",
-            parent=self,
-            stack=stack,
-            service=RELEASE_CHECK_SERVICE,
-            statements=[
-                iam.allow(
-                    "ReportHookStatus",
-                    ["codedeploy:GetDeployment", "codedeploy:PutLifecycleEventHookExecutionStatus"],
-                    [self.deployment_group.arn],
-                ),
-                # The deployment's AppSpec (which version to check) is an application revision.
-                iam.allow("ReadAppSpec", ["codedeploy:GetApplicationRevision"], [self.application.arn]),
-                iam.allow("InvokeAnalysisVersions", ["lambda:InvokeFunction"], [versions]),
-            ],
-            environment={
-                "ANALYSIS_FUNCTION_NAME": analysis.function_name,
-                "RELEASE_CHECK_MAX_MS": str(config.release_check_max_ms),
-            },
-            memory_mb=RELEASE_CHECK_MEMORY_MB,
-            # Two invocations of the new version at most release_check_max_ms each, and the calls around them.
-            timeout_s=min(900, math.ceil(2 * config.release_check_max_ms / 1000) + 30),
-            **zip_code(RELEASE_CHECK_HANDLER, args.hook_package),
+            LambdaFunctionArgs(
+                stack=stack,
+                service=RELEASE_CHECK_SERVICE,
+                statements=[
+                    iam.allow(
+                        "ReportHookStatus",
+                        ["codedeploy:GetDeployment", "codedeploy:PutLifecycleEventHookExecutionStatus"],
+                        [self.deployment_group.arn],
+                    ),
+                    # The deployment's AppSpec (which version to check) is an application revision.
+                    iam.allow("ReadAppSpec", ["codedeploy:GetApplicationRevision"], [self.application.arn]),
+                    iam.allow("InvokeAnalysisVersions", ["lambda:InvokeFunction"], [versions]),
+                ],
+                environment={
+                    "ANALYSIS_FUNCTION_NAME": analysis.function_name,
+                    "RELEASE_CHECK_MAX_MS": str(config.release_check_max_ms),
+                },
+                memory_mb=RELEASE_CHECK_MEMORY_MB,
+                # Two invocations of the new version at most release_check_max_ms each, and the calls around them.
+                timeout_s=min(900, math.ceil(2 * config.release_check_max_ms / 1000) + 30),
+                code=zip_code(RELEASE_CHECK_HANDLER, args.hook_package),
+            ),
+            opts=child,
         )
         self.hook_function = hook.function
 
