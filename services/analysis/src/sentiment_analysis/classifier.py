@@ -44,7 +44,7 @@ import os
 import re
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -288,7 +288,8 @@ def _int8_linear_class() -> type[torch.nn.Module]:
         def to_linear(self) -> torch.nn.Linear:
             """The fp32 ``nn.Linear`` these int8 weights stand for (``w = q * scale``). For a compact bundle
             (weights already int8 per output channel, the same scheme) this is the loaded weight again."""
-            linear = torch.nn.Linear(self.in_features, self.out_features, bias=self.bias is not None)
+            # device="meta": no random initialisation of weights that are replaced at once
+            linear = torch.nn.Linear(self.in_features, self.out_features, bias=self.bias is not None, device="meta")
             weight = self.weight_t.t().float() * self.weight_scale[:, None]
             linear.weight = torch.nn.Parameter(weight.contiguous(), requires_grad=False)
             if self.bias is not None:
@@ -618,13 +619,21 @@ class SentimentClassifier:
         For a SnapStart restore: the snapshot's ``auto`` choice was measured on the host that ran INIT, and
         the restored copy may run on a CPU with (or without) fast int8. Also re-sizes the thread pool to the
         CPUs available now. ``fp32`` / ``int8`` asked for explicitly stay as they are (no measurement).
-        Switching is a weight conversion (int8 <-> fp32 per output channel, milliseconds), not a reload.
+        Switching is a weight conversion (int8 <-> fp32 per output channel; 0.05-0.3 s), not a reload, and
+        happens only when the measurement is clearly on the other side (:data:`DECISIVE`).
         """
         import torch
 
         torch.set_num_threads(self.threads or available_cpus())
         requested = self.precision_choice.requested if self.precision_choice else self.precision
         choice = choose_precision(requested, self.model, measure=measure)
+        speedup = choice.int8_speedup
+        close_call = speedup is not None and INT8_MIN_SPEEDUP / DECISIVE < speedup < INT8_MIN_SPEEDUP * DECISIVE
+        if choice.precision != self.precision and close_call:
+            # Within DECISIVE of the threshold either precision runs within ~20 % of the other, while a switch
+            # costs 0.1-0.3 s (the weights converted) and noise on a shared host flips such calls.
+            log.info("Precision kept: too close to call", extra={"precision": self.precision, "int8_speedup": speedup})
+            choice = replace(choice, precision=self.precision)
         self.set_precision(choice.precision)
         self.precision_choice = choice
         return choice
