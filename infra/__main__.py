@@ -21,9 +21,10 @@ from sentiment_infra.components.operations_dashboard import OperationsDashboard
 from sentiment_infra.components.release import Release, ReleaseArgs
 from sentiment_infra.config import Deployment, load_stack_config
 from sentiment_infra.packaging import (
+    DASHBOARD,
+    INGESTION,
     analysis_image_tag,
-    build_dashboard_zip,
-    build_ingestion_zip,
+    build_function_zip,
     build_release_check_zip,
     stage_image_context,
 )
@@ -63,14 +64,14 @@ analysis = AnalysisFunction(
         stack, image_uri=image.repo_digest, model=model_store, table=items, queue_arn=messaging.queue_arn
     ),
 )
-ingestion_zip = build_ingestion_zip(REPO_ROOT, REPO_ROOT / "build" / "lambda")
+ingestion_zip = build_function_zip(INGESTION, REPO_ROOT, REPO_ROOT / "build" / "lambda")
 ingestion = IngestionFunction(
     "ingestion",
     IngestionFunctionArgs(stack, package=ingestion_zip, table=items, topic_arn=messaging.topic_arn),
 )
 dashboard: Dashboard | None = None
 if config.dashboard:
-    dashboard_zip = build_dashboard_zip(REPO_ROOT, REPO_ROOT / "build" / "lambda")
+    dashboard_zip = build_function_zip(DASHBOARD, REPO_ROOT, REPO_ROOT / "build" / "lambda")
     dashboard = Dashboard(
         "dashboard",
         DashboardArgs(stack, package=dashboard_zip, table=items, analysis=analysis, ingestion=ingestion),

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from infra_mocks import REPO_ROOT, STACKS, ProgramRun, run_program
 
-from sentiment_infra.packaging import INGESTION_MEMBERS, ZipBuild, build_ingestion_zip, iter_files
+from sentiment_infra.packaging import INGESTION, ZipBuild, build_function_zip, iter_files
 
 
 @pytest.fixture(scope="session")
@@ -27,14 +27,14 @@ def program(request: pytest.FixtureRequest, programs: dict[str, ProgramRun]) -> 
 @pytest.fixture(scope="session")
 def lambda_zip() -> ZipBuild:
     """The deployable ZIP (Python 3.12, manylinux x86_64), from the same cache the program uses."""
-    return build_ingestion_zip(REPO_ROOT, REPO_ROOT / "build" / "lambda")
+    return build_function_zip(INGESTION, REPO_ROOT, REPO_ROOT / "build" / "lambda")
 
 
 def _workspace_snapshot(dest: Path) -> Path:
     """Copy what the ZIP is built from (lock, every member's pyproject, the shipped members) to ``dest``."""
     root = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())
     paths = ["uv.lock", "pyproject.toml", *(f"{m}/pyproject.toml" for m in root["tool"]["uv"]["workspace"]["members"])]
-    paths += [f"{m}/src" for m in INGESTION_MEMBERS]
+    paths += [f"{m}/src" for m in INGESTION.members]
     for source in iter_files(REPO_ROOT, paths):
         target = dest / source.relative_to(REPO_ROOT)
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -52,6 +52,8 @@ def local_zips(tmp_path_factory: pytest.TempPathFactory) -> tuple[ZipBuild, ZipB
     version = f"{sys.version_info.major}.{sys.version_info.minor}"
     snapshot = _workspace_snapshot(tmp_path_factory.mktemp("workspace-a"))
     copy = shutil.copytree(snapshot, tmp_path_factory.mktemp("workspace-b") / "elsewhere")
-    first = build_ingestion_zip(snapshot, snapshot / "build", python_version=version)
-    second = build_ingestion_zip(copy, tmp_path_factory.mktemp("zip-b"), python_version=version, use_cache=False)
+    first = build_function_zip(INGESTION, snapshot, snapshot / "build", python_version=version)
+    second = build_function_zip(
+        INGESTION, copy, tmp_path_factory.mktemp("zip-b"), python_version=version, use_cache=False
+    )
     return first, second

@@ -11,7 +11,7 @@ from test_infra_iam import grants
 
 from sentiment_infra.components.dashboard import CACHE_TTL_S
 from sentiment_infra.components.operations_dashboard import ANALYSIS_EMF_METRICS, INGESTION_EMF_METRICS
-from sentiment_infra.packaging import DASHBOARD_HANDLER
+from sentiment_infra.packaging import DASHBOARD
 from sentiment_shared.stack import Metric
 
 pytestmark = pytest.mark.infra
@@ -76,7 +76,7 @@ def test_the_dashboard_role_only_reads_the_table_and_metrics(program: ProgramRun
 def test_the_dashboard_function_is_a_small_zip_of_the_dashboard_member(program: ProgramRun) -> None:
     function = program.one("aws:lambda/function:Function", "dashboard").inputs
     assert function["packageType"] == "Zip"
-    assert function["handler"] == DASHBOARD_HANDLER
+    assert function["handler"] == DASHBOARD.handler
     assert function["memorySize"] <= 512
     env = function["environment"]["variables"]
     assert env["ITEMS_TABLE"] == program.one("aws:dynamodb/table:Table").outputs["name"]

@@ -16,16 +16,16 @@ from infra_mocks import REPO_ROOT
 
 from sentiment_infra.packaging import (
     ANALYSIS_IMAGE_INPUTS,
-    INGESTION_HANDLER,
+    INGESTION,
     LAMBDA_PLATFORM,
     ZIP_EPOCH,
     ZipBuild,
     analysis_image_tag,
-    build_ingestion_zip,
-    ingestion_cache_key,
+    build_function_zip,
     source_digest,
     stage_image_context,
     write_reproducible_zip,
+    zip_cache_key,
 )
 
 pytestmark = pytest.mark.infra
@@ -68,7 +68,7 @@ def test_archive_imports_the_handler_with_only_its_own_dependencies(
     # When a fresh interpreter without site-packages (-I -S) imports the handler from it
     env = {"PATH": os.environ.get("PATH", ""), "AWS_DEFAULT_REGION": "us-east-1", "LANG": "C.UTF-8"}
     result = subprocess.run(
-        [sys.executable, "-I", "-S", "-c", _IMPORT_CHECK, str(tmp_path), INGESTION_HANDLER],
+        [sys.executable, "-I", "-S", "-c", _IMPORT_CHECK, str(tmp_path), INGESTION.handler],
         capture_output=True,
         text=True,
         env=env,
@@ -112,7 +112,7 @@ def test_a_second_build_with_unchanged_inputs_reuses_the_cached_archive(local_zi
     workspace = cached.path.parent.parent
     before = cached.path.stat().st_mtime_ns
     # When the same inputs are built again
-    again = build_ingestion_zip(workspace, cached.path.parent, python_version=cached.python_version)
+    again = build_function_zip(INGESTION, workspace, cached.path.parent, python_version=cached.python_version)
     # Then the archive is reused, untouched
     assert again == cached
     assert again.path.stat().st_mtime_ns == before
@@ -121,7 +121,7 @@ def test_a_second_build_with_unchanged_inputs_reuses_the_cached_archive(local_zi
     original = handler.read_bytes()
     try:
         handler.write_bytes(original + b"\n# edited\n")
-        assert ingestion_cache_key(workspace, cached.python_version, LAMBDA_PLATFORM) != cached.cache_key
+        assert zip_cache_key(workspace, cached.python_version, LAMBDA_PLATFORM, INGESTION.members) != cached.cache_key
     finally:
         handler.write_bytes(original)
 

@@ -12,7 +12,7 @@ from infra_mocks import ACCOUNT, MODEL_ARTIFACT, REPO_ROOT, ROLLOUT, ProgramRun,
 from pydantic_settings import BaseSettings
 
 from sentiment_infra.config import StackConfig, parse_stack_config
-from sentiment_infra.packaging import ANALYSIS_IMAGE_INPUTS, INGESTION_HANDLER, analysis_image_tag, iter_files
+from sentiment_infra.packaging import ANALYSIS_IMAGE_INPUTS, INGESTION, analysis_image_tag, iter_files
 from sentiment_shared.model_bundle import BUNDLE_FILE_NAME
 from sentiment_shared.settings import AnalysisSettings, DashboardSettings, IngestionSettings, environment
 from sentiment_shared.stack import (
@@ -337,7 +337,7 @@ def test_ingestion_function_ships_the_zip_with_its_environment_and_schedule(prog
     inputs = function.inputs
     assert inputs["packageType"] == "Zip"
     assert inputs["runtime"] == "python3.12"
-    assert inputs["handler"] == INGESTION_HANDLER
+    assert inputs["handler"] == INGESTION.handler
     assert inputs["memorySize"] == config.ingestion_memory_mb
     assert inputs["timeout"] == config.ingestion_timeout_s
     archive = inputs["code"]

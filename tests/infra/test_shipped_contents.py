@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from sentiment_infra.packaging import ANALYSIS_IMAGE_INPUTS, DASHBOARD_MEMBERS, INGESTION_MEMBERS, ZipBuild
+from sentiment_infra.packaging import ANALYSIS_IMAGE_INPUTS, DASHBOARD, INGESTION, ZipBuild
 
 pytestmark = pytest.mark.infra
 
@@ -62,8 +62,8 @@ def test_the_sentiment_model_command_installs_without_pulumi() -> None:
 
 
 def test_zip_members_are_the_shared_library_and_the_function_only() -> None:
-    assert INGESTION_MEMBERS == ("packages/shared", "services/ingestion")
-    assert DASHBOARD_MEMBERS == ("packages/shared", "services/dashboard")
+    assert INGESTION.members == ("packages/shared", "services/ingestion")
+    assert DASHBOARD.members == ("packages/shared", "services/dashboard")
 
 
 @pytest.mark.slow

@@ -27,14 +27,24 @@ BUILDER_VERSION = "1"
 LAMBDA_PYTHON = "3.12"
 LAMBDA_PLATFORM = "x86_64-manylinux2014"
 
-INGESTION_PACKAGE = "sentiment-ingestion"
-INGESTION_MEMBERS = ("packages/shared", "services/ingestion")
-"""Workspace members shipped in the ZIP (the function's own code and the shared library)."""
-INGESTION_HANDLER = "sentiment_ingestion.handler.handler"
 
-DASHBOARD_PACKAGE = "sentiment-dashboard"
-DASHBOARD_MEMBERS = ("packages/shared", "services/dashboard")
-DASHBOARD_HANDLER = "sentiment_dashboard.handler.handler"
+@dataclass(frozen=True, slots=True)
+class ZipFunction:
+    """A ZIP function's recipe: the package whose locked third-party dependencies it ships, the workspace members
+    built into it (its own code and the shared library) and the handler Lambda runs."""
+
+    label: str
+    package: str
+    members: tuple[str, ...]
+    handler: str
+
+
+INGESTION = ZipFunction(
+    "ingestion", "sentiment-ingestion", ("packages/shared", "services/ingestion"), "sentiment_ingestion.handler.handler"
+)
+DASHBOARD = ZipFunction(
+    "dashboard", "sentiment-dashboard", ("packages/shared", "services/dashboard"), "sentiment_dashboard.handler.handler"
+)
 
 RELEASE_CHECK_SOURCE = "services/analysis/src"
 RELEASE_CHECK_FILES = ("sentiment_analysis/__init__.py", "sentiment_analysis/release_check.py")
@@ -125,67 +135,25 @@ def _uv() -> str:
     return uv
 
 
-def zip_cache_key(
-    repo_root: Path, python_version: str, platform: str, members: Iterable[str] = INGESTION_MEMBERS
-) -> str:
+def zip_cache_key(repo_root: Path, python_version: str, platform: str, members: Iterable[str]) -> str:
     members = tuple(members)
     inputs = ["uv.lock", "pyproject.toml", *(f"{m}/pyproject.toml" for m in members)]
     inputs += [f"{m}/src" for m in members]
     return source_digest(repo_root, inputs, salt=f"{BUILDER_VERSION}|{python_version}|{platform}")
 
 
-def ingestion_cache_key(repo_root: Path, python_version: str, platform: str) -> str:
-    return zip_cache_key(repo_root, python_version, platform, INGESTION_MEMBERS)
-
-
-def build_ingestion_zip(
-    repo_root: Path,
-    out_dir: Path,
-    *,
-    python_version: str = LAMBDA_PYTHON,
-    platform: str = LAMBDA_PLATFORM,
-    use_cache: bool = True,
-) -> ZipBuild:
-    """Build (or reuse) the ingestion function's ZIP for ``python_version`` on ``platform``."""
-    return build_function_zip(
-        repo_root,
-        out_dir,
-        package=INGESTION_PACKAGE,
-        members=INGESTION_MEMBERS,
-        label="ingestion",
-        python_version=python_version,
-        platform=platform,
-        use_cache=use_cache,
-    )
-
-
-def build_dashboard_zip(
-    repo_root: Path, out_dir: Path, *, python_version: str = LAMBDA_PYTHON, platform: str = LAMBDA_PLATFORM
-) -> ZipBuild:
-    """Build (or reuse) the dashboard function's ZIP (the same recipe as ingestion's)."""
-    return build_function_zip(
-        repo_root,
-        out_dir,
-        package=DASHBOARD_PACKAGE,
-        members=DASHBOARD_MEMBERS,
-        label="dashboard",
-        python_version=python_version,
-        platform=platform,
-    )
-
-
 def build_function_zip(
+    function: ZipFunction,
     repo_root: Path,
     out_dir: Path,
     *,
-    package: str,
-    members: tuple[str, ...],
-    label: str,
     python_version: str = LAMBDA_PYTHON,
     platform: str = LAMBDA_PLATFORM,
     use_cache: bool = True,
 ) -> ZipBuild:
-    """Build (or reuse) a ZIP function of ``package``: its locked third-party deps plus ``members``."""
+    """Build (or reuse) ``function``'s ZIP for ``python_version`` on ``platform``: its package's locked
+    third-party dependencies plus its members."""
+    package, members, label = function.package, function.members, function.label
     repo_root = repo_root.resolve()
     key = zip_cache_key(repo_root, python_version, platform, members)
     out_dir.mkdir(parents=True, exist_ok=True)

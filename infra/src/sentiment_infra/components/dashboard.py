@@ -21,7 +21,7 @@ import pulumi_aws as aws
 from sentiment_infra import iam
 from sentiment_infra.components.lambda_function import LambdaFunction, LambdaFunctionArgs, zip_code
 from sentiment_infra.config import Deployment
-from sentiment_infra.packaging import DASHBOARD_HANDLER, ZipBuild
+from sentiment_infra.packaging import DASHBOARD, ZipBuild
 from sentiment_shared.settings import DashboardSettings, environment
 from sentiment_shared.stack import ANALYSIS_SERVICE, DASHBOARD_SERVICE, METRICS_NAMESPACE
 
@@ -89,7 +89,7 @@ class Dashboard(pulumi.ComponentResource):
                 # Lambda refuses on accounts whose quota leaves no room (config.RESERVATION_RULE).
                 code={
                     "reserved_concurrent_executions": config.dashboard_reserved_concurrency,
-                    **zip_code(DASHBOARD_HANDLER, args.package),
+                    **zip_code(DASHBOARD.handler, args.package),
                 },
             ),
             opts=child,

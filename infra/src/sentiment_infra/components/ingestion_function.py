@@ -11,7 +11,7 @@ import pulumi_aws as aws
 from sentiment_infra import iam
 from sentiment_infra.components.lambda_function import LambdaFunction, LambdaFunctionArgs, zip_code
 from sentiment_infra.config import Deployment
-from sentiment_infra.packaging import INGESTION_HANDLER, ZipBuild
+from sentiment_infra.packaging import INGESTION, ZipBuild
 from sentiment_shared.schemas import feed_urls_json
 from sentiment_shared.settings import IngestionSettings, environment
 from sentiment_shared.stack import INGESTION_SERVICE
@@ -77,7 +77,7 @@ class IngestionFunction(pulumi.ComponentResource):
                 ),
                 memory_mb=config.ingestion_memory_mb,
                 timeout_s=config.ingestion_timeout_s,
-                code=zip_code(INGESTION_HANDLER, args.package),
+                code=zip_code(INGESTION.handler, args.package),
             ),
             opts=child,
         )
