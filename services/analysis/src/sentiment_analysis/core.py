@@ -2,8 +2,8 @@
 
 * :class:`ModelProvider` fetches the verified model bundle into ``MODEL_CACHE_DIR`` and loads it
   once per container (a failure is raised, never cached, so the next invocation tries again).
-* :class:`QueueRecord` is an SQS record whose body is a topic message, SNS-wrapped (raw delivery off)
-  or raw; :func:`decode_message` gives one record body's message or why it is invalid.
+* :func:`decode_message` gives one SQS record body's topic message, SNS-wrapped (raw delivery off) or raw,
+  or why it is invalid: the one parse of a body.
 * :func:`analyze_batch` classifies every valid message of a batch in ONE classifier call and keeps,
   per record, either the result to store or the reason it failed; :meth:`AnalyzedBatch.write` writes
   every result (and their counts) in one call, :meth:`AnalyzedBatch.store` gives one record's outcome
@@ -25,8 +25,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import PurePosixPath
 from typing import Annotated, Any, Literal, Protocol
 
-from aws_lambda_powertools.utilities.parser.models import SqsRecordModel
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Json, Tag, TypeAdapter, ValidationError
+from pydantic import BaseModel, Discriminator, Field, Json, Tag, TypeAdapter, ValidationError
 
 from sentiment_analysis.classifier import DEFAULT_PRECISION, Prediction, SentimentClassifier, import_runtime
 from sentiment_shared import model_bundle
@@ -223,20 +222,6 @@ def _delivery(body: Any) -> str:
 MessageBody = Json[
     Annotated[Annotated[SnsEnvelope, Tag("sns")] | Annotated[TopicMessage, Tag("raw")], Discriminator(_delivery)]
 ]
-
-
-class QueueRecord(SqsRecordModel):
-    """An SQS record carrying a topic message; the envelope fields this function never reads are optional."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    body: MessageBody
-    receiptHandle: str = ""
-    attributes: Any = None
-    messageAttributes: Any = None
-    md5OfBody: str = ""
-    eventSourceARN: str = ""
-    awsRegion: str = ""
 
 
 class _SqsRecordRef(BaseModel):

@@ -13,6 +13,7 @@ from typing import Any, cast
 
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from sentiment_analysis import core, snapstart
@@ -47,24 +48,41 @@ def _model(provider: core.ModelProvider) -> tuple[core.LoadedModel, bool]:
     return model, cold
 
 
+class BatchAnalysis(BatchProcessor):
+    """Powertools' SQS batch processor, whose ``_prepare`` runs the core once for the whole batch.
+
+    :func:`core.analyze_batch` parses every body (the only parse: this processor has no model for Powertools
+    to parse each record with again), classifies the valid messages in one call, and :meth:`AnalyzedBatch.write`
+    stores all the results and their counts in one transaction. Powertools then settles each record with
+    :meth:`settle`: a record whose body was invalid or whose write failed raises, and only it is reported in
+    ``batchItemFailures``.
+    """
+
+    def __init__(self, model: core.LoadedModel, table: ItemsTable) -> None:
+        super().__init__(EventType.SQS)
+        self._model, self._table = model, table
+        self.analyzed = core.AnalyzedBatch()
+
+    def _prepare(self) -> None:
+        super()._prepare()  # type: ignore[no-untyped-call]  # Powertools leaves it unannotated
+        self.analyzed = core.analyze_batch([(r["messageId"], r.get("body")) for r in self.records], self._model)
+        self.analyzed.write(self._table)  # one transaction for the batch's results and counts, not one per record
+
+    def settle(self, record: SQSRecord) -> None:
+        self.analyzed.store(record.message_id, self._table)
+
+
 def _sqs_batch(
     event: dict[str, Any], context: LambdaContext, model: core.LoadedModel, table: ItemsTable
 ) -> dict[str, Any]:
-    records = [(r["messageId"], r.get("body")) for r in event["Records"]]
-    analyzed = core.analyze_batch(records, model)
-    analyzed.write(table)  # one transaction for the batch's results and counts, not one per record
-
-    def record_handler(record: core.QueueRecord) -> None:
-        analyzed.store(record.messageId, table)
-
-    processor = BatchProcessor(EventType.SQS, model=core.QueueRecord)
+    processor = BatchAnalysis(model, table)
     response = process_partial_response(
-        event=event, record_handler=record_handler, processor=processor, context=context
+        event=event, record_handler=processor.settle, processor=processor, context=context
     )
     failed = len(response.get("batchItemFailures", []))
-    metrics.add_metric(name=Metric.BATCH_SIZE, unit=MetricUnit.Count, value=len(records))
-    metrics.add_metric(name=Metric.INFERENCE_MS, unit=MetricUnit.Milliseconds, value=analyzed.inference_ms)
-    metrics.add_metric(name=Metric.ITEMS_ANALYZED, unit=MetricUnit.Count, value=len(records) - failed)
+    metrics.add_metric(name=Metric.BATCH_SIZE, unit=MetricUnit.Count, value=len(event["Records"]))
+    metrics.add_metric(name=Metric.INFERENCE_MS, unit=MetricUnit.Milliseconds, value=processor.analyzed.inference_ms)
+    metrics.add_metric(name=Metric.ITEMS_ANALYZED, unit=MetricUnit.Count, value=len(event["Records"]) - failed)
     metrics.add_metric(name=Metric.ITEMS_FAILED, unit=MetricUnit.Count, value=failed)
     return dict(response)
 
