@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import contextlib
 import json
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from sentiment_local.dashboard import save_last_run
 from sentiment_local.emulator import LOCAL_REGION, aws_environment, embedded_moto, scoped_environ
@@ -43,6 +42,9 @@ from sentiment_shared.stack import (
     ResourceNames,
     model_key,
 )
+
+if TYPE_CHECKING:
+    from sentiment_analysis.core import ModelProvider
 
 Step = Callable[[str], None]
 """Progress callback: called with a short description when a step starts."""
@@ -257,8 +259,7 @@ def _queue_depth(queue_url: str) -> int:
 
 def _cold_start_breakdown() -> dict[str, Any]:
     """Where the analysis function's cold start went (seconds), as its model provider recorded it."""
-    analysis_handler = sys.modules.get("sentiment_analysis.handler")
-    loaded = analysis_handler.models.loaded if analysis_handler is not None else None
+    loaded = _ANALYSIS.models.loaded if _ANALYSIS.models is not None else None
     if loaded is None:
         return {}
     fetched = loaded.fetch
@@ -279,13 +280,28 @@ _IMPORT_SECONDS: dict[str, float] = {}
 """How long the analysis handler's first import took (in Lambda: the init phase, before the handler runs)."""
 
 
-def _analysis_handler(event: dict[str, Any], context: Any) -> Any:
-    """The analysis function's handler, imported on first delivery (a run with nothing new skips torch)."""
-    started = time.perf_counter()
-    from sentiment_analysis.handler import handler
+@dataclass
+class _AnalysisFunction:
+    """The analysis function as this process runs it, built like the ingestion one through its composition root
+    (``build_handler`` over a model provider this module owns): on the first delivery, so a run with nothing new
+    skips importing torch, then kept for the process, as a warm container keeps its model."""
 
-    _IMPORT_SECONDS.setdefault("analysis", time.perf_counter() - started)
-    return handler(event, context)
+    models: ModelProvider | None = None
+    handler: Handler | None = None
+
+    def __call__(self, event: dict[str, Any], context: Any) -> Any:
+        if self.handler is None:
+            started = time.perf_counter()
+            from sentiment_analysis.core import ModelProvider
+            from sentiment_analysis.handler import build_handler
+
+            _IMPORT_SECONDS.setdefault("analysis", time.perf_counter() - started)
+            self.models = ModelProvider()
+            self.handler = build_handler(self.models)
+        return self.handler(event, context)
+
+
+_ANALYSIS = _AnalysisFunction()
 
 
 def _ingestion_handler() -> Handler:
@@ -421,7 +437,7 @@ def _run_functions(
         esm = EventSourceMapping(
             queue_url=stack.queue_url,
             queue_arn=stack.queue_arn,
-            handler=analysis_handler or _analysis_handler,
+            handler=analysis_handler or _ANALYSIS,
             batch_size=options.batch_size,
             region=LOCAL_REGION,
             function_timeout_s=DEFAULT_ANALYSIS_FUNCTION.timeout_s,
