@@ -35,6 +35,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sentiment_shared import aws
+from sentiment_shared.dynamo_batch import batch_get, batch_write
 from sentiment_shared.schemas import SENTIMENTS
 from sentiment_shared.stack import (
     BOOKKEEPING_PREFIXES,
@@ -256,11 +257,8 @@ def _batch_get(ddb: DynamoDBClient, table_name: str, ids: Iterable[str]) -> dict
     for start in range(0, len(wanted), 100):
         keys: list[Any] = [{ITEMS_TABLE_HASH_KEY: {"S": i}} for i in wanted[start : start + 100]]
         request: dict[str, Any] = {table_name: {"Keys": keys, "ConsistentRead": True}}
-        while request:
-            resp = ddb.batch_get_item(RequestItems=request)
-            for raw in resp.get("Responses", {}).get(table_name, []):
-                found[raw[ITEMS_TABLE_HASH_KEY]["S"]] = dict(raw)
-            request = dict(resp.get("UnprocessedKeys", {}))
+        for raw in batch_get(ddb, request).get(table_name, []):
+            found[raw[ITEMS_TABLE_HASH_KEY]["S"]] = raw
     return found
 
 
@@ -424,9 +422,7 @@ def backfill(table_name: str, *, client: DynamoDBClient | None = None) -> Backfi
     requests: list[Any] = [{"PutRequest": {"Item": w}} for w in writes]
     requests += [{"DeleteRequest": {"Key": {ITEMS_TABLE_HASH_KEY: {"S": i}}}} for i in stale]
     for start in range(0, len(requests), 25):
-        pending: dict[str, Any] = {table_name: requests[start : start + 25]}
-        while pending:
-            pending = dict(ddb.batch_write_item(RequestItems=pending).get("UnprocessedItems", {}))
+        batch_write(ddb, {table_name: requests[start : start + 25]})
     return BackfillReport(
         items=items,
         analyzed=sum(total.values()),

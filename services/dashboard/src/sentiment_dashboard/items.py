@@ -21,6 +21,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from sentiment_shared import aws
 from sentiment_shared.counters import RECENT_ITEMS, SUMMARY_DAYS
+from sentiment_shared.dynamo_batch import batch_get
 from sentiment_shared.schemas import SENTIMENTS
 from sentiment_shared.stack import ITEMS_TABLE_HASH_KEY, RECENT_INDEX, RECENT_INDEX_HASH_KEY
 
@@ -189,11 +190,8 @@ def details(table_name: str, ids: list[str], *, client: DynamoDBClient | None = 
                 },
             }
         }
-        while request:
-            resp = ddb.batch_get_item(RequestItems=request)
-            for raw in resp.get("Responses", {}).get(table_name, []):
-                found[raw[ITEMS_TABLE_HASH_KEY]["S"]] = dict(raw)
-            request = dict(resp.get("UnprocessedKeys", {}))
+        for raw in batch_get(ddb, request).get(table_name, []):
+            found[raw[ITEMS_TABLE_HASH_KEY]["S"]] = raw
     return found
 
 

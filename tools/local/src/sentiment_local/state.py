@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from sentiment_shared import aws
+from sentiment_shared.dynamo_batch import batch_write
 from sentiment_shared.stack import BOOKKEEPING_PREFIXES
 
 STATE_FILE = "items-table.jsonl"
@@ -50,10 +51,7 @@ def restore_table(table_name: str, state_dir: Path) -> int:
     restored = 0
 
     def put(chunk: list[dict[str, Any]]) -> None:
-        request: dict[str, Any] = {table_name: [{"PutRequest": {"Item": i}} for i in chunk]}
-        while request:
-            resp = ddb.batch_write_item(RequestItems=request)
-            request = dict(resp.get("UnprocessedItems", {}))
+        batch_write(ddb, {table_name: [{"PutRequest": {"Item": i}} for i in chunk]})
 
     chunk: list[dict[str, Any]] = []
     with path.open(encoding="utf-8") as lines:

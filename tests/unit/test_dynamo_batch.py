@@ -1,0 +1,86 @@
+"""What DynamoDB's batch calls leave unprocessed is re-sent after a jittered pause, a bounded number of times.
+
+The client is a real botocore DynamoDB client with a ``Stubber`` answering as DynamoDB does under throttling
+(a successful call with ``UnprocessedKeys`` / ``UnprocessedItems``): every request is checked against the API.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from botocore.stub import Stubber
+
+from sentiment_shared import aws, counters, dynamo_batch
+from sentiment_shared.dynamo_batch import MAX_ROUNDS, UnprocessedError, batch_get, batch_write
+
+pytestmark = pytest.mark.unit
+
+TABLE = "items"
+
+
+def _client() -> Any:
+    aws.reset_clients()  # a client of its own: the stubs and patches stay in this test
+    return aws.client("dynamodb")
+
+
+def _keys(*ids: str) -> dict[str, Any]:
+    return {TABLE: {"Keys": [{"item_id": {"S": i}} for i in ids], "ConsistentRead": True}}
+
+
+def test_unprocessed_keys_are_read_again_after_a_pause_and_every_item_is_returned() -> None:
+    # Given DynamoDB answering a first call with one item and the other key unprocessed (throttled)
+    ddb = _client()
+    sleeps: list[float] = []
+    with Stubber(ddb) as stub:
+        first = {"Responses": {TABLE: [{"item_id": {"S": "a"}}]}, "UnprocessedKeys": _keys("b")}
+        stub.add_response("batch_get_item", first, {"RequestItems": _keys("a", "b")})
+        stub.add_response(
+            "batch_get_item", {"Responses": {TABLE: [{"item_id": {"S": "b"}}]}}, {"RequestItems": _keys("b")}
+        )
+        # When both are read
+        found = batch_get(ddb, _keys("a", "b"), sleep=sleeps.append)
+        stub.assert_no_pending_responses()
+    # Then both came back, the second call asked for the rest only, after one jittered pause
+    assert [raw["item_id"]["S"] for raw in found[TABLE]] == ["a", "b"]
+    assert len(sleeps) == 1
+    assert 0 <= sleeps[0] <= dynamo_batch.BASE_DELAY_S
+
+
+def test_writes_left_unprocessed_every_time_stop_after_the_bound_with_growing_pauses() -> None:
+    # Given DynamoDB leaving the write unprocessed on every call (a table throttled for good)
+    ddb = _client()
+    writes = {TABLE: [{"PutRequest": {"Item": {"item_id": {"S": "a"}}}}]}
+    sleeps: list[float] = []
+    with Stubber(ddb) as stub:
+        for _ in range(MAX_ROUNDS):
+            stub.add_response("batch_write_item", {"UnprocessedItems": writes}, {"RequestItems": writes})
+        # When it is written
+        with pytest.raises(UnprocessedError, match=f"left 1 unprocessed after {MAX_ROUNDS} calls"):
+            batch_write(ddb, writes, sleep=sleeps.append)
+        stub.assert_no_pending_responses()
+    # Then it stopped after MAX_ROUNDS calls, pausing before each re-send within a doubling, capped ceiling
+    assert len(sleeps) == MAX_ROUNDS - 1
+    ceilings = [min(dynamo_batch.MAX_DELAY_S, dynamo_batch.BASE_DELAY_S * 2**n) for n in range(MAX_ROUNDS - 1)]
+    assert all(0 <= s <= c for s, c in zip(sleeps, ceilings, strict=True))
+
+
+def test_the_dashboards_counter_reads_do_not_resend_at_once_or_forever(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given the counter read model on a table that leaves every key unprocessed
+    ddb = _client()
+    calls: list[int] = []
+    sleeps: list[float] = []
+    monkeypatch.setattr(dynamo_batch.time, "sleep", sleeps.append)
+
+    def throttled(**kwargs: Any) -> dict[str, Any]:
+        calls.append(1)
+        if len(calls) > 50:  # the loop before: at once and without end
+            raise AssertionError("re-sent more than 50 times")
+        return {"Responses": {TABLE: []}, "UnprocessedKeys": kwargs["RequestItems"]}
+
+    monkeypatch.setattr(ddb, "batch_get_item", throttled)
+    # When the counters are read
+    with pytest.raises(UnprocessedError):
+        counters._batch_get(ddb, TABLE, ["counter#all#0"])
+    # Then it paused between calls and gave up after the bound
+    assert (len(calls), len(sleeps)) == (MAX_ROUNDS, MAX_ROUNDS - 1)
