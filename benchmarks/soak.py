@@ -46,7 +46,7 @@ from sentiment_ingestion.normalize import item_id_for
 from sentiment_local.emulator import embedded_moto
 from sentiment_local.esm import Handler
 from sentiment_local.pipeline import RunOptions, RunReport, run
-from sentiment_shared import aws
+from sentiment_shared import aws, counters
 from sentiment_shared.counters import read_summary
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -109,7 +109,9 @@ def plan_faults(item_ids: list[str], fault_rate: float, seed: int) -> dict[str, 
 class FaultInjector:
     """Decides, per HTTP attempt of the analysis function's result write, whether to inject a fault.
 
-    The result write is one ``TransactWriteItems`` (the item update, then its dashboard counters)."""
+    The result write is one ``TransactWriteItems`` per batch (the items' updates, then the batch's counter
+    deltas); a fault planned for any item of a transaction is injected into that transaction, so the
+    adapter's bisection has to isolate the faulty item from its neighbours."""
 
     plan: dict[str, str]
     calls: Counter[str] = field(default_factory=Counter)
@@ -133,35 +135,43 @@ class FaultInjector:
         return self._client
 
     def _before_call(self, params: dict[str, Any], **_: Any) -> None:
-        item_id = _written_item(params)
         with self._lock:
-            self.calls[item_id] += 1
-            self._attempts[item_id] = 0
+            for item_id in _written_items(params):
+                self.calls[item_id] += 1
+                self._attempts[item_id] = 0
 
     def _before_send(self, request: Any, **_: Any) -> Any:
-        item_id = _written_item(json.loads(request.body))
+        with self._lock:  # the first item with a fault to inject decides this attempt's answer
+            faults = (self._fault(item_id) for item_id in _written_items(json.loads(request.body)))
+            fault = next((f for f in faults if f is not None), None)
+        if fault == "crash":
+            raise Crash
+        return None if fault is None else _error(*fault)
+
+    def _fault(self, item_id: str) -> tuple[str, int] | str | None:
+        """The fault this attempt injects for one item of the transaction (called under the lock)."""
         kind = self.plan.get(item_id)
-        with self._lock:
-            self._attempts[item_id] += 1
-            call, attempt = self.calls[item_id], self._attempts[item_id]
-            if kind == "timeout" and item_id not in self.crashed:
-                self.crashed.add(item_id)
-                self.injected[kind] += 1
-                raise Crash
-            fault = (
-                (kind == "permanent" and ("ValidationException", 400))
-                or (kind == "throttled" and call == 1 and attempt == 1 and ("ThrottlingException", 400))
-                or (kind == "flaky" and call == 1 and ("InternalServerError", 500))
-            )
-            if not fault:
-                return None
+        self._attempts[item_id] += 1
+        call, attempt = self.calls[item_id], self._attempts[item_id]
+        if kind == "timeout" and item_id not in self.crashed:
+            self.crashed.add(item_id)
             self.injected[kind] += 1
-        return _error(*fault)
+            return "crash"
+        fault = (
+            (kind == "permanent" and ("ValidationException", 400))
+            or (kind == "throttled" and call == 1 and attempt == 1 and ("ThrottlingException", 400))
+            or (kind == "flaky" and call == 1 and ("InternalServerError", 500))
+        )
+        if not fault:
+            return None
+        self.injected[kind] += 1
+        return fault
 
 
-def _written_item(params: dict[str, Any]) -> str:
-    """The item a result write is for: the first action of the transaction is the item's own update."""
-    return str(params["TransactItems"][0]["Update"]["Key"]["item_id"]["S"])
+def _written_items(params: dict[str, Any]) -> list[str]:
+    """The items a result write is for: the transaction's updates of items (its counter deltas excluded)."""
+    keys = (action["Update"]["Key"]["item_id"]["S"] for action in params["TransactItems"] if "Update" in action)
+    return [str(key) for key in keys if not counters.is_bookkeeping(str(key))]
 
 
 def _error(code: str, status: int) -> Any:
