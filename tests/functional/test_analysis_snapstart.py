@@ -128,3 +128,18 @@ def test_on_demand_init_loads_nothing_until_the_first_invocation(
     # Then nothing was fetched or loaded (the first invocation does it, as before)
     assert json.loads(out.stdout.strip().splitlines()[-1]) == {"loaded": False, "torch": False}
     assert not (tmp_path / "cache").exists()
+
+
+def test_a_snap_start_init_that_cannot_load_the_model_fails_init(
+    published: model_bundle.BundleInfo, moto_endpoint: str, tmp_path: Path
+) -> None:
+    # Given a snap-start INIT whose configured digest is not the bundle's
+    env = _function_env(moto_endpoint, published, tmp_path / "cache", "snap-start")
+    env["MODEL_SHA256"] = "0" * 64
+    # When the runtime imports the handler module
+    command = [sys.executable, "-c", "import sentiment_analysis.handler"]
+    out = subprocess.run(command, env=env, capture_output=True, text=True, check=False, timeout=120)
+    # Then INIT fails (Lambda then fails the version's publish) with the reason, and nothing is cached
+    assert out.returncode != 0
+    assert "sha256 mismatch" in out.stderr
+    assert not any((tmp_path / "cache").rglob("*.safetensors"))
