@@ -35,7 +35,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sentiment_shared import aws
-from sentiment_shared.dynamo_batch import batch_get, batch_write
+from sentiment_shared.dynamo import batch_get, batch_write, plain
 from sentiment_shared.schemas import SENTIMENTS
 from sentiment_shared.stack import (
     BOOKKEEPING_PREFIXES,
@@ -179,7 +179,8 @@ class Counts:
     def from_raw(cls, raw: Mapping[str, Any] | None) -> Counts:
         if not raw:
             return cls()
-        return cls(**{s: int(raw.get(s, {}).get("N", "0")) for s in SENTIMENTS})
+        row = plain(raw)
+        return cls(**{s: int(row.get(s, 0)) for s in SENTIMENTS})
 
     @classmethod
     def summed(cls, found: Mapping[str, Mapping[str, Any]], counter_id: str) -> Counts:
@@ -258,7 +259,7 @@ def _batch_get(ddb: DynamoDBClient, table_name: str, ids: Iterable[str]) -> dict
         keys: list[Any] = [{ITEMS_TABLE_HASH_KEY: {"S": i}} for i in wanted[start : start + 100]]
         request: dict[str, Any] = {table_name: {"Keys": keys, "ConsistentRead": True}}
         for raw in batch_get(ddb, request).get(table_name, []):
-            found[raw[ITEMS_TABLE_HASH_KEY]["S"]] = raw
+            found[plain(raw)[ITEMS_TABLE_HASH_KEY]] = raw
     return found
 
 
@@ -294,16 +295,16 @@ def recent_items(ddb: DynamoDBClient, table_name: str, today: date, limit: int =
             ScanIndexForward=False,
             Limit=limit - len(found),
         )
-        for raw in resp.get("Items", []):
+        for row in map(plain, resp.get("Items", [])):
             found.append(
                 RecentItem(
-                    item_id=raw[ITEMS_TABLE_HASH_KEY]["S"],
-                    text=raw.get("text", {}).get("S", ""),
-                    sentiment=raw.get("sentiment", {}).get("S", ""),
-                    score=float(raw.get("score", {}).get("N", "0")),
-                    analyzed_at=raw.get("analyzed_at", {}).get("S", ""),
-                    source=raw.get("source", {}).get("S", ""),
-                    model_version=raw.get("model_version", {}).get("S", ""),
+                    item_id=row[ITEMS_TABLE_HASH_KEY],
+                    text=row.get("text", ""),
+                    sentiment=row.get("sentiment", ""),
+                    score=float(row.get("score", 0)),
+                    analyzed_at=row.get("analyzed_at", ""),
+                    source=row.get("source", ""),
+                    model_version=row.get("model_version", ""),
                 )
             )
     return found
@@ -328,12 +329,12 @@ def read_summary(
     all_shards = [totals.get(i, {}) for i in shard_ids(TOTAL_COUNTER_ID)]
     known: set[str] = set()
     for raw in all_shards:
-        known.update(raw.get("sources", {}).get("SS", []))
+        known.update(plain(raw).get("sources", set()))
     source_ids = sorted(known)[:MAX_SOURCES_READ]
     found = _batch_get(ddb, table_name, [i for s in source_ids for i in shard_ids(s)])
     sources = []
     for source_id in source_ids:
-        names = [found[i]["source"]["S"] for i in shard_ids(source_id) if "source" in found.get(i, {})]
+        names = [plain(found[i])["source"] for i in shard_ids(source_id) if "source" in found.get(i, {})]
         counts = Counts.summed(found, source_id)
         if names or counts.total:
             sources.append(SourceCounts(source=names[0] if names else "?", counts=counts))
@@ -386,19 +387,20 @@ def backfill(table_name: str, *, client: DynamoDBClient | None = None) -> Backfi
     items = indexed = 0
     for page in ddb.get_paginator("scan").paginate(TableName=table_name, ConsistentRead=True):
         for raw in page.get("Items", []):
-            item_id = raw[ITEMS_TABLE_HASH_KEY]["S"]
+            row = plain(raw)
+            item_id = row[ITEMS_TABLE_HASH_KEY]
             if item_id.startswith(COUNTER_PREFIX):
                 existing_counters.add(item_id)
                 continue
             if is_bookkeeping(item_id):
                 continue
             items += 1
-            sentiment = raw.get("sentiment", {}).get("S")
-            analyzed_at = raw.get("analyzed_at", {}).get("S")
+            sentiment = row.get("sentiment")
+            analyzed_at = row.get("analyzed_at")
             if sentiment not in SENTIMENTS or not analyzed_at:
                 continue
             day = day_of(datetime.fromisoformat(analyzed_at))
-            source = raw.get("source", {}).get("S", "direct")
+            source = row.get("source", "direct")
             total[sentiment] += 1
             per_day.setdefault(day, Counter())[sentiment] += 1
             per_source.setdefault(source, Counter())[sentiment] += 1

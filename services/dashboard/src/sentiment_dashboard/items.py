@@ -21,7 +21,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from sentiment_shared import aws
 from sentiment_shared.counters import RECENT_ITEMS, SUMMARY_DAYS
-from sentiment_shared.dynamo_batch import batch_get
+from sentiment_shared.dynamo import batch_get
 from sentiment_shared.schemas import SENTIMENTS
 from sentiment_shared.stack import ITEMS_TABLE_HASH_KEY, RECENT_INDEX, RECENT_INDEX_HASH_KEY
 

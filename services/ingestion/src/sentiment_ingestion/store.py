@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from sentiment_ingestion.feeds import FeedState
 from sentiment_shared import aws
+from sentiment_shared.dynamo import plain
 from sentiment_shared.stack import (
     FEED_STATE_PREFIX,
     ITEMS_TABLE_HASH_KEY,
@@ -84,7 +85,8 @@ class DynamoIngestionStore:
         raw = resp.get("Item")
         if raw is None:
             return None
-        return FeedState(etag=raw.get("etag", {}).get("S"), last_modified=raw.get("last_modified", {}).get("S"))
+        row = plain(raw)
+        return FeedState(etag=row.get("etag"), last_modified=row.get("last_modified"))
 
     def put_feed_state(self, url: str, state: FeedState) -> None:
         item: dict[str, AttributeValueTypeDef] = {
@@ -123,5 +125,5 @@ class DynamoIngestionStore:
             )
             raw = resp.get("Item")
             if raw is not None:
-                found[run_id] = frozenset(v["S"] for v in raw.get("failed", {}).get("L", []) if "S" in v)
+                found[run_id] = frozenset(v for v in plain(raw).get("failed", []) if isinstance(v, str))
         return found

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from sentiment_shared import aws
-from sentiment_shared.dynamo_batch import batch_write
+from sentiment_shared.dynamo import batch_write
 from sentiment_shared.stack import BOOKKEEPING_PREFIXES
 
 STATE_FILE = "items-table.jsonl"

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from botocore.stub import Stubber
 
-from sentiment_shared import aws, counters, dynamo_batch
-from sentiment_shared.dynamo_batch import MAX_ROUNDS, UnprocessedError, batch_get, batch_write
+from sentiment_shared import aws, counters, dynamo
+from sentiment_shared.dynamo import MAX_ROUNDS, UnprocessedError, batch_get, batch_write
 
 pytestmark = pytest.mark.unit
 
@@ -44,7 +44,7 @@ def test_unprocessed_keys_are_read_again_after_a_pause_and_every_item_is_returne
     # Then both came back, the second call asked for the rest only, after one jittered pause
     assert [raw["item_id"]["S"] for raw in found[TABLE]] == ["a", "b"]
     assert len(sleeps) == 1
-    assert 0 <= sleeps[0] <= dynamo_batch.BASE_DELAY_S
+    assert 0 <= sleeps[0] <= dynamo.BASE_DELAY_S
 
 
 def test_writes_left_unprocessed_every_time_stop_after_the_bound_with_growing_pauses() -> None:
@@ -61,7 +61,7 @@ def test_writes_left_unprocessed_every_time_stop_after_the_bound_with_growing_pa
         stub.assert_no_pending_responses()
     # Then it stopped after MAX_ROUNDS calls, pausing before each re-send within a doubling, capped ceiling
     assert len(sleeps) == MAX_ROUNDS - 1
-    ceilings = [min(dynamo_batch.MAX_DELAY_S, dynamo_batch.BASE_DELAY_S * 2**n) for n in range(MAX_ROUNDS - 1)]
+    ceilings = [min(dynamo.MAX_DELAY_S, dynamo.BASE_DELAY_S * 2**n) for n in range(MAX_ROUNDS - 1)]
     assert all(0 <= s <= c for s, c in zip(sleeps, ceilings, strict=True))
 
 
@@ -70,7 +70,7 @@ def test_the_dashboards_counter_reads_do_not_resend_at_once_or_forever(monkeypat
     ddb = _client()
     calls: list[int] = []
     sleeps: list[float] = []
-    monkeypatch.setattr(dynamo_batch.time, "sleep", sleeps.append)
+    monkeypatch.setattr(dynamo.time, "sleep", sleeps.append)
 
     def throttled(**kwargs: Any) -> dict[str, Any]:
         calls.append(1)

@@ -1,4 +1,5 @@
-"""DynamoDB's batch calls and what botocore cannot retry for them: what a call leaves unprocessed.
+"""DynamoDB's wire level in one place: an item's attribute values decoded by boto3's ``TypeDeserializer``
+(:func:`plain`, never by hand), and the batch calls with what botocore cannot retry for them.
 
 ``BatchGetItem`` answers a partial result with ``UnprocessedKeys`` (throttled partitions, the 16 MB response
 limit) and ``BatchWriteItem`` with ``UnprocessedItems``; the call itself succeeded, so botocore's retry mode
@@ -13,7 +14,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
+
+from boto3.dynamodb.types import TypeDeserializer  # noqa: TID251 - DynamoDB's codec, no client
 
 from sentiment_shared import aws
 
@@ -24,6 +28,25 @@ MAX_ROUNDS = 8
 """Calls per request at most: the first and 7 re-sends of what is left (pauses up to 0.05 … 2 s)."""
 BASE_DELAY_S = 0.05
 MAX_DELAY_S = 2.0
+
+
+_deserializer = TypeDeserializer()
+
+
+def plain(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """An item (or the attributes a query projected) as Python values: ``{"S": "x"}`` → ``"x"``, numbers as
+    ``int`` or ``float`` (not ``Decimal``), string sets as ``set[str]``, lists and maps as lists and dicts."""
+    return {key: _number(_deserializer.deserialize(value)) for key, value in raw.items()}
+
+
+def _number(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, list):
+        return [_number(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _number(v) for k, v in value.items()}
+    return value
 
 
 class UnprocessedError(RuntimeError):
