@@ -97,26 +97,15 @@ def test_snap_start_with_more_than_512_mb_of_ephemeral_storage_stops_the_preview
 def test_the_snap_start_guard_refuses_what_lambda_would_refuse(type_: str, props: dict[str, Any], problem: str) -> None:
     from sentiment_infra.snapstart import guard
 
-    check = guard(stack_has_snap_start=True)
-    args = pulumi.ResourceTransformationArgs(
-        resource=None,
-        type_=type_,
-        name="analysis",
-        props=props,
-        opts=pulumi.ResourceOptions(),  # type: ignore[arg-type]
-    )
+    def transformation(props: dict[str, Any]) -> pulumi.ResourceTransformationArgs:
+        opts = pulumi.ResourceOptions()
+        return pulumi.ResourceTransformationArgs(resource=None, type_=type_, name="analysis", props=props, opts=opts)  # type: ignore[arg-type]
+
     with pytest.raises(ConfigError, match=problem):
-        check(args)
+        guard(stack_has_snap_start=True)(transformation(props))
     # Without SnapStart on the function (or in the stack) the same resources pass
     plain = {k: v for k, v in props.items() if k != "snap_start"}
-    off = pulumi.ResourceTransformationArgs(
-        resource=None,
-        type_=type_,
-        name="analysis",
-        props=plain,
-        opts=pulumi.ResourceOptions(),  # type: ignore[arg-type]
-    )
-    assert guard(stack_has_snap_start=False)(off) is None
+    assert guard(stack_has_snap_start=False)(transformation(plain)) is None
 
 
 def test_pulumi_leaves_the_live_alias_to_codedeploy(program: ProgramRun) -> None:
