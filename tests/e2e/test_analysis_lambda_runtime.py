@@ -298,6 +298,17 @@ def _function_env(
     }
 
 
+def _published_bundle(shared_model_dir: Path, tmp_path: Path) -> tuple[model_bundle.BundleInfo, str]:
+    """The model packed and put in a new versioned bucket, as the stack publishes it: (bundle, its version id)."""
+    bundle = model_bundle.pack(shared_model_dir, tmp_path / "model.tar")
+    create_bucket(BUCKET)
+    s3 = aws.client("s3")
+    s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
+    with bundle.path.open("rb") as body:
+        put = s3.put_object(Bucket=BUCKET, Key=KEY, Body=body, Metadata={"sha256": bundle.sha256})
+    return bundle, put["VersionId"]
+
+
 def test_cold_start_then_warm_sqs_batch_under_the_lambda_runtime_client(
     moto_endpoint: str,
     shared_model_dir: Path,
@@ -306,14 +317,9 @@ def test_cold_start_then_warm_sqs_batch_under_the_lambda_runtime_client(
     tmp_path: Path,
 ) -> None:
     # Given the model bundle in S3 and two ingested items, on the moto server
-    bundle = model_bundle.pack(shared_model_dir, tmp_path / "model.tar")
-    create_bucket(BUCKET)
-    s3 = aws.client("s3")
-    s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
-    with bundle.path.open("rb") as body:
-        version_id = s3.put_object(Bucket=BUCKET, Key=KEY, Body=body, Metadata={"sha256": bundle.sha256})["VersionId"]
+    bundle, version_id = _published_bundle(shared_model_dir, tmp_path)
     # (a later overwrite of the key must not reach this function: it is pinned to its version)
-    s3.put_object(Bucket=BUCKET, Key=KEY, Body=b"a newer bundle, not this function's")
+    aws.client("s3").put_object(Bucket=BUCKET, Key=KEY, Body=b"a newer bundle, not this function's")
     create_items_table(TABLE)
     table = DynamoItemsTable(TABLE)
     table.create(Item(item_id="e2e-1", text="An absolute delight from start to finish."))
@@ -393,12 +399,8 @@ def test_snapstart_lifecycle_loads_the_model_before_the_snapshot_and_answers_aft
     tmp_path: Path,
 ) -> None:
     # Given the model bundle in S3 (one version, the function's) and an item to analyse
-    bundle = model_bundle.pack(shared_model_dir, tmp_path / "model.tar")
-    create_bucket(BUCKET)
+    bundle, version_id = _published_bundle(shared_model_dir, tmp_path)
     s3 = aws.client("s3")
-    s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
-    with bundle.path.open("rb") as body:
-        version_id = s3.put_object(Bucket=BUCKET, Key=KEY, Body=body, Metadata={"sha256": bundle.sha256})["VersionId"]
     create_items_table(TABLE)
     table = DynamoItemsTable(TABLE)
     table.create(Item(item_id="snap-1", text="Dull, slow and far too long."))
