@@ -10,8 +10,8 @@ items (picked by a hash of the item id):
 kind            what happens                                                                expected
 ==============  ==========================================================================  ===========
 ``permanent``   every write is refused (``ValidationException``: not retried by botocore)   DLQ
-``throttled``   the first write attempt is throttled (botocore retries it)                  analyzed
-``flaky``       every attempt of the first delivery fails (HTTP 500): a record failure      analyzed
+``throttled``   one write attempt is throttled (botocore retries it)                        analyzed
+``flaky``       every attempt of one write call fails (HTTP 500): the batch is bisected     analyzed
 ``timeout``     the invocation dies at this item's write (Lambda's timeout kill)           analyzed
 ==============  ==========================================================================  ===========
 
@@ -110,8 +110,11 @@ class FaultInjector:
     """Decides, per HTTP attempt of the analysis function's result write, whether to inject a fault.
 
     The result write is one ``TransactWriteItems`` per batch (the items' updates, then the batch's counter
-    deltas); a fault planned for any item of a transaction is injected into that transaction, so the
-    adapter's bisection has to isolate the faulty item from its neighbours."""
+    deltas), so a fault planned for any item of a transaction fails that whole transaction and the
+    adapter's bisection has to isolate the faulty item from its neighbours. One fault answers an attempt
+    (a kill first, then refusals, then failures, then throttles), and each item's one-off fault
+    (``timeout``, ``flaky``, ``throttled``) is spent only when it is the answer, so a neighbour's fault
+    never hides it: every planned kind is injected, whatever the batches' composition."""
 
     plan: dict[str, str]
     calls: Counter[str] = field(default_factory=Counter)
@@ -119,7 +122,9 @@ class FaultInjector:
     injected: Counter[str] = field(default_factory=Counter)
     """Injected faults per kind (attempts for write faults, kills for timeouts)."""
     crashed: set[str] = field(default_factory=set)
-    _attempts: Counter[str] = field(default_factory=Counter)
+    throttled: set[str] = field(default_factory=set)
+    flaky_call: dict[str, int] = field(default_factory=dict)
+    """The call whose every attempt failed for each ``flaky`` item (its first call that met the fault)."""
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _client: Any = None
 
@@ -138,34 +143,47 @@ class FaultInjector:
         with self._lock:
             for item_id in _written_items(params):
                 self.calls[item_id] += 1
-                self._attempts[item_id] = 0
 
     def _before_send(self, request: Any, **_: Any) -> Any:
-        with self._lock:  # the first item with a fault to inject decides this attempt's answer
-            faults = (self._fault(item_id) for item_id in _written_items(json.loads(request.body)))
-            fault = next((f for f in faults if f is not None), None)
-        if fault == "crash":
-            raise Crash
-        return None if fault is None else _error(*fault)
-
-    def _fault(self, item_id: str) -> tuple[str, int] | str | None:
-        """The fault this attempt injects for one item of the transaction (called under the lock)."""
-        kind = self.plan.get(item_id)
-        self._attempts[item_id] += 1
-        call, attempt = self.calls[item_id], self._attempts[item_id]
-        if kind == "timeout" and item_id not in self.crashed:
-            self.crashed.add(item_id)
+        with self._lock:
+            due = [
+                (PRIORITY.index(kind), item_id, kind)
+                for item_id in _written_items(json.loads(request.body))
+                if (kind := self._due(item_id))
+            ]
+            if not due:
+                return None
+            _rank, item_id, kind = min(due)
             self.injected[kind] += 1
-            return "crash"
-        fault = (
-            (kind == "permanent" and ("ValidationException", 400))
-            or (kind == "throttled" and call == 1 and attempt == 1 and ("ThrottlingException", 400))
-            or (kind == "flaky" and call == 1 and ("InternalServerError", 500))
+            if kind == "timeout":
+                self.crashed.add(item_id)
+            elif kind == "throttled":
+                self.throttled.add(item_id)
+            elif kind == "flaky":
+                self.flaky_call.setdefault(item_id, self.calls[item_id])
+        if kind == "timeout":
+            raise Crash
+        return _error(*FAULTS[kind])
+
+    def _due(self, item_id: str) -> str | None:
+        """The fault this item would inject into this attempt (called under the lock)."""
+        kind = self.plan.get(item_id)
+        due = (
+            (kind == "timeout" and item_id not in self.crashed)
+            or kind == "permanent"
+            or (kind == "flaky" and self.flaky_call.get(item_id, self.calls[item_id]) == self.calls[item_id])
+            or (kind == "throttled" and item_id not in self.throttled)
         )
-        if not fault:
-            return None
-        self.injected[kind] += 1
-        return fault
+        return kind if due else None
+
+
+PRIORITY = ("timeout", "permanent", "flaky", "throttled")
+"""Which planned fault answers an attempt that carries several."""
+FAULTS = {
+    "permanent": ("ValidationException", 400),
+    "flaky": ("InternalServerError", 500),
+    "throttled": ("ThrottlingException", 400),
+}
 
 
 def _written_items(params: dict[str, Any]) -> list[str]:
