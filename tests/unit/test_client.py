@@ -25,7 +25,7 @@ from sentiment_client.client import (
     TextTooLargeError,
     encode_text,
     envelope_bytes,
-    plan_batches,
+    plan_invocations,
 )
 from sentiment_client.fallback import VaderFallback, sentiment_from_compound
 from sentiment_client.testing import FakeAnalysisFunction, FlakyAnalysisFunction, fake_client
@@ -69,8 +69,8 @@ def test_multibyte_batch_filling_the_byte_limit_exactly_is_kept_and_one_byte_les
     assert len(encode_text(texts[0])) == 302
     exact = envelope_bytes(3, 3 * 302)
     # When planned with a byte budget equal to their envelope, and with one byte less
-    fits = plan_batches(texts, max_batch=10, max_payload_bytes=exact)
-    split = plan_batches(texts, max_batch=10, max_payload_bytes=exact - 1)
+    fits = plan_invocations(texts, max_batch=10, max_payload_bytes=exact)
+    split = plan_invocations(texts, max_batch=10, max_payload_bytes=exact - 1)
     # Then the exact budget holds all three in one body of exactly that many bytes...
     assert [(b.start, b.end) for b in fits] == [(0, 3)]
     assert len(fits[0].payload) == exact == 920
@@ -99,7 +99,7 @@ def test_emoji_are_sized_as_sent_and_round_trip() -> None:
     # Given astral-plane emoji (4 bytes each) among other texts
     texts = ["😀" * 10, "naïve", "plain"]
     # When planned
-    (batch,) = plan_batches(texts, max_batch=10, max_payload_bytes=1000)
+    (batch,) = plan_invocations(texts, max_batch=10, max_payload_bytes=1000)
     # Then the body is valid JSON giving back the same strings, and its size is what was planned
     assert _texts_of(batch.payload) == texts
     assert len(batch.payload) == envelope_bytes(3, sum(len(encode_text(t)) for t in texts))
@@ -108,7 +108,7 @@ def test_emoji_are_sized_as_sent_and_round_trip() -> None:
 
 def test_text_count_limit_splits_batches() -> None:
     texts = [f"text {i}" for i in range(10)]
-    batches = plan_batches(texts, max_batch=4, max_payload_bytes=DEFAULT_MAX_PAYLOAD_BYTES)
+    batches = plan_invocations(texts, max_batch=4, max_payload_bytes=DEFAULT_MAX_PAYLOAD_BYTES)
     assert [(b.start, b.end) for b in batches] == [(0, 4), (4, 8), (8, 10)]
 
 

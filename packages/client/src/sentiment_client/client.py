@@ -50,8 +50,9 @@ LAMBDA_SYNC_PAYLOAD_LIMIT = 6_291_456
 """Lambda's synchronous invoke limit for the request and for the response (6 MiB, in bytes)."""
 DEFAULT_MAX_PAYLOAD_BYTES = 6_000_000
 """Default request budget: under the limit with room for whatever Lambda counts beyond our JSON."""
-DEFAULT_MAX_BATCH = 64
-"""Texts per invocation: long texts (512 tokens) at this count finish well inside the function timeout."""
+DEFAULT_TEXTS_PER_INVOKE = 64
+"""Texts per invocation (``SentimentClient(max_batch=...)``'s default): long texts (512 tokens) at this count
+finish well inside the function timeout."""
 DEFAULT_CONCURRENCY = 4
 RESPONSE_BYTES_PER_RESULT = 192
 """Upper bound of one encoded result (``{"sentiment": ..., "score": ..., "label": ..., "id"?: ...}``),
@@ -198,8 +199,9 @@ def envelope_bytes(n_texts: int, text_bytes: int) -> int:
     return len(_ENVELOPE_HEAD) + text_bytes + max(n_texts - 1, 0) + len(_ENVELOPE_TAIL)
 
 
-def plan_batches(texts: Sequence[str], *, max_batch: int, max_payload_bytes: int) -> list[Batch]:
-    """Greedy split into consecutive batches of ≤ ``max_batch`` texts and ≤ ``max_payload_bytes`` of body.
+def plan_invocations(texts: Sequence[str], *, max_batch: int, max_payload_bytes: int) -> list[Batch]:
+    """The invocations ``texts`` go out in: a greedy split into consecutive batches of ≤ ``max_batch`` texts
+    and ≤ ``max_payload_bytes`` of request body (the function then cuts each into forward passes by tokens).
 
     Raises, before anything is sent, :class:`InvalidTextError` for a text the function would refuse
     and :class:`TextTooLargeError` for a text that fits in no batch.
@@ -263,7 +265,7 @@ class SentimentClient:
         function_name: str,
         *,
         lambda_client: LambdaClient | None = None,
-        max_batch: int = DEFAULT_MAX_BATCH,
+        max_batch: int = DEFAULT_TEXTS_PER_INVOKE,
         max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
         concurrency: int = DEFAULT_CONCURRENCY,
         fallback: Fallback | None = None,
@@ -334,7 +336,7 @@ class SentimentClient:
         """
         if isinstance(texts, str):
             raise TypeError("texts must be a sequence of strings, not a single str")
-        batches = plan_batches(texts, max_batch=self.max_batch, max_payload_bytes=self.max_payload_bytes)
+        batches = plan_invocations(texts, max_batch=self.max_batch, max_payload_bytes=self.max_payload_bytes)
         if not batches:
             return []
         texts = list(texts)
