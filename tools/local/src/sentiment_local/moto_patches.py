@@ -130,31 +130,17 @@ def transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> Non
                     raise ConditionalCheckFailed(item=original_item)
             if op_type != "ConditionCheck":
                 remember(table_name, key)
+            conditions = {
+                "condition_expression": condition_expression,
+                "expression_attribute_names": expression_attribute_names,
+                "expression_attribute_values": expression_attribute_values,
+            }
             if op_type == "Put":
-                self.put_item(
-                    table_name,
-                    op["Item"],
-                    condition_expression=condition_expression,
-                    expression_attribute_names=expression_attribute_names,
-                    expression_attribute_values=expression_attribute_values,
-                )
+                self.put_item(table_name, op["Item"], **conditions)
             elif op_type == "Delete":
-                self.delete_item(
-                    table_name,
-                    key,
-                    condition_expression=condition_expression,
-                    expression_attribute_names=expression_attribute_names,
-                    expression_attribute_values=expression_attribute_values,
-                )
+                self.delete_item(table_name, key, **conditions)
             elif op_type == "Update":
-                self.update_item(
-                    table_name,
-                    key,
-                    update_expression=op["UpdateExpression"],
-                    condition_expression=condition_expression,
-                    expression_attribute_names=expression_attribute_names,
-                    expression_attribute_values=expression_attribute_values,
-                )
+                self.update_item(table_name, key, update_expression=op["UpdateExpression"], **conditions)
             errors.append((None, None, None))
         except (MultipleTransactionsException, MockValidationException):
             rollback()  # undo what the earlier actions did, and reraise the error
