@@ -35,6 +35,7 @@ import urllib.error
 import urllib.request
 from collections import Counter
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
@@ -212,8 +213,18 @@ def _share(part: int, whole: int) -> str:
     return f"{100 * part / whole:.1f} %"
 
 
-def _launch(playwright: Any, chromium: Path) -> Any:
-    return playwright.chromium.launch(executable_path=str(chromium), headless=True, args=CHROMIUM_FLAGS)
+@contextmanager
+def _page(chromium: Path, width: int, **options: Any) -> Iterator[Any]:
+    """A page ``width`` px wide (900 high) in a new headless Chromium (``options``: more context options),
+    closed with its browser on the way out."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(chromium), headless=True, args=CHROMIUM_FLAGS)
+        try:
+            yield browser.new_page(viewport={"width": width, "height": 900}, **options)
+        finally:
+            browser.close()
 
 
 def test_the_server_starts_without_state_and_a_run_made_while_it_is_open_appears_on_reload(live: Live) -> None:
@@ -231,125 +242,103 @@ def test_the_server_starts_without_state_and_a_run_made_while_it_is_open_appears
 
 
 def test_the_browser_shows_the_tables_numbers_and_runs_no_feed_markup(chromium: Path, live: Live) -> None:
-    from playwright.sync_api import sync_playwright
-
     truth = _truth(live.state_dir)
     assert truth["total"] == len(FEED_A) + len(FEED_B)
-    with sync_playwright() as playwright:
-        browser = _launch(playwright, chromium)
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
-            dialogs: list[str] = []
-            console: list[str] = []
-            failed: list[str] = []
-            page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
-            page.on("console", lambda m: console.append(m.text))
-            page.on("response", lambda r: failed.append(f"{r.status} {r.url}") if r.status >= 400 else None)
-            response = page.goto(live.url, wait_until="load")
-            assert response is not None
-            assert response.status == 200
-            assert "script-src 'none'" in (response.header_value("content-security-policy") or "")
-            shown = {key: _number(page.inner_text(f"#{key}")) for key in truth}
-            assert shown == truth
-            api = json.loads(page.context.request.get(live.url + "api/summary").text())
-            assert {k: api[k] for k in truth} == truth
-            for sentiment in SENTIMENTS:
-                assert page.inner_text(f"#{sentiment}-share") == _share(truth[sentiment], truth["analyzed"])
-            # The hostile item's markup is text on the page, and nothing of it ran
-            hostile = [i for i in _items(live.state_dir) if HOSTILE in i["text"]]
-            assert len(hostile) == 1
-            page.goto(live.url + "?source=reviews-a.xml", wait_until="load")
-            text = page.locator(f'li[data-item="{hostile[0]["item_id"]}"] .text')
-            assert HOSTILE in text.inner_text()
-            assert page.title().startswith("Sentiment analyzer")
-            assert page.evaluate("() => document.scripts.length") == 0
-            assert page.evaluate("() => typeof window.pwned") == "undefined"
-            assert dialogs == []
-            # Right-to-left text keeps its direction: every text cell says dir="auto"
-            assert page.locator(".text:not([dir=auto])").count() == 0
-            # The stylesheet is allowed by its hash; the favicon is served (no 404 on any load)
-            assert not [c for c in console if "Content Security Policy" in c], console
-            assert page.evaluate("() => getComputedStyle(document.querySelector('header')).backgroundColor") == (
-                "rgb(29, 35, 48)"
-            )
-            icon = page.locator("link[rel=icon]").get_attribute("href")
-            assert icon is not None
-            assert page.context.request.get(urljoin(live.url, icon)).status == 200
-            assert page.context.request.get(live.url + "favicon.ico").status == 200
-            assert failed == []
-        finally:
-            browser.close()
+    with _page(chromium, 1280) as page:
+        dialogs: list[str] = []
+        console: list[str] = []
+        failed: list[str] = []
+        page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+        page.on("console", lambda m: console.append(m.text))
+        page.on("response", lambda r: failed.append(f"{r.status} {r.url}") if r.status >= 400 else None)
+        response = page.goto(live.url, wait_until="load")
+        assert response is not None
+        assert response.status == 200
+        assert "script-src 'none'" in (response.header_value("content-security-policy") or "")
+        shown = {key: _number(page.inner_text(f"#{key}")) for key in truth}
+        assert shown == truth
+        api = json.loads(page.context.request.get(live.url + "api/summary").text())
+        assert {k: api[k] for k in truth} == truth
+        for sentiment in SENTIMENTS:
+            assert page.inner_text(f"#{sentiment}-share") == _share(truth[sentiment], truth["analyzed"])
+        # The hostile item's markup is text on the page, and nothing of it ran
+        hostile = [i for i in _items(live.state_dir) if HOSTILE in i["text"]]
+        assert len(hostile) == 1
+        page.goto(live.url + "?source=reviews-a.xml", wait_until="load")
+        text = page.locator(f'li[data-item="{hostile[0]["item_id"]}"] .text')
+        assert HOSTILE in text.inner_text()
+        assert page.title().startswith("Sentiment analyzer")
+        assert page.evaluate("() => document.scripts.length") == 0
+        assert page.evaluate("() => typeof window.pwned") == "undefined"
+        assert dialogs == []
+        # Right-to-left text keeps its direction: every text cell says dir="auto"
+        assert page.locator(".text:not([dir=auto])").count() == 0
+        # The stylesheet is allowed by its hash; the favicon is served (no 404 on any load)
+        assert not [c for c in console if "Content Security Policy" in c], console
+        assert page.evaluate("() => getComputedStyle(document.querySelector('header')).backgroundColor") == (
+            "rgb(29, 35, 48)"
+        )
+        icon = page.locator("link[rel=icon]").get_attribute("href")
+        assert icon is not None
+        assert page.context.request.get(urljoin(live.url, icon)).status == 200
+        assert page.context.request.get(live.url + "favicon.ico").status == 200
+        assert failed == []
 
 
 @pytest.mark.parametrize("width", [390, 1280])
 def test_nothing_scrolls_sideways_and_axe_finds_no_serious_violation(
     chromium: Path, axe_js: Path, live: Live, width: int
 ) -> None:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = _launch(playwright, chromium)
-        try:
-            # axe-core is a script and the page's CSP allows none: this context bypasses the CSP
-            context = browser.new_context(viewport={"width": width, "height": 900}, bypass_csp=True)
-            page = context.new_page()
-            for path in ("(empty state)", "", "?sentiment=negative", "?source=reviews-b.xml&page=2"):
-                if path == "(empty state)":  # the page the dashboard served before the first run
-                    page.set_content(live.pages["empty"], wait_until="load")
-                else:
-                    page.goto(live.url + path, wait_until="load")
-                overflow = page.evaluate("() => [document.documentElement.scrollWidth, window.innerWidth]")
-                assert overflow[0] <= overflow[1], f"{path or '/'} at {width} px scrolls sideways: {overflow}"
-                page.add_script_tag(path=str(axe_js))
-                result = page.evaluate(
-                    "async () => await axe.run(document, {runOnly: {type: 'tag', "
-                    "values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa']}})"
-                )
-                bad = [
-                    (v["id"], v["impact"], [n["target"] for n in v["nodes"]][:3])
-                    for v in result["violations"]
-                    if v["impact"] in ("serious", "critical")
-                ]
-                assert bad == [], f"{path or '/'} at {width} px: {bad}"
-            page.goto(live.url, wait_until="load")
-            BUILD.mkdir(parents=True, exist_ok=True)
-            page.screenshot(path=str(SCREENSHOTS[width]), full_page=True)
-        finally:
-            browser.close()
+    # axe-core is a script and the page's CSP allows none: this context bypasses the CSP
+    with _page(chromium, width, bypass_csp=True) as page:
+        for path in ("(empty state)", "", "?sentiment=negative", "?source=reviews-b.xml&page=2"):
+            if path == "(empty state)":  # the page the dashboard served before the first run
+                page.set_content(live.pages["empty"], wait_until="load")
+            else:
+                page.goto(live.url + path, wait_until="load")
+            overflow = page.evaluate("() => [document.documentElement.scrollWidth, window.innerWidth]")
+            assert overflow[0] <= overflow[1], f"{path or '/'} at {width} px scrolls sideways: {overflow}"
+            page.add_script_tag(path=str(axe_js))
+            result = page.evaluate(
+                "async () => await axe.run(document, {runOnly: {type: 'tag', "
+                "values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa']}})"
+            )
+            bad = [
+                (v["id"], v["impact"], [n["target"] for n in v["nodes"]][:3])
+                for v in result["violations"]
+                if v["impact"] in ("serious", "critical")
+            ]
+            assert bad == [], f"{path or '/'} at {width} px: {bad}"
+        page.goto(live.url, wait_until="load")
+        BUILD.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SCREENSHOTS[width]), full_page=True)
     assert SCREENSHOTS[width].stat().st_size > 10_000
     if os.environ.get("SENTIMENT_UPDATE_DOCS_SCREENSHOT") == "1":
         shutil.copyfile(SCREENSHOTS[width], DOCS_SCREENSHOTS[width])
 
 
 def test_each_chart_names_every_sentiment_with_its_numbers(chromium: Path, live: Live) -> None:
-    from playwright.sync_api import sync_playwright
-
     truth = _truth(live.state_dir)
-    with sync_playwright() as playwright:
-        browser = _launch(playwright, chromium)
-        try:
-            page = browser.new_page(viewport={"width": 390, "height": 900})
-            page.goto(live.url, wait_until="load")
-            charts = page.locator("figure.chart")
-            assert charts.count() == 2
-            for n in range(2):
-                snapshot = charts.nth(n).aria_snapshot()
-                for sentiment in SENTIMENTS:
-                    count, share = truth[sentiment], _share(truth[sentiment], truth["analyzed"])
-                    assert re.search(rf"{sentiment}\W+{count}\b[^\n]*{re.escape(share)}", snapshot), (
-                        sentiment,
-                        snapshot,
-                    )
-            # The per-day chart counts by publication date (the runs were both today; the items were not)
-            assert "Published per day" in page.inner_text("main")
-            per_day: Counter[str] = Counter(i["published_at"][:10] for i in _items(live.state_dir))
-            assert len(per_day) == 2
-            rows = page.locator("#days-chart table tr").evaluate_all(
-                "rows => rows.slice(1).map(r => [...r.cells].map(c => c.textContent))"
-            )
-            assert {r[0]: _number(r[-1]) for r in rows} == dict(per_day)
-        finally:
-            browser.close()
+    with _page(chromium, 390) as page:
+        page.goto(live.url, wait_until="load")
+        charts = page.locator("figure.chart")
+        assert charts.count() == 2
+        for n in range(2):
+            snapshot = charts.nth(n).aria_snapshot()
+            for sentiment in SENTIMENTS:
+                count, share = truth[sentiment], _share(truth[sentiment], truth["analyzed"])
+                assert re.search(rf"{sentiment}\W+{count}\b[^\n]*{re.escape(share)}", snapshot), (
+                    sentiment,
+                    snapshot,
+                )
+        # The per-day chart counts by publication date (the runs were both today; the items were not)
+        assert "Published per day" in page.inner_text("main")
+        per_day: Counter[str] = Counter(i["published_at"][:10] for i in _items(live.state_dir))
+        assert len(per_day) == 2
+        rows = page.locator("#days-chart table tr").evaluate_all(
+            "rows => rows.slice(1).map(r => [...r.cells].map(c => c.textContent))"
+        )
+        assert {r[0]: _number(r[-1]) for r in rows} == dict(per_day)
 
 
 def _listed(page: Any, url: str) -> list[str]:
@@ -368,63 +357,56 @@ def _listed(page: Any, url: str) -> list[str]:
 def test_items_link_to_their_originals_and_filters_and_downloads_return_exactly_the_matching_items(
     chromium: Path, live: Live
 ) -> None:
-    from playwright.sync_api import sync_playwright
-
     items = [i for i in _items(live.state_dir) if i.get("sentiment")]
     by_id = {i["item_id"]: i for i in items}
-    with sync_playwright() as playwright:
-        browser = _launch(playwright, chromium)
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
-            page.goto(live.url, wait_until="load")
-            shown = page.locator("#recent li[data-item]")
-            assert shown.count() == 12  # the 12 most recent; the rest are one "more" away
-            for n in range(shown.count()):
-                row = shown.nth(n)
-                item = by_id[row.get_attribute("data-item") or ""]
-                link = row.locator("a.original")
-                assert link.get_attribute("href") == item["url"]
-                assert link.inner_text() == item["title"]
-            assert sorted(_listed(page, live.url)) == sorted(by_id)
-            # Short source names, no paths or query strings
-            sources = page.locator("#sources td.source").all_inner_texts()
-            assert sorted(sources) == ["reviews-a.xml", "reviews-b.xml"]
-            filters: list[tuple[str, set[str]]] = [
-                (f"sentiment={s}", {i["item_id"] for i in items if i["sentiment"] == s}) for s in SENTIMENTS
-            ]
-            filters += [
-                (f"source=reviews-{f}.xml", {i["item_id"] for i in items if i["source"].endswith(f"reviews-{f}.xml")})
-                for f in "ab"
-            ]
-            filters.append(
-                (
-                    "sentiment=negative&source=reviews-b.xml",
-                    {i["item_id"] for i in items if i["sentiment"] == "negative" and "reviews-b" in i["source"]},
-                )
+    with _page(chromium, 1280) as page:
+        page.goto(live.url, wait_until="load")
+        shown = page.locator("#recent li[data-item]")
+        assert shown.count() == 12  # the 12 most recent; the rest are one "more" away
+        for n in range(shown.count()):
+            row = shown.nth(n)
+            item = by_id[row.get_attribute("data-item") or ""]
+            link = row.locator("a.original")
+            assert link.get_attribute("href") == item["url"]
+            assert link.inner_text() == item["title"]
+        assert sorted(_listed(page, live.url)) == sorted(by_id)
+        # Short source names, no paths or query strings
+        sources = page.locator("#sources td.source").all_inner_texts()
+        assert sorted(sources) == ["reviews-a.xml", "reviews-b.xml"]
+        filters: list[tuple[str, set[str]]] = [
+            (f"sentiment={s}", {i["item_id"] for i in items if i["sentiment"] == s}) for s in SENTIMENTS
+        ]
+        filters += [
+            (f"source=reviews-{f}.xml", {i["item_id"] for i in items if i["source"].endswith(f"reviews-{f}.xml")})
+            for f in "ab"
+        ]
+        filters.append(
+            (
+                "sentiment=negative&source=reviews-b.xml",
+                {i["item_id"] for i in items if i["sentiment"] == "negative" and "reviews-b" in i["source"]},
             )
-            for query, expected in filters:
-                assert expected, query
-                assert sorted(_listed(page, f"{live.url}?{query}")) == sorted(expected), query
-                page.goto(f"{live.url}?{query}", wait_until="load")
-                csv_href = page.locator("a#download-csv").get_attribute("href") or ""
-                json_href = page.locator("a#download-json").get_attribute("href") or ""
-                response = page.context.request.get(urljoin(page.url, csv_href))
-                assert response.status == 200
-                assert response.headers["content-type"].startswith("text/csv")
-                rows = list(csv.DictReader(io.StringIO(response.text())))
-                assert sorted(r["item_id"] for r in rows) == sorted(expected), query
-                for row in rows:
-                    assert row["url"] == by_id[row["item_id"]]["url"]
-                response = page.context.request.get(urljoin(page.url, json_href))
-                assert response.status == 200
-                body = json.loads(response.text())
-                assert sorted(i["item_id"] for i in body["items"]) == sorted(expected), query
-            # A bad query parameter is a 400 with a plain message
-            for query in ("sentiment=happy", "page=0", "page=x", "colour=red", "sentiment=positive&sentiment=negative"):
-                status, headers, body = _get(f"{live.url}?{query}")
-                assert status == 400, query
-                assert headers["Content-Type"].startswith("text/plain"), query
-                assert len(body.strip().splitlines()) == 1, body
-            assert _get(f"{live.url}items.csv?sentiment=bad")[0] == 400
-        finally:
-            browser.close()
+        )
+        for query, expected in filters:
+            assert expected, query
+            assert sorted(_listed(page, f"{live.url}?{query}")) == sorted(expected), query
+            page.goto(f"{live.url}?{query}", wait_until="load")
+            csv_href = page.locator("a#download-csv").get_attribute("href") or ""
+            json_href = page.locator("a#download-json").get_attribute("href") or ""
+            response = page.context.request.get(urljoin(page.url, csv_href))
+            assert response.status == 200
+            assert response.headers["content-type"].startswith("text/csv")
+            rows = list(csv.DictReader(io.StringIO(response.text())))
+            assert sorted(r["item_id"] for r in rows) == sorted(expected), query
+            for row in rows:
+                assert row["url"] == by_id[row["item_id"]]["url"]
+            response = page.context.request.get(urljoin(page.url, json_href))
+            assert response.status == 200
+            body = json.loads(response.text())
+            assert sorted(i["item_id"] for i in body["items"]) == sorted(expected), query
+        # A bad query parameter is a 400 with a plain message
+        for query in ("sentiment=happy", "page=0", "page=x", "colour=red", "sentiment=positive&sentiment=negative"):
+            status, headers, body = _get(f"{live.url}?{query}")
+            assert status == 400, query
+            assert headers["Content-Type"].startswith("text/plain"), query
+            assert len(body.strip().splitlines()) == 1, body
+        assert _get(f"{live.url}items.csv?sentiment=bad")[0] == 400
