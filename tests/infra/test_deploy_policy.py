@@ -2,7 +2,8 @@
 
 The program runs under the mocks for both stacks; every resource type it declares (and every invoke it makes)
 must have its actions in ``REQUIRED``, and the rendered documents must grant each of them on the ARN of the
-resource the program created. The reverse holds too: the documents grant nothing no type needs.
+resource the program created. The documents are rendered from ``REQUIRED``: each statement grants exactly what
+the types need in its scope, and every entry is a type some stack declares.
 """
 
 from __future__ import annotations
@@ -70,7 +71,7 @@ def missing_grants(run: ProgramRun, documents: list[dict[str, Any]]) -> list[str
             problems.append(f"{typ}: no entry in deploy_policy.REQUIRED")
             continue
         arns = [_arn(r) for r in run.resources if r.type == typ]
-        for action in sorted(REQUIRED[typ]):
+        for action in sorted({a for actions in REQUIRED[typ].values() for a in actions}):
             granting = [s for s in statements if action in _as_list(s["Action"])]
             if not granting:
                 problems.append(f"{typ}: {action}")
@@ -138,23 +139,38 @@ def test_the_check_fails_when_the_policy_lacks_what_a_declared_type_needs(progra
 
 
 def test_the_policy_grants_nothing_no_type_needs(programs: dict[str, ProgramRun]) -> None:
-    needed = set().union(*REQUIRED.values())
-    granted = {a for grant in STATEMENTS for a in grant.actions}
-    assert granted - needed == set()
-    assert needed - granted == set()
+    # each rendered statement grants exactly the actions the types need in its scope, on its scope's resources
+    needed: dict[str, set[str]] = {}
+    for scopes in REQUIRED.values():
+        for scope, actions in scopes.items():
+            needed.setdefault(scope.sid, set()).update(actions)
+    target = Target(account=ACCOUNT, region="us-east-1", stack="dev")
+    statements = _statements(deploy_policy.deploy_policy(target))
+    assert {s["Sid"]: set(s["Action"]) for s in statements} == needed
+    scopes = {scope.sid: scope for scope in STATEMENTS}
+    for statement in statements:
+        assert statement["Resource"] == [target.render(r) for r in scopes[statement["Sid"]].resources]
     # and every entry of REQUIRED is a type some stack declares
     declared = set().union(*(declared_types(run) for run in programs.values()))
     assert set(REQUIRED) - declared == set()
 
 
 def test_no_wildcard_actions_and_resource_star_only_where_aws_allows_nothing_else() -> None:
-    for grant in STATEMENTS:
-        for action in grant.actions:
+    for scope, actions in STATEMENTS.items():
+        for action in actions:
             assert re.fullmatch(r"[a-z0-9-]+:[A-Z][A-Za-z0-9]+", action), action
-        if "*" in grant.resources:
-            assert grant.resources == ("*",)
-            assert grant.why, f"{grant.sid}: Resource * needs its reason"
-            assert grant.sid in STAR_ONLY
+        if "*" in scope.resources:
+            assert scope.resources == ("*",)
+            assert scope.why, f"{scope.sid}: Resource * needs its reason"
+            assert scope.sid in STAR_ONLY
+
+
+def test_each_action_is_scoped_to_its_own_services_resources() -> None:
+    # a type's action filed under another service's scope (ecr:BatchGetImage on KMS keys) would be denied in AWS
+    for scope, actions in STATEMENTS.items():
+        services = {r.split(":")[2] for r in scope.resources if r != "*"}
+        assert services <= {a.split(":")[0] for a in actions}, scope.sid
+        assert {a.split(":")[0] for a in actions} <= services or scope.resources == ("*",), scope.sid
 
 
 @pytest.mark.parametrize("stack", STACKS)

@@ -1,13 +1,14 @@
 """The deploy roles' permissions as code: what ``pulumi up`` / ``pulumi preview`` need, per resource type.
 
-:data:`REQUIRED` maps every resource type (and invoke) the program declares to the IAM actions managing it
-takes (create, read, update, delete, tag). :data:`STATEMENTS` is the deploy policy, written per service with
-each action scoped to the ARNs it can touch: this account and region, the model buckets by their name prefix,
-and the stack's own IAM roles by their path (``/<project>/<stack>/``, set on every role by
-:func:`sentiment_infra.iam.role_path_transformation`), so ``iam:PassRole`` can only hand over the stack's own
-roles, and only to Lambda or CodeDeploy. ``tests/infra/test_deploy_policy.py`` runs the program under mocks for
-both stacks and fails when a declared type has no entry in :data:`REQUIRED`, when a required action is not
-granted by the rendered documents, or when the documents grant an action no type needs; ``.ci/lint-security.sh``
+:data:`REQUIRED` is the one table: every resource type (and invoke) the program declares, the IAM actions
+managing it takes (create, read, update, delete, tag), each under the :class:`Scope` it acts in, the ARNs it
+can touch: this account and region, the model buckets by their name prefix, and the stack's own IAM roles by
+their path (``/<project>/<stack>/``, set on every role by :func:`sentiment_infra.iam.role_path_transformation`),
+so ``iam:PassRole`` can only hand over the stack's own roles, and only to Lambda or CodeDeploy.
+:data:`STATEMENTS`, the deploy policy, is rendered from it (one statement a scope, the union of the actions the
+types need there), so it grants nothing no type needs. ``tests/infra/test_deploy_policy.py`` runs the program
+under mocks for both stacks and fails when a declared type has no entry in :data:`REQUIRED` or when the rendered
+documents do not grant a type's actions on the ARNs of the resources the program creates; ``.ci/lint-security.sh``
 runs parliament (its IAM definitions) over the rendered documents, which fails on an action IAM does not know
 or a Resource an action cannot be scoped to (``Resource: *`` appears only for the actions AWS allows nothing
 else for, each with its reason).
@@ -42,15 +43,16 @@ def role_path(project: str, stack: str) -> str:
     return f"/{project}/{stack}/"
 
 
-@dataclass(frozen=True, slots=True)
-class Grant:
-    """One statement of the deploy policy: ``actions`` on ``resources`` (ARN templates), optionally conditioned.
+@dataclass(frozen=True, slots=True, eq=False)
+class Scope:
+    """Where actions act: one statement of the deploy policy, its ``resources`` (ARN templates) and ``conditions``.
 
     Templates take ``{partition}``, ``{region}``, ``{account}``, ``{project}``, ``{stack}`` and ``{bucket}``.
+    ``why`` gives the reason for a ``Resource: *`` (or a scope's less obvious use). Each scope is one object,
+    compared and hashed by identity: :data:`REQUIRED` names it, :data:`STATEMENTS` groups by it.
     """
 
     sid: str
-    actions: tuple[str, ...]
     resources: tuple[str, ...]
     conditions: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     why: str = ""
@@ -59,399 +61,90 @@ class Grant:
 _LAMBDA_FN = "arn:{partition}:lambda:{region}:{account}:function:*"
 _ROLES = "arn:{partition}:iam::{account}:role/{project}/{stack}/*"
 
-STATEMENTS: tuple[Grant, ...] = (
-    # ---------------------------------------------------------------- S3: the model bucket and its bundle
-    Grant(
-        "ModelBucket",
-        (
-            "s3:CreateBucket",
-            "s3:DeleteBucket",
-            "s3:ListBucket",
-            "s3:ListBucketVersions",
-            "s3:GetBucketLocation",
-            "s3:GetBucketAcl",
-            "s3:GetBucketCORS",
-            "s3:GetBucketWebsite",
-            "s3:GetBucketVersioning",
-            "s3:PutBucketVersioning",
-            "s3:GetAccelerateConfiguration",
-            "s3:GetBucketRequestPayment",
-            "s3:GetBucketLogging",
-            "s3:GetLifecycleConfiguration",
-            "s3:PutLifecycleConfiguration",
-            "s3:GetReplicationConfiguration",
-            "s3:GetEncryptionConfiguration",
-            "s3:PutEncryptionConfiguration",
-            "s3:GetBucketObjectLockConfiguration",
-            "s3:GetBucketTagging",
-            "s3:PutBucketTagging",
-            "s3:GetBucketPolicy",
-            "s3:PutBucketPolicy",
-            "s3:DeleteBucketPolicy",
-            "s3:GetBucketOwnershipControls",
-            "s3:PutBucketOwnershipControls",
-            "s3:GetBucketPublicAccessBlock",
-            "s3:PutBucketPublicAccessBlock",
-        ),
-        ("arn:{partition}:s3:::{bucket}*",),
-    ),
-    Grant(
-        "ModelBundle",
-        (
-            "s3:PutObject",
-            "s3:GetObject",
-            "s3:GetObjectVersion",
-            "s3:DeleteObject",
-            "s3:DeleteObjectVersion",
-            "s3:AbortMultipartUpload",
-        ),
-        ("arn:{partition}:s3:::{bucket}*/*",),
-        why="the model artifact's publish, drift read and delete; force_destroy of a dev bucket",
-    ),
-    # ---------------------------------------------------------------- DynamoDB
-    Grant(
-        "ItemsTable",
-        (
-            "dynamodb:CreateTable",
-            "dynamodb:DescribeTable",
-            "dynamodb:UpdateTable",
-            "dynamodb:DeleteTable",
-            "dynamodb:DescribeContinuousBackups",
-            "dynamodb:UpdateContinuousBackups",
-            "dynamodb:DescribeTimeToLive",
-            "dynamodb:UpdateTimeToLive",
-            "dynamodb:DescribeKinesisStreamingDestination",
-            "dynamodb:GetResourcePolicy",
-            "dynamodb:ListTagsOfResource",
-            "dynamodb:TagResource",
-            "dynamodb:UntagResource",
-        ),
-        ("arn:{partition}:dynamodb:{region}:{account}:table/*",),
-    ),
-    # ---------------------------------------------------------------- SNS, SQS
-    Grant(
-        "Topics",
-        (
-            "sns:CreateTopic",
-            "sns:DeleteTopic",
-            "sns:GetTopicAttributes",
-            "sns:SetTopicAttributes",
-            "sns:Subscribe",
-            "sns:ListSubscriptionsByTopic",
-            "sns:ListTagsForResource",
-            "sns:TagResource",
-            "sns:UntagResource",
-        ),
-        ("arn:{partition}:sns:{region}:{account}:*",),
-    ),
-    Grant(
-        "Subscriptions",
-        ("sns:Unsubscribe", "sns:GetSubscriptionAttributes", "sns:SetSubscriptionAttributes"),
-        ("*",),
-        why="subscription actions support no resource-level scoping (AWS requires Resource *)",
-    ),
-    Grant(
-        "Queues",
-        (
-            "sqs:CreateQueue",
-            "sqs:DeleteQueue",
-            "sqs:GetQueueAttributes",
-            "sqs:SetQueueAttributes",
-            "sqs:GetQueueUrl",
-            "sqs:ListQueueTags",
-            "sqs:TagQueue",
-            "sqs:UntagQueue",
-        ),
-        ("arn:{partition}:sqs:{region}:{account}:*",),
-    ),
-    # ---------------------------------------------------------------- KMS: the alarm topic's key
-    Grant(
-        "CreateAlarmKey",
-        ("kms:CreateKey",),
-        ("*",),
-        why="CreateKey has no resource to scope to (AWS requires Resource *)",
-    ),
-    Grant(
-        "AlarmKey",
-        (
-            "kms:DescribeKey",
-            "kms:GetKeyPolicy",
-            "kms:PutKeyPolicy",
-            "kms:GetKeyRotationStatus",
-            "kms:EnableKeyRotation",
-            "kms:DisableKeyRotation",
-            "kms:UpdateKeyDescription",
-            "kms:ScheduleKeyDeletion",
-            "kms:ListResourceTags",
-            "kms:TagResource",
-            "kms:UntagResource",
-        ),
-        ("arn:{partition}:kms:{region}:{account}:key/*",),
-    ),
-    # ---------------------------------------------------------------- ECR: repository and image push
-    Grant(
-        "EcrLogin",
-        ("ecr:GetAuthorizationToken",),
-        ("*",),
-        why="GetAuthorizationToken has no resource to scope to (AWS requires Resource *)",
-    ),
-    Grant(
-        "ImageRepository",
-        (
-            "ecr:CreateRepository",
-            "ecr:DescribeRepositories",
-            "ecr:DeleteRepository",
-            "ecr:PutImageScanningConfiguration",
-            "ecr:PutImageTagMutability",
-            "ecr:ListTagsForResource",
-            "ecr:TagResource",
-            "ecr:UntagResource",
-            "ecr:GetLifecyclePolicy",
-            "ecr:PutLifecyclePolicy",
-            "ecr:DeleteLifecyclePolicy",
-            "ecr:GetRepositoryPolicy",
-            "ecr:SetRepositoryPolicy",
-            "ecr:DeleteRepositoryPolicy",
-            "ecr:BatchCheckLayerAvailability",
-            "ecr:InitiateLayerUpload",
-            "ecr:UploadLayerPart",
-            "ecr:CompleteLayerUpload",
-            "ecr:PutImage",
-            "ecr:BatchGetImage",
-            "ecr:GetDownloadUrlForLayer",
-            "ecr:DescribeImages",
-            "ecr:BatchDeleteImage",
-        ),
-        ("arn:{partition}:ecr:{region}:{account}:repository/*",),
-        why="push (pulumi-docker), and Lambda's CreateFunction/UpdateFunctionCode read the image as the caller",
-    ),
-    # ---------------------------------------------------------------- IAM: the stack's own roles only
-    Grant(
-        "StackRoles",
-        (
-            "iam:CreateRole",
-            "iam:GetRole",
-            "iam:DeleteRole",
-            "iam:UpdateRole",
-            "iam:UpdateAssumeRolePolicy",
-            "iam:TagRole",
-            "iam:UntagRole",
-            "iam:ListRoleTags",
-            "iam:ListRolePolicies",
-            "iam:ListAttachedRolePolicies",
-            "iam:ListInstanceProfilesForRole",
-            "iam:GetRolePolicy",
-            "iam:PutRolePolicy",
-            "iam:DeleteRolePolicy",
-        ),
-        (_ROLES,),
-    ),
-    Grant(
-        "PassStackRoles",
-        ("iam:PassRole",),
-        (_ROLES,),
-        conditions={"StringEquals": {"iam:PassedToService": ["lambda.amazonaws.com", "codedeploy.amazonaws.com"]}},
-        why="functions (and CodeDeploy) run as the stack's roles; nothing else can be handed a role",
-    ),
-    # ---------------------------------------------------------------- Lambda
-    Grant(
-        "Functions",
-        (
-            "lambda:CreateFunction",
-            "lambda:GetFunction",
-            "lambda:GetFunctionConfiguration",
-            "lambda:UpdateFunctionCode",
-            "lambda:UpdateFunctionConfiguration",
-            "lambda:DeleteFunction",
-            "lambda:PublishVersion",
-            "lambda:ListVersionsByFunction",
-            "lambda:GetFunctionCodeSigningConfig",
-            "lambda:GetRuntimeManagementConfig",
-            "lambda:PutFunctionConcurrency",
-            "lambda:DeleteFunctionConcurrency",
-            "lambda:GetFunctionConcurrency",
-            "lambda:ListTags",
-            "lambda:TagResource",
-            "lambda:UntagResource",
-            "lambda:CreateAlias",
-            "lambda:GetAlias",
-            "lambda:UpdateAlias",
-            "lambda:DeleteAlias",
-            "lambda:AddPermission",
-            "lambda:RemovePermission",
-            "lambda:GetPolicy",
-            "lambda:CreateFunctionUrlConfig",
-            "lambda:GetFunctionUrlConfig",
-            "lambda:UpdateFunctionUrlConfig",
-            "lambda:DeleteFunctionUrlConfig",
-            "lambda:PutFunctionEventInvokeConfig",
-            "lambda:GetFunctionEventInvokeConfig",
-            "lambda:UpdateFunctionEventInvokeConfig",
-            "lambda:DeleteFunctionEventInvokeConfig",
-        ),
-        (_LAMBDA_FN, f"{_LAMBDA_FN}:*"),
-        why="functions, their published versions (SnapStart) and aliases; qualified ARNs are function:NAME:QUALIFIER",
-    ),
-    Grant(
-        "CreateEventSourceMapping",
-        ("lambda:CreateEventSourceMapping",),
-        ("*",),
-        conditions={"ArnLike": {"lambda:FunctionArn": [_LAMBDA_FN, f"{_LAMBDA_FN}:*"]}},
-        why="CreateEventSourceMapping has no resource type; the condition keeps it to this account's functions",
-    ),
-    Grant(
-        "EventSourceMappings",
-        (
-            "lambda:GetEventSourceMapping",
-            "lambda:UpdateEventSourceMapping",
-            "lambda:DeleteEventSourceMapping",
-            "lambda:ListTags",
-            "lambda:TagResource",
-            "lambda:UntagResource",
-        ),
-        ("arn:{partition}:lambda:{region}:{account}:event-source-mapping:*",),
-    ),
-    Grant(
-        "ListEventSourceMappings",
-        ("lambda:ListEventSourceMappings",),
-        ("*",),
-        why="ListEventSourceMappings has no resource type (AWS requires Resource *); it only reads",
-    ),
-    # ---------------------------------------------------------------- logs, alarms, dashboards, schedule
-    Grant(
-        "LogGroups",
-        (
-            "logs:CreateLogGroup",
-            "logs:DeleteLogGroup",
-            "logs:PutRetentionPolicy",
-            "logs:DeleteRetentionPolicy",
-            "logs:ListTagsForResource",
-            "logs:TagResource",
-            "logs:UntagResource",
-            "logs:ListTagsLogGroup",
-            "logs:TagLogGroup",
-            "logs:UntagLogGroup",
-        ),
-        ("arn:{partition}:logs:{region}:{account}:log-group:*",),
-    ),
-    Grant(
-        "DescribeLogGroups",
-        ("logs:DescribeLogGroups",),
-        ("*",),
-        why="DescribeLogGroups supports no resource-level scoping (AWS requires Resource *); it only lists",
-    ),
-    Grant(
-        "Alarms",
-        (
-            "cloudwatch:PutMetricAlarm",
-            "cloudwatch:DescribeAlarms",
-            "cloudwatch:DeleteAlarms",
-            "cloudwatch:ListTagsForResource",
-            "cloudwatch:TagResource",
-            "cloudwatch:UntagResource",
-        ),
-        ("arn:{partition}:cloudwatch:{region}:{account}:alarm:*",),
-    ),
-    Grant(
-        "OperationsDashboard",
-        ("cloudwatch:PutDashboard", "cloudwatch:GetDashboard", "cloudwatch:DeleteDashboards"),
-        ("arn:{partition}:cloudwatch::{account}:dashboard/{project}-{stack}-*",),
-    ),
-    Grant(
-        "Schedule",
-        (
-            "events:PutRule",
-            "events:DescribeRule",
-            "events:DeleteRule",
-            "events:EnableRule",
-            "events:DisableRule",
-            "events:PutTargets",
-            "events:RemoveTargets",
-            "events:ListTargetsByRule",
-            "events:ListTagsForResource",
-            "events:TagResource",
-            "events:UntagResource",
-        ),
-        ("arn:{partition}:events:{region}:{account}:rule/*",),
-    ),
-    # ---------------------------------------------------------------- CloudFront: the hosted dashboard
-    Grant(
-        "DashboardDistribution",
-        (
-            "cloudfront:CreateDistribution",
-            "cloudfront:GetDistribution",
-            "cloudfront:GetDistributionConfig",
-            "cloudfront:UpdateDistribution",
-            "cloudfront:DeleteDistribution",
-            "cloudfront:ListTagsForResource",
-            "cloudfront:TagResource",
-            "cloudfront:UntagResource",
-        ),
-        ("arn:{partition}:cloudfront::{account}:distribution/*",),
-    ),
-    Grant(
-        "DashboardOriginAccess",
-        (
-            "cloudfront:GetOriginAccessControl",
-            "cloudfront:UpdateOriginAccessControl",
-            "cloudfront:DeleteOriginAccessControl",
-        ),
-        ("arn:{partition}:cloudfront::{account}:origin-access-control/*",),
-    ),
-    Grant(
-        "CreateDashboardOriginAccess",
-        ("cloudfront:CreateOriginAccessControl",),
-        ("*",),
-        why="CreateOriginAccessControl has no resource to scope to (AWS requires Resource *)",
-    ),
-    Grant(
-        "DashboardCachePolicy",
-        (
-            "cloudfront:CreateCachePolicy",
-            "cloudfront:GetCachePolicy",
-            "cloudfront:UpdateCachePolicy",
-            "cloudfront:DeleteCachePolicy",
-        ),
-        ("arn:{partition}:cloudfront::{account}:cache-policy/*",),
-    ),
-    # ---------------------------------------------------------------- CodeDeploy: the analysis rollout
-    Grant(
-        "Rollout",
-        (
-            "codedeploy:CreateApplication",
-            "codedeploy:GetApplication",
-            "codedeploy:UpdateApplication",
-            "codedeploy:DeleteApplication",
-            "codedeploy:CreateDeploymentGroup",
-            "codedeploy:GetDeploymentGroup",
-            "codedeploy:UpdateDeploymentGroup",
-            "codedeploy:DeleteDeploymentGroup",
-            "codedeploy:ListTagsForResource",
-            "codedeploy:TagResource",
-            "codedeploy:UntagResource",
-            "codedeploy:CreateDeployment",
-            "codedeploy:GetDeployment",
-            "codedeploy:RegisterApplicationRevision",
-            "codedeploy:GetApplicationRevision",
-            "codedeploy:GetDeploymentConfig",
-        ),
-        (
-            "arn:{partition}:codedeploy:{region}:{account}:application:*",
-            "arn:{partition}:codedeploy:{region}:{account}:deploymentgroup:*",
-            "arn:{partition}:codedeploy:{region}:{account}:deploymentconfig:*",
-        ),
-    ),
-    Grant(
-        "StopRollout",
-        ("codedeploy:StopDeployment",),
-        ("*",),
-        why="StopDeployment supports no resource-level scoping (AWS requires Resource *)",
+MODEL_BUCKET = Scope("ModelBucket", ("arn:{partition}:s3:::{bucket}*",))
+MODEL_BUNDLE = Scope(
+    "ModelBundle",
+    ("arn:{partition}:s3:::{bucket}*/*",),
+    why="the model artifact's publish, drift read and delete; force_destroy of a dev bucket",
+)
+ITEMS_TABLE = Scope("ItemsTable", ("arn:{partition}:dynamodb:{region}:{account}:table/*",))
+TOPICS = Scope("Topics", ("arn:{partition}:sns:{region}:{account}:*",))
+SUBSCRIPTIONS = Scope(
+    "Subscriptions", ("*",), why="subscription actions support no resource-level scoping (AWS requires Resource *)"
+)
+QUEUES = Scope("Queues", ("arn:{partition}:sqs:{region}:{account}:*",))
+CREATE_ALARM_KEY = Scope(
+    "CreateAlarmKey", ("*",), why="CreateKey has no resource to scope to (AWS requires Resource *)"
+)
+ALARM_KEY = Scope("AlarmKey", ("arn:{partition}:kms:{region}:{account}:key/*",))
+ECR_LOGIN = Scope("EcrLogin", ("*",), why="GetAuthorizationToken has no resource to scope to (AWS requires Resource *)")
+IMAGE_REPOSITORY = Scope(
+    "ImageRepository",
+    ("arn:{partition}:ecr:{region}:{account}:repository/*",),
+    why="push (pulumi-docker), and Lambda's CreateFunction/UpdateFunctionCode read the image as the caller",
+)
+STACK_ROLES = Scope("StackRoles", (_ROLES,))
+PASS_STACK_ROLES = Scope(
+    "PassStackRoles",
+    (_ROLES,),
+    conditions={"StringEquals": {"iam:PassedToService": ["lambda.amazonaws.com", "codedeploy.amazonaws.com"]}},
+    why="functions (and CodeDeploy) run as the stack's roles; nothing else can be handed a role",
+)
+FUNCTIONS = Scope(
+    "Functions",
+    (_LAMBDA_FN, f"{_LAMBDA_FN}:*"),
+    why="functions, their published versions (SnapStart) and aliases; qualified ARNs are function:NAME:QUALIFIER",
+)
+CREATE_EVENT_SOURCE_MAPPING = Scope(
+    "CreateEventSourceMapping",
+    ("*",),
+    conditions={"ArnLike": {"lambda:FunctionArn": [_LAMBDA_FN, f"{_LAMBDA_FN}:*"]}},
+    why="CreateEventSourceMapping has no resource type; the condition keeps it to this account's functions",
+)
+EVENT_SOURCE_MAPPINGS = Scope(
+    "EventSourceMappings", ("arn:{partition}:lambda:{region}:{account}:event-source-mapping:*",)
+)
+LIST_EVENT_SOURCE_MAPPINGS = Scope(
+    "ListEventSourceMappings",
+    ("*",),
+    why="ListEventSourceMappings has no resource type (AWS requires Resource *); it only reads",
+)
+LOG_GROUPS = Scope("LogGroups", ("arn:{partition}:logs:{region}:{account}:log-group:*",))
+DESCRIBE_LOG_GROUPS = Scope(
+    "DescribeLogGroups",
+    ("*",),
+    why="DescribeLogGroups supports no resource-level scoping (AWS requires Resource *); it only lists",
+)
+ALARMS = Scope("Alarms", ("arn:{partition}:cloudwatch:{region}:{account}:alarm:*",))
+OPERATIONS_DASHBOARD = Scope(
+    "OperationsDashboard", ("arn:{partition}:cloudwatch::{account}:dashboard/{project}-{stack}-*",)
+)
+SCHEDULE = Scope("Schedule", ("arn:{partition}:events:{region}:{account}:rule/*",))
+DASHBOARD_DISTRIBUTION = Scope("DashboardDistribution", ("arn:{partition}:cloudfront::{account}:distribution/*",))
+DASHBOARD_ORIGIN_ACCESS = Scope(
+    "DashboardOriginAccess", ("arn:{partition}:cloudfront::{account}:origin-access-control/*",)
+)
+CREATE_DASHBOARD_ORIGIN_ACCESS = Scope(
+    "CreateDashboardOriginAccess",
+    ("*",),
+    why="CreateOriginAccessControl has no resource to scope to (AWS requires Resource *)",
+)
+DASHBOARD_CACHE_POLICY = Scope("DashboardCachePolicy", ("arn:{partition}:cloudfront::{account}:cache-policy/*",))
+ROLLOUT = Scope(
+    "Rollout",
+    (
+        "arn:{partition}:codedeploy:{region}:{account}:application:*",
+        "arn:{partition}:codedeploy:{region}:{account}:deploymentgroup:*",
+        "arn:{partition}:codedeploy:{region}:{account}:deploymentconfig:*",
     ),
 )
+STOP_ROLLOUT = Scope(
+    "StopRollout", ("*",), why="StopDeployment supports no resource-level scoping (AWS requires Resource *)"
+)
 
-REQUIRED: dict[str, frozenset[str]] = {
-    "aws:s3/bucket:Bucket": frozenset(
-        {
+REQUIRED: dict[str, dict[Scope, tuple[str, ...]]] = {
+    "aws:s3/bucket:Bucket": {
+        MODEL_BUCKET: (
             "s3:CreateBucket",
             "s3:DeleteBucket",
             "s3:ListBucket",
@@ -471,39 +164,40 @@ REQUIRED: dict[str, frozenset[str]] = {
             "s3:GetBucketTagging",
             "s3:PutBucketTagging",
             "s3:GetBucketPolicy",
-            "s3:DeleteObject",
-            "s3:DeleteObjectVersion",
-        }
-    ),
-    "aws:s3/bucketVersioning:BucketVersioning": frozenset({"s3:GetBucketVersioning", "s3:PutBucketVersioning"}),
-    "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration": frozenset(
-        {"s3:GetEncryptionConfiguration", "s3:PutEncryptionConfiguration"}
-    ),
-    "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration": frozenset(
-        {"s3:GetLifecycleConfiguration", "s3:PutLifecycleConfiguration"}
-    ),
-    "aws:s3/bucketPolicy:BucketPolicy": frozenset(
-        {"s3:GetBucketPolicy", "s3:PutBucketPolicy", "s3:DeleteBucketPolicy"}
-    ),
+        ),
+        MODEL_BUNDLE: ("s3:DeleteObject", "s3:DeleteObjectVersion"),  # force_destroy empties a dev bucket
+    },
+    "aws:s3/bucketVersioning:BucketVersioning": {
+        MODEL_BUCKET: ("s3:GetBucketVersioning", "s3:PutBucketVersioning"),
+    },
+    "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration": {
+        MODEL_BUCKET: ("s3:GetEncryptionConfiguration", "s3:PutEncryptionConfiguration"),
+    },
+    "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration": {
+        MODEL_BUCKET: ("s3:GetLifecycleConfiguration", "s3:PutLifecycleConfiguration"),
+    },
+    "aws:s3/bucketPolicy:BucketPolicy": {
+        MODEL_BUCKET: ("s3:GetBucketPolicy", "s3:PutBucketPolicy", "s3:DeleteBucketPolicy"),
+    },
     # DeleteBucketOwnershipControls / DeletePublicAccessBlock are authorized by the Put* actions (S3 API reference)
-    "aws:s3/bucketOwnershipControls:BucketOwnershipControls": frozenset(
-        {"s3:GetBucketOwnershipControls", "s3:PutBucketOwnershipControls"}
-    ),
-    "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock": frozenset(
-        {"s3:GetBucketPublicAccessBlock", "s3:PutBucketPublicAccessBlock"}
-    ),
-    "pulumi-python:dynamic/model:Artifact": frozenset(
-        {
+    "aws:s3/bucketOwnershipControls:BucketOwnershipControls": {
+        MODEL_BUCKET: ("s3:GetBucketOwnershipControls", "s3:PutBucketOwnershipControls"),
+    },
+    "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock": {
+        MODEL_BUCKET: ("s3:GetBucketPublicAccessBlock", "s3:PutBucketPublicAccessBlock"),
+    },
+    "pulumi-python:dynamic/model:Artifact": {
+        MODEL_BUNDLE: (
             "s3:PutObject",
             "s3:GetObject",
             "s3:GetObjectVersion",
             "s3:DeleteObject",
             "s3:DeleteObjectVersion",
             "s3:AbortMultipartUpload",
-        }
-    ),
-    "aws:dynamodb/table:Table": frozenset(
-        {
+        ),
+    },
+    "aws:dynamodb/table:Table": {
+        ITEMS_TABLE: (
             "dynamodb:CreateTable",
             "dynamodb:DescribeTable",
             "dynamodb:UpdateTable",
@@ -517,10 +211,10 @@ REQUIRED: dict[str, frozenset[str]] = {
             "dynamodb:ListTagsOfResource",
             "dynamodb:TagResource",
             "dynamodb:UntagResource",
-        }
-    ),
-    "aws:sns/topic:Topic": frozenset(
-        {
+        ),
+    },
+    "aws:sns/topic:Topic": {
+        TOPICS: (
             "sns:CreateTopic",
             "sns:DeleteTopic",
             "sns:GetTopicAttributes",
@@ -528,20 +222,17 @@ REQUIRED: dict[str, frozenset[str]] = {
             "sns:ListTagsForResource",
             "sns:TagResource",
             "sns:UntagResource",
-        }
-    ),
-    "aws:sns/topicPolicy:TopicPolicy": frozenset({"sns:GetTopicAttributes", "sns:SetTopicAttributes"}),
-    "aws:sns/topicSubscription:TopicSubscription": frozenset(
-        {
-            "sns:Subscribe",
-            "sns:Unsubscribe",
-            "sns:GetSubscriptionAttributes",
-            "sns:SetSubscriptionAttributes",
-            "sns:ListSubscriptionsByTopic",
-        }
-    ),
-    "aws:sqs/queue:Queue": frozenset(
-        {
+        ),
+    },
+    "aws:sns/topicPolicy:TopicPolicy": {
+        TOPICS: ("sns:GetTopicAttributes", "sns:SetTopicAttributes"),
+    },
+    "aws:sns/topicSubscription:TopicSubscription": {
+        TOPICS: ("sns:Subscribe", "sns:ListSubscriptionsByTopic"),
+        SUBSCRIPTIONS: ("sns:Unsubscribe", "sns:GetSubscriptionAttributes", "sns:SetSubscriptionAttributes"),
+    },
+    "aws:sqs/queue:Queue": {
+        QUEUES: (
             "sqs:CreateQueue",
             "sqs:DeleteQueue",
             "sqs:GetQueueAttributes",
@@ -550,13 +241,17 @@ REQUIRED: dict[str, frozenset[str]] = {
             "sqs:ListQueueTags",
             "sqs:TagQueue",
             "sqs:UntagQueue",
-        }
-    ),
-    "aws:sqs/queuePolicy:QueuePolicy": frozenset({"sqs:GetQueueAttributes", "sqs:SetQueueAttributes"}),
-    "aws:sqs/redriveAllowPolicy:RedriveAllowPolicy": frozenset({"sqs:GetQueueAttributes", "sqs:SetQueueAttributes"}),
-    "aws:kms/key:Key": frozenset(
-        {
-            "kms:CreateKey",
+        ),
+    },
+    "aws:sqs/queuePolicy:QueuePolicy": {
+        QUEUES: ("sqs:GetQueueAttributes", "sqs:SetQueueAttributes"),
+    },
+    "aws:sqs/redriveAllowPolicy:RedriveAllowPolicy": {
+        QUEUES: ("sqs:GetQueueAttributes", "sqs:SetQueueAttributes"),
+    },
+    "aws:kms/key:Key": {
+        CREATE_ALARM_KEY: ("kms:CreateKey",),
+        ALARM_KEY: (
             "kms:DescribeKey",
             "kms:GetKeyPolicy",
             "kms:PutKeyPolicy",
@@ -568,11 +263,13 @@ REQUIRED: dict[str, frozenset[str]] = {
             "kms:ListResourceTags",
             "kms:TagResource",
             "kms:UntagResource",
-        }
-    ),
-    "aws:ecr/getAuthorizationToken:getAuthorizationToken": frozenset({"ecr:GetAuthorizationToken"}),
-    "aws:ecr/repository:Repository": frozenset(
-        {
+        ),
+    },
+    "aws:ecr/getAuthorizationToken:getAuthorizationToken": {
+        ECR_LOGIN: ("ecr:GetAuthorizationToken",),
+    },
+    "aws:ecr/repository:Repository": {
+        IMAGE_REPOSITORY: (
             "ecr:CreateRepository",
             "ecr:DescribeRepositories",
             "ecr:DeleteRepository",
@@ -582,17 +279,17 @@ REQUIRED: dict[str, frozenset[str]] = {
             "ecr:TagResource",
             "ecr:UntagResource",
             "ecr:BatchDeleteImage",
-        }
-    ),
-    "aws:ecr/lifecyclePolicy:LifecyclePolicy": frozenset(
-        {"ecr:GetLifecyclePolicy", "ecr:PutLifecyclePolicy", "ecr:DeleteLifecyclePolicy"}
-    ),
-    "aws:ecr/repositoryPolicy:RepositoryPolicy": frozenset(
-        {"ecr:GetRepositoryPolicy", "ecr:SetRepositoryPolicy", "ecr:DeleteRepositoryPolicy"}
-    ),
-    "docker:index/image:Image": frozenset(
-        {
-            "ecr:GetAuthorizationToken",
+        ),
+    },
+    "aws:ecr/lifecyclePolicy:LifecyclePolicy": {
+        IMAGE_REPOSITORY: ("ecr:GetLifecyclePolicy", "ecr:PutLifecyclePolicy", "ecr:DeleteLifecyclePolicy"),
+    },
+    "aws:ecr/repositoryPolicy:RepositoryPolicy": {
+        IMAGE_REPOSITORY: ("ecr:GetRepositoryPolicy", "ecr:SetRepositoryPolicy", "ecr:DeleteRepositoryPolicy"),
+    },
+    "docker:index/image:Image": {
+        ECR_LOGIN: ("ecr:GetAuthorizationToken",),
+        IMAGE_REPOSITORY: (
             "ecr:BatchCheckLayerAvailability",
             "ecr:InitiateLayerUpload",
             "ecr:UploadLayerPart",
@@ -600,10 +297,10 @@ REQUIRED: dict[str, frozenset[str]] = {
             "ecr:PutImage",
             "ecr:BatchGetImage",
             "ecr:DescribeImages",
-        }
-    ),
-    "aws:iam/role:Role": frozenset(
-        {
+        ),
+    },
+    "aws:iam/role:Role": {
+        STACK_ROLES: (
             "iam:CreateRole",
             "iam:GetRole",
             "iam:DeleteRole",
@@ -615,11 +312,16 @@ REQUIRED: dict[str, frozenset[str]] = {
             "iam:ListRolePolicies",
             "iam:ListAttachedRolePolicies",
             "iam:ListInstanceProfilesForRole",
-        }
-    ),
-    "aws:iam/rolePolicy:RolePolicy": frozenset({"iam:GetRolePolicy", "iam:PutRolePolicy", "iam:DeleteRolePolicy"}),
-    "aws:lambda/function:Function": frozenset(
-        {
+        ),
+    },
+    "aws:iam/rolePolicy:RolePolicy": {
+        STACK_ROLES: ("iam:GetRolePolicy", "iam:PutRolePolicy", "iam:DeleteRolePolicy"),
+    },
+    "aws:lambda/function:Function": {
+        # an image function: Lambda reads the image with the caller's permissions
+        IMAGE_REPOSITORY: ("ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"),
+        PASS_STACK_ROLES: ("iam:PassRole",),
+        FUNCTIONS: (
             "lambda:CreateFunction",
             "lambda:GetFunction",
             "lambda:GetFunctionConfiguration",
@@ -636,51 +338,46 @@ REQUIRED: dict[str, frozenset[str]] = {
             "lambda:ListTags",
             "lambda:TagResource",
             "lambda:UntagResource",
-            "iam:PassRole",
-            # an image function: Lambda reads the image with the caller's permissions
-            "ecr:BatchGetImage",
-            "ecr:GetDownloadUrlForLayer",
-        }
-    ),
-    "aws:lambda/alias:Alias": frozenset(
-        {"lambda:CreateAlias", "lambda:GetAlias", "lambda:UpdateAlias", "lambda:DeleteAlias"}
-    ),
-    "aws:lambda/permission:Permission": frozenset(
-        {"lambda:AddPermission", "lambda:RemovePermission", "lambda:GetPolicy"}
-    ),
-    "aws:lambda/functionUrl:FunctionUrl": frozenset(
-        {
+        ),
+    },
+    "aws:lambda/alias:Alias": {
+        FUNCTIONS: ("lambda:CreateAlias", "lambda:GetAlias", "lambda:UpdateAlias", "lambda:DeleteAlias"),
+    },
+    "aws:lambda/permission:Permission": {
+        FUNCTIONS: ("lambda:AddPermission", "lambda:RemovePermission", "lambda:GetPolicy"),
+    },
+    "aws:lambda/functionUrl:FunctionUrl": {
+        FUNCTIONS: (
             "lambda:CreateFunctionUrlConfig",
             "lambda:GetFunctionUrlConfig",
             "lambda:UpdateFunctionUrlConfig",
             "lambda:DeleteFunctionUrlConfig",
-        }
-    ),
-    "aws:lambda/functionEventInvokeConfig:FunctionEventInvokeConfig": frozenset(
-        {
+        ),
+    },
+    "aws:lambda/functionEventInvokeConfig:FunctionEventInvokeConfig": {
+        FUNCTIONS: (
             "lambda:PutFunctionEventInvokeConfig",
             "lambda:GetFunctionEventInvokeConfig",
             "lambda:UpdateFunctionEventInvokeConfig",
             "lambda:DeleteFunctionEventInvokeConfig",
-        }
-    ),
-    "aws:lambda/eventSourceMapping:EventSourceMapping": frozenset(
-        {
-            "lambda:CreateEventSourceMapping",
-            "lambda:GetEventSourceMapping",
-            "lambda:UpdateEventSourceMapping",
-            "lambda:DeleteEventSourceMapping",
-            "lambda:ListEventSourceMappings",
+        ),
+    },
+    "aws:lambda/eventSourceMapping:EventSourceMapping": {
+        CREATE_EVENT_SOURCE_MAPPING: ("lambda:CreateEventSourceMapping",),
+        EVENT_SOURCE_MAPPINGS: (
             "lambda:ListTags",
             "lambda:TagResource",
             "lambda:UntagResource",
-        }
-    ),
-    "aws:cloudwatch/logGroup:LogGroup": frozenset(
-        {
+            "lambda:GetEventSourceMapping",
+            "lambda:UpdateEventSourceMapping",
+            "lambda:DeleteEventSourceMapping",
+        ),
+        LIST_EVENT_SOURCE_MAPPINGS: ("lambda:ListEventSourceMappings",),
+    },
+    "aws:cloudwatch/logGroup:LogGroup": {
+        LOG_GROUPS: (
             "logs:CreateLogGroup",
             "logs:DeleteLogGroup",
-            "logs:DescribeLogGroups",
             "logs:PutRetentionPolicy",
             "logs:DeleteRetentionPolicy",
             "logs:ListTagsForResource",
@@ -689,23 +386,24 @@ REQUIRED: dict[str, frozenset[str]] = {
             "logs:ListTagsLogGroup",
             "logs:TagLogGroup",
             "logs:UntagLogGroup",
-        }
-    ),
-    "aws:cloudwatch/metricAlarm:MetricAlarm": frozenset(
-        {
+        ),
+        DESCRIBE_LOG_GROUPS: ("logs:DescribeLogGroups",),
+    },
+    "aws:cloudwatch/metricAlarm:MetricAlarm": {
+        ALARMS: (
             "cloudwatch:PutMetricAlarm",
             "cloudwatch:DescribeAlarms",
             "cloudwatch:DeleteAlarms",
             "cloudwatch:ListTagsForResource",
             "cloudwatch:TagResource",
             "cloudwatch:UntagResource",
-        }
-    ),
-    "aws:cloudwatch/dashboard:Dashboard": frozenset(
-        {"cloudwatch:PutDashboard", "cloudwatch:GetDashboard", "cloudwatch:DeleteDashboards"}
-    ),
-    "aws:cloudwatch/eventRule:EventRule": frozenset(
-        {
+        ),
+    },
+    "aws:cloudwatch/dashboard:Dashboard": {
+        OPERATIONS_DASHBOARD: ("cloudwatch:PutDashboard", "cloudwatch:GetDashboard", "cloudwatch:DeleteDashboards"),
+    },
+    "aws:cloudwatch/eventRule:EventRule": {
+        SCHEDULE: (
             "events:PutRule",
             "events:DescribeRule",
             "events:DeleteRule",
@@ -714,13 +412,13 @@ REQUIRED: dict[str, frozenset[str]] = {
             "events:ListTagsForResource",
             "events:TagResource",
             "events:UntagResource",
-        }
-    ),
-    "aws:cloudwatch/eventTarget:EventTarget": frozenset(
-        {"events:PutTargets", "events:RemoveTargets", "events:ListTargetsByRule"}
-    ),
-    "aws:cloudfront/distribution:Distribution": frozenset(
-        {
+        ),
+    },
+    "aws:cloudwatch/eventTarget:EventTarget": {
+        SCHEDULE: ("events:PutTargets", "events:RemoveTargets", "events:ListTargetsByRule"),
+    },
+    "aws:cloudfront/distribution:Distribution": {
+        DASHBOARD_DISTRIBUTION: (
             "cloudfront:CreateDistribution",
             "cloudfront:GetDistribution",
             "cloudfront:GetDistributionConfig",
@@ -729,26 +427,26 @@ REQUIRED: dict[str, frozenset[str]] = {
             "cloudfront:ListTagsForResource",
             "cloudfront:TagResource",
             "cloudfront:UntagResource",
-        }
-    ),
-    "aws:cloudfront/originAccessControl:OriginAccessControl": frozenset(
-        {
-            "cloudfront:CreateOriginAccessControl",
+        ),
+    },
+    "aws:cloudfront/originAccessControl:OriginAccessControl": {
+        DASHBOARD_ORIGIN_ACCESS: (
             "cloudfront:GetOriginAccessControl",
             "cloudfront:UpdateOriginAccessControl",
             "cloudfront:DeleteOriginAccessControl",
-        }
-    ),
-    "aws:cloudfront/cachePolicy:CachePolicy": frozenset(
-        {
+        ),
+        CREATE_DASHBOARD_ORIGIN_ACCESS: ("cloudfront:CreateOriginAccessControl",),
+    },
+    "aws:cloudfront/cachePolicy:CachePolicy": {
+        DASHBOARD_CACHE_POLICY: (
             "cloudfront:CreateCachePolicy",
             "cloudfront:GetCachePolicy",
             "cloudfront:UpdateCachePolicy",
             "cloudfront:DeleteCachePolicy",
-        }
-    ),
-    "aws:codedeploy/application:Application": frozenset(
-        {
+        ),
+    },
+    "aws:codedeploy/application:Application": {
+        ROLLOUT: (
             "codedeploy:CreateApplication",
             "codedeploy:GetApplication",
             "codedeploy:UpdateApplication",
@@ -756,10 +454,11 @@ REQUIRED: dict[str, frozenset[str]] = {
             "codedeploy:ListTagsForResource",
             "codedeploy:TagResource",
             "codedeploy:UntagResource",
-        }
-    ),
-    "aws:codedeploy/deploymentGroup:DeploymentGroup": frozenset(
-        {
+        ),
+    },
+    "aws:codedeploy/deploymentGroup:DeploymentGroup": {
+        PASS_STACK_ROLES: ("iam:PassRole",),
+        ROLLOUT: (
             "codedeploy:CreateDeploymentGroup",
             "codedeploy:GetDeploymentGroup",
             "codedeploy:UpdateDeploymentGroup",
@@ -767,23 +466,35 @@ REQUIRED: dict[str, frozenset[str]] = {
             "codedeploy:ListTagsForResource",
             "codedeploy:TagResource",
             "codedeploy:UntagResource",
-            "iam:PassRole",
-        }
-    ),
-    "pulumi-python:dynamic/release:Rollout": frozenset(
-        {
+        ),
+    },
+    "pulumi-python:dynamic/release:Rollout": {
+        FUNCTIONS: ("lambda:GetFunctionConfiguration", "lambda:GetAlias"),
+        ROLLOUT: (
             "codedeploy:CreateDeployment",
             "codedeploy:GetDeployment",
-            "codedeploy:StopDeployment",
             "codedeploy:RegisterApplicationRevision",
             "codedeploy:GetApplicationRevision",
             "codedeploy:GetDeploymentConfig",
-            "lambda:GetAlias",
-            "lambda:GetFunctionConfiguration",
-        }
-    ),
+        ),
+        STOP_ROLLOUT: ("codedeploy:StopDeployment",),
+    },
 }
-"""Resource type (or invoke token) → the actions managing it takes. Every declared type must be listed."""
+"""Resource type (or invoke token) → the scopes it acts in → the actions managing it takes there.
+
+Every declared type must be listed; the deploy policy is rendered from this table alone."""
+
+
+def _grouped(required: Mapping[str, Mapping[Scope, Sequence[str]]]) -> dict[Scope, frozenset[str]]:
+    statements: dict[Scope, set[str]] = {}
+    for scopes in required.values():
+        for scope, actions in scopes.items():
+            statements.setdefault(scope, set()).update(actions)
+    return {scope: frozenset(actions) for scope, actions in statements.items()}
+
+
+STATEMENTS = _grouped(REQUIRED)
+"""The deploy policy: each scope with every action some type needs in it (in the order the scopes first appear)."""
 
 NO_AWS_ACTIONS = frozenset(
     {
@@ -823,17 +534,17 @@ class Target:
         )
 
 
-def _statement(grant: Grant, actions: Sequence[str], target: Target) -> dict[str, Any]:
+def _statement(scope: Scope, actions: Iterable[str], target: Target) -> dict[str, Any]:
     statement: dict[str, Any] = {
-        "Sid": grant.sid,
+        "Sid": scope.sid,
         "Effect": "Allow",
         "Action": sorted(actions),
-        "Resource": [target.render(r) for r in grant.resources],
+        "Resource": [target.render(r) for r in scope.resources],
     }
-    if grant.conditions:
+    if scope.conditions:
         statement["Condition"] = {
             test: {key: [target.render(v) for v in values] for key, values in variables.items()}
-            for test, variables in grant.conditions.items()
+            for test, variables in scope.conditions.items()
         }
     return statement
 
@@ -857,18 +568,18 @@ def _pack(statements: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def deploy_policy(target: Target) -> list[dict[str, Any]]:
     """The deploy role's managed policies (``pulumi up`` and ``destroy`` of ``target.stack``)."""
-    return _pack(_statement(grant, grant.actions, target) for grant in STATEMENTS)
+    return _pack(_statement(scope, actions, target) for scope, actions in STATEMENTS.items())
 
 
 def preview_policy(target: Target) -> list[dict[str, Any]]:
     """The preview role's managed policies: the reads of the deploy policy, on the same scopes."""
     statements = []
-    for grant in STATEMENTS:
-        reads = [a for a in grant.actions if _READ.match(a) and a not in _DATA_READS]
-        if grant.sid == "EcrLogin":
-            reads = list(grant.actions)  # the program invokes it in every preview
+    for scope, actions in STATEMENTS.items():
+        reads = [a for a in actions if _READ.match(a) and a not in _DATA_READS]
+        if scope is ECR_LOGIN:
+            reads = list(actions)  # the program invokes it in every preview
         if reads:
-            statements.append(_statement(grant, reads, target))
+            statements.append(_statement(scope, reads, target))
     return _pack(statements)
 
 
