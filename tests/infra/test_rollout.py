@@ -135,6 +135,20 @@ class Stack:
     def live(self) -> dict[str, Any]:
         return dict(self.lambda_client.get_alias(FunctionName="analysis", Name="live"))
 
+    def roll_out(
+        self, target: str, config: str = CANARY, report: Callable[[str], None] = lambda _message: None
+    ) -> rollout.Outcome:
+        """``pulumi up``'s rollout of version ``target`` to ``live`` (no waits between polls)."""
+        return roll_out(
+            self.engine, self.lambda_client, self.release(target, config), sleep=lambda _s: None, report=report
+        )
+
+    def failed_roll_out(self, target: str) -> str:
+        """What the :class:`RolloutFailed` the rollout of version ``target`` raises says."""
+        with pytest.raises(RolloutFailed) as failed:
+            self.roll_out(target)
+        return str(failed.value)
+
 
 @pytest.fixture
 def stack() -> Iterator[Stack]:
@@ -183,9 +197,7 @@ def test_a_new_version_rolls_out_through_the_canary_after_the_hook_passed(stack:
     # Given live on version 1 and a published version 2 (a new model)
     messages: list[str] = []
     # When pulumi up rolls out version 2
-    outcome = roll_out(
-        stack.engine, stack.lambda_client, stack.release("2"), sleep=lambda _s: None, report=messages.append
-    )
+    outcome = stack.roll_out("2", report=messages.append)
     # Then CodeDeploy ran the hook on version 2, shifted 10 % to it, then everything
     assert stack.engine.hook_calls == [("release-check", "2")]
     assert stack.engine.routing_seen == [{"2": 0.1}]
@@ -207,14 +219,14 @@ def test_a_new_version_rolls_out_through_the_canary_after_the_hook_passed(stack:
 
 
 def test_all_at_once_moves_the_alias_in_one_step(stack: Stack) -> None:
-    outcome = roll_out(stack.engine, stack.lambda_client, stack.release("2", ALL_AT_ONCE), sleep=lambda _s: None)
+    outcome = stack.roll_out("2", ALL_AT_ONCE)
     assert outcome.live_version == "2"
     assert stack.engine.routing_seen == []  # no canary share
     assert stack.engine.hook_calls == [("release-check", "2")]
 
 
 def test_nothing_is_deployed_when_live_already_serves_the_version(stack: Stack) -> None:
-    outcome = roll_out(stack.engine, stack.lambda_client, stack.release("1"), sleep=lambda _s: None)
+    outcome = stack.roll_out("1")
     assert outcome == rollout.Outcome(live_version="1", deployment_id=None)
     assert (
         stack.codedeploy.list_deployments(applicationName="analysis", deploymentGroupName="canary")["deployments"] == []
@@ -230,9 +242,7 @@ def test_a_failed_hook_fails_the_up_and_live_stays_on_the_old_version(stack: Sta
     # Given a version 2 that answers the known texts wrongly (the hook reports Failed)
     stack.hook_answers["2"] = False
     # When rolling it out, Then the up fails saying why and which version still serves
-    with pytest.raises(RolloutFailed) as failed:
-        roll_out(stack.engine, stack.lambda_client, stack.release("2"), sleep=lambda _s: None)
-    message = str(failed.value)
+    message = stack.failed_roll_out("2")
     assert "rollout of analysis version 2 failed" in message
     assert "HOOK_EXECUTION_FAILURE" in message
     assert "live serves version 1" in message
@@ -250,9 +260,7 @@ def test_a_failed_hook_fails_the_up_and_live_stays_on_the_old_version(stack: Sta
 def test_an_alarm_during_the_canary_rolls_back_and_fails_the_up(stack: Stack) -> None:
     # Given version 2 passes the hook but its errors raise an alarm during the canary
     stack.engine.alarm_fires = True
-    with pytest.raises(RolloutFailed) as failed:
-        roll_out(stack.engine, stack.lambda_client, stack.release("2"), sleep=lambda _s: None)
-    message = str(failed.value)
+    message = stack.failed_roll_out("2")
     assert "version 2 stopped" in message
     assert "ALARM_ACTIVE" in message
     assert "Automatic rollback" in message
