@@ -275,9 +275,31 @@ def _sns_body(message: dict[str, Any]) -> str:
     return json.dumps({"Type": "Notification", "TopicArn": topic, "Message": json.dumps(message)})
 
 
-def _function_env(
-    endpoint: str, runtime_api: RuntimeApi, sha256: str, version_id: str, tmp_path: Path
-) -> dict[str, str]:
+@dataclass(frozen=True)
+class Deployed:
+    """What the stack gives the function, on the moto server: the model bundle in a versioned bucket (the
+    function pinned to its version) and the items table."""
+
+    endpoint: str
+    bundle: model_bundle.BundleInfo
+    version_id: str
+    table: DynamoItemsTable
+
+
+@pytest.fixture
+def deployed(moto_endpoint: str, shared_model_dir: Path, tmp_path: Path) -> Deployed:
+    """The model packed and put in a new versioned bucket, as the stack publishes it, and an empty items table."""
+    bundle = model_bundle.pack(shared_model_dir, tmp_path / "model.tar")
+    create_bucket(BUCKET)
+    s3 = aws.client("s3")
+    s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
+    with bundle.path.open("rb") as body:
+        put = s3.put_object(Bucket=BUCKET, Key=KEY, Body=body, Metadata={"sha256": bundle.sha256})
+    create_items_table(TABLE)
+    return Deployed(moto_endpoint, bundle, put["VersionId"], DynamoItemsTable(TABLE))
+
+
+def _function_env(endpoint: str, runtime_api: RuntimeApi, deployed: Deployed, tmp_path: Path) -> dict[str, str]:
     """The function's environment as the stack configures it, against this Runtime API and AWS endpoint."""
     return {
         "AWS_ENDPOINT_URL": endpoint,
@@ -289,8 +311,8 @@ def _function_env(
         "AWS_LAMBDA_LOG_STREAM_NAME": "2026/11/23/[$LATEST]e2e",
         "MODEL_BUCKET": BUCKET,
         "MODEL_KEY": KEY,
-        "MODEL_SHA256": sha256,
-        "MODEL_VERSION_ID": version_id,
+        "MODEL_SHA256": deployed.bundle.sha256,
+        "MODEL_VERSION_ID": deployed.version_id,
         "ITEMS_TABLE": TABLE,
         "MODEL_CACHE_DIR": str(tmp_path / "cache"),
         "POWERTOOLS_SERVICE_NAME": "analysis",
@@ -298,34 +320,17 @@ def _function_env(
     }
 
 
-def _published_bundle(shared_model_dir: Path, tmp_path: Path) -> tuple[model_bundle.BundleInfo, str]:
-    """The model packed and put in a new versioned bucket, as the stack publishes it: (bundle, its version id)."""
-    bundle = model_bundle.pack(shared_model_dir, tmp_path / "model.tar")
-    create_bucket(BUCKET)
-    s3 = aws.client("s3")
-    s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
-    with bundle.path.open("rb") as body:
-        put = s3.put_object(Bucket=BUCKET, Key=KEY, Body=body, Metadata={"sha256": bundle.sha256})
-    return bundle, put["VersionId"]
-
-
 def test_cold_start_then_warm_sqs_batch_under_the_lambda_runtime_client(
-    moto_endpoint: str,
-    shared_model_dir: Path,
-    runtime_api: RuntimeApi,
-    launcher: Launcher,
-    tmp_path: Path,
+    deployed: Deployed, runtime_api: RuntimeApi, launcher: Launcher, tmp_path: Path
 ) -> None:
     # Given the model bundle in S3 and two ingested items, on the moto server
-    bundle, version_id = _published_bundle(shared_model_dir, tmp_path)
+    table = deployed.table
     # (a later overwrite of the key must not reach this function: it is pinned to its version)
     aws.client("s3").put_object(Bucket=BUCKET, Key=KEY, Body=b"a newer bundle, not this function's")
-    create_items_table(TABLE)
-    table = DynamoItemsTable(TABLE)
     table.create(Item(item_id="e2e-1", text="An absolute delight from start to finish."))
     table.create(Item(item_id="e2e-2", text="Dull, slow and far too long."))
     # And a function process under awslambdaric, configured like the stack configures it
-    env = _function_env(moto_endpoint, runtime_api, bundle.sha256, version_id, tmp_path)
+    env = _function_env(deployed.endpoint, runtime_api, deployed, tmp_path)
     log_path = tmp_path / "function.log"
     with log_path.open("wb") as log:
         process = launcher(env, log)
@@ -392,20 +397,14 @@ INIT_LOADED, BEFORE_SNAPSHOT, AFTER_RESTORE = (
     expected="before-snapshot work fetched and loaded the model; the restored function answers without S3",
 )
 def test_snapstart_lifecycle_loads_the_model_before_the_snapshot_and_answers_after_restore_without_s3(
-    moto_endpoint: str,
-    shared_model_dir: Path,
-    runtime_api: RuntimeApi,
-    launcher: Launcher,
-    tmp_path: Path,
+    deployed: Deployed, runtime_api: RuntimeApi, launcher: Launcher, tmp_path: Path
 ) -> None:
     # Given the model bundle in S3 (one version, the function's) and an item to analyse
-    bundle, version_id = _published_bundle(shared_model_dir, tmp_path)
     s3 = aws.client("s3")
-    create_items_table(TABLE)
-    table = DynamoItemsTable(TABLE)
+    table = deployed.table
     table.create(Item(item_id="snap-1", text="Dull, slow and far too long."))
     # And the function's AWS traffic through a journaling proxy; its log file shared (O_APPEND) with this test
-    proxy = AwsProxy(moto_endpoint, runtime_api.journal)
+    proxy = AwsProxy(deployed.endpoint, runtime_api.journal)
     log_path = tmp_path / "function.log"
     log_path.touch()
 
@@ -420,7 +419,7 @@ def test_snapstart_lifecycle_loads_the_model_before_the_snapshot_and_answers_aft
             s3.delete_object(Bucket=BUCKET, Key=KEY, VersionId=version["VersionId"])
 
     runtime_api.on_restore = snapshot_taken
-    env = _function_env(proxy.url, runtime_api, bundle.sha256, version_id, tmp_path)
+    env = _function_env(proxy.url, runtime_api, deployed, tmp_path)
     env["AWS_LAMBDA_INITIALIZATION_TYPE"] = "snap-start"  # what Lambda sets for an INIT that ends in a snapshot
     with serving(proxy), log_path.open("ab") as log:
         process = launcher(env, log)
