@@ -52,9 +52,13 @@ def _payload(body: object) -> StreamingBody:
 
 
 class Hook:
-    def __init__(self) -> None:
+    """The hook's CodeDeploy and Lambda clients, stubbed: the deployment's AppSpec ``appspec``, then what the
+    test adds (the invocations, the status reported)."""
+
+    def __init__(self, appspec: str | None = None) -> None:
         self.codedeploy, self.lambda_client = _client("codedeploy"), _client("lambda")
         self.cd, self.lam = Stubber(self.codedeploy), Stubber(self.lambda_client)
+        self.deployment(_appspec() if appspec is None else appspec)
 
     def deployment(self, content: str) -> None:
         # GetDeployment names an inline AppSpec by its sha256 only; GetApplicationRevision returns its text
@@ -91,7 +95,9 @@ class Hook:
             },
         )
 
-    def run(self, *, clock_ms: list[float] | None = None, max_ms: float = 5000) -> str:
+    def run(self, expect: str, *, clock_ms: list[float] | None = None, max_ms: float = 5000) -> None:
+        """Run the hook; it must report ``expect`` to CodeDeploy (the Stubber checks the call) and return it."""
+        self.expect_status(expect)
         ticks: Iterator[float] = iter([t / 1000 for t in (clock_ms or [0, 100, 200, 300])])
         with self.cd, self.lam:
             status = run_hook(
@@ -104,7 +110,7 @@ class Hook:
             )
             self.cd.assert_no_pending_responses()
             self.lam.assert_no_pending_responses()
-        return status
+        assert status == expect
 
 
 RIGHT = [expected for _, expected in KNOWN_TEXTS]
@@ -112,11 +118,9 @@ RIGHT = [expected for _, expected in KNOWN_TEXTS]
 
 def test_a_version_that_answers_right_and_quickly_passes() -> None:
     hook = Hook()
-    hook.deployment(_appspec())
     hook.invoke(_answer(RIGHT))
     hook.invoke(_answer(RIGHT))
-    hook.expect_status("Succeeded")
-    assert hook.run() == "Succeeded"
+    hook.run(expect="Succeeded")
 
 
 @pytest.mark.reliability(
@@ -136,10 +140,8 @@ def test_a_version_that_answers_right_and_quickly_passes() -> None:
 )
 def test_a_wrong_answer_fails_the_deployment(body: object, error: str | None) -> None:
     hook = Hook()
-    hook.deployment(_appspec())
     hook.invoke(body, error=error)
-    hook.expect_status("Failed")
-    assert hook.run() == "Failed"
+    hook.run(expect="Failed")
 
 
 @pytest.mark.reliability(
@@ -150,32 +152,25 @@ def test_a_wrong_answer_fails_the_deployment(body: object, error: str | None) ->
 def test_a_slow_answer_fails_the_deployment_even_when_right() -> None:
     # Given a version whose warm (second) answer takes 6 s against a 5 s limit
     hook = Hook()
-    hook.deployment(_appspec())
     hook.invoke(_answer(RIGHT))
     hook.invoke(_answer(RIGHT))
-    hook.expect_status("Failed")
-    assert hook.run(clock_ms=[0, 1200, 1200, 7200], max_ms=5000) == "Failed"
+    hook.run(expect="Failed", clock_ms=[0, 1200, 1200, 7200], max_ms=5000)
 
 
 def test_a_slow_cold_start_fails_before_the_second_invocation() -> None:
     hook = Hook()
-    hook.deployment(_appspec())
     hook.invoke(_answer(RIGHT))
-    hook.expect_status("Failed")
-    assert hook.run(clock_ms=[0, 9000], max_ms=5000) == "Failed"
+    hook.run(expect="Failed", clock_ms=[0, 9000], max_ms=5000)
 
 
 @pytest.mark.parametrize("content", ["not json", _appspec(name="some-other-function")])
 def test_an_unreadable_or_foreign_appspec_reports_failed_and_invokes_nothing(content: str) -> None:
-    hook = Hook()
-    hook.deployment(content)
-    hook.expect_status("Failed")  # always reports: a silent hook would hold the deployment for an hour
-    assert hook.run() == "Failed"
+    hook = Hook(content)
+    hook.run(expect="Failed")  # always reports: a silent hook would hold the deployment for an hour
 
 
 def test_the_handler_reads_its_function_and_limit_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     hook = Hook()
-    hook.deployment(_appspec())
     hook.invoke(_answer(RIGHT))
     hook.invoke(_answer(RIGHT))
     hook.expect_status("Succeeded")
