@@ -27,7 +27,7 @@ import json
 import re
 import sys
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 PROJECT = "sentiment-analyzer"
@@ -524,14 +524,7 @@ class Target:
     project: str = PROJECT
 
     def render(self, template: str) -> str:
-        return template.format(
-            partition=self.partition,
-            region=self.region,
-            account=self.account,
-            project=self.project,
-            stack=self.stack,
-            bucket=MODEL_BUCKET_PREFIX,
-        )
+        return template.format(**asdict(self), bucket=MODEL_BUCKET_PREFIX)
 
 
 def _statement(scope: Scope, actions: Iterable[str], target: Target) -> dict[str, Any]:
