@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pulumi
 import pulumi_aws as aws
@@ -24,13 +24,59 @@ PERIOD_S = 300
 
 
 @dataclass(frozen=True, slots=True)
+class Metric:
+    """One CloudWatch metric over ``period_s``; ``statistic`` is ``Sum``, ``Maximum``, ... or a percentile (``p99``)."""
+
+    namespace: str
+    name: str
+    statistic: str
+    dimensions: Mapping[str, pulumi.Input[str]]
+    period_s: int = PERIOD_S
+
+
+def alarm_above(
+    resource_name: str,
+    measure: Metric | Sequence[aws.cloudwatch.MetricAlarmMetricQueryArgs],
+    threshold: int,
+    *,
+    description: str,
+    topic_arn: pulumi.Input[str],
+    parent: pulumi.Resource,
+) -> aws.cloudwatch.MetricAlarm:
+    """In ALARM while ``measure`` (a metric, or metric math: the query that returns data) is above ``threshold``
+    for one period; no data is OK; ``topic_arn`` hears of both transitions."""
+    source: dict[str, Any]
+    if isinstance(measure, Metric):
+        percentile = measure.statistic.startswith("p")
+        source = {
+            "namespace": measure.namespace,
+            "metric_name": measure.name,
+            "statistic": None if percentile else measure.statistic,
+            "extended_statistic": measure.statistic if percentile else None,
+            "dimensions": measure.dimensions,
+            "period": measure.period_s,
+        }
+    else:
+        source = {"metric_queries": list(measure)}
+    return aws.cloudwatch.MetricAlarm(
+        resource_name,
+        alarm_description=description,
+        threshold=threshold,
+        evaluation_periods=1,
+        comparison_operator="GreaterThanThreshold",
+        treat_missing_data="notBreaching",
+        alarm_actions=[topic_arn],
+        ok_actions=[topic_arn],
+        opts=pulumi.ResourceOptions(parent=parent),
+        **source,
+    )
+
+
+@dataclass(frozen=True, slots=True)
 class _Spec:
     suffix: str
-    namespace: str
-    metric: str
-    statistic: str
+    metric: Metric
     threshold: int
-    dimensions: Mapping[str, pulumi.Input[str]]
     description: str
 
 
@@ -109,23 +155,28 @@ class Alarms(pulumi.ComponentResource):
 
         analysis = {"FunctionName": args.analysis.function_name}
         specs = [
-            _Spec("analysis-errors", "AWS/Lambda", "Errors", "Sum", 0, analysis,
+            _Spec("analysis-errors", Metric("AWS/Lambda", "Errors", "Sum", analysis), 0,
                   "The analysis function failed whole invocations (batches are retried, then parked in the DLQ)"),
-            _Spec("analysis-throttles", "AWS/Lambda", "Throttles", "Sum", 0, analysis,
+            _Spec("analysis-throttles", Metric("AWS/Lambda", "Throttles", "Sum", analysis), 0,
                   "The analysis function was throttled (account concurrency exhausted)"),
-            _Spec("analysis-duration", "AWS/Lambda", "Duration", "Maximum",
-                  int(config.analysis_timeout_s * 1000 * DURATION_ALARM_FRACTION), analysis,
+            _Spec("analysis-duration", Metric("AWS/Lambda", "Duration", "Maximum", analysis),
+                  int(config.analysis_timeout_s * 1000 * DURATION_ALARM_FRACTION),
                   f"An analysis invocation used over {int(DURATION_ALARM_FRACTION * 100)} % of its timeout"),
-            _Spec("ingestion-errors", "AWS/Lambda", "Errors", "Sum", 0,
-                  {"FunctionName": args.ingestion.function_name}, "The ingestion function failed"),
-            _Spec("dlq-depth", "AWS/SQS", "ApproximateNumberOfMessagesVisible", "Maximum", 0,
-                  {"QueueName": args.messaging.dlq_name},
+            _Spec("ingestion-errors",
+                  Metric("AWS/Lambda", "Errors", "Sum", {"FunctionName": args.ingestion.function_name}), 0,
+                  "The ingestion function failed"),
+            _Spec("dlq-depth",
+                  Metric("AWS/SQS", "ApproximateNumberOfMessagesVisible", "Maximum",
+                         {"QueueName": args.messaging.dlq_name}), 0,
                   "Messages were parked in the dead-letter queue: inspect, fix, then redrive"),
-            _Spec("ingestion-failures", "AWS/SQS", "ApproximateNumberOfMessagesVisible", "Maximum", 0,
-                  {"QueueName": args.ingestion.failures_queue_name},
+            _Spec("ingestion-failures",
+                  Metric("AWS/SQS", "ApproximateNumberOfMessagesVisible", "Maximum",
+                         {"QueueName": args.ingestion.failures_queue_name}), 0,
                   "Ingestion invocations failed after Lambda's retries: their events are parked in this queue"),
-            _Spec("queue-age", "AWS/SQS", "ApproximateAgeOfOldestMessage", "Maximum", config.queue_age_alarm_s,
-                  {"QueueName": args.messaging.queue_name}, "The work queue is falling behind"),
+            _Spec("queue-age",
+                  Metric("AWS/SQS", "ApproximateAgeOfOldestMessage", "Maximum",
+                         {"QueueName": args.messaging.queue_name}), config.queue_age_alarm_s,
+                  "The work queue is falling behind"),
         ]  # fmt: skip
         self.alarms = {spec.suffix: self._alarm(name, spec) for spec in specs}
 
@@ -133,19 +184,11 @@ class Alarms(pulumi.ComponentResource):
         self.register_outputs({"topic_arn": self.topic_arn, "alarm_names": [a.name for a in self.alarms.values()]})
 
     def _alarm(self, name: str, spec: _Spec) -> aws.cloudwatch.MetricAlarm:
-        return aws.cloudwatch.MetricAlarm(
+        return alarm_above(
             f"{name}-{spec.suffix}",
-            alarm_description=spec.description,
-            namespace=spec.namespace,
-            metric_name=spec.metric,
-            statistic=spec.statistic,
-            dimensions=spec.dimensions,
-            period=PERIOD_S,
-            evaluation_periods=1,
-            threshold=spec.threshold,
-            comparison_operator="GreaterThanThreshold",
-            treat_missing_data="notBreaching",
-            alarm_actions=[self.topic.arn],
-            ok_actions=[self.topic.arn],
-            opts=pulumi.ResourceOptions(parent=self),
+            spec.metric,
+            spec.threshold,
+            description=spec.description,
+            topic_arn=self.topic.arn,
+            parent=self,
         )

@@ -22,7 +22,7 @@ import pulumi
 import pulumi_aws as aws
 
 from sentiment_infra import iam
-from sentiment_infra.components.alarms import DURATION_ALARM_FRACTION
+from sentiment_infra.components.alarms import DURATION_ALARM_FRACTION, Metric, alarm_above
 from sentiment_infra.components.analysis_function import LIVE_ALIAS
 from sentiment_infra.components.lambda_function import LambdaFunction, LambdaFunctionArgs, zip_code
 from sentiment_infra.config import Deployment
@@ -174,67 +174,53 @@ class Release(pulumi.ComponentResource):
             "FunctionName": args.analysis.function_name,
             "Resource": pulumi.Output.concat(args.analysis.function_name, ":", LIVE_ALIAS),
         }
-        topic = [args.alarm_topic_arn]
 
-        def on_alias(
-            suffix: str, description: str, metric: str, threshold: int, statistic: str
+        def alarm(
+            suffix: str,
+            description: str,
+            measure: Metric | list[aws.cloudwatch.MetricAlarmMetricQueryArgs],
+            threshold: int,
         ) -> aws.cloudwatch.MetricAlarm:
-            percentile = statistic.startswith("p")
-            return aws.cloudwatch.MetricAlarm(
+            return alarm_above(
                 f"{name}-{suffix}",
-                alarm_description=f"Release: {description} (rolls a deployment back)",
-                namespace="AWS/Lambda",
-                metric_name=metric,
-                dimensions=alias,
-                statistic=None if percentile else statistic,
-                extended_statistic=statistic if percentile else None,
-                period=ALARM_PERIOD_S,
-                evaluation_periods=1,
-                threshold=threshold,
-                comparison_operator="GreaterThanThreshold",
-                treat_missing_data="notBreaching",
-                alarm_actions=topic,
-                ok_actions=topic,
-                opts=pulumi.ResourceOptions(parent=self),
+                measure,
+                threshold,
+                description=f"Release: {description} (rolls a deployment back)",
+                topic_arn=args.alarm_topic_arn,
+                parent=self,
             )
 
+        def on_alias(metric: str, statistic: str) -> Metric:
+            return Metric("AWS/Lambda", metric, statistic, alias, ALARM_PERIOD_S)
+
         near_timeout = int(config.analysis_timeout_s * 1000 * DURATION_ALARM_FRACTION)
+        # Growth, not depth: messages parked before the deployment must not block every release.
+        dlq_growth = [
+            aws.cloudwatch.MetricAlarmMetricQueryArgs(
+                id="depth",
+                metric=aws.cloudwatch.MetricAlarmMetricQueryMetricArgs(
+                    namespace="AWS/SQS",
+                    metric_name="ApproximateNumberOfMessagesVisible",
+                    dimensions={"QueueName": args.messaging.dlq_name},
+                    period=ALARM_PERIOD_S,
+                    stat="Maximum",
+                ),
+                return_data=False,
+            ),
+            aws.cloudwatch.MetricAlarmMetricQueryArgs(
+                id="growth", expression="DIFF(depth)", label="DLQ growth", return_data=True
+            ),
+        ]
         return {
-            "errors": on_alias("errors", "invocations of the live alias failed", "Errors", 0, "Sum"),
-            "throttles": on_alias("throttles", "invocations of the live alias were throttled", "Throttles", 0, "Sum"),
-            "duration-p99": on_alias(
+            "errors": alarm("errors", "invocations of the live alias failed", on_alias("Errors", "Sum"), 0),
+            "throttles": alarm(
+                "throttles", "invocations of the live alias were throttled", on_alias("Throttles", "Sum"), 0
+            ),
+            "duration-p99": alarm(
                 "duration-p99",
                 f"p99 duration of the live alias over {int(DURATION_ALARM_FRACTION * 100)} % of the timeout",
-                "Duration",
+                on_alias("Duration", "p99"),
                 near_timeout,
-                "p99",
             ),
-            # Growth, not depth: messages parked before the deployment must not block every release.
-            "dlq-growth": aws.cloudwatch.MetricAlarm(
-                f"{name}-dlq-growth",
-                alarm_description="Release: messages were parked in the dead-letter queue (rolls a deployment back)",
-                metric_queries=[
-                    aws.cloudwatch.MetricAlarmMetricQueryArgs(
-                        id="depth",
-                        metric=aws.cloudwatch.MetricAlarmMetricQueryMetricArgs(
-                            namespace="AWS/SQS",
-                            metric_name="ApproximateNumberOfMessagesVisible",
-                            dimensions={"QueueName": args.messaging.dlq_name},
-                            period=ALARM_PERIOD_S,
-                            stat="Maximum",
-                        ),
-                        return_data=False,
-                    ),
-                    aws.cloudwatch.MetricAlarmMetricQueryArgs(
-                        id="growth", expression="DIFF(depth)", label="DLQ growth", return_data=True
-                    ),
-                ],
-                threshold=0,
-                evaluation_periods=1,
-                comparison_operator="GreaterThanThreshold",
-                treat_missing_data="notBreaching",
-                alarm_actions=topic,
-                ok_actions=topic,
-                opts=pulumi.ResourceOptions(parent=self),
-            ),
+            "dlq-growth": alarm("dlq-growth", "messages were parked in the dead-letter queue", dlq_growth, 0),
         }
