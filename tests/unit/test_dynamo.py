@@ -12,7 +12,7 @@ import pytest
 from botocore.stub import Stubber
 
 from sentiment_shared import aws, counters, dynamo
-from sentiment_shared.dynamo import MAX_ROUNDS, UnprocessedError, batch_get, batch_write
+from sentiment_shared.dynamo import MAX_ROUNDS, UnprocessedError, batch_get, batch_write, encode, get_items, plain
 
 pytestmark = pytest.mark.unit
 
@@ -84,3 +84,29 @@ def test_the_dashboards_counter_reads_do_not_resend_at_once_or_forever(monkeypat
         counters._batch_get(ddb, TABLE, ["counter#all#0"])
     # Then it paused between calls and gave up after the bound
     assert (len(calls), len(sleeps)) == (MAX_ROUNDS, MAX_ROUNDS - 1)
+
+
+def test_items_are_read_by_id_100_keys_a_call_once_each_and_come_back_as_plain_values() -> None:
+    # Given 150 ids (one of them asked twice) and a table holding the first and the last
+    ddb = _client()
+    ids = [f"i{n:03}" for n in range(150)]
+    projection = {"ProjectionExpression": "#a0, #a1", "ExpressionAttributeNames": {"#a0": "item_id", "#a1": "title"}}
+
+    def keys(chunk: list[str]) -> dict[str, Any]:
+        return {TABLE: {"Keys": [{"item_id": {"S": i}} for i in chunk], **projection}}
+
+    first, last = ({TABLE: [{"item_id": {"S": i}, "title": {"S": f"T {i}"}}]} for i in (ids[0], ids[-1]))
+    with Stubber(ddb) as stub:
+        stub.add_response("batch_get_item", {"Responses": first}, {"RequestItems": keys(ids[:100])})
+        stub.add_response("batch_get_item", {"Responses": last}, {"RequestItems": keys(ids[100:])})
+        # When they are read
+        found = get_items(ddb, TABLE, [*ids, ids[0]], attributes=("title",))
+        stub.assert_no_pending_responses()
+    # Then two calls asked for each id once, and the items that exist came back decoded
+    assert found == {ids[0]: {"item_id": ids[0], "title": "T i000"}, ids[-1]: {"item_id": ids[-1], "title": "T i149"}}
+
+
+def test_encode_and_plain_are_inverse_on_what_the_table_holds() -> None:
+    row = {"item_id": "a", "score": 0.91, "total": 3, "sources": {"x", "y"}, "text_truncated": False, "url": None}
+    assert plain(encode(row)) == row
+    assert encode({"score": 0.1})["score"] == {"N": "0.1"}  # repr's digits, not the binary float's

@@ -1,5 +1,6 @@
 """DynamoDB's wire level in one place: an item's attribute values decoded by boto3's ``TypeDeserializer``
-(:func:`plain`, never by hand), and the batch calls with what botocore cannot retry for them.
+(:func:`plain`, never by hand) and encoded by its ``TypeSerializer`` (:func:`attr`, :func:`encode`), and the
+batch calls with what botocore cannot retry for them (:func:`get_items` reads items by id through them).
 
 ``BatchGetItem`` answers a partial result with ``UnprocessedKeys`` (throttled partitions, the 16 MB response
 limit) and ``BatchWriteItem`` with ``UnprocessedItems``; the call itself succeeded, so botocore's retry mode
@@ -13,17 +14,23 @@ backoff_delay` (full jitter), at most :data:`MAX_ROUNDS` calls per request, then
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from boto3.dynamodb.types import TypeDeserializer  # noqa: TID251 - DynamoDB's codec, no client
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer  # noqa: TID251 - DynamoDB's codec, no client
 
 from sentiment_shared import aws
+from sentiment_shared.stack import ITEMS_TABLE_HASH_KEY
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
+MAX_KEYS_PER_GET = 100
+"""BatchGetItem takes at most 100 keys per call."""
+MAX_WRITES_PER_BATCH = 25
+"""BatchWriteItem takes at most 25 writes per call."""
 MAX_ROUNDS = 8
 """Calls per request at most: the first and 7 re-sends of what is left (pauses up to 0.05 … 2 s)."""
 BASE_DELAY_S = 0.05
@@ -31,6 +38,22 @@ MAX_DELAY_S = 2.0
 
 
 _deserializer = TypeDeserializer()
+_serializer = TypeSerializer()
+
+
+def attr(value: Any) -> Any:
+    """One Python value as a DynamoDB attribute value (boto3's ``TypeSerializer``): floats go through
+    ``Decimal(repr(...))`` (their shortest exact digits), datetimes as ISO 8601 strings."""
+    if isinstance(value, float):
+        value = Decimal(repr(value))
+    elif isinstance(value, datetime):
+        value = value.isoformat()
+    return _serializer.serialize(value)
+
+
+def encode(row: Mapping[str, Any]) -> dict[str, Any]:
+    """An item of plain values as attribute values (:func:`attr` each): the inverse of :func:`plain`."""
+    return {key: attr(value) for key, value in row.items()}
 
 
 def plain(raw: Mapping[str, Any]) -> dict[str, Any]:
@@ -101,3 +124,34 @@ def batch_write(ddb: DynamoDBClient, request: dict[str, Any], *, sleep: Callable
         what="BatchWriteItem",
         sleep=sleep or time.sleep,
     )
+
+
+def get_items(
+    ddb: DynamoDBClient,
+    table_name: str,
+    ids: Iterable[str],
+    *,
+    consistent: bool = False,
+    attributes: Sequence[str] = (),
+    sleep: Callable[[float], None] | None = None,
+) -> dict[str, dict[str, Any]]:
+    """item_id → the item as plain values (:func:`plain`), for those of ``ids`` the items table holds.
+
+    :func:`batch_get` of :data:`MAX_KEYS_PER_GET` keys a call (duplicates asked once); ``attributes``
+    projects the item (its ``item_id`` always comes back), ``consistent`` asks for a strongly consistent read."""
+    wanted = list(dict.fromkeys(ids))
+    projection: dict[str, Any] = {}
+    if attributes:
+        names = dict.fromkeys([ITEMS_TABLE_HASH_KEY, *attributes])
+        aliases = {f"#a{n}": name for n, name in enumerate(names)}
+        projection = {"ProjectionExpression": ", ".join(aliases), "ExpressionAttributeNames": aliases}
+    found: dict[str, dict[str, Any]] = {}
+    for start in range(0, len(wanted), MAX_KEYS_PER_GET):
+        keys = [{ITEMS_TABLE_HASH_KEY: {"S": i}} for i in wanted[start : start + MAX_KEYS_PER_GET]]
+        request: dict[str, Any] = {table_name: {"Keys": keys, **projection}}
+        if consistent:
+            request[table_name]["ConsistentRead"] = True
+        for raw in batch_get(ddb, request, sleep=sleep).get(table_name, []):
+            row = plain(raw)
+            found[row[ITEMS_TABLE_HASH_KEY]] = row
+    return found
