@@ -3,7 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 declare -A MODULES=(
-  [sentiment-shared]="sentiment_shared.adapters sentiment_shared.dynamo sentiment_shared.counters sentiment_shared.costs sentiment_shared.model_bundle sentiment_shared.model_publish sentiment_shared.object_store sentiment_shared.settings"
+  [sentiment-shared]="sentiment_shared.adapters sentiment_shared.dynamo sentiment_shared.dal.keys sentiment_shared.dal.writes sentiment_shared.dal.read_model sentiment_shared.dal.backfill sentiment_shared.costs sentiment_shared.model_bundle sentiment_shared.model_publish sentiment_shared.object_store sentiment_shared.settings"
   [sentiment-client]="sentiment_client.client sentiment_client.fallback sentiment_client.testing"
   [sentiment-analysis]="sentiment_analysis.handler sentiment_analysis.classifier sentiment_analysis.core"
   [sentiment-ingestion]="sentiment_ingestion.handler"

@@ -3,11 +3,11 @@
     uv run python -m benchmarks.dashboard_get [--items 48,2000] [--rounds 10]
 
 A table of N analysed items (today, two sources, the three sentiments; counters rebuilt with
-``counters.backfill``) in the local twin's embedded moto; then, interleaved round by round after one
+``sentiment_shared.dal.backfill``) in the local twin's embedded moto; then, interleaved round by round after one
 warm-up call each:
 
-* **before**: ``counters.read_summary`` and the page renderer of commit ``ce6edc1`` (read from git: the
-  page as it was before issue 22; skipped if git cannot show it);
+* **before**: ``sentiment_shared.dal.read_model.read_summary`` and the page renderer of commit ``ce6edc1``
+  (read from git: the page as it was before issue 22; skipped if git cannot show it);
 * **after**: ``app.respond("GET", "/")`` with the items reader (the summary plus one page of items and
   their links), and the filtered page, the next page and the CSV download.
 
@@ -49,7 +49,9 @@ def _baseline_page() -> Callable[[dict[str, Any]], str] | None:
 
 
 def _fill(table: str, count: int) -> None:
-    from sentiment_shared import aws, counters
+    from sentiment_shared import aws
+    from sentiment_shared.dal.backfill import backfill
+    from sentiment_shared.dynamo import MAX_WRITES_PER_BATCH, batch_write
 
     ddb = aws.client("dynamodb")
     now = datetime.now(UTC)
@@ -74,11 +76,9 @@ def _fill(table: str, count: int) -> None:
                 "status": {"S": "analyzed"},
             }
         )
-    for start in range(0, len(rows), 25):
-        request: dict[str, Any] = {table: [{"PutRequest": {"Item": r}} for r in rows[start : start + 25]]}
-        while request:
-            request = dict(ddb.batch_write_item(RequestItems=request).get("UnprocessedItems", {}))
-    counters.backfill(table)
+    for start in range(0, len(rows), MAX_WRITES_PER_BATCH):
+        batch_write(ddb, {table: [{"PutRequest": {"Item": r}} for r in rows[start : start + MAX_WRITES_PER_BATCH]]})
+    backfill(table)
 
 
 def _median_ms(samples: list[float]) -> str:
@@ -89,7 +89,7 @@ def _measure(table: str, rounds: int, before_page: Callable[[dict[str, Any]], st
     from sentiment_dashboard import app
     from sentiment_dashboard.items import table_items
     from sentiment_dashboard.summary import table_summary
-    from sentiment_shared import counters
+    from sentiment_shared.dal.read_model import read_summary
 
     items = table_items(table)
 
@@ -104,7 +104,7 @@ def _measure(table: str, rounds: int, before_page: Callable[[dict[str, Any]], st
     }
     if before_page is not None:
         page = before_page
-        calls["before"] = lambda: page(counters.read_summary(table).as_dict())
+        calls["before"] = lambda: page(read_summary(table).as_dict())
     for call in calls.values():
         call()  # warm-up: the first call imports and builds clients
     times: dict[str, list[float]] = {k: [] for k in calls}

@@ -46,8 +46,11 @@ from sentiment_ingestion.normalize import item_id_for
 from sentiment_local.emulator import embedded_moto
 from sentiment_local.esm import Handler
 from sentiment_local.pipeline import RunOptions, RunReport, run
-from sentiment_shared import aws, counters
-from sentiment_shared.counters import read_summary
+from sentiment_shared import aws
+from sentiment_shared.dal.keys import is_bookkeeping
+from sentiment_shared.dal.read_model import read_summary
+from sentiment_shared.dynamo import plain
+from sentiment_shared.stack import ITEMS_TABLE_HASH_KEY
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_MODEL_DIR = REPO_ROOT.parent / "shared" / "models" / "sst2-distilbert-minilm"
@@ -188,8 +191,10 @@ FAULTS = {
 
 def _written_items(params: dict[str, Any]) -> list[str]:
     """The items a result write is for: the transaction's updates of items (its counter deltas excluded)."""
-    keys = (action["Update"]["Key"]["item_id"]["S"] for action in params["TransactItems"] if "Update" in action)
-    return [str(key) for key in keys if not counters.is_bookkeeping(str(key))]
+    keys = (
+        plain(action["Update"]["Key"])[ITEMS_TABLE_HASH_KEY] for action in params["TransactItems"] if "Update" in action
+    )
+    return [str(key) for key in keys if not is_bookkeeping(str(key))]
 
 
 def _error(code: str, status: int) -> Any:

@@ -31,7 +31,8 @@ from typing import Any
 
 from benchmarks.host import banner
 from benchmarks.write_paths import PATHS, items_table
-from sentiment_shared import aws, counters
+from sentiment_shared import aws
+from sentiment_shared.dal.read_model import read_summary
 from sentiment_shared.ports import SentimentWrite
 from sentiment_shared.schemas import SENTIMENTS, Item, SentimentResult
 from sentiment_shared.stack import ITEMS_TABLE_HASH_KEY
@@ -159,7 +160,7 @@ def rehearse(path: str, workers: int, n_items: int, hold_s: float, sources: int)
     from moto.dynamodb.models import DynamoDBBackend
 
     DynamoDBBackend.transact_write_items = real  # type: ignore[method-assign]
-    summary = counters.read_summary(stack.items_table)
+    summary = read_summary(stack.items_table)
     return {
         "path": path,
         "workers": workers,

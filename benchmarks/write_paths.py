@@ -24,6 +24,7 @@ from typing import Any
 
 from sentiment_shared import aws
 from sentiment_shared.adapters import DynamoItemsTable
+from sentiment_shared.dynamo import plain
 from sentiment_shared.ports import SentimentWrite, WriteOutcome
 from sentiment_shared.stack import ITEMS_TABLE_HASH_KEY
 
@@ -97,21 +98,21 @@ class WriteRecorder:
         found: list[Write] = []
         if operation in ("PutItem", "UpdateItem", "DeleteItem"):
             item = body.get("Item")
-            key = (item or body.get("Key", {}))[ITEMS_TABLE_HASH_KEY]["S"]
+            key = plain(item or body.get("Key", {}))[ITEMS_TABLE_HASH_KEY]
             found.append(Write(operation, key, False, item))
         elif operation == "BatchWriteItem":
             for requests in body.get("RequestItems", {}).values():
                 for r in requests:
                     if "PutRequest" in r:
                         item = r["PutRequest"]["Item"]
-                        found.append(Write("PutItem", item[ITEMS_TABLE_HASH_KEY]["S"], False, item))
+                        found.append(Write("PutItem", plain(item)[ITEMS_TABLE_HASH_KEY], False, item))
                     else:
-                        found.append(Write("DeleteItem", r["DeleteRequest"]["Key"][ITEMS_TABLE_HASH_KEY]["S"], False))
+                        found.append(Write("DeleteItem", plain(r["DeleteRequest"]["Key"])[ITEMS_TABLE_HASH_KEY], False))
         else:
             for action in body.get("TransactItems", []):
                 kind, op = next(iter(action.items()))
                 item = op.get("Item")
-                key = (item or op.get("Key", {}))[ITEMS_TABLE_HASH_KEY]["S"]
+                key = plain(item or op.get("Key", {}))[ITEMS_TABLE_HASH_KEY]
                 found.append(Write(kind, key, True, item))
         with self._lock:
             self.requests[operation] += 1
@@ -160,5 +161,5 @@ def table_sizes(table_name: str) -> dict[str, int]:
     sizes: dict[str, int] = {}
     for page in aws.client("dynamodb").get_paginator("scan").paginate(TableName=table_name, ConsistentRead=True):
         for raw in page.get("Items", []):
-            sizes[raw[ITEMS_TABLE_HASH_KEY]["S"]] = item_size(dict(raw))
+            sizes[plain(raw)[ITEMS_TABLE_HASH_KEY]] = item_size(dict(raw))
     return sizes

@@ -9,7 +9,7 @@ transactions included). Prints, per path:
   the analysis's writes; GSI writes are not on the wire and are listed apart);
 * the most-written item and its share of the analysed items;
 * exactness: ingested = analysed, the second run ingests nothing, the dashboard's numbers
-  (``sentiment_shared.counters.read_summary``) equal a count of the items.
+  (``sentiment_shared.dal.read_model.read_summary``) equal a count of the items.
 
 Targets (issue 21): <= 4.0 units per item; no item written by more than 1 in 5 analysed items.
 
@@ -29,9 +29,12 @@ from typing import Any
 from benchmarks.host import banner
 from benchmarks.local_feed import write_feed
 from benchmarks.write_paths import PATHS, WriteRecorder, items_table, table_sizes
-from sentiment_shared import aws, counters
+from sentiment_shared import aws
+from sentiment_shared.dal.keys import is_bookkeeping
+from sentiment_shared.dal.read_model import read_summary
+from sentiment_shared.dynamo import plain
 from sentiment_shared.schemas import SENTIMENTS
-from sentiment_shared.stack import BOOKKEEPING_PREFIXES, ITEMS_TABLE_HASH_KEY, ResourceNames
+from sentiment_shared.stack import ITEMS_TABLE_HASH_KEY, ResourceNames
 
 TARGET_UNITS_PER_ITEM = 4.0
 TARGET_HOT_SHARE = 1 / 5
@@ -42,9 +45,9 @@ def _truth(table: str) -> Counter[str]:
     """Sentiment → analysed items, counted from the items themselves."""
     truth: Counter[str] = Counter()
     for page in aws.client("dynamodb").get_paginator("scan").paginate(TableName=table, ConsistentRead=True):
-        for raw in page.get("Items", []):
-            if not raw[ITEMS_TABLE_HASH_KEY]["S"].startswith(BOOKKEEPING_PREFIXES) and "sentiment" in raw:
-                truth[raw["sentiment"]["S"]] += 1
+        for row in map(plain, page.get("Items", [])):
+            if not is_bookkeeping(row[ITEMS_TABLE_HASH_KEY]) and "sentiment" in row:
+                truth[row["sentiment"]] += 1
     return truth
 
 
@@ -62,7 +65,7 @@ def measure(path: str, feed: Path, model_dir: Path, state_dir: Path) -> dict[str
         options = pipeline.RunOptions(model_dir=model_dir, feed=str(feed), endpoint_url=url, state_dir=state_dir)
         first = pipeline.run(options, analysis_handler=handler)
         sizes = table_sizes(table_name)
-        summary = counters.read_summary(table_name)
+        summary = read_summary(table_name)
         truth = _truth(table_name)
         first_run = WriteRecorder(writes=list(recorder.writes), requests=Counter(recorder.requests))
         second = pipeline.run(options, analysis_handler=handler)

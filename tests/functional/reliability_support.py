@@ -99,7 +99,8 @@ def analyzed(table: str) -> dict[str, dict[str, Any]]:
     """
     from collections import Counter
 
-    from sentiment_shared import counters
+    from sentiment_shared.dal.read_model import MAX_SOURCES_READ, read_summary
+    from sentiment_shared.schemas import SENTIMENTS
 
     out: dict[str, dict[str, Any]] = {}
     for page in aws.client("dynamodb").get_paginator("scan").paginate(TableName=table, ConsistentRead=True):
@@ -107,9 +108,9 @@ def analyzed(table: str) -> dict[str, dict[str, Any]]:
             plain = {k: next(iter(v.values())) for k, v in raw.items()}
             if "sentiment" in plain:
                 out[str(plain["item_id"])] = plain
-    summary = counters.read_summary(table, top_sources=counters.MAX_SOURCES_READ)
+    summary = read_summary(table, top_sources=MAX_SOURCES_READ)
     by_sentiment = Counter(str(i["sentiment"]) for i in out.values())
-    assert summary.counts.as_dict() == {s: by_sentiment.get(s, 0) for s in counters.SENTIMENTS}, "counters drifted"
+    assert summary.counts.as_dict() == {s: by_sentiment.get(s, 0) for s in SENTIMENTS}, "counters drifted"
     by_source = Counter(str(i.get("source", "direct")) for i in out.values())
     assert {s.source: s.counts.total for s in summary.sources} == dict(by_source), "source counters drifted"
     return out

@@ -14,8 +14,11 @@ from typing import Any
 import pytest
 
 from sentiment_local.provision import StackResources, provision
-from sentiment_shared import aws, counters
+from sentiment_shared import aws
 from sentiment_shared.adapters import DynamoItemsTable
+from sentiment_shared.dal.backfill import backfill
+from sentiment_shared.dal.keys import TOTAL_COUNTER_ID, day_counter_id, is_bookkeeping, shard_ids
+from sentiment_shared.dal.read_model import SUMMARY_DAYS, Counts, Summary, read_summary
 from sentiment_shared.ports import ItemNotFoundError, SentimentWrite
 from sentiment_shared.schemas import Item, SentimentResult
 
@@ -33,8 +36,8 @@ def _result(sentiment: str = "positive", *, at: datetime = NOW, model: str = "m@
     return SentimentResult(sentiment=sentiment, score=0.9, label=sentiment.upper(), model_version=model, analyzed_at=at)  # type: ignore[arg-type]
 
 
-def _summary(stack: StackResources) -> counters.Summary:
-    return counters.read_summary(stack.items_table, now=NOW)
+def _summary(stack: StackResources) -> Summary:
+    return read_summary(stack.items_table, now=NOW)
 
 
 def test_first_write_counts_total_day_and_source_and_a_redelivery_counts_nothing(stack: StackResources) -> None:
@@ -51,9 +54,9 @@ def test_first_write_counts_total_day_and_source_and_a_redelivery_counts_nothing
     # Then a counts once, its first result stays, and c is still pending
     summary = _summary(stack)
     assert (summary.total, summary.analyzed, summary.pending) == (3, 2, 1)
-    assert summary.counts == counters.Counts(positive=1, negative=1, neutral=0)
-    assert summary.days[-1] == ("2026-11-29", counters.Counts(positive=1, negative=1))
-    assert len(summary.days) == counters.SUMMARY_DAYS
+    assert summary.counts == Counts(positive=1, negative=1, neutral=0)
+    assert summary.days[-1] == ("2026-11-29", Counts(positive=1, negative=1))
+    assert len(summary.days) == SUMMARY_DAYS
     assert [s.as_dict() for s in summary.sources] == [
         {"source": "feed-1", "total": 2, "positive": 1, "negative": 1, "neutral": 0}
     ]
@@ -129,7 +132,7 @@ def test_concurrent_first_writes_of_many_items_conflict_on_the_counters_and_are_
     assert errors == []
     assert dynamodb_isolation.cancelled > 0, "the emulation produced no conflict: the retry path went untested"
     summary = _summary(stack)
-    assert summary.counts == counters.Counts(positive=8, negative=8, neutral=8)
+    assert summary.counts == Counts(positive=8, negative=8, neutral=8)
     assert summary.pending == 0
     assert sorted((s.source, s.counts.total) for s in summary.sources) == [("src-0", 8), ("src-1", 8), ("src-2", 8)]
 
@@ -146,16 +149,16 @@ def test_backfill_recomputes_the_counters_from_the_items(stack: StackResources) 
         )
     truth = _summary(stack)
     # Given counters that are wrong (lost, and one stale day) and an item analyzed before the recent index
-    for counter_id in counters.shard_ids(counters.TOTAL_COUNTER_ID):
+    for counter_id in shard_ids(TOTAL_COUNTER_ID):
         ddb.delete_item(TableName=stack.items_table, Key={"item_id": {"S": counter_id}})
     ddb.put_item(
         TableName=stack.items_table,
-        Item={"item_id": {"S": counters.day_counter_id("2026-01-01")}, "positive": {"N": "7"}},
+        Item={"item_id": {"S": day_counter_id("2026-01-01")}, "positive": {"N": "7"}},
     )
     ddb.update_item(TableName=stack.items_table, Key={"item_id": {"S": "b-0"}}, UpdateExpression="REMOVE analyzed_day")
     assert _summary(stack).analyzed == 0
     # When the backfill runs
-    report = counters.backfill(stack.items_table)
+    report = backfill(stack.items_table)
     # Then every counter is what the items say
     assert (report.items, report.analyzed, report.indexed) == (6, 5, 1)
     assert report.removed >= 1, "the stale day counter"
@@ -164,7 +167,7 @@ def test_backfill_recomputes_the_counters_from_the_items(stack: StackResources) 
     assert (again.total, again.pending) == (6, 1)
     # every counter now lives in shard 0, the other shards are gone
     scan = ddb.scan(TableName=stack.items_table)["Items"]
-    assert {i["item_id"]["S"].rpartition("#")[2] for i in scan if counters.is_bookkeeping(i["item_id"]["S"])} == {"0"}
+    assert {i["item_id"]["S"].rpartition("#")[2] for i in scan if is_bookkeeping(i["item_id"]["S"])} == {"0"}
 
 
 def test_read_summary_costs_a_handful_of_calls(stack: StackResources) -> None:
@@ -175,7 +178,7 @@ def test_read_summary_costs_a_handful_of_calls(stack: StackResources) -> None:
     calls: list[str] = []
     ddb = aws.client("dynamodb")
     ddb.meta.events.register("before-call.dynamodb.*", lambda model, **_: calls.append(model.name))
-    summary = counters.read_summary(stack.items_table, now=NOW, client=ddb)
+    summary = read_summary(stack.items_table, now=NOW, client=ddb)
     assert summary.analyzed == 30
     assert [r.item_id for r in summary.recent][:3] == ["r-0", "r-1", "r-2"]
     # 9 ids per counter (8 shards and the unsharded layout): total + 30 days in 3 calls, 4 sources in 1
@@ -216,11 +219,11 @@ def test_a_batch_is_one_transaction_with_its_counts_and_each_refused_write_is_se
     # One transaction, refused (ghost missing, k-7 analyzed), then sent once more without them
     assert len(sent) == 2
     items_sent = [[a["Update"]["Key"]["item_id"]["S"] for a in p["TransactItems"]] for p in sent]
-    assert [i for i in items_sent[1] if not counters.is_bookkeeping(i)] == [f"k-{n}" for n in range(7)]
-    counter_actions = [i for i in items_sent[1] if counters.is_bookkeeping(i)]
+    assert [i for i in items_sent[1] if not is_bookkeeping(i)] == [f"k-{n}" for n in range(7)]
+    counter_actions = [i for i in items_sent[1] if is_bookkeeping(i)]
     assert len(counter_actions) == 1 + 1 + 2, "total, one day, two sources: per batch, not per item"
     summary = _summary(stack)
-    assert summary.counts == counters.Counts(positive=4, negative=3, neutral=1)
+    assert summary.counts == Counts(positive=4, negative=3, neutral=1)
     assert sorted((s.source, s.counts.total) for s in summary.sources) == [("src-0", 4), ("src-1", 4)]
 
 

@@ -35,8 +35,9 @@ from reliability_support import (
 from reliability_table import Recorder
 
 from sentiment_local.provision import StackResources
-from sentiment_shared import aws, counters, model_bundle
+from sentiment_shared import aws, model_bundle
 from sentiment_shared.adapters import DynamoItemsTable, SnsPublisher
+from sentiment_shared.dal.read_model import read_summary
 from sentiment_shared.settings import reset_settings_cache
 
 pytestmark = [pytest.mark.functional, pytest.mark.slow]
@@ -126,12 +127,12 @@ def test_analysis_write_throttling_is_retried_then_reported_for_that_record_only
     assert failed_ids(response) == ["m-t-1"]
     assert alone["t-1"] == 3, "max_attempts=2: the first try and 2 retries, of t-1 alone"
     assert set(analyzed(analysis.items_table)) == set(items) - {"t-1"}
-    assert counters.read_summary(analysis.items_table).analyzed == len(items) - 1, "t-1 counted nothing"
+    assert read_summary(analysis.items_table).analyzed == len(items) - 1, "t-1 counted nothing"
     # And its redelivery, once the table recovers, stores it: nothing lost
     retry = handler({"Records": records[1:3]}, lambda_context)
     assert failed_ids(retry) == []
     assert set(analyzed(analysis.items_table)) == set(items)
-    assert counters.read_summary(analysis.items_table).analyzed == len(items)
+    assert read_summary(analysis.items_table).analyzed == len(items)
     reliability.observed(
         f"t-0: {seen['t-0']} attempts, stored; t-1: {seen['t-1']} attempts ({alone['t-1']} alone), "
         "batchItemFailures=[m-t-1], counted nothing; "
@@ -369,7 +370,7 @@ def test_a_handler_timeout_mid_batch_redelivers_the_batch_and_counts_each_item_o
     assert set(done) == set(items)
     assert stats.records_succeeded == 10
     assert writes["committed"] > 0
-    assert counters.read_summary(analysis.items_table).analyzed == 10
+    assert read_summary(analysis.items_table).analyzed == 10
     reliability.observed(
         f"1 timed-out invocation after its batch's write committed ({stats.record_failures} records "
         f"redelivered), {writes['n']} writes in all; {len(done)} of 10 analyzed, counted 10; "

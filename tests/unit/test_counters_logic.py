@@ -15,8 +15,18 @@ from fakes import InMemoryItemsTable
 
 from sentiment_analysis import core
 from sentiment_analysis.classifier import Prediction
-from sentiment_shared import counters
-from sentiment_shared.schemas import Item
+from sentiment_shared.dal.keys import (
+    COUNTER_SHARDS,
+    TOTAL_COUNTER_ID,
+    day_counter_id,
+    is_bookkeeping,
+    shard_id,
+    source_counter_id,
+)
+from sentiment_shared.dal.read_model import Counts
+from sentiment_shared.dal.writes import Counted, counter_deltas
+from sentiment_shared.dynamo import plain
+from sentiment_shared.schemas import SENTIMENTS, Item
 
 pytestmark = pytest.mark.unit
 
@@ -72,7 +82,7 @@ def test_concurrent_first_writes_count_once(table: InMemoryItemsTable) -> None:
     won: list[bool] = []
 
     def write(n: int) -> None:
-        batch = core.analyze_batch(_records(["i4"], prefix=f"w{n}"), _model(counters.SENTIMENTS[n % 3]))
+        batch = core.analyze_batch(_records(["i4"], prefix=f"w{n}"), _model(SENTIMENTS[n % 3]))
         _, result = batch.results[f"w{n}-i4"]
         barrier.wait()
         won.append(table.set_sentiment("i4", result, source="feed"))
@@ -88,30 +98,28 @@ def test_concurrent_first_writes_count_once(table: InMemoryItemsTable) -> None:
 
 
 def test_counter_keys_are_stable_and_bookkeeping_is_recognised() -> None:
-    assert counters.source_counter_id("https://example.com/feed") == counters.source_counter_id(
-        "https://example.com/feed"
-    )
-    assert counters.source_counter_id("a") != counters.source_counter_id("b")
-    assert len(counters.source_counter_id("x" * 1024)) == len("counter#source#") + 32
-    assert counters.is_bookkeeping(counters.TOTAL_COUNTER_ID)
-    assert counters.is_bookkeeping(counters.day_counter_id("2026-11-29"))
-    assert not counters.is_bookkeeping("3f2a" * 16)
-    assert counters.is_bookkeeping(counters.shard_id(counters.TOTAL_COUNTER_ID, 3))
+    assert source_counter_id("https://example.com/feed") == source_counter_id("https://example.com/feed")
+    assert source_counter_id("a") != source_counter_id("b")
+    assert len(source_counter_id("x" * 1024)) == len("counter#source#") + 32
+    assert is_bookkeeping(TOTAL_COUNTER_ID)
+    assert is_bookkeeping(day_counter_id("2026-11-29"))
+    assert not is_bookkeeping("3f2a" * 16)
+    assert is_bookkeeping(shard_id(TOTAL_COUNTER_ID, 3))
     with pytest.raises(ValueError, match="unknown sentiment"):
-        counters.counter_deltas("t", [counters.Counted("ecstatic", "2026-11-29", "s")], 0)
+        counter_deltas("t", [Counted("ecstatic", "2026-11-29", "s")], 0)
 
 
 def test_a_batch_writes_one_action_per_counter_on_one_shard_whatever_its_size() -> None:
-    counted = [counters.Counted(("positive", "negative")[n % 2], "2026-11-29", f"s{n % 2}") for n in range(10)]
-    counted.append(counters.Counted("neutral", "2026-11-30", "s0"))
-    actions = counters.counter_deltas("t", counted, 5)
+    counted = [Counted(("positive", "negative")[n % 2], "2026-11-29", f"s{n % 2}") for n in range(10)]
+    counted.append(Counted("neutral", "2026-11-30", "s0"))
+    actions = counter_deltas("t", counted, 5)
     keys = [a["Update"]["Key"]["item_id"]["S"] for a in actions]
     assert keys == [
         "counter#all#5",
         "counter#day#2026-11-29#5",
         "counter#day#2026-11-30#5",
-        counters.shard_id(counters.source_counter_id("s0"), 5),
-        counters.shard_id(counters.source_counter_id("s1"), 5),
+        shard_id(source_counter_id("s0"), 5),
+        shard_id(source_counter_id("s1"), 5),
     ]
     total = actions[0]["Update"]
     assert total["UpdateExpression"] == (
@@ -122,14 +130,15 @@ def test_a_batch_writes_one_action_per_counter_on_one_shard_whatever_its_size() 
     assert total["ExpressionAttributeValues"][":neutral"] == {"N": "1"}
     day = actions[2]["Update"]
     assert day["UpdateExpression"] == "ADD #total :total, #neutral :neutral SET #date = :date"
-    assert counters.counter_deltas("t", [], 0) == []
+    assert counter_deltas("t", [], 0) == []
 
 
 def test_a_reader_sums_every_shard_and_the_unsharded_counter() -> None:
-    found = {
-        counters.TOTAL_COUNTER_ID: {"positive": {"N": "2"}},
-        counters.shard_id(counters.TOTAL_COUNTER_ID, 0): {"positive": {"N": "1"}, "neutral": {"N": "4"}},
-        counters.shard_id(counters.TOTAL_COUNTER_ID, counters.COUNTER_SHARDS - 1): {"negative": {"N": "3"}},
-        counters.shard_id(counters.TOTAL_COUNTER_ID, counters.COUNTER_SHARDS): {"negative": {"N": "100"}},
+    raw = {
+        TOTAL_COUNTER_ID: {"positive": {"N": "2"}},
+        shard_id(TOTAL_COUNTER_ID, 0): {"positive": {"N": "1"}, "neutral": {"N": "4"}},
+        shard_id(TOTAL_COUNTER_ID, COUNTER_SHARDS - 1): {"negative": {"N": "3"}},
+        shard_id(TOTAL_COUNTER_ID, COUNTER_SHARDS): {"negative": {"N": "100"}},
     }
-    assert counters.Counts.summed(found, counters.TOTAL_COUNTER_ID) == counters.Counts(3, 3, 4)
+    found = {counter_id: plain(item) for counter_id, item in raw.items()}  # as the read model decodes them
+    assert Counts.summed(found, TOTAL_COUNTER_ID) == Counts(3, 3, 4)

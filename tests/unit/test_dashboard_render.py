@@ -373,13 +373,13 @@ def test_a_download_fits_the_function_urls_6_mb_and_says_when_it_was_cut(route: 
     assert encoded < 6 * 1024 * 1024
 
 
-def _raw(item_id: str, sentiment: str | None, published: str | None) -> dict[str, Any]:
-    raw: dict[str, Any] = {"item_id": {"S": item_id}}
+def _row(item_id: str, sentiment: str | None, published: str | None) -> dict[str, Any]:
+    row: dict[str, Any] = {"item_id": item_id}
     if sentiment:
-        raw["sentiment"] = {"S": sentiment}
+        row["sentiment"] = sentiment
     if published:
-        raw["published_at"] = {"S": published}
-    return raw
+        row["published_at"] = published
+    return row
 
 
 def test_items_per_day_of_publication_and_what_falls_outside() -> None:
@@ -388,14 +388,14 @@ def test_items_per_day_of_publication_and_what_falls_outside() -> None:
     from sentiment_dashboard.summary import published_days
 
     rows = [
-        _raw("a", "positive", "2026-12-01T23:30:00-02:00"),  # 2026-12-02 in UTC
-        _raw("b", "negative", "2026-11-30T08:00:00+00:00"),
-        _raw("c", "neutral", "2026-11-30T09:00:00+00:00"),
-        _raw("d", "positive", "2026-10-01T09:00:00+00:00"),  # before the 30 days
-        _raw("e", "negative", None),  # no date
-        _raw("f", None, "2026-11-30T09:00:00+00:00"),  # not analysed
-        _raw("counter#all", "positive", "2026-11-30T09:00:00+00:00"),  # bookkeeping
-        _raw("g", "positive", "2027-01-01T00:00:00+00:00"),  # a feed's clock ahead: the last day
+        _row("a", "positive", "2026-12-01T23:30:00-02:00"),  # 2026-12-02 in UTC
+        _row("b", "negative", "2026-11-30T08:00:00+00:00"),
+        _row("c", "neutral", "2026-11-30T09:00:00+00:00"),
+        _row("d", "positive", "2026-10-01T09:00:00+00:00"),  # before the 30 days
+        _row("e", "negative", None),  # no date
+        _row("f", None, "2026-11-30T09:00:00+00:00"),  # not analysed
+        _row("counter#all", "positive", "2026-11-30T09:00:00+00:00"),  # bookkeeping
+        _row("g", "positive", "2027-01-01T00:00:00+00:00"),  # a feed's clock ahead: the last day
     ]
     result = published_days(rows, today=date(2026, 12, 2))
     days = {

@@ -9,16 +9,17 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
-from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from boto3.dynamodb.types import TypeDeserializer, TypeSerializer  # noqa: TID251 - adapter layer
 from botocore.exceptions import BotoCoreError, ClientError
 
-from sentiment_shared import aws, counters
+from sentiment_shared import aws
+from sentiment_shared.dal.keys import COUNTER_SHARDS, day_of
+from sentiment_shared.dal.writes import Counted, counter_deltas
+from sentiment_shared.dynamo import attr, encode, plain
 from sentiment_shared.ports import ItemNotFoundError, PublishReport, SentimentWrite, WriteOutcome
 from sentiment_shared.schemas import Item, SentimentResult, TopicMessage
 from sentiment_shared.stack import (
@@ -38,29 +39,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-_serializer = TypeSerializer()
-_deserializer = TypeDeserializer()
 
-
-def _to_attr(value: Any) -> Any:
-    if isinstance(value, float):
-        value = Decimal(repr(value))
-    elif isinstance(value, datetime):
-        value = value.isoformat()
-    return _serializer.serialize(value)
-
-
-def item_from_raw(raw: dict[str, Any]) -> Item:
+def item_from_raw(raw: Mapping[str, Any]) -> Item:
     """An item from its DynamoDB attribute-value form (a scan's or a get's)."""
-    return _from_item(raw)
-
-
-def _from_item(raw: dict[str, Any]) -> Item:
-    plain = {k: _deserializer.deserialize(v) for k, v in raw.items()}
-    for key, value in plain.items():
-        if isinstance(value, Decimal):
-            plain[key] = float(value)
-    return Item.model_validate(plain)
+    return Item.model_validate(plain(raw))
 
 
 MAX_TRANSACTION_ACTIONS = 100
@@ -103,7 +85,7 @@ class DynamoItemsTable:
         try:
             self.client.put_item(
                 TableName=self.table_name,
-                Item={k: _to_attr(v) for k, v in attrs.items()},
+                Item=encode(attrs),
                 ConditionExpression="attribute_not_exists(#pk)",
                 ExpressionAttributeNames={"#pk": ITEMS_TABLE_HASH_KEY},
             )
@@ -118,7 +100,7 @@ class DynamoItemsTable:
             TableName=self.table_name, Key={ITEMS_TABLE_HASH_KEY: {"S": item_id}}, ConsistentRead=True
         )
         raw = resp.get("Item")
-        return None if raw is None else _from_item(dict(raw))
+        return None if raw is None else item_from_raw(raw)
 
     def set_sentiment(self, item_id: str, result: SentimentResult, *, source: str = "direct") -> bool:
         """One first write (see :meth:`set_sentiments`): True if counted, False if the item already had one."""
@@ -132,7 +114,7 @@ class DynamoItemsTable:
 
         Each item's update is conditioned on "exists, has no sentiment yet, is from the source counted";
         the batch's counter deltas (one action per counter: total, each day, each source) go in the same
-        transaction on a random shard (:mod:`sentiment_shared.counters`). So the counts are exact: a
+        transaction on a random shard (:mod:`sentiment_shared.dal`). So the counts are exact: a
         write lands with its count or neither does.
 
         * An item that already had a sentiment (redelivery, duplicate, a concurrent first write that won,
@@ -172,10 +154,9 @@ class DynamoItemsTable:
             shard = self._pick_shard()
             actions = [self._item_update(writes[i], sources[i]) for i in group]
             counted = [
-                counters.Counted(writes[i].result.sentiment, counters.day_of(writes[i].result.analyzed_at), sources[i])
-                for i in group
+                Counted(writes[i].result.sentiment, day_of(writes[i].result.analyzed_at), sources[i]) for i in group
             ]
-            actions += counters.counter_deltas(self.table_name, counted, shard)
+            actions += counter_deltas(self.table_name, counted, shard)
             try:
                 self.client.transact_write_items(TransactItems=actions)
             except ClientError as exc:
@@ -210,7 +191,7 @@ class DynamoItemsTable:
 
     def _pick_shard(self) -> int | None:
         """The counter shard a transaction writes (chosen again on every attempt)."""
-        return self._random.randrange(counters.COUNTER_SHARDS)
+        return self._random.randrange(COUNTER_SHARDS)
 
     def _bisect(
         self, writes: Sequence[SentimentWrite], group: list[int], outcomes: list[WriteOutcome | None], exc: Exception
@@ -246,7 +227,7 @@ class DynamoItemsTable:
             elif "sentiment" in old:
                 outcomes[index] = False  # already analyzed: its first write was counted
             else:
-                stored = str(old.get("source", {}).get("S", "direct"))
+                stored = str(plain(old).get("source", "direct"))
                 if stored == sources[index]:
                     outcomes[index] = exc
                 else:  # the message named another source than the item has: count the item's own
@@ -281,14 +262,14 @@ class DynamoItemsTable:
                     "#source": "source",
                 },
                 "ExpressionAttributeValues": {
-                    ":sentiment": _to_attr(result.sentiment),
-                    ":score": _to_attr(result.score),
-                    ":label": _to_attr(result.label),
-                    ":model_version": _to_attr(result.model_version),
-                    ":analyzed_at": _to_attr(result.analyzed_at),
-                    ":analyzed": _to_attr("analyzed"),
-                    ":day": _to_attr(counters.day_of(result.analyzed_at)),
-                    ":source": _to_attr(source),
+                    ":sentiment": attr(result.sentiment),
+                    ":score": attr(result.score),
+                    ":label": attr(result.label),
+                    ":model_version": attr(result.model_version),
+                    ":analyzed_at": attr(result.analyzed_at),
+                    ":analyzed": attr("analyzed"),
+                    ":day": attr(day_of(result.analyzed_at)),
+                    ":source": attr(source),
                 },
                 "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
             }
@@ -325,7 +306,7 @@ class DynamoItemsTable:
             Limit=limit,
             ScanIndexForward=True,
         )
-        return [_from_item(dict(raw)) for raw in resp.get("Items", [])]
+        return [item_from_raw(raw) for raw in resp.get("Items", [])]
 
 
 # --------------------------------------------------------------------------- SNS publisher

@@ -51,7 +51,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sentiment_shared import counters
+from sentiment_shared.dal.writes import Counted, counter_deltas
 from sentiment_shared.stack import DEFAULT_INGESTION_MEMORY_MB, DEFAULT_QUEUE
 
 PRICES_REGION = "us-east-1"
@@ -84,11 +84,11 @@ def write_units_per_item(batch_size: float = DEFAULT_QUEUE.batch_size) -> float:
     """DynamoDB write units per item (each up to 1 KB), from the write path's own shape.
 
     Ingestion's put, plus the analysis's one transaction per batch — its item updates and the counter
-    deltas :func:`sentiment_shared.counters.counter_deltas` builds for a batch of one day and one source —
+    deltas :func:`sentiment_shared.dal.writes.counter_deltas` builds for a batch of one day and one source —
     shared by the batch's items, plus the index writes."""
     per_batch = max(batch_size, 1.0)
-    counted = [counters.Counted("positive", "2026-01-01", "feed")] * max(round(per_batch), 1)
-    counter_actions = len(counters.counter_deltas("items", counted, 0))
+    counted = [Counted("positive", "2026-01-01", "feed")] * max(round(per_batch), 1)
+    counter_actions = len(counter_deltas("items", counted, 0))
     transaction = TRANSACTION_UNITS_PER_ACTION * (1 + counter_actions / per_batch)
     return INGEST_PUT_UNITS + transaction + INDEX_WRITES_PER_ITEM
 

@@ -27,12 +27,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     show.add_argument("--table", required=True)
     args = parser.parse_args(argv)
 
-    from sentiment_shared import counters
     from sentiment_shared.cli_errors import run_command
+    from sentiment_shared.dal.backfill import backfill
+    from sentiment_shared.dal.read_model import read_summary
 
     def command() -> int:
         if args.command == "backfill":
-            report = counters.backfill(args.table)
+            report = backfill(args.table)
             if args.json:
                 print(json.dumps(report.as_dict()))
             else:
@@ -43,7 +44,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     f"written, {report.removed} stale removed, {report.indexed} items indexed"
                 )
         else:
-            print(json.dumps(counters.read_summary(args.table).as_dict(), indent=2, ensure_ascii=False))
+            print(json.dumps(read_summary(args.table).as_dict(), indent=2, ensure_ascii=False))
         return 0
 
     return run_command("sentiment-dashboard", command)

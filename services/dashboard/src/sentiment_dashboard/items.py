@@ -1,10 +1,11 @@
 """The dashboard's item lists: recent analysed items, filtered by sentiment and source, paged, downloadable.
 
-Read-only and separate from the counters (:mod:`sentiment_shared.counters`): items come from the
-``recent-by-day`` index (newest first, day by day over the last :data:`~sentiment_shared.counters.SUMMARY_DAYS`
+Read-only and separate from the counters (:mod:`sentiment_shared.dal`): items come from the
+``recent-by-day`` index (newest first, day by day over the last :data:`~sentiment_shared.dal.read_model.SUMMARY_DAYS`
 days), filtered by sentiment in DynamoDB (a projected attribute) and by source name here; the few items
 shown (or downloaded) then get their link, title and publication date from the table in one
-``BatchGetItem`` per 100 (those attributes are not in the index's projection).
+``BatchGetItem`` per 100 (those attributes are not in the index's projection). Items are decoded once, as
+they arrive (:func:`sentiment_shared.dynamo.plain`).
 
 Query parameters are validated by :func:`parse_query`; anything else is a :class:`QueryError` (a 400).
 """
@@ -12,7 +13,7 @@ Query parameters are validated by :func:`parse_query`; anything else is a :class
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import PurePosixPath, PureWindowsPath
@@ -20,10 +21,13 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlsplit
 
 from sentiment_shared import aws
-from sentiment_shared.counters import RECENT_ITEMS, SUMMARY_DAYS
-from sentiment_shared.dynamo import batch_get
+from sentiment_shared.dal.read_model import RECENT_ITEMS, SUMMARY_DAYS
+from sentiment_shared.dynamo import get_items, plain
 from sentiment_shared.schemas import SENTIMENTS
 from sentiment_shared.stack import ITEMS_TABLE_HASH_KEY, RECENT_INDEX, RECENT_INDEX_HASH_KEY
+
+DETAILS = ("url", "title", "published_at")
+"""What a listed item reads from the table itself: the recent-items index does not carry them."""
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -147,7 +151,7 @@ ItemsLoader = Callable[[ItemFilter, int, int], ItemsPage]
 def _index_rows(
     ddb: DynamoDBClient, table_name: str, today: date, sentiment: str | None, batch: int
 ) -> Iterator[dict[str, Any]]:
-    """Analysed items, newest first, from the recent-by-day index (today, then earlier days)."""
+    """Analysed items (plain values), newest first, from the recent-by-day index (today, then earlier days)."""
     for back in range(SUMMARY_DAYS):
         day = (today - timedelta(days=back)).isoformat()
         request: dict[str, Any] = {
@@ -165,7 +169,7 @@ def _index_rows(
             request["ExpressionAttributeValues"][":sentiment"] = {"S": sentiment}
         while True:
             resp = ddb.query(**request)
-            yield from resp.get("Items", [])
+            yield from map(plain, resp.get("Items", []))
             last = resp.get("LastEvaluatedKey")
             if not last:
                 break
@@ -173,30 +177,13 @@ def _index_rows(
 
 
 def details(table_name: str, ids: list[str], *, client: DynamoDBClient | None = None) -> dict[str, dict[str, Any]]:
-    """item_id → raw url, title, published_at (the attributes the index does not carry), 100 keys per call."""
-    ddb = client or aws.client("dynamodb")
-    found: dict[str, dict[str, Any]] = {}
-    for start in range(0, len(ids), 100):
-        keys: list[Any] = [{ITEMS_TABLE_HASH_KEY: {"S": i}} for i in ids[start : start + 100]]
-        request: dict[str, Any] = {
-            table_name: {
-                "Keys": keys,
-                "ProjectionExpression": "#id, #url, #title, #published",
-                "ExpressionAttributeNames": {
-                    "#id": ITEMS_TABLE_HASH_KEY,
-                    "#url": "url",
-                    "#title": "title",
-                    "#published": "published_at",
-                },
-            }
-        }
-        for raw in batch_get(ddb, request).get(table_name, []):
-            found[raw[ITEMS_TABLE_HASH_KEY]["S"]] = raw
-    return found
+    """item_id → its :data:`DETAILS` (plain values; the attributes the index does not carry), 100 keys per call."""
+    return get_items(client or aws.client("dynamodb"), table_name, ids, attributes=DETAILS)
 
 
-def _string(raw: dict[str, Any], key: str) -> str | None:
-    value = raw.get(key, {}).get("S")
+def string(row: Mapping[str, Any], key: str) -> str | None:
+    """A string attribute of a plain row, or None (missing, or not a string)."""
+    value = row.get(key)
     return value if isinstance(value, str) else None
 
 
@@ -215,32 +202,32 @@ def list_items(
     wanted = skip + limit + 1  # one more than shown says whether there is a next page
     batch = wanted if not flt.active else max(wanted, 100)
     matched: list[dict[str, Any]] = []
-    for raw in _index_rows(ddb, table_name, today, flt.sentiment, min(batch, 1000)):
-        if flt.source is not None and short_source(_string(raw, "source") or "direct") != flt.source:
+    for row in _index_rows(ddb, table_name, today, flt.sentiment, min(batch, 1000)):
+        if flt.source is not None and short_source(string(row, "source") or "direct") != flt.source:
             continue
-        matched.append(raw)
+        matched.append(row)
         if len(matched) >= wanted:
             break
     chosen = matched[skip : skip + limit]
-    extras = details(table_name, [raw[ITEMS_TABLE_HASH_KEY]["S"] for raw in chosen], client=ddb)
+    extras = details(table_name, [row[ITEMS_TABLE_HASH_KEY] for row in chosen], client=ddb)
     items = []
-    for raw in chosen:
-        item_id = raw[ITEMS_TABLE_HASH_KEY]["S"]
+    for row in chosen:
+        item_id = row[ITEMS_TABLE_HASH_KEY]
         extra = extras.get(item_id, {})
-        source = _string(raw, "source") or "direct"
+        source = string(row, "source") or "direct"
         items.append(
             ListedItem(
                 item_id=item_id,
-                title=_string(extra, "title"),
-                url=_string(extra, "url"),
-                text=_string(raw, "text") or "",
-                sentiment=_string(raw, "sentiment") or "",
-                score=float(raw.get("score", {}).get("N", "0")),
-                analyzed_at=_string(raw, "analyzed_at") or "",
-                published_at=_string(extra, "published_at"),
+                title=string(extra, "title"),
+                url=string(extra, "url"),
+                text=string(row, "text") or "",
+                sentiment=string(row, "sentiment") or "",
+                score=float(row.get("score", 0)),
+                analyzed_at=string(row, "analyzed_at") or "",
+                published_at=string(extra, "published_at"),
                 source=source,
                 source_name=short_source(source),
-                model_version=_string(raw, "model_version") or "",
+                model_version=string(row, "model_version") or "",
             )
         )
     more = len(matched) > skip + limit

@@ -23,7 +23,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from sentiment_dashboard.items import DOWNLOAD_LIMIT, PER_PAGE, ItemFilter, ItemsPage, safe_link, short_source
-from sentiment_shared.counters import SUMMARY_DAYS
+from sentiment_shared.dal.read_model import SUMMARY_DAYS
 
 if TYPE_CHECKING:
     from sentiment_dashboard.items import ListedItem

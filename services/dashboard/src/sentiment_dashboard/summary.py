@@ -13,9 +13,11 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sentiment_dashboard.items import details
-from sentiment_shared import aws, counters
+from sentiment_dashboard.items import DETAILS, details, string
+from sentiment_shared import aws
 from sentiment_shared.costs import Measured, cost_per_1000
+from sentiment_shared.dal.keys import day_of, is_bookkeeping
+from sentiment_shared.dal.read_model import SUMMARY_DAYS, read_summary
 from sentiment_shared.schemas import SENTIMENTS
 from sentiment_shared.stack import ANALYSIS_SERVICE, ITEMS_TABLE_HASH_KEY, Metric
 
@@ -30,23 +32,23 @@ def table_summary(table_name: str, cost: CostLoader | None = None) -> dict[str, 
     The recent items also get their ``url``, ``title`` and ``published_at`` (one ``BatchGetItem``: the
     recent-items index does not carry them), so the page's first, unfiltered list needs no other read.
     """
-    body = counters.read_summary(table_name).as_dict()
+    body = read_summary(table_name).as_dict()
     recent = body.get("recent") or []
     found = details(table_name, [str(r["item_id"]) for r in recent])
     for row in recent:
         extra = found.get(str(row["item_id"]), {})
-        for key in ("url", "title", "published_at"):
-            value = extra.get(key, {}).get("S")
-            row[key] = value if isinstance(value, str) else None
+        for key in DETAILS:
+            row[key] = string(extra, key)
     body["cost_per_1000_items"] = cost() if cost is not None else None
     return body
 
 
 def published_days(
-    rows: Iterable[Mapping[str, Any]], *, today: date | None = None, days: int = counters.SUMMARY_DAYS
+    rows: Iterable[Mapping[str, Any]], *, today: date | None = None, days: int = SUMMARY_DAYS
 ) -> dict[str, Any]:
-    """Analysed items per day of *publication* (the feed's date), over raw items (DynamoDB attribute-value
-    form): ``{"days": [{"date", "positive", "negative", "neutral"}, ...], "earlier": {...}, "undated": {...}}``,
+    """Analysed items per day of *publication* (the feed's date), over items as plain values
+    (:func:`sentiment_shared.dynamo.plain`):
+    ``{"days": [{"date", "positive", "negative", "neutral"}, ...], "earlier": {...}, "undated": {...}}``,
     the last ``days`` UTC days oldest first, then the items published before them and those without a date.
 
     The counters count by day of analysis (the analysis does not know an item's publication date), so this
@@ -57,14 +59,14 @@ def published_days(
     per_day: dict[str, dict[str, int]] = {d: dict.fromkeys(SENTIMENTS, 0) for d in window}
     earlier = dict.fromkeys(SENTIMENTS, 0)
     undated = dict.fromkeys(SENTIMENTS, 0)
-    for raw in rows:
-        item_id = str(raw.get(ITEMS_TABLE_HASH_KEY, {}).get("S", ""))
-        sentiment = raw.get("sentiment", {}).get("S")
-        if counters.is_bookkeeping(item_id) or sentiment not in SENTIMENTS:
+    for row in rows:
+        item_id = str(row.get(ITEMS_TABLE_HASH_KEY, ""))
+        sentiment = row.get("sentiment")
+        if is_bookkeeping(item_id) or sentiment not in SENTIMENTS:
             continue
-        published = raw.get("published_at", {}).get("S")
+        published = string(row, "published_at")
         try:
-            day = counters.day_of(datetime.fromisoformat(published)) if isinstance(published, str) else None
+            day = day_of(datetime.fromisoformat(published)) if published is not None else None
         except ValueError:
             day = None
         if day is None:

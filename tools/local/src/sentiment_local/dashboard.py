@@ -21,8 +21,11 @@ from typing import TYPE_CHECKING, Any
 
 from sentiment_local.emulator import aws_environment, embedded_moto
 from sentiment_local.state import STATE_FILE, restore_table
-from sentiment_shared import aws, counters
-from sentiment_shared.stack import ITEMS_TABLE_HASH_KEY, ResourceNames
+from sentiment_shared import aws
+from sentiment_shared.dal.backfill import backfill
+from sentiment_shared.dal.keys import TOTAL_COUNTER_ID, shard_ids
+from sentiment_shared.dynamo import get_items, plain
+from sentiment_shared.stack import ResourceNames
 
 if TYPE_CHECKING:
     from sentiment_dashboard.items import ItemFilter, ItemsPage
@@ -57,17 +60,16 @@ def load_last_cost(state_dir: Path) -> dict[str, Any] | None:
 
 
 def _has_counters(table: str) -> bool:
-    keys: list[Any] = [{ITEMS_TABLE_HASH_KEY: {"S": i}} for i in counters.shard_ids(counters.TOTAL_COUNTER_ID)]
-    resp = aws.client("dynamodb").batch_get_item(RequestItems={table: {"Keys": keys, "ConsistentRead": True}})
-    return bool(resp.get("Responses", {}).get(table))
+    return bool(get_items(aws.client("dynamodb"), table, shard_ids(TOTAL_COUNTER_ID), consistent=True))
 
 
 def _saved_rows(path: Path) -> list[dict[str, Any]]:
+    """The saved items as plain values (decoded once per reload, not per request)."""
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except OSError:
         return []
-    return [json.loads(line) for line in lines if line]
+    return [plain(json.loads(line)) for line in lines if line]
 
 
 def _signature(path: Path) -> tuple[int, int, int] | None:
@@ -109,7 +111,7 @@ class LocalState:
         self.restored = restore_table(self.table, self.state_dir)
         self.backfilled = False
         if self.restored and not _has_counters(self.table):
-            counters.backfill(self.table)
+            backfill(self.table)
             self.backfilled = True
         self._cost = load_last_cost(self.state_dir)
         self._rows = _saved_rows(self.state_dir / STATE_FILE)

@@ -32,12 +32,12 @@ from sentiment_shared.model_publish import ModelSource, PublishResult, publish
 from sentiment_shared.schemas import Item
 from sentiment_shared.settings import AnalysisSettings, IngestionSettings, environment
 from sentiment_shared.stack import (
-    BOOKKEEPING_PREFIXES,
     DEFAULT_ANALYSIS_FUNCTION,
     DEFAULT_INGESTION_MEMORY_MB,
     DEFAULT_MODEL_PREFIX,
     DEFAULT_MODEL_VERSION,
     DEFAULT_QUEUE,
+    ITEMS_TABLE_HASH_KEY,
     METRICS_NAMESPACE,
     ResourceNames,
     model_key,
@@ -230,7 +230,8 @@ def _scheduled_event() -> dict[str, Any]:
 
 def _items_of_run(table: str, since: datetime) -> list[Item]:
     """The items this run ingested, from one filtered scan (no call per item, whatever the table holds)."""
-    from sentiment_shared.adapters import item_from_raw
+    from sentiment_shared.dal.keys import is_bookkeeping
+    from sentiment_shared.dynamo import plain
 
     ddb = aws.client("dynamodb")
     items: list[Item] = []
@@ -242,9 +243,9 @@ def _items_of_run(table: str, since: datetime) -> list[Item]:
         # a second early: ISO strings drop zero microseconds, so the exact bound is checked below
         ExpressionAttributeValues={":since": {"S": (since - timedelta(seconds=1)).isoformat()}},
     ):
-        for raw in page.get("Items", []):
-            if not raw.get("item_id", {}).get("S", "").startswith(BOOKKEEPING_PREFIXES):
-                item = item_from_raw(dict(raw))
+        for row in map(plain, page.get("Items", [])):
+            if not is_bookkeeping(row[ITEMS_TABLE_HASH_KEY]):
+                item = Item.model_validate(row)
                 if item.ingested_at >= since:
                     items.append(item)
     return sorted(items, key=lambda i: (i.ingested_at, i.item_id))

@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from sentiment_shared import aws
-from sentiment_shared.dynamo import batch_write
-from sentiment_shared.stack import BOOKKEEPING_PREFIXES
+from sentiment_shared.dal.keys import is_bookkeeping
+from sentiment_shared.dynamo import MAX_WRITES_PER_BATCH, batch_write, plain
+from sentiment_shared.stack import ITEMS_TABLE_HASH_KEY
 
 STATE_FILE = "items-table.jsonl"
 
@@ -60,8 +61,8 @@ def restore_table(table_name: str, state_dir: Path) -> int:
                 continue
             item = json.loads(line)
             chunk.append(item)
-            restored += not item.get("item_id", {}).get("S", "").startswith(BOOKKEEPING_PREFIXES)
-            if len(chunk) == 25:
+            restored += not is_bookkeeping(plain(item)[ITEMS_TABLE_HASH_KEY])
+            if len(chunk) == MAX_WRITES_PER_BATCH:
                 put(chunk)
                 chunk = []
     if chunk:
