@@ -40,6 +40,8 @@ ENCODINGS: tuple[Encoding, ...] = ("int8", "fp16")
 MIN_QUANTISED_ELEMENTS = 4096
 """Smaller tensors (a classifier head) stay fp32: nothing to save, and they see every answer."""
 INT8_QMAX = 127
+"""Symmetric int8 range, here per row and in the analysis runtime's int8 layers (``sentiment_analysis.int8``:
+weights per output channel, activations per token): one scheme, so compact weights convert exactly."""
 
 
 def _safetensors_header(path: Path) -> dict[str, Any] | None:

@@ -21,6 +21,7 @@ from sentiment_shared.stack import (
     DEFAULT_INGESTION_MEMORY_MB,
     DEFAULT_NEUTRAL_THRESHOLD,
     METRICS_NAMESPACE,
+    Precision,
 )
 
 T = TypeVar("T")
@@ -45,7 +46,7 @@ class AnalysisSettings(BaseSettings):
     model_download_strategy: Literal["stream", "ranged"] = "stream"
     """``stream``: one streamed GET, hashed and extracted on the fly (no archive on disk).
     ``ranged``: boto3's parallel ranged download to a file, then verify and extract."""
-    model_precision: Literal["auto", "fp32", "int8"] | None = None
+    model_precision: Precision | None = None
     """None: the classifier's documented default (``auto``: int8 only where measured faster than fp32)."""
     torch_threads: int | None = Field(default=None, ge=1, le=64)
     """None: derived from the CPU quota actually available (cgroup / affinity)."""

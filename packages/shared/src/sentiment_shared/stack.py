@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Literal
+from typing import Literal, get_args
 
 # ------------------------------------------------------------------ model
 DEFAULT_MODEL_ID = "distilbert-base-uncased-finetuned-sst-2-english"
@@ -25,6 +25,12 @@ DEFAULT_NEUTRAL_THRESHOLD = 0.75
 SST-2 dev (872 sentences, no neutral ones) with the shared model, fp32: the 5.5 % of texts scoring
 under 0.75 are right only 58 % of the time (near a coin flip), those in 0.75-0.80 already 78 %;
 calling them neutral lifts accuracy on the rest from 90.1 % to 92.0 % (int8: 5.8 %, 57 %, 91.8 %)."""
+
+Precision = Literal["auto", "fp32", "int8"]
+"""How the analysis function runs its model's linear layers (``MODEL_PRECISION``, ``from_pretrained(precision=)``);
+``auto`` resolves to one of the two others at load (``sentiment_analysis.precision``)."""
+ResolvedPrecision = Literal["fp32", "int8"]
+PRECISIONS: tuple[Precision, ...] = get_args(Precision)
 
 METRICS_NAMESPACE = "SentimentAnalyzer"
 """CloudWatch namespace of every function's EMF metrics (``POWERTOOLS_METRICS_NAMESPACE``)."""

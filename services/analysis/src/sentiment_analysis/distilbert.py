@@ -27,8 +27,8 @@ import torch
 from torch import nn
 from torch.nn import functional
 
-WEIGHTS_FILE = "model.safetensors"
-COMPACT_WEIGHTS_FILE = "model.compact.safetensors"
+from sentiment_shared.model_compact import COMPACT_WEIGHTS_FILE, WEIGHTS_FILE, to_hf_state_dict
+
 PREFIX = "distilbert."
 _ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {"gelu": functional.gelu, "relu": functional.relu}
 LAYER_NORM_EPS = 1e-12
@@ -87,8 +87,6 @@ def supports(model_dir: Path) -> str | None:
 def load_state_dict(model_dir: Path) -> dict[str, torch.Tensor]:
     """Hugging Face-named fp32 tensors from ``model.compact.safetensors`` (dequantised) or ``model.safetensors``."""
     from safetensors.torch import load_file
-
-    from sentiment_shared.model_compact import to_hf_state_dict
 
     if (model_dir / COMPACT_WEIGHTS_FILE).is_file():
         return to_hf_state_dict(model_dir)
