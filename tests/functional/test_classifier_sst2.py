@@ -8,7 +8,10 @@ from typing import Any
 
 import pytest
 
-from sentiment_analysis.classifier import EMPTY_TEXT_PREDICTION, INT8_MIN_SPEEDUP, SentimentClassifier, quantize_int8
+from sentiment_analysis.classifier import SentimentClassifier
+from sentiment_analysis.int8 import quantize_int8
+from sentiment_analysis.labels import EMPTY_TEXT_PREDICTION
+from sentiment_analysis.precision import INT8_MIN_SPEEDUP
 
 pytestmark = [pytest.mark.functional, pytest.mark.slow]
 
@@ -24,9 +27,9 @@ def int8(shared_model_dir: Path) -> SentimentClassifier:
     ``torch._int_mm``, see the test below): ``_int_mm`` is a ~1 GOP/s reference loop on CPUs without
     VNNI (this build machine), which made this module take 6 minutes instead of seconds."""
     clf = SentimentClassifier.from_pretrained(shared_model_dir, precision="fp32", neutral_threshold=0.0, threads=1)
-    quantize_int8(clf.model, emulate=True)
+    quantize_int8(clf.runtime.model, emulate=True)
     return SentimentClassifier(
-        clf.model, clf.tokenizer, neutral_threshold=0.0, precision="int8", max_length=clf.max_length
+        clf.runtime, clf.tokenizer, neutral_threshold=0.0, precision="int8", max_length=clf.max_length
     )
 
 
@@ -68,7 +71,7 @@ def test_fp32_agrees_with_plain_pipeline_and_int8_stays_within_half_a_point(
     # Given the reference: transformers' pipeline
     ref_labels = [r["label"] for r in reference]
     # (fp32 runs on the own packed-token DistilBERT forward, not on transformers)
-    assert type(fp32.model).__name__ == "DistilBertClassifier"
+    assert type(fp32.runtime.model).__name__ == "DistilBertClassifier"
     # When the batched classifier runs at both precisions
     fp32_out = fp32.classify(texts)
     int8_out = int8.classify(texts)
@@ -85,7 +88,7 @@ def test_fp32_agrees_with_plain_pipeline_and_int8_stays_within_half_a_point(
 def test_order_neutral_threshold_empty_and_hostile_texts(shared_model_dir: Path, fp32: SentimentClassifier) -> None:
     # Given a classifier with the default-style threshold
     clf = SentimentClassifier(
-        fp32.model, fp32.tokenizer, neutral_threshold=0.75, precision="fp32", max_length=fp32.max_length
+        fp32.runtime, fp32.tokenizer, neutral_threshold=0.75, precision="fp32", max_length=fp32.max_length
     )
     texts = [
         "I love this!",
@@ -144,7 +147,7 @@ def test_auto_resolves_by_measurement_and_runs_what_it_chose(
     assert choice.requested == "auto"
     assert choice.int8_speedup is not None
     assert auto.precision == ("int8" if choice.int8_speedup >= INT8_MIN_SPEEDUP else "fp32")
-    int8_layers = [m for m in auto.model.modules() if type(m).__name__ == "Int8Linear"]
+    int8_layers = [m for m in auto.runtime.model.modules() if type(m).__name__ == "Int8Linear"]
     assert bool(int8_layers) == (auto.precision == "int8")
     # And it answers like fp32 (same labels on a sample of SST-2 dev)
     texts = [text for text, _ in sst2_dev[:64]]
@@ -186,7 +189,7 @@ def test_compact_bundles_agree_with_the_reference_and_stay_loadable_by_transform
             threads=1,
             runtime=runtime,  # type: ignore[arg-type]
         )
-        assert type(clf.model).__name__ == model_class
+        assert type(clf.runtime.model).__name__ == model_class
         labels = [p.label for p in clf.classify(texts)]
         assert sum(a == b for a, b in zip(labels, ref_labels, strict=True)) / len(texts) >= 0.995
         assert _accuracy(labels, sst2_dev) >= _accuracy(ref_labels, sst2_dev) - 0.005
@@ -229,7 +232,7 @@ def test_what_the_own_forward_cannot_run_falls_back_to_transformers(shared_model
     # Then the own runtime says why not, and the classifier loads it with transformers
     assert supports(model) == "no tokenizer.json"
     clf = SentimentClassifier.from_pretrained(model, precision="fp32", threads=1)
-    assert type(clf.model).__name__ == "DistilBertForSequenceClassification"
+    assert type(clf.runtime.model).__name__ == "DistilBertForSequenceClassification"
     assert clf.classify(["I love this!"])[0].label == "POSITIVE"
 
 
@@ -266,7 +269,7 @@ def test_a_restored_copy_switches_to_the_precision_its_cpu_measures(
     reference = [p.label for p in fp32.classify(texts)]
 
     def int8_layers() -> int:
-        return sum(type(m).__name__ == "Int8Linear" for m in auto.model.modules())
+        return sum(type(m).__name__ == "Int8Linear" for m in auto.runtime.model.modules())
 
     # When it is restored on a CPU where int8 measures 3x fp32, then 0.02x, then 3x, then 1.0x (too close
     # to the 1.2x threshold to pay for a conversion: what runs is kept)

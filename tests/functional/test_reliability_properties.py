@@ -24,7 +24,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sentiment_analysis import core
-from sentiment_analysis.classifier import Prediction
+from sentiment_analysis.labels import Prediction
 from sentiment_ingestion.core import Ingestor
 from sentiment_ingestion.entries import Entry
 from sentiment_ingestion.events import DirectPayload, InvalidEventError, ScheduledPoll, parse_event

@@ -10,7 +10,7 @@ import pytest
 from fakes import InMemoryItemsTable
 
 from sentiment_analysis import core
-from sentiment_analysis.classifier import EMPTY_TEXT_PREDICTION, Prediction
+from sentiment_analysis.labels import EMPTY_TEXT_PREDICTION, Prediction
 from sentiment_shared.ports import ItemNotFoundError
 from sentiment_shared.schemas import MAX_TEXTS_PER_INVOKE, Item
 from sentiment_shared.settings import AnalysisSettings

@@ -10,16 +10,16 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sentiment_analysis.classifier import (
+from sentiment_analysis.batching import plan_micro_batches
+from sentiment_analysis.classifier import SentimentClassifier
+from sentiment_analysis.cpu import available_cpus
+from sentiment_analysis.labels import label_sentiments, sentiment_of_label
+from sentiment_analysis.precision import (
     INT8_MIN_SPEEDUP,
     PROBE_ROWS,
-    available_cpus,
     choose_precision,
-    label_sentiments,
     linear_shapes,
     measure_int8_speedup,
-    plan_batches,
-    sentiment_of_label,
 )
 
 pytestmark = pytest.mark.unit
@@ -78,7 +78,7 @@ def test_unusable_label_sets_are_refused(id2label: dict[int, str]) -> None:
 )
 def test_batches_cover_every_text_once_under_the_budget(lengths: list[int], budget: int, max_batch: int) -> None:
     # When planned
-    batches = plan_batches(lengths, token_budget=budget, max_batch=max_batch)
+    batches = plan_micro_batches(lengths, token_budget=budget, max_batch=max_batch)
     # Then every index appears exactly once
     assert sorted(i for b in batches for i in b) == list(range(len(lengths)))
     for batch in batches:
@@ -95,7 +95,7 @@ def test_short_texts_share_one_batch_and_long_ones_split() -> None:
     # Given 32 short texts and 10 texts of 512 tokens
     lengths = [20] * 32 + [512] * 10
     # When planned with a 4096-token budget
-    batches = plan_batches(lengths, token_budget=4096, max_batch=64)
+    batches = plan_micro_batches(lengths, token_budget=4096, max_batch=64)
     # Then the long ones go at most 8 at a time, and the short ones together, never padded to 512
     assert sorted(len(b) for b in batches) == [2, 8, 32]
     for batch in batches:
@@ -180,7 +180,7 @@ def test_auto_takes_int8_only_where_it_measures_faster(
         return speedup
 
     # When auto resolves
-    with caplog.at_level("INFO", logger="sentiment_analysis.classifier"):
+    with caplog.at_level("INFO", logger="sentiment_analysis.precision"):
         choice = choose_precision("auto", _tiny_model(), measure=measure)  # type: ignore[arg-type]
     # Then int8 only at or above the threshold, measured on the model's own shapes, and the choice is logged
     assert choice.precision == expected
@@ -201,9 +201,11 @@ def test_an_explicit_precision_is_kept_without_measuring(precision: str) -> None
     assert (choice.precision, choice.int8_speedup) == (precision, None)
 
 
-def test_an_unknown_precision_is_refused() -> None:
+def test_an_unknown_precision_is_refused_before_anything_loads(tmp_path: Path) -> None:
+    # Given a directory with no model in it / When asked for a precision that does not exist
+    # Then the precision is what is refused (loading the empty directory would fail otherwise)
     with pytest.raises(ValueError, match="precision must be one of auto, fp32, int8"):
-        choose_precision("fp16", _tiny_model())  # type: ignore[arg-type]
+        SentimentClassifier.from_pretrained(tmp_path, precision="fp16")  # type: ignore[arg-type]
 
 
 def test_the_int8_measurement_runs_the_real_kernels() -> None:
@@ -258,11 +260,11 @@ class FakeCpu:
 
         import torch
 
-        from sentiment_analysis import classifier
+        from sentiment_analysis import precision
 
-        monkeypatch.setattr(classifier, "time", types.SimpleNamespace(perf_counter=self.perf_counter))
+        monkeypatch.setattr(precision, "time", types.SimpleNamespace(perf_counter=self.perf_counter))
         monkeypatch.setattr(torch.nn, "Linear", self.linear)
-        monkeypatch.setattr(classifier, "_int8_linear_class", lambda: self.int8_linear)
+        monkeypatch.setattr(precision, "int8_linear_class", lambda: self.int8_linear)
 
 
 DISTILBERT_SHAPES = {(768, 2304): 6, (768, 768): 7, (768, 3072): 6, (3072, 768): 6, (768, 2): 1}

@@ -14,7 +14,7 @@ import pytest
 from fakes import InMemoryItemsTable
 
 from sentiment_analysis import core
-from sentiment_analysis.classifier import Prediction
+from sentiment_analysis.labels import Prediction
 from sentiment_shared.dal.keys import (
     COUNTER_SHARDS,
     TOTAL_COUNTER_ID,

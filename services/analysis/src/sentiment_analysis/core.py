@@ -27,7 +27,10 @@ from typing import Annotated, Any, Literal, Protocol
 
 from pydantic import BaseModel, Discriminator, Field, Json, Tag, TypeAdapter, ValidationError
 
-from sentiment_analysis.classifier import DEFAULT_PRECISION, Prediction, SentimentClassifier, import_runtime
+from sentiment_analysis.classifier import SentimentClassifier
+from sentiment_analysis.labels import Prediction
+from sentiment_analysis.precision import DEFAULT_PRECISION
+from sentiment_analysis.runtime import import_runtime
 from sentiment_shared import model_bundle
 from sentiment_shared.ports import ItemsTable, SentimentWrite, WriteOutcome
 from sentiment_shared.schemas import (
