@@ -52,7 +52,7 @@ log = logging.getLogger(__name__)
 
 
 class SentimentClassifier:
-    """A loaded model + tokenizer that classifies many texts in few, tightly padded forward passes."""
+    """A loaded runtime + tokenizer that classifies many texts in few, tightly padded forward passes."""
 
     def __init__(
         self,
@@ -102,9 +102,10 @@ class SentimentClassifier:
         packed-token forward (:mod:`sentiment_analysis.distilbert`, no transformers import) and anything
         else with transformers; ``transformers`` forces the latter (the reference, and the fallback); see
         :mod:`sentiment_analysis.runtime`.
-        ``threads``: intra-op threads; None derives them from :func:`available_cpus`.
+        ``threads``: intra-op threads; None derives them from :func:`~sentiment_analysis.cpu.available_cpus`.
         ``precision``: ``fp32``, ``int8``, or ``auto`` (int8 only where measured faster here, see
-        :func:`choose_precision`); the result is in ``.precision`` and ``.precision_choice``.
+        :func:`~sentiment_analysis.precision.choose_precision`); the result is in ``.precision`` and
+        ``.precision_choice``.
         """
         requested = checked_precision(precision)
         if runtime not in RUNTIME_NAMES:
@@ -143,7 +144,8 @@ class SentimentClassifier:
         the restored copy may run on a CPU with (or without) fast int8. Also re-sizes the thread pool to the
         CPUs available now. ``fp32`` / ``int8`` asked for explicitly stay as they are (no measurement).
         Switching is a weight conversion (int8 <-> fp32 per output channel; 0.05-0.3 s), not a reload, and
-        happens only when the measurement is clearly on the other side (:data:`DECISIVE`).
+        happens only when the measurement is clearly on the other side
+        (:data:`~sentiment_analysis.precision.DECISIVE`).
         """
         import torch
 

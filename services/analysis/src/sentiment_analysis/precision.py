@@ -5,8 +5,9 @@ GEMMs on the CPU it runs on, warm (the first ``torch._int_mm`` call JIT-compiles
 batch's token count, and takes int8 only where it is measured faster (log line "Precision chosen" with the
 ratio). ``torch._int_mm`` is fast only with VNNI / AVX-512 kernels; on CPUs without them it ranges from
 fp32's speed to a reference loop 40-60x slower, so a fixed int8 default could turn a batch into a timeout.
-A SnapStart restore measures again (:meth:`SentimentClassifier.remeasure_precision`) and converts the
-layers if the answer changed.
+A SnapStart restore measures again
+(:meth:`~sentiment_analysis.classifier.SentimentClassifier.remeasure_precision`) and converts the layers if
+the answer changed.
 
 The precision names are :data:`sentiment_shared.stack.Precision` (``MODEL_PRECISION`` reads the same);
 :func:`checked_precision` is the one check of a value that did not come through a type checker.
