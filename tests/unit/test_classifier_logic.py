@@ -18,6 +18,7 @@ from sentiment_analysis.precision import (
     INT8_MIN_SPEEDUP,
     PROBE_ROWS,
     choose_precision,
+    choose_precision_again,
     linear_shapes,
     measure_int8_speedup,
 )
@@ -199,6 +200,29 @@ def test_an_explicit_precision_is_kept_without_measuring(precision: str) -> None
 
     choice = choose_precision(precision, _tiny_model(), measure=measure)  # type: ignore[arg-type]
     assert (choice.precision, choice.int8_speedup) == (precision, None)
+
+
+@pytest.mark.parametrize(
+    ("current", "speedup", "expected", "kept"),
+    [
+        ("int8", 1.0, "int8", True),  # a fresh load would take fp32, but 1.0x is within DECISIVE of 1.2x
+        ("fp32", 1.5, "fp32", True),  # likewise the other way
+        ("int8", 0.02, "fp32", False),
+        ("fp32", 3.0, "int8", False),
+        ("fp32", 1.0, "fp32", False),  # the same answer: nothing to keep
+    ],
+)
+def test_a_restore_switches_only_when_the_measurement_is_clearly_on_the_other_side(
+    current: str, speedup: float, expected: str, kept: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Given a model running at `current` and a restored CPU on which int8 measures `speedup` x fp32
+    # When auto resolves again
+    with caplog.at_level("INFO", logger="sentiment_analysis.precision"):
+        choice = choose_precision_again(current, "auto", _tiny_model(), measure=lambda shapes: speedup)  # type: ignore[arg-type]
+    # Then only a clear answer switches, and keeping what runs is logged
+    assert (choice.precision, choice.requested, choice.int8_speedup) == (expected, "auto", speedup)
+    logged = [r for r in caplog.records if r.getMessage() == "Precision kept: too close to call"]
+    assert len(logged) == int(kept)
 
 
 def test_an_unknown_precision_is_refused_before_anything_loads(tmp_path: Path) -> None:

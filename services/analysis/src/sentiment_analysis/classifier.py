@@ -24,10 +24,8 @@ A text is called ``neutral`` when the top label's probability is below ``neutral
 
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -36,19 +34,16 @@ from sentiment_analysis.cpu import available_cpus
 from sentiment_analysis.int8 import dequantize_int8, quantize_int8
 from sentiment_analysis.labels import EMPTY_TEXT_PREDICTION, Prediction, label_sentiments
 from sentiment_analysis.precision import (
-    DECISIVE,
     DEFAULT_PRECISION,
-    INT8_MIN_SPEEDUP,
     PrecisionChoice,
     checked_precision,
     choose_precision,
+    choose_precision_again,
     measure_int8_speedup,
 )
 from sentiment_analysis.runtime import RUNTIME_NAMES, RuntimeName, SequenceClassifierRuntime, load_runtime
 from sentiment_shared.schemas import Sentiment
 from sentiment_shared.stack import DEFAULT_NEUTRAL_THRESHOLD, Precision, ResolvedPrecision
-
-log = logging.getLogger(__name__)
 
 
 class SentimentClassifier:
@@ -145,20 +140,13 @@ class SentimentClassifier:
         CPUs available now. ``fp32`` / ``int8`` asked for explicitly stay as they are (no measurement).
         Switching is a weight conversion (int8 <-> fp32 per output channel; 0.05-0.3 s), not a reload, and
         happens only when the measurement is clearly on the other side
-        (:data:`~sentiment_analysis.precision.DECISIVE`).
+        (:func:`~sentiment_analysis.precision.choose_precision_again`).
         """
         import torch
 
         torch.set_num_threads(self.threads or available_cpus())
         requested = self.precision_choice.requested if self.precision_choice else self.precision
-        choice = choose_precision(requested, self.runtime.model, measure=measure)
-        speedup = choice.int8_speedup
-        close_call = speedup is not None and INT8_MIN_SPEEDUP / DECISIVE < speedup < INT8_MIN_SPEEDUP * DECISIVE
-        if choice.precision != self.precision and close_call:
-            # Within DECISIVE of the threshold either precision runs within ~20 % of the other, while a switch
-            # costs 0.1-0.3 s (the weights converted) and noise on a shared host flips such calls.
-            log.info("Precision kept: too close to call", extra={"precision": self.precision, "int8_speedup": speedup})
-            choice = replace(choice, precision=self.precision)
+        choice = choose_precision_again(self.precision, requested, self.runtime.model, measure=measure)
         self.set_precision(choice.precision)
         self.precision_choice = choice
         return choice

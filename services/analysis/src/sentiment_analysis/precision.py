@@ -19,7 +19,7 @@ import logging
 import math
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from sentiment_analysis.int8 import int8_linear_class
@@ -196,4 +196,26 @@ def choose_precision(
             "calibration_ms": round(calibration_ms, 1),
         },
     )
+    return choice
+
+
+def choose_precision_again(
+    current: ResolvedPrecision,
+    requested: Precision,
+    model: torch.nn.Module,
+    *,
+    measure: Callable[[Mapping[tuple[int, int], int]], float] = measure_int8_speedup,
+) -> PrecisionChoice:
+    """:func:`choose_precision` for a model already running at ``current`` (a SnapStart restore on another CPU).
+
+    The answer leaves ``current`` only when the measurement is clearly on the other side: within
+    :data:`DECISIVE` of the threshold either precision runs within ~20 % of the other, while a switch costs
+    0.1-0.3 s (the weights converted) and noise on a shared host flips such calls.
+    """
+    choice = choose_precision(requested, model, measure=measure)
+    speedup = choice.int8_speedup
+    close_call = speedup is not None and INT8_MIN_SPEEDUP / DECISIVE < speedup < INT8_MIN_SPEEDUP * DECISIVE
+    if choice.precision != current and close_call:
+        log.info("Precision kept: too close to call", extra={"precision": current, "int8_speedup": speedup})
+        choice = replace(choice, precision=current)
     return choice
