@@ -51,7 +51,7 @@ def _baseline_page() -> Callable[[dict[str, Any]], str] | None:
 def _fill(table: str, count: int) -> None:
     from sentiment_shared import aws
     from sentiment_shared.dal.backfill import backfill
-    from sentiment_shared.dynamo import MAX_WRITES_PER_BATCH, batch_write
+    from sentiment_shared.dynamo import MAX_WRITES_PER_BATCH, batch_write, encode
 
     ddb = aws.client("dynamodb")
     now = datetime.now(UTC)
@@ -61,20 +61,22 @@ def _fill(table: str, count: int) -> None:
         at = (now - timedelta(seconds=n)).isoformat()
         source = "https://news.example.com/feed.xml" if n % 3 else "/home/me/reviews.xml"
         rows.append(
-            {
-                "item_id": {"S": f"{n:064x}"},
-                "text": {"S": f"Item {n}: the product was fine, the delivery slow and the manual unclear. " * 3},
-                "source": {"S": source},
-                "url": {"S": f"https://news.example.com/a/{n}"},
-                "title": {"S": f"Headline number {n}"},
-                "published_at": {"S": (now - timedelta(hours=n)).isoformat()},
-                "sentiment": {"S": sentiments[n % 3]},
-                "score": {"N": "0.91"},
-                "model_version": {"S": "distilbert/v1@bench"},
-                "analyzed_at": {"S": at},
-                "analyzed_day": {"S": at[:10]},
-                "status": {"S": "analyzed"},
-            }
+            encode(
+                {
+                    "item_id": f"{n:064x}",
+                    "text": f"Item {n}: the product was fine, the delivery slow and the manual unclear. " * 3,
+                    "source": source,
+                    "url": f"https://news.example.com/a/{n}",
+                    "title": f"Headline number {n}",
+                    "published_at": (now - timedelta(hours=n)).isoformat(),
+                    "sentiment": sentiments[n % 3],
+                    "score": 0.91,
+                    "model_version": "distilbert/v1@bench",
+                    "analyzed_at": at,
+                    "analyzed_day": at[:10],
+                    "status": "analyzed",
+                }
+            )
         )
     for start in range(0, len(rows), MAX_WRITES_PER_BATCH):
         batch_write(ddb, {table: [{"PutRequest": {"Item": r}} for r in rows[start : start + MAX_WRITES_PER_BATCH]]})

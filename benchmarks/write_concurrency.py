@@ -33,6 +33,7 @@ from benchmarks.host import banner
 from benchmarks.write_paths import PATHS, items_table
 from sentiment_shared import aws
 from sentiment_shared.dal.read_model import read_summary
+from sentiment_shared.dynamo import MAX_WRITES_PER_BATCH, batch_write, encode
 from sentiment_shared.ports import SentimentWrite
 from sentiment_shared.schemas import SENTIMENTS, Item, SentimentResult
 from sentiment_shared.stack import ITEMS_TABLE_HASH_KEY
@@ -93,24 +94,10 @@ class ItemLocks:
 def _seed(table_name: str, n: int, sources: int) -> list[Item]:
     ddb = aws.client("dynamodb")
     items = [Item(item_id=f"item-{i}", text=f"review {i}", source=f"feed-{i % sources}") for i in range(n)]
-    for start in range(0, n, 25):
-        ddb.batch_write_item(
-            RequestItems={
-                table_name: [
-                    {
-                        "PutRequest": {
-                            "Item": {
-                                ITEMS_TABLE_HASH_KEY: {"S": i.item_id},
-                                "text": {"S": i.text},
-                                "source": {"S": i.source},
-                                "status": {"S": "published"},
-                            }
-                        }
-                    }
-                    for i in items[start : start + 25]
-                ]
-            }
-        )
+    rows = [{ITEMS_TABLE_HASH_KEY: i.item_id, "text": i.text, "source": i.source, "status": "published"} for i in items]
+    for start in range(0, n, MAX_WRITES_PER_BATCH):
+        chunk = rows[start : start + MAX_WRITES_PER_BATCH]
+        batch_write(ddb, {table_name: [{"PutRequest": {"Item": encode(row)}} for row in chunk]})
     return items
 
 

@@ -97,7 +97,7 @@ class DynamoItemsTable:
 
     def get(self, item_id: str) -> Item | None:
         resp = self.client.get_item(
-            TableName=self.table_name, Key={ITEMS_TABLE_HASH_KEY: {"S": item_id}}, ConsistentRead=True
+            TableName=self.table_name, Key={ITEMS_TABLE_HASH_KEY: attr(item_id)}, ConsistentRead=True
         )
         raw = resp.get("Item")
         return None if raw is None else item_from_raw(raw)
@@ -240,7 +240,7 @@ class DynamoItemsTable:
         return {
             "Update": {
                 "TableName": self.table_name,
-                "Key": {ITEMS_TABLE_HASH_KEY: {"S": write.item_id}},
+                "Key": {ITEMS_TABLE_HASH_KEY: attr(write.item_id)},
                 "UpdateExpression": (
                     "SET #sentiment = :sentiment, #score = :score, #label = :label, "
                     "#model_version = :model_version, #analyzed_at = :analyzed_at, #status = :analyzed, "
@@ -279,11 +279,11 @@ class DynamoItemsTable:
         try:
             self.client.update_item(
                 TableName=self.table_name,
-                Key={ITEMS_TABLE_HASH_KEY: {"S": item_id}},
+                Key={ITEMS_TABLE_HASH_KEY: attr(item_id)},
                 UpdateExpression="SET #status = :published REMOVE #pending",
                 ConditionExpression="#status = :pending",
                 ExpressionAttributeNames={"#status": "status", "#pending": PENDING_INDEX_HASH_KEY},
-                ExpressionAttributeValues={":published": {"S": "published"}, ":pending": {"S": "pending"}},
+                ExpressionAttributeValues={":published": attr("published"), ":pending": attr("pending")},
             )
         except ClientError as exc:
             # Not pending any more: the analysis already wrote its result (it is that fast), or the
@@ -300,8 +300,8 @@ class DynamoItemsTable:
             KeyConditionExpression="#shard = :shard AND #ingested < :cutoff",
             ExpressionAttributeNames={"#shard": PENDING_INDEX_HASH_KEY, "#ingested": PENDING_INDEX_RANGE_KEY},
             ExpressionAttributeValues={
-                ":shard": {"S": PENDING_SHARD_VALUE},
-                ":cutoff": {"S": older_than.isoformat()},
+                ":shard": attr(PENDING_SHARD_VALUE),
+                ":cutoff": attr(older_than),
             },
             Limit=limit,
             ScanIndexForward=True,

@@ -147,7 +147,7 @@ def get_items(
         projection = {"ProjectionExpression": ", ".join(aliases), "ExpressionAttributeNames": aliases}
     found: dict[str, dict[str, Any]] = {}
     for start in range(0, len(wanted), MAX_KEYS_PER_GET):
-        keys = [{ITEMS_TABLE_HASH_KEY: {"S": i}} for i in wanted[start : start + MAX_KEYS_PER_GET]]
+        keys = [{ITEMS_TABLE_HASH_KEY: attr(i)} for i in wanted[start : start + MAX_KEYS_PER_GET]]
         request: dict[str, Any] = {table_name: {"Keys": keys, **projection}}
         if consistent:
             request[table_name]["ConsistentRead"] = True

@@ -22,7 +22,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from sentiment_shared import aws
 from sentiment_shared.dal.read_model import RECENT_ITEMS, SUMMARY_DAYS
-from sentiment_shared.dynamo import get_items, plain
+from sentiment_shared.dynamo import attr, get_items, plain
 from sentiment_shared.schemas import SENTIMENTS
 from sentiment_shared.stack import ITEMS_TABLE_HASH_KEY, RECENT_INDEX, RECENT_INDEX_HASH_KEY
 
@@ -159,14 +159,14 @@ def _index_rows(
             "IndexName": RECENT_INDEX,
             "KeyConditionExpression": "#day = :day",
             "ExpressionAttributeNames": {"#day": RECENT_INDEX_HASH_KEY},
-            "ExpressionAttributeValues": {":day": {"S": day}},
+            "ExpressionAttributeValues": {":day": attr(day)},
             "ScanIndexForward": False,
             "Limit": batch,
         }
         if sentiment is not None:
             request["FilterExpression"] = "#sentiment = :sentiment"
             request["ExpressionAttributeNames"]["#sentiment"] = "sentiment"
-            request["ExpressionAttributeValues"][":sentiment"] = {"S": sentiment}
+            request["ExpressionAttributeValues"][":sentiment"] = attr(sentiment)
         while True:
             resp = ddb.query(**request)
             yield from map(plain, resp.get("Items", []))

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from sentiment_shared import aws
 from sentiment_shared.dal.keys import TOTAL_COUNTER_ID, day_counter_id, shard_ids
-from sentiment_shared.dynamo import get_items, plain
+from sentiment_shared.dynamo import attr, get_items, plain
 from sentiment_shared.schemas import SENTIMENTS
 from sentiment_shared.stack import (
     ITEMS_TABLE_HASH_KEY,
@@ -128,7 +128,7 @@ def count_pending(ddb: DynamoDBClient, table_name: str) -> int:
         IndexName=PENDING_INDEX,
         KeyConditionExpression="#shard = :shard",
         ExpressionAttributeNames={"#shard": PENDING_INDEX_HASH_KEY},
-        ExpressionAttributeValues={":shard": {"S": PENDING_SHARD_VALUE}},
+        ExpressionAttributeValues={":shard": attr(PENDING_SHARD_VALUE)},
         Select="COUNT",
     ):
         count += int(page.get("Count", 0))
@@ -147,7 +147,7 @@ def recent_items(ddb: DynamoDBClient, table_name: str, today: date, limit: int =
             IndexName=RECENT_INDEX,
             KeyConditionExpression="#day = :day",
             ExpressionAttributeNames={"#day": RECENT_INDEX_HASH_KEY},
-            ExpressionAttributeValues={":day": {"S": day}},
+            ExpressionAttributeValues={":day": attr(day)},
             ScanIndexForward=False,
             Limit=limit - len(found),
         )

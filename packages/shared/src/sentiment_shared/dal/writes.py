@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from sentiment_shared.dal.keys import TOTAL_COUNTER_ID, day_counter_id, shard_id, source_counter_id
+from sentiment_shared.dynamo import attr
 from sentiment_shared.schemas import SENTIMENTS
 from sentiment_shared.stack import ITEMS_TABLE_HASH_KEY
 
@@ -31,12 +32,12 @@ class Counted:
 def _add(counts: Counter[str]) -> tuple[str, dict[str, str], dict[str, Any]]:
     """``ADD #total :total, #<sentiment> :<sentiment> ...`` for the non-zero counts."""
     names = {"#total": "total"}
-    values: dict[str, Any] = {":total": {"N": str(sum(counts.values()))}}
+    values: dict[str, Any] = {":total": attr(sum(counts.values()))}
     parts = ["#total :total"]
     for sentiment in SENTIMENTS:
         if counts.get(sentiment):
             names[f"#{sentiment}"] = sentiment
-            values[f":{sentiment}"] = {"N": str(counts[sentiment])}
+            values[f":{sentiment}"] = attr(counts[sentiment])
             parts.append(f"#{sentiment} :{sentiment}")
     return "ADD " + ", ".join(parts), names, values
 
@@ -61,17 +62,17 @@ def counter_deltas(table_name: str, counted: Iterable[Counted], shard: int | Non
 
     def update(counter_id: str, counts: Counter[str], sets: dict[str, Any], add: dict[str, Any] | None = None) -> None:
         expression, names, values = _add(counts)
-        for attr, value in (add or {}).items():
-            names[f"#{attr}"], values[f":{attr}"] = attr, value
-            expression += f", #{attr} :{attr}"
-        for n, (attr, value) in enumerate(sets.items()):
-            names[f"#{attr}"], values[f":{attr}"] = attr, value
-            expression += (" SET " if n == 0 else ", ") + f"#{attr} = :{attr}"
+        for attribute, value in (add or {}).items():
+            names[f"#{attribute}"], values[f":{attribute}"] = attribute, value
+            expression += f", #{attribute} :{attribute}"
+        for n, (attribute, value) in enumerate(sets.items()):
+            names[f"#{attribute}"], values[f":{attribute}"] = attribute, value
+            expression += (" SET " if n == 0 else ", ") + f"#{attribute} = :{attribute}"
         actions.append(
             {
                 "Update": {
                     "TableName": table_name,
-                    "Key": {ITEMS_TABLE_HASH_KEY: {"S": counter_id if shard is None else shard_id(counter_id, shard)}},
+                    "Key": {ITEMS_TABLE_HASH_KEY: attr(counter_id if shard is None else shard_id(counter_id, shard))},
                     "UpdateExpression": expression,
                     "ExpressionAttributeNames": names,
                     "ExpressionAttributeValues": values,
@@ -80,9 +81,9 @@ def counter_deltas(table_name: str, counted: Iterable[Counted], shard: int | Non
         )
 
     source_ids = sorted({source_counter_id(s) for s in per_source})
-    update(TOTAL_COUNTER_ID, total, {}, {"sources": {"SS": source_ids}})
+    update(TOTAL_COUNTER_ID, total, {}, {"sources": {"SS": source_ids}})  # sorted: attr() takes a set, unordered
     for day, counts in sorted(per_day.items()):
-        update(day_counter_id(day), counts, {"date": {"S": day}})
+        update(day_counter_id(day), counts, {"date": attr(day)})
     for source, counts in sorted(per_source.items()):
-        update(source_counter_id(source), counts, {"source": {"S": source}})
+        update(source_counter_id(source), counts, {"source": attr(source)})
     return actions
