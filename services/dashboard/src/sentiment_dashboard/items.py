@@ -13,18 +13,18 @@ Query parameters are validated by :func:`parse_query`; anything else is a :class
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import PurePosixPath, PureWindowsPath
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlsplit
 
 from sentiment_shared import aws
-from sentiment_shared.dal.read_model import RECENT_ITEMS, SUMMARY_DAYS
-from sentiment_shared.dynamo import attr, get_items, plain
+from sentiment_shared.dal.read_model import RECENT_ITEMS, recent_rows
+from sentiment_shared.dynamo import get_items
 from sentiment_shared.schemas import SENTIMENTS
-from sentiment_shared.stack import ITEMS_TABLE_HASH_KEY, RECENT_INDEX, RECENT_INDEX_HASH_KEY
+from sentiment_shared.stack import ITEMS_TABLE_HASH_KEY
 
 DETAILS = ("url", "title", "published_at")
 """What a listed item reads from the table itself: the recent-items index does not carry them."""
@@ -148,34 +148,6 @@ ItemsLoader = Callable[[ItemFilter, int, int], ItemsPage]
 """``(filter, skip, limit)`` → the page: the matching items after the first ``skip``, at most ``limit``."""
 
 
-def _index_rows(
-    ddb: DynamoDBClient, table_name: str, today: date, sentiment: str | None, batch: int
-) -> Iterator[dict[str, Any]]:
-    """Analysed items (plain values), newest first, from the recent-by-day index (today, then earlier days)."""
-    for back in range(SUMMARY_DAYS):
-        day = (today - timedelta(days=back)).isoformat()
-        request: dict[str, Any] = {
-            "TableName": table_name,
-            "IndexName": RECENT_INDEX,
-            "KeyConditionExpression": "#day = :day",
-            "ExpressionAttributeNames": {"#day": RECENT_INDEX_HASH_KEY},
-            "ExpressionAttributeValues": {":day": attr(day)},
-            "ScanIndexForward": False,
-            "Limit": batch,
-        }
-        if sentiment is not None:
-            request["FilterExpression"] = "#sentiment = :sentiment"
-            request["ExpressionAttributeNames"]["#sentiment"] = "sentiment"
-            request["ExpressionAttributeValues"][":sentiment"] = attr(sentiment)
-        while True:
-            resp = ddb.query(**request)
-            yield from map(plain, resp.get("Items", []))
-            last = resp.get("LastEvaluatedKey")
-            if not last:
-                break
-            request["ExclusiveStartKey"] = last
-
-
 def details(table_name: str, ids: list[str], *, client: DynamoDBClient | None = None) -> dict[str, dict[str, Any]]:
     """item_id → its :data:`DETAILS` (plain values; the attributes the index does not carry), 100 keys per call."""
     return get_items(client or aws.client("dynamodb"), table_name, ids, attributes=DETAILS)
@@ -202,7 +174,7 @@ def list_items(
     wanted = skip + limit + 1  # one more than shown says whether there is a next page
     batch = wanted if not flt.active else max(wanted, 100)
     matched: list[dict[str, Any]] = []
-    for row in _index_rows(ddb, table_name, today, flt.sentiment, min(batch, 1000)):
+    for row in recent_rows(ddb, table_name, today, page_size=min(batch, 1000), sentiment=flt.sentiment):
         if flt.source is not None and short_source(string(row, "source") or "direct") != flt.source:
             continue
         matched.append(row)

@@ -6,9 +6,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from itertools import islice
 from typing import TYPE_CHECKING, Any
 
 from sentiment_shared import aws
@@ -135,35 +136,50 @@ def count_pending(ddb: DynamoDBClient, table_name: str) -> int:
     return count
 
 
+def recent_rows(
+    ddb: DynamoDBClient, table_name: str, today: date, *, page_size: int, sentiment: str | None = None
+) -> Iterator[dict[str, Any]]:
+    """Analyzed items (plain values), newest first, from the recent-by-day index: today, then each earlier
+    day of the last :data:`SUMMARY_DAYS`, ``page_size`` per query (before ``sentiment``'s filter), read
+    only as far as the caller takes them."""
+    for back in range(SUMMARY_DAYS):
+        day = (today - timedelta(days=back)).isoformat()
+        request: dict[str, Any] = {
+            "TableName": table_name,
+            "IndexName": RECENT_INDEX,
+            "KeyConditionExpression": "#day = :day",
+            "ExpressionAttributeNames": {"#day": RECENT_INDEX_HASH_KEY},
+            "ExpressionAttributeValues": {":day": attr(day)},
+            "ScanIndexForward": False,
+            "Limit": page_size,
+        }
+        if sentiment is not None:
+            request["FilterExpression"] = "#sentiment = :sentiment"
+            request["ExpressionAttributeNames"]["#sentiment"] = "sentiment"
+            request["ExpressionAttributeValues"][":sentiment"] = attr(sentiment)
+        while True:
+            resp = ddb.query(**request)
+            yield from map(plain, resp.get("Items", []))
+            last = resp.get("LastEvaluatedKey")
+            if not last:
+                break
+            request["ExclusiveStartKey"] = last
+
+
 def recent_items(ddb: DynamoDBClient, table_name: str, today: date, limit: int = RECENT_ITEMS) -> list[RecentItem]:
     """The newest analyzed items, newest first, from the recent-by-day index (today, then earlier days)."""
-    found: list[RecentItem] = []
-    for back in range(SUMMARY_DAYS):
-        if len(found) >= limit:
-            break
-        day = (today - timedelta(days=back)).isoformat()
-        resp = ddb.query(
-            TableName=table_name,
-            IndexName=RECENT_INDEX,
-            KeyConditionExpression="#day = :day",
-            ExpressionAttributeNames={"#day": RECENT_INDEX_HASH_KEY},
-            ExpressionAttributeValues={":day": attr(day)},
-            ScanIndexForward=False,
-            Limit=limit - len(found),
+    return [
+        RecentItem(
+            item_id=row[ITEMS_TABLE_HASH_KEY],
+            text=row.get("text", ""),
+            sentiment=row.get("sentiment", ""),
+            score=float(row.get("score", 0)),
+            analyzed_at=row.get("analyzed_at", ""),
+            source=row.get("source", ""),
+            model_version=row.get("model_version", ""),
         )
-        for row in map(plain, resp.get("Items", [])):
-            found.append(
-                RecentItem(
-                    item_id=row[ITEMS_TABLE_HASH_KEY],
-                    text=row.get("text", ""),
-                    sentiment=row.get("sentiment", ""),
-                    score=float(row.get("score", 0)),
-                    analyzed_at=row.get("analyzed_at", ""),
-                    source=row.get("source", ""),
-                    model_version=row.get("model_version", ""),
-                )
-            )
-    return found
+        for row in islice(recent_rows(ddb, table_name, today, page_size=limit), limit)
+    ]
 
 
 def read_summary(
