@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from sentiment_ingestion.feeds import FeedState
 from sentiment_shared import aws
-from sentiment_shared.dynamo import plain
+from sentiment_shared.dynamo import attr, encode, plain
 from sentiment_shared.stack import (
     FEED_STATE_PREFIX,
     ITEMS_TABLE_HASH_KEY,
@@ -31,7 +31,6 @@ from sentiment_shared.stack import (
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
-    from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef
 
 RUN_MARKER_TTL_S = 14 * 24 * 3600
 """``expires_at`` of a run marker: long after any pending item of that run was re-published or analyzed
@@ -78,7 +77,7 @@ class DynamoIngestionStore:
     def get_feed_state(self, url: str) -> FeedState | None:
         resp = self.client.get_item(
             TableName=self.table_name,
-            Key={ITEMS_TABLE_HASH_KEY: {"S": feed_state_key(url)}},
+            Key={ITEMS_TABLE_HASH_KEY: attr(feed_state_key(url))},
             ProjectionExpression="#etag, #last_modified",
             ExpressionAttributeNames={"#etag": "etag", "#last_modified": "last_modified"},
         )
@@ -89,26 +88,24 @@ class DynamoIngestionStore:
         return FeedState(etag=row.get("etag"), last_modified=row.get("last_modified"))
 
     def put_feed_state(self, url: str, state: FeedState) -> None:
-        item: dict[str, AttributeValueTypeDef] = {
-            ITEMS_TABLE_HASH_KEY: {"S": feed_state_key(url)},
-            "url": {"S": url},
-            "updated_at": {"S": datetime.now(UTC).isoformat()},
-        }
+        row = {ITEMS_TABLE_HASH_KEY: feed_state_key(url), "url": url, "updated_at": datetime.now(UTC)}
         if state.etag:
-            item["etag"] = {"S": state.etag}
+            row["etag"] = state.etag
         if state.last_modified:
-            item["last_modified"] = {"S": state.last_modified}
-        self.client.put_item(TableName=self.table_name, Item=item)
+            row["last_modified"] = state.last_modified
+        self.client.put_item(TableName=self.table_name, Item=encode(row))
 
     def record_run(self, run_id: str, failed: Collection[str]) -> None:
         self.client.put_item(
             TableName=self.table_name,
-            Item={
-                ITEMS_TABLE_HASH_KEY: {"S": run_marker_key(run_id)},
-                "failed": {"L": [{"S": item_id} for item_id in sorted(failed)]},
-                "recorded_at": {"S": datetime.now(UTC).isoformat()},
-                ITEMS_TABLE_TTL_ATTRIBUTE: {"N": str(int(time.time()) + RUN_MARKER_TTL_S)},
-            },
+            Item=encode(
+                {
+                    ITEMS_TABLE_HASH_KEY: run_marker_key(run_id),
+                    "failed": sorted(failed),
+                    "recorded_at": datetime.now(UTC),
+                    ITEMS_TABLE_TTL_ATTRIBUTE: int(time.time()) + RUN_MARKER_TTL_S,
+                }
+            ),
         )
 
     def failed_in_runs(self, run_ids: Collection[str]) -> dict[str, frozenset[str]]:
@@ -118,7 +115,7 @@ class DynamoIngestionStore:
         for run_id in sorted(set(run_ids)):
             resp = self.client.get_item(
                 TableName=self.table_name,
-                Key={ITEMS_TABLE_HASH_KEY: {"S": run_marker_key(run_id)}},
+                Key={ITEMS_TABLE_HASH_KEY: attr(run_marker_key(run_id))},
                 ProjectionExpression="#failed",
                 ExpressionAttributeNames={"#failed": "failed"},
                 ConsistentRead=True,

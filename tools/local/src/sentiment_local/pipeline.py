@@ -231,7 +231,7 @@ def _scheduled_event() -> dict[str, Any]:
 def _items_of_run(table: str, since: datetime) -> list[Item]:
     """The items this run ingested, from one filtered scan (no call per item, whatever the table holds)."""
     from sentiment_shared.dal.keys import is_bookkeeping
-    from sentiment_shared.dynamo import plain
+    from sentiment_shared.dynamo import attr, plain
 
     ddb = aws.client("dynamodb")
     items: list[Item] = []
@@ -241,7 +241,7 @@ def _items_of_run(table: str, since: datetime) -> list[Item]:
         FilterExpression="#ingested >= :since",
         ExpressionAttributeNames={"#ingested": "ingested_at"},
         # a second early: ISO strings drop zero microseconds, so the exact bound is checked below
-        ExpressionAttributeValues={":since": {"S": (since - timedelta(seconds=1)).isoformat()}},
+        ExpressionAttributeValues={":since": attr(since - timedelta(seconds=1))},
     ):
         for row in map(plain, page.get("Items", [])):
             if not is_bookkeeping(row[ITEMS_TABLE_HASH_KEY]):
