@@ -285,3 +285,84 @@ def test_a_restored_copy_switches_to_the_precision_its_cpu_measures(
         assert int8_layers() == (26 if expected == "int8" else 0)  # 6 blocks x (QKV, out, FFN x 2) + 2 head layers
         agree = sum(p.label == r for p, r in zip(auto.classify(texts), reference, strict=True))
         assert agree >= 63
+
+
+def _random_distilbert(dest: Path, shared_model_dir: Path) -> Path:
+    """A DistilBERT classifier with random weights (a smaller DistilBertConfig) and the shared model's tokenizer."""
+    import shutil
+
+    import torch
+    from transformers import DistilBertConfig, DistilBertForSequenceClassification
+
+    torch.manual_seed(0)
+    config = DistilBertConfig(dim=192, hidden_dim=768, n_layers=2, n_heads=6)
+    config.id2label, config.label2id = {0: "NEGATIVE", 1: "POSITIVE"}, {"NEGATIVE": 0, "POSITIVE": 1}
+    DistilBertForSequenceClassification(config).save_pretrained(dest, safe_serialization=True)
+    for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt"):
+        shutil.copy2(shared_model_dir / name, dest / name)
+    return dest
+
+
+@pytest.mark.parametrize("source", ["shared model", "random DistilBertConfig"])
+def test_compact_int8_weights_go_straight_into_int8_layers(
+    source: str,
+    shared_model_dir: Path,
+    sst2_dev: list[tuple[str, int]],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import torch
+
+    from sentiment_analysis import distilbert
+    from sentiment_analysis.int8 import dequantize_int8, int8_linear_class
+    from sentiment_analysis.precision import linear_shapes
+    from sentiment_shared.model_compact import compact_model_dir, to_hf_state_dict
+
+    # Given a compact (int8 weight-only) bundle, as publish makes it
+    model_dir = (
+        shared_model_dir if source == "shared model" else _random_distilbert(tmp_path / "random", shared_model_dir)
+    )
+    compact = compact_model_dir(model_dir, tmp_path / "compact")
+    config = distilbert.Config.from_dir(compact)
+    # And the way it loaded before: every weight dequantised to fp32, every linear layer quantised again
+    before = quantize_int8(distilbert.DistilBertClassifier(config, to_hf_state_dict(compact)))
+    # When the classifier loads it at int8, watching what is made fp32 and what is quantised from fp32
+    int8_linear: Any = int8_linear_class()
+    quantised_from_fp32: list[tuple[int, ...]] = []
+    made_fp32: list[tuple[int, ...]] = []
+    from_linear, dequantised = int8_linear.from_linear.__func__, distilbert.dequantised
+
+    def watched_from_linear(cls: Any, linear: torch.nn.Linear, **kwargs: Any) -> Any:
+        quantised_from_fp32.append(tuple(linear.weight.shape))
+        return from_linear(cls, linear, **kwargs)
+
+    def watched_dequantised(rows: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+        made_fp32.append(tuple(rows.shape))
+        return dequantised(rows, scale)
+
+    monkeypatch.setattr(int8_linear, "from_linear", classmethod(watched_from_linear))
+    monkeypatch.setattr(distilbert, "dequantised", watched_dequantised)
+    clf = SentimentClassifier.from_pretrained(compact, precision="int8", neutral_threshold=0.0, threads=1)
+    monkeypatch.undo()
+    model = clf.runtime.model
+    # Then no linear weight stored as int8 was made fp32 or quantised again: only the embeddings were dequantised,
+    # and only the classifier head (stored fp32: too small to compact) was quantised
+    d = config.dim
+    assert sorted(made_fp32) == sorted([(config.vocab_size, d), (config.max_position_embeddings, d)])
+    assert quantised_from_fp32 == [(len(config.id2label), d)]
+    # And the layers are the ones measured before loading, every one int8
+    assert linear_shapes(model) == distilbert.linear_shapes(config)
+    assert sum(type(m).__name__ == "Int8Linear" for m in model.modules()) == 4 * config.n_layers + 2
+    # And every weight, scale and bias is bit-identical to the old way's, and so are the logits
+    assert model.state_dict().keys() == before.state_dict().keys()
+    for name, tensor in before.state_dict().items():
+        assert tensor.dtype == model.state_dict()[name].dtype, name
+        assert torch.equal(tensor, model.state_dict()[name]), name
+    ids = clf.tokenizer([text for text, _ in sst2_dev[:16]], truncation=True, max_length=512)["input_ids"]
+    with torch.inference_mode():
+        assert torch.equal(clf.runtime.logits(ids), before.logits(ids))
+        # And a restore's switch to fp32 and back (set_precision) gives the old way's layers too
+        clf.set_precision("fp32")
+        assert torch.equal(clf.runtime.logits(ids), dequantize_int8(before).logits(ids))
+        clf.set_precision("int8")
+        assert torch.equal(clf.runtime.logits(ids), quantize_int8(before).logits(ids))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -182,7 +183,7 @@ def test_auto_takes_int8_only_where_it_measures_faster(
 
     # When auto resolves
     with caplog.at_level("INFO", logger="sentiment_analysis.precision"):
-        choice = choose_precision("auto", _tiny_model(), measure=measure)  # type: ignore[arg-type]
+        choice = choose_precision("auto", linear_shapes(_tiny_model()), measure=measure)  # type: ignore[arg-type]
     # Then int8 only at or above the threshold, measured on the model's own shapes, and the choice is logged
     assert choice.precision == expected
     assert choice.requested == "auto"
@@ -198,7 +199,7 @@ def test_an_explicit_precision_is_kept_without_measuring(precision: str) -> None
     def measure(shapes: object) -> float:
         raise AssertionError("must not measure")
 
-    choice = choose_precision(precision, _tiny_model(), measure=measure)  # type: ignore[arg-type]
+    choice = choose_precision(precision, linear_shapes(_tiny_model()), measure=measure)  # type: ignore[arg-type]
     assert (choice.precision, choice.int8_speedup) == (precision, None)
 
 
@@ -218,7 +219,8 @@ def test_a_restore_switches_only_when_the_measurement_is_clearly_on_the_other_si
     # Given a model running at `current` and a restored CPU on which int8 measures `speedup` x fp32
     # When auto resolves again
     with caplog.at_level("INFO", logger="sentiment_analysis.precision"):
-        choice = choose_precision_again(current, "auto", _tiny_model(), measure=lambda shapes: speedup)  # type: ignore[arg-type]
+        shapes = linear_shapes(_tiny_model())  # type: ignore[arg-type]
+        choice = choose_precision_again(current, "auto", shapes, measure=lambda shapes: speedup)  # type: ignore[arg-type]
     # Then only a clear answer switches, and keeping what runs is logged
     assert (choice.precision, choice.requested, choice.int8_speedup) == (expected, "auto", speedup)
     logged = [r for r in caplog.records if r.getMessage() == "Precision kept: too close to call"]
@@ -264,8 +266,9 @@ class FakeCpu:
         class Int8Linear(Linear):
             kind = "int8"
 
-            def __init__(self, linear: Linear, **_: object) -> None:
-                super().__init__(linear.in_features, linear.out_features)
+            @classmethod
+            def from_linear(cls, linear: Linear, **_: object) -> Int8Linear:
+                return cls(linear.in_features, linear.out_features)
 
         self.linear, self.int8_linear = Linear, Int8Linear
 
@@ -318,3 +321,47 @@ def test_auto_exits_early_where_warm_int8_is_clearly_slower(monkeypatch: pytest.
     # Then fp32 wins by the warm ratio, and only the small probe ran int8 (no full-size int8 timing)
     assert speedup == pytest.approx(0.02, rel=0.05)
     assert {(i, o, r) for kind, i, o, r in cpu.calls if kind == "int8"} == {(768, 768, PROBE_ROWS)}
+
+
+@pytest.mark.parametrize(
+    "row_max",
+    [
+        [127, 127, 127, 127],  # as compact_model_dir writes rows: kept as they are
+        [127, 0, 127, 127],  # an all-zero row (stored with scale 1.0)
+        [127, 100, 127, 127],  # not what quantising would give: the round trip
+        [127, 127, 127, 128],  # -128 in a row (outside the symmetric range): the round trip
+    ],
+    ids=["compact", "zero-row", "short-row", "minus-128"],
+)
+def test_int8_rows_make_the_layer_their_fp32_round_trip_makes(row_max: list[int]) -> None:
+    import torch
+
+    from sentiment_analysis.int8 import int8_linear_class
+    from sentiment_shared.model_compact import dequantised
+
+    int8_linear: Any = int8_linear_class()
+    # Given int8 rows with per-row scales (a compact bundle's linear weight), the first rows' largest |q| as given
+    # (512 rows: for ~1 % of random scales, quantising rows * scale again gives a scale 1 ulp away)
+    generator = torch.Generator().manual_seed(1)
+    rows = torch.randint(-127, 128, (512, 64), dtype=torch.int8, generator=generator)
+    for i, peak in enumerate(row_max):
+        rows[i] = (rows[i].float() * (min(peak, 127) / 127)).round().to(torch.int8)
+        rows[i, i] = -peak if peak == 128 else peak
+    rows[len(row_max) :, 0] = 127
+    scale = torch.rand(512, generator=generator) / 50 + 1e-4
+    if 0 in row_max:
+        scale[row_max.index(0)] = 1.0  # what compact_model_dir stores for an all-zero row
+    bias = torch.randn(512, generator=generator)
+    # When they become an int8 layer directly, and the long way (dequantised to fp32, then quantised)
+    direct = int8_linear.from_int8_rows(rows, scale, bias)
+    linear = torch.nn.Linear(64, 512)
+    linear.weight = torch.nn.Parameter(dequantised(rows, scale), requires_grad=False)
+    linear.bias = torch.nn.Parameter(bias, requires_grad=False)
+    long_way = int8_linear.from_linear(linear)
+    # Then every buffer is bit-identical, and so are the answers
+    assert direct.state_dict().keys() == long_way.state_dict().keys()
+    for name, tensor in long_way.state_dict().items():
+        assert tensor.dtype == direct.state_dict()[name].dtype
+        assert torch.equal(tensor, direct.state_dict()[name]), name
+    x = torch.randn(5, 64, generator=generator)
+    assert torch.equal(direct(x), long_way(x))

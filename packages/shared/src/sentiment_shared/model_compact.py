@@ -5,9 +5,10 @@
 ``model.compact.safetensors``: every large 2-D float tensor (linear weights, embeddings) as int8 rows
 with one fp32 scale per row (``<name>::scale``; per output channel for a linear layer, per token for
 an embedding), everything else (biases, LayerNorms, small heads) as fp32. A full-size DistilBERT
-goes from 268 MB to ~68 MB, which is what the cold start downloads, hashes and extracts. The runtime
-dequantises at load (``w = int8 * scale``) and computes in fp32, so this is weight-only quantisation:
-on SST-2 dev the answers agree with the fp32 model's on >= 99.5 % of labels (tests/functional).
+goes from 268 MB to ~68 MB, which is what the cold start downloads, hashes and extracts. At fp32 the
+runtime dequantises at load (``w = int8 * scale``, :func:`dequantised`), so this is weight-only
+quantisation: on SST-2 dev the answers agree with the fp32 model's on >= 99.5 % of labels
+(tests/functional). At int8 the rows become the runtime's int8 layers as they are (the same scheme).
 
 Still loadable by plain ``transformers``: :func:`to_hf_state_dict` gives the fp32 state dict under
 Hugging Face's names (``model.load_state_dict`` after ``from_config``), and ``sentiment-analysis``'s
@@ -187,5 +188,10 @@ def to_hf_state_dict(model_dir: Path) -> dict[str, Any]:
         if name.endswith(SCALE_SUFFIX):
             continue
         scale = stored.get(name + SCALE_SUFFIX)
-        state[name] = tensor.float() if scale is None else tensor.float().mul_(scale.float().unsqueeze(1))
+        state[name] = tensor.float() if scale is None else dequantised(tensor, scale)
     return state
+
+
+def dequantised(rows: Any, scale: Any) -> Any:
+    """The fp32 torch tensor ``rows * scale`` of int8 ``rows`` and their per-row ``scale`` (as stored)."""
+    return rows.float().mul_(scale.float().unsqueeze(1))

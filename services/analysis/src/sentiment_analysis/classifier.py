@@ -37,8 +37,8 @@ from sentiment_analysis.precision import (
     DEFAULT_PRECISION,
     PrecisionChoice,
     checked_precision,
-    choose_precision,
     choose_precision_again,
+    linear_shapes,
     measure_int8_speedup,
 )
 from sentiment_analysis.runtime import RUNTIME_NAMES, RuntimeName, SequenceClassifierRuntime, load_runtime
@@ -108,10 +108,7 @@ class SentimentClassifier:
         import torch
 
         torch.set_num_threads(threads or available_cpus())
-        loaded, tokenizer = load_runtime(Path(model_dir), runtime)
-        choice = choose_precision(requested, loaded.model)
-        if choice.precision == "int8":
-            quantize_int8(loaded.model)
+        loaded, tokenizer, choice = load_runtime(Path(model_dir), runtime, requested)
         # Truncate at what both the position embeddings and the tokenizer allow (tokenizers without a
         # limit report a huge sentinel).
         limits = [loaded.max_positions, int(tokenizer.model_max_length)]
@@ -146,7 +143,8 @@ class SentimentClassifier:
 
         torch.set_num_threads(self.threads or available_cpus())
         requested = self.precision_choice.requested if self.precision_choice else self.precision
-        choice = choose_precision_again(self.precision, requested, self.runtime.model, measure=measure)
+        shapes = linear_shapes(self.runtime.model)
+        choice = choose_precision_again(self.precision, requested, shapes, measure=measure)
         self.set_precision(choice.precision)
         self.precision_choice = choice
         return choice

@@ -8,6 +8,11 @@ machine, while DistilBERT's forward is ~60 lines of torch. This module reads the
 a bundle without ``tokenizer.json``) is reported by :func:`supports` and the classifier falls back to
 ``transformers``, which loads the same directory (compact weights are dequantised for it).
 
+The linear layers are built at the precision chosen before any weight is read (:func:`linear_shapes`
+is all the measurement needs): at int8, a compact bundle's int8 weights go straight into the int8
+layers (``Int8Linear.from_int8_rows``, :mod:`sentiment_analysis.int8`), with no fp32 copy made
+and quantised again.
+
 Why packed tokens: every linear layer (90 % of the FLOPs) runs on the real tokens of all texts of a
 micro-batch concatenated, ``(tokens, dim)``, so padding costs nothing there; only attention sees a
 padded ``(batch, heads, longest, head_dim)`` view, through ``scaled_dot_product_attention`` with a key
@@ -18,6 +23,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +33,9 @@ import torch
 from torch import nn
 from torch.nn import functional
 
-from sentiment_shared.model_compact import COMPACT_WEIGHTS_FILE, WEIGHTS_FILE, to_hf_state_dict
+from sentiment_analysis.int8 import int8_linear_class
+from sentiment_shared.model_compact import COMPACT_WEIGHTS_FILE, SCALE_SUFFIX, WEIGHTS_FILE, dequantised
+from sentiment_shared.stack import ResolvedPrecision
 
 PREFIX = "distilbert."
 _ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {"gelu": functional.gelu, "relu": functional.relu}
@@ -63,6 +71,20 @@ class Config:
             pad_token_id=int(raw.get("pad_token_id") or 0),
         )
 
+    @classmethod
+    def from_dir(cls, model_dir: Path) -> Config:
+        return cls.from_json(json.loads((model_dir / "config.json").read_text(encoding="utf-8")))
+
+
+def linear_shapes(config: Config) -> dict[tuple[int, int], int]:
+    """``(in_features, out_features)`` -> how many of :class:`DistilBertClassifier`'s linear layers have it, from
+    the config alone (what :func:`~sentiment_analysis.precision.choose_precision` measures, before the weights
+    are read; a test pins it to :func:`sentiment_analysis.precision.linear_shapes` of the built model)."""
+    d, hidden = config.dim, config.hidden_dim
+    per_block = [(d, 3 * d), (d, d), (d, hidden), (hidden, d)]  # fused Q/K/V, out_lin, lin1, lin2
+    head = [(d, d), (d, len(config.id2label))]  # pre_classifier, classifier
+    return dict(Counter(per_block * config.n_layers + head))
+
 
 def supports(model_dir: Path) -> str | None:
     """None if this module can run ``model_dir``; else why not (the caller falls back to transformers)."""
@@ -84,28 +106,36 @@ def supports(model_dir: Path) -> str | None:
     return "; ".join(problems) or None
 
 
-def load_state_dict(model_dir: Path) -> dict[str, torch.Tensor]:
-    """Hugging Face-named fp32 tensors from ``model.compact.safetensors`` (dequantised) or ``model.safetensors``."""
+def load_weights(model_dir: Path) -> dict[str, torch.Tensor]:
+    """Hugging Face-named tensors as stored: ``model.compact.safetensors``' (int8 rows with their ``::scale``,
+    dequantised by :class:`DistilBertClassifier` where it runs them in fp32), else ``model.safetensors``' as fp32."""
     from safetensors.torch import load_file
 
     if (model_dir / COMPACT_WEIGHTS_FILE).is_file():
-        return to_hf_state_dict(model_dir)
+        return load_file(model_dir / COMPACT_WEIGHTS_FILE)
     return {name: t.float() for name, t in load_file(model_dir / WEIGHTS_FILE).items()}
 
 
 class _Block(nn.Module):
     """One transformer layer's parameters (fused Q/K/V); the forward lives in :meth:`DistilBertClassifier.logits`."""
 
-    def __init__(self, linears: Sequence[nn.Linear], norms: Sequence[nn.LayerNorm]) -> None:
+    def __init__(self, linears: Sequence[nn.Module], norms: Sequence[nn.LayerNorm]) -> None:
         super().__init__()
         self.qkv, self.out_lin, self.lin1, self.lin2 = linears
         self.sa_layer_norm, self.output_layer_norm = norms
 
 
 class DistilBertClassifier(nn.Module):
-    """``DistilBertForSequenceClassification``'s inference forward on token-id lists (no padding in GEMMs)."""
+    """``DistilBertForSequenceClassification``'s inference forward on token-id lists (no padding in GEMMs).
 
-    def __init__(self, config: Config, state: Mapping[str, torch.Tensor]) -> None:
+    ``weights``: Hugging Face-named tensors, fp32 or as a compact bundle stores them (:func:`load_weights`);
+    ``precision``: what the linear layers run as (``int8``: ``Int8Linear``; a compact bundle's int8 weights are
+    taken as they are, everything else is quantised as :func:`~sentiment_analysis.int8.quantize_int8` does).
+    """
+
+    def __init__(
+        self, config: Config, weights: Mapping[str, torch.Tensor], *, precision: ResolvedPrecision = "fp32"
+    ) -> None:
         super().__init__()
         self.config = config
         d = config.dim
@@ -113,20 +143,35 @@ class DistilBertClassifier(nn.Module):
             raise ValueError(f"dim {d} is not a multiple of n_heads {config.n_heads}")
         self.head_dim = d // config.n_heads
 
-        def take(name: str) -> torch.Tensor:
+        int8_linear: Any = int8_linear_class()
+
+        def stored(name: str) -> torch.Tensor:
             try:
-                return state[name].float().contiguous()
+                return weights[name]
             except KeyError:
                 raise ValueError(f"weights lack {name}") from None
 
-        def linear(prefix: str, *parts: str) -> nn.Linear:
+        def take(name: str) -> torch.Tensor:
+            """fp32 (compact int8 rows dequantised)."""
+            tensor, scale = stored(name), weights.get(name + SCALE_SUFFIX)
+            return (tensor.float() if scale is None else dequantised(tensor, scale)).contiguous()
+
+        def fused(tensors: list[torch.Tensor]) -> torch.Tensor:
             # One part: the loaded tensor itself (no copy: peak RSS); Q/K/V: one fused copy.
-            weights, biases = [take(f"{prefix}{p}.weight") for p in parts], [take(f"{prefix}{p}.bias") for p in parts]
-            weight, bias = (weights[0], biases[0]) if len(parts) == 1 else (torch.cat(weights), torch.cat(biases))
+            return tensors[0] if len(tensors) == 1 else torch.cat(tensors)
+
+        def linear(prefix: str, *parts: str) -> nn.Module:
+            names = [f"{prefix}{p}.weight" for p in parts]
+            bias = fused([take(f"{prefix}{p}.bias") for p in parts])
+            if precision == "int8" and all(name + SCALE_SUFFIX in weights for name in names):
+                rows, scales = fused([stored(n) for n in names]), fused([stored(n + SCALE_SUFFIX) for n in names])
+                direct: nn.Module = int8_linear.from_int8_rows(rows, scales, bias)
+                return direct
+            weight = fused([take(name) for name in names])
             layer = nn.Linear(weight.shape[1], weight.shape[0])
             layer.weight = nn.Parameter(weight, requires_grad=False)
             layer.bias = nn.Parameter(bias, requires_grad=False)
-            return layer
+            return int8_linear.from_linear(layer) if precision == "int8" else layer
 
         def norm(prefix: str) -> nn.LayerNorm:
             layer = nn.LayerNorm(d, eps=LAYER_NORM_EPS)
@@ -151,9 +196,8 @@ class DistilBertClassifier(nn.Module):
         self.eval()
 
     @classmethod
-    def from_dir(cls, model_dir: Path) -> DistilBertClassifier:
-        config = Config.from_json(json.loads((model_dir / "config.json").read_text(encoding="utf-8")))
-        return cls(config, load_state_dict(model_dir))
+    def from_dir(cls, model_dir: Path, *, precision: ResolvedPrecision = "fp32") -> DistilBertClassifier:
+        return cls(Config.from_dir(model_dir), load_weights(model_dir), precision=precision)
 
     def logits(self, batch: Sequence[Sequence[int]]) -> torch.Tensor:
         """``(len(batch), labels)`` logits for token-id lists (each already truncated, specials included)."""

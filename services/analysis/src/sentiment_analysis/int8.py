@@ -17,7 +17,7 @@ from __future__ import annotations
 import functools
 from typing import TYPE_CHECKING
 
-from sentiment_shared.model_compact import INT8_QMAX
+from sentiment_shared.model_compact import INT8_QMAX, dequantised
 
 if TYPE_CHECKING:
     import torch
@@ -40,17 +40,58 @@ def int8_linear_class() -> type[torch.nn.Module]:
         weight_scale: torch.Tensor
         bias: torch.Tensor | None
 
-        def __init__(self, linear: torch.nn.Linear, *, emulate: bool = False) -> None:
+        def __init__(
+            self,
+            q_weight: torch.Tensor,
+            weight_scale: torch.Tensor,
+            bias: torch.Tensor | None,
+            *,
+            emulate: bool = False,
+        ) -> None:
+            """``q_weight``: ``(out, in)`` int8, ``weight_scale``: ``(out,)`` fp32 (``w = q * scale``), ``bias`` fp32.
+
+            Made by :meth:`from_linear` (quantise fp32 weights) or :meth:`from_int8_rows` (a compact bundle's)."""
             super().__init__()
             self.emulate = emulate
-            self.in_features = linear.in_features
-            self.out_features = linear.out_features
+            self.out_features, self.in_features = q_weight.shape
+            self.register_buffer("weight_t", q_weight.t().contiguous())  # (in, out): _int_mm's layout
+            self.register_buffer("weight_scale", weight_scale)
+            self.register_buffer("bias", bias)
+
+        @classmethod
+        def from_linear(cls, linear: torch.nn.Linear, *, emulate: bool = False) -> Int8Linear:
+            """``linear``'s weights quantised once per output channel (symmetric, :data:`INT8_QMAX`)."""
             weight = linear.weight.detach().float()
             w_scale = weight.abs().amax(dim=1).clamp(min=1e-12) / INT8_QMAX
             q_weight = torch.round(weight / w_scale[:, None]).clamp(-INT8_QMAX, INT8_QMAX).to(torch.int8)
-            self.register_buffer("weight_t", q_weight.t().contiguous())  # (in, out): _int_mm's layout
-            self.register_buffer("weight_scale", w_scale)
-            self.register_buffer("bias", None if linear.bias is None else linear.bias.detach().float())
+            bias = None if linear.bias is None else linear.bias.detach().float()
+            return cls(q_weight, w_scale, bias, emulate=emulate)
+
+        @classmethod
+        def from_int8_rows(
+            cls, rows: torch.Tensor, row_scale: torch.Tensor, bias: torch.Tensor | None, *, emulate: bool = False
+        ) -> Int8Linear:
+            """The layer :meth:`from_linear` makes of the fp32 weight ``rows * row_scale`` (a compact bundle's int8
+            rows and scales, :func:`~sentiment_shared.model_compact.dequantised`), without making that weight.
+
+            Rows as :func:`~sentiment_shared.model_compact.compact_model_dir` writes them (largest ``|q|`` 127, or
+            all zero) quantise back to themselves: ``rows`` are kept and only the scale is computed, exactly as
+            :meth:`from_linear` computes it from the dequantised weight (``max |q * s| = 127 * s`` rounded to
+            fp32, the rounding being monotonic), so the layer is bit-identical to the dequantise-then-quantise
+            round trip, and to a SnapStart restore's fp32 -> int8 switch. Any other rows take that round trip.
+            """
+            row_scale = row_scale.float()
+            row_max = torch.maximum(rows.amax(dim=1).to(torch.int16), rows.amin(dim=1).to(torch.int16).neg())
+            amax = row_max.float() * row_scale
+            # the exactness argument needs normal (not tiny, finite) scales; the clamp below must not bite
+            exact = (row_max == 0) | ((row_max == INT8_QMAX) & (amax >= 1e-12) & amax.isfinite())
+            if rows.dtype != torch.int8 or not bool(exact.all()):
+                linear = torch.nn.Linear(rows.shape[1], rows.shape[0], bias=bias is not None, device="meta")
+                linear.weight = torch.nn.Parameter(dequantised(rows, row_scale), requires_grad=False)
+                if bias is not None:
+                    linear.bias = torch.nn.Parameter(bias, requires_grad=False)
+                return cls.from_linear(linear, emulate=emulate)
+            return cls(rows, amax.clamp(min=1e-12) / INT8_QMAX, bias, emulate=emulate)
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             rows = x.reshape(-1, self.in_features).float()
@@ -96,7 +137,7 @@ def quantize_int8(model: torch.nn.Module, *, emulate: bool = False) -> torch.nn.
     def swap(module: torch.nn.Module) -> None:
         for name, child in module.named_children():
             if isinstance(child, torch.nn.Linear):
-                setattr(module, name, int8_linear(child, emulate=emulate))
+                setattr(module, name, int8_linear.from_linear(child, emulate=emulate))  # type: ignore[attr-defined]
             else:
                 swap(child)
 

@@ -126,7 +126,7 @@ def measure_int8_speedup(
         linear = torch.nn.Linear(in_f, out_f, device="meta")  # no initialisation: weights are views of noise
         linear.weight = torch.nn.Parameter(noise[: in_f * out_f].view(out_f, in_f), requires_grad=False)
         linear.bias = torch.nn.Parameter(noise[:out_f].clone(), requires_grad=False)
-        return linear, int8_linear(linear)
+        return linear, int8_linear.from_linear(linear)  # type: ignore[attr-defined]
 
     def inputs(in_f: int, n_rows: int) -> torch.Tensor:
         return noise[: n_rows * in_f].view(n_rows, in_f) * 10
@@ -170,17 +170,19 @@ def measure_int8_speedup(
 
 def choose_precision(
     requested: Precision,
-    model: torch.nn.Module,
+    shapes: Mapping[tuple[int, int], int],
     *,
     measure: Callable[[Mapping[tuple[int, int], int]], float] = measure_int8_speedup,
 ) -> PrecisionChoice:
-    """``fp32`` / ``int8`` as asked; ``auto``: int8 only if ``measure`` says it is >= :data:`INT8_MIN_SPEEDUP` x.
+    """``fp32`` / ``int8`` as asked; ``auto``: int8 only if ``measure`` says it is >= :data:`INT8_MIN_SPEEDUP` x
+    on the model's linear ``shapes`` (:func:`linear_shapes`; known before the weights are read, so a model can
+    be built at the chosen precision).
 
     ``requested`` was checked where it came in (:func:`checked_precision` in ``from_pretrained``)."""
     if requested != "auto":
         return PrecisionChoice(precision=requested, requested=requested, int8_speedup=None)
     started = time.perf_counter()
-    speedup = measure(linear_shapes(model))
+    speedup = measure(shapes)
     calibration_ms = (time.perf_counter() - started) * 1000
     precision: ResolvedPrecision = "int8" if speedup >= INT8_MIN_SPEEDUP else "fp32"
     choice = PrecisionChoice(
@@ -202,7 +204,7 @@ def choose_precision(
 def choose_precision_again(
     current: ResolvedPrecision,
     requested: Precision,
-    model: torch.nn.Module,
+    shapes: Mapping[tuple[int, int], int],
     *,
     measure: Callable[[Mapping[tuple[int, int], int]], float] = measure_int8_speedup,
 ) -> PrecisionChoice:
@@ -212,7 +214,7 @@ def choose_precision_again(
     :data:`DECISIVE` of the threshold either precision runs within ~20 % of the other, while a switch costs
     0.1-0.3 s (the weights converted) and noise on a shared host flips such calls.
     """
-    choice = choose_precision(requested, model, measure=measure)
+    choice = choose_precision(requested, shapes, measure=measure)
     speedup = choice.int8_speedup
     close_call = speedup is not None and INT8_MIN_SPEEDUP / DECISIVE < speedup < INT8_MIN_SPEEDUP * DECISIVE
     if choice.precision != current and close_call:

@@ -6,7 +6,8 @@
 * :class:`TransformersRuntime`: transformers' ``AutoModelForSequenceClassification`` on padded batches,
   for anything else (the reference, and the fallback).
 
-:func:`load_runtime` picks one for a directory; the classifier sees only :class:`SequenceClassifierRuntime`.
+:func:`load_runtime` picks one for a directory and loads it at the precision resolved for it; the classifier
+sees only :class:`SequenceClassifierRuntime`.
 Nothing here imports torch at module import: a cold start pays for it once, where it is measured.
 """
 
@@ -18,6 +19,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol, get_args
 
 from sentiment_analysis.batching import BATCH_OVERHEAD_TOKENS, PACKED_BATCH_OVERHEAD_TOKENS
+from sentiment_analysis.int8 import quantize_int8
+from sentiment_analysis.precision import PrecisionChoice, choose_precision, linear_shapes
+from sentiment_shared.stack import Precision
 
 if TYPE_CHECKING:
     import torch
@@ -111,16 +115,30 @@ def import_runtime() -> None:
     import sentiment_analysis.distilbert  # noqa: F401
 
 
-def load_runtime(path: Path, runtime: RuntimeName = "auto") -> tuple[SequenceClassifierRuntime, Any]:
-    """The runtime and tokenizer for the model directory ``path`` (see :data:`RuntimeName`)."""
+def load_runtime(
+    path: Path, runtime: RuntimeName, precision: Precision
+) -> tuple[SequenceClassifierRuntime, Any, PrecisionChoice]:
+    """The runtime and tokenizer for the model directory ``path`` (see :data:`RuntimeName`), its linear layers at
+    ``precision`` as :func:`~sentiment_analysis.precision.choose_precision` resolves it (the choice is returned).
+
+    The own forward resolves it from the config's layer shapes before any weight is read and builds its layers
+    at it (a compact bundle's int8 weights go straight into int8 layers); transformers' model is loaded in fp32
+    first, then measured and quantised.
+    """
     from sentiment_analysis import distilbert
 
     reason = distilbert.supports(path) if runtime == "auto" else "runtime='transformers' asked for"
     if reason is None:
-        return PackedDistilBert(distilbert.DistilBertClassifier.from_dir(path)), distilbert.FastTokenizer(path)
+        config = distilbert.Config.from_dir(path)
+        choice = choose_precision(precision, distilbert.linear_shapes(config))
+        model = distilbert.DistilBertClassifier(config, distilbert.load_weights(path), precision=choice.precision)
+        return PackedDistilBert(model), distilbert.FastTokenizer(path), choice
     log.info("Loading the model with transformers", extra={"model_dir": str(path), "reason": reason})
-    model, tokenizer = _load_with_transformers(path)
-    return TransformersRuntime(model, pad_token_id=int(tokenizer.pad_token_id or 0)), tokenizer
+    hf_model, tokenizer = _load_with_transformers(path)
+    choice = choose_precision(precision, linear_shapes(hf_model))
+    if choice.precision == "int8":
+        quantize_int8(hf_model)
+    return TransformersRuntime(hf_model, pad_token_id=int(tokenizer.pad_token_id or 0)), tokenizer, choice
 
 
 def _load_with_transformers(path: Path) -> tuple[Any, Any]:
