@@ -14,6 +14,7 @@ BENCHMARKS = (
     "analysis_throughput",
     "precision_choice",
     "analysis_cold_start",
+    "analysis_load",
     "analysis_restore",
     "analysis_memory",
     "image_size",
