@@ -216,6 +216,40 @@ def test_model_is_loaded_once_per_container_and_failures_are_not_cached() -> Non
     assert len(calls) == 3
 
 
+def test_after_restore_takes_the_precision_measured_on_the_restored_cpu_and_renames_the_version() -> None:
+    # Given a model loaded as int8 whose precision, measured again after a restore, is fp32 on this CPU
+    measured: list[str] = []
+
+    def remeasure() -> str:
+        measured.append("fp32")
+        return "fp32"
+
+    provider = core.ModelProvider(
+        lambda settings: core.LoadedModel(
+            classifier=CountingClassifier(),
+            model_version=core.model_version(settings, "int8"),
+            precision="int8",
+            remeasure=remeasure,
+        )
+    )
+    # Nothing loaded yet: nothing to measure
+    assert provider.after_restore() is None
+    provider.preload(_settings())
+    # When the copy is restored / Then it measured once, and the version names what now runs
+    restored = provider.after_restore()
+    assert measured == ["fp32"]
+    assert restored is not None
+    assert (restored.precision, restored.model_version) == ("fp32", "distilbert/v1.0.0@abababababab+fp32")
+    # And the next invocation gets the restored model without loading again
+    assert provider.get(_settings()) == (restored, False)
+
+
+def test_after_restore_keeps_a_model_without_a_precision_to_measure() -> None:
+    provider = core.ModelProvider(lambda settings: _model(CountingClassifier()))
+    loaded = provider.preload(_settings())
+    assert provider.after_restore() is loaded
+
+
 def test_model_version_names_the_key_folder_digest_and_precision() -> None:
     assert core.model_version(_settings(), "int8") == "distilbert/v1.0.0@abababababab+int8"
     assert core.model_version(_settings(model_key="model.tar"), "fp32") == "model.tar@abababababab+fp32"

@@ -71,6 +71,9 @@ class LoadedModel:
     """Where the bundle fetch spent its time (``cached`` when it was already on disk)."""
     load_s: float = 0.0
     """Seconds from the fetched bundle to a loaded classifier (the rest of the imports and from_pretrained)."""
+    remeasure: Callable[[], str] | None = None
+    """Resolve the precision again on the CPU this process runs on now, switch to it, and return it (after a
+    SnapStart restore); None for a classifier whose precision is fixed."""
 
 
 def model_version(settings: AnalysisSettings, precision: str) -> str:
@@ -147,7 +150,14 @@ def load_model(settings: AnalysisSettings) -> LoadedModel:
         "Model loaded successfully",
         extra={"load_time_ms": round(load_s * 1000, 1), "model_version": version, "precision": precision},
     )
-    return LoadedModel(classifier=classifier, model_version=version, precision=precision, fetch=stats, load_s=load_s)
+    return LoadedModel(
+        classifier=classifier,
+        model_version=version,
+        precision=precision,
+        fetch=stats,
+        load_s=load_s,
+        remeasure=lambda: classifier.remeasure_precision().precision,
+    )
 
 
 WARM_UP_TEXT = "A warm-up sentence, classified once at init so the first request finds every kernel ready."
@@ -192,10 +202,9 @@ class ModelProvider:
         """After a snapshot restore: resolve the precision again on the CPU this copy runs on (no fetch, no
         load); the model version then names what really runs. None when nothing was loaded."""
         loaded = self._loaded
-        remeasure = getattr(loaded.classifier, "remeasure_precision", None) if loaded else None
-        if loaded is None or self._settings is None or remeasure is None:
+        if loaded is None or self._settings is None or loaded.remeasure is None:
             return loaded
-        precision = remeasure().precision
+        precision = loaded.remeasure()
         if precision != loaded.precision:
             version = model_version(self._settings, precision)
             log.info("Precision changed after restore", extra={"precision": precision, "model_version": version})
