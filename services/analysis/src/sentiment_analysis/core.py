@@ -73,7 +73,8 @@ class LoadedModel:
     """Seconds from the fetched bundle to a loaded classifier (the rest of the imports and from_pretrained)."""
     remeasure: Callable[[], str] | None = None
     """Resolve the precision again on the CPU this process runs on now, switch to it, and return it (after a
-    SnapStart restore); None for a classifier whose precision is fixed."""
+    SnapStart restore). :func:`load_model` always sets it (an explicit ``fp32`` / ``int8`` stays as asked, only
+    the thread count is sized again); None: nothing to re-measure (a model built without it, e.g. a test double)."""
 
 
 def model_version(settings: AnalysisSettings, precision: str) -> str:

@@ -5,8 +5,9 @@ machine, while DistilBERT's forward is ~60 lines of torch. This module reads the
 (``config.json``, ``model.safetensors`` with Hugging Face's parameter names, or the publisher's compact
 ``model.compact.safetensors``, see :mod:`sentiment_shared.model_compact`) and a ``tokenizer.json`` via the
 ``tokenizers`` library. Anything it does not recognise (another architecture, an unknown activation,
-a bundle without ``tokenizer.json``) is reported by :func:`supports` and the classifier falls back to
-``transformers``, which loads the same directory (compact weights are dequantised for it).
+a bundle without ``tokenizer.json``) is reported by :func:`supports` and
+:func:`sentiment_analysis.runtime.load_runtime` falls back to ``transformers``, which loads the same
+directory (compact weights are dequantised for it).
 
 The linear layers are built at the precision chosen before any weight is read (:func:`linear_shapes`
 is all the measurement needs): at int8, a compact bundle's int8 weights go straight into the int8
