@@ -59,6 +59,7 @@ def compact_full_size_model(root: Path) -> Path:
 
     compact = root / "distilbert-full-compact"
     if not (compact / "model.compact.safetensors").is_file():
+        root.mkdir(parents=True, exist_ok=True)
         partial = Path(tempfile.mkdtemp(prefix="compact-", dir=root)) / "compact"
         compact_model_dir(build_full_size_model(root / "distilbert-full"), partial)
         partial.rename(compact)

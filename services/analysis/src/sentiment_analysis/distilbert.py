@@ -169,13 +169,14 @@ class DistilBertClassifier(nn.Module):
                 direct: nn.Module = int8_linear.from_int8_rows(rows, scales, bias)
                 return direct
             weight = fused([take(name) for name in names])
-            layer = nn.Linear(weight.shape[1], weight.shape[0])
+            # On the meta device: no random initialisation of weights that are replaced at once.
+            layer = nn.Linear(weight.shape[1], weight.shape[0], device="meta")
             layer.weight = nn.Parameter(weight, requires_grad=False)
             layer.bias = nn.Parameter(bias, requires_grad=False)
             return int8_linear.from_linear(layer) if precision == "int8" else layer
 
         def norm(prefix: str) -> nn.LayerNorm:
-            layer = nn.LayerNorm(d, eps=LAYER_NORM_EPS)
+            layer = nn.LayerNorm(d, eps=LAYER_NORM_EPS, device="meta")
             layer.weight = nn.Parameter(take(prefix + ".weight"), requires_grad=False)
             layer.bias = nn.Parameter(take(prefix + ".bias"), requires_grad=False)
             return layer
