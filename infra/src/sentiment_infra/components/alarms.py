@@ -24,7 +24,7 @@ PERIOD_S = 300
 
 
 @dataclass(frozen=True, slots=True)
-class Metric:
+class AlarmMetric:
     """One CloudWatch metric over ``period_s``; ``statistic`` is ``Sum``, ``Maximum``, ... or a percentile (``p99``)."""
 
     namespace: str
@@ -36,7 +36,7 @@ class Metric:
 
 def alarm_above(
     resource_name: str,
-    measure: Metric | Sequence[aws.cloudwatch.MetricAlarmMetricQueryArgs],
+    measure: AlarmMetric | Sequence[aws.cloudwatch.MetricAlarmMetricQueryArgs],
     threshold: int,
     *,
     description: str,
@@ -46,7 +46,7 @@ def alarm_above(
     """In ALARM while ``measure`` (a metric, or metric math: the query that returns data) is above ``threshold``
     for one period; no data is OK; ``topic_arn`` hears of both transitions."""
     source: dict[str, Any]
-    if isinstance(measure, Metric):
+    if isinstance(measure, AlarmMetric):
         percentile = measure.statistic.startswith("p")
         source = {
             "namespace": measure.namespace,
@@ -75,7 +75,7 @@ def alarm_above(
 @dataclass(frozen=True, slots=True)
 class _Spec:
     suffix: str
-    metric: Metric
+    metric: AlarmMetric
     threshold: int
     description: str
 
@@ -155,26 +155,26 @@ class Alarms(pulumi.ComponentResource):
 
         analysis = {"FunctionName": args.analysis.function_name}
         specs = [
-            _Spec("analysis-errors", Metric("AWS/Lambda", "Errors", "Sum", analysis), 0,
+            _Spec("analysis-errors", AlarmMetric("AWS/Lambda", "Errors", "Sum", analysis), 0,
                   "The analysis function failed whole invocations (batches are retried, then parked in the DLQ)"),
-            _Spec("analysis-throttles", Metric("AWS/Lambda", "Throttles", "Sum", analysis), 0,
+            _Spec("analysis-throttles", AlarmMetric("AWS/Lambda", "Throttles", "Sum", analysis), 0,
                   "The analysis function was throttled (account concurrency exhausted)"),
-            _Spec("analysis-duration", Metric("AWS/Lambda", "Duration", "Maximum", analysis),
+            _Spec("analysis-duration", AlarmMetric("AWS/Lambda", "Duration", "Maximum", analysis),
                   int(config.analysis_timeout_s * 1000 * DURATION_ALARM_FRACTION),
                   f"An analysis invocation used over {int(DURATION_ALARM_FRACTION * 100)} % of its timeout"),
             _Spec("ingestion-errors",
-                  Metric("AWS/Lambda", "Errors", "Sum", {"FunctionName": args.ingestion.function_name}), 0,
+                  AlarmMetric("AWS/Lambda", "Errors", "Sum", {"FunctionName": args.ingestion.function_name}), 0,
                   "The ingestion function failed"),
             _Spec("dlq-depth",
-                  Metric("AWS/SQS", "ApproximateNumberOfMessagesVisible", "Maximum",
+                  AlarmMetric("AWS/SQS", "ApproximateNumberOfMessagesVisible", "Maximum",
                          {"QueueName": args.messaging.dlq_name}), 0,
                   "Messages were parked in the dead-letter queue: inspect, fix, then redrive"),
             _Spec("ingestion-failures",
-                  Metric("AWS/SQS", "ApproximateNumberOfMessagesVisible", "Maximum",
+                  AlarmMetric("AWS/SQS", "ApproximateNumberOfMessagesVisible", "Maximum",
                          {"QueueName": args.ingestion.failures_queue_name}), 0,
                   "Ingestion invocations failed after Lambda's retries: their events are parked in this queue"),
             _Spec("queue-age",
-                  Metric("AWS/SQS", "ApproximateAgeOfOldestMessage", "Maximum",
+                  AlarmMetric("AWS/SQS", "ApproximateAgeOfOldestMessage", "Maximum",
                          {"QueueName": args.messaging.queue_name}), config.queue_age_alarm_s,
                   "The work queue is falling behind"),
         ]  # fmt: skip

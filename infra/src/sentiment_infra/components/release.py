@@ -22,7 +22,7 @@ import pulumi
 import pulumi_aws as aws
 
 from sentiment_infra import iam
-from sentiment_infra.components.alarms import DURATION_ALARM_FRACTION, Metric, alarm_above
+from sentiment_infra.components.alarms import DURATION_ALARM_FRACTION, AlarmMetric, alarm_above
 from sentiment_infra.components.analysis_function import LIVE_ALIAS
 from sentiment_infra.components.lambda_function import LambdaFunction, LambdaFunctionArgs, zip_code
 from sentiment_infra.config import Deployment
@@ -178,7 +178,7 @@ class Release(pulumi.ComponentResource):
         def alarm(
             suffix: str,
             description: str,
-            measure: Metric | list[aws.cloudwatch.MetricAlarmMetricQueryArgs],
+            measure: AlarmMetric | list[aws.cloudwatch.MetricAlarmMetricQueryArgs],
             threshold: int,
         ) -> aws.cloudwatch.MetricAlarm:
             return alarm_above(
@@ -190,8 +190,8 @@ class Release(pulumi.ComponentResource):
                 parent=self,
             )
 
-        def on_alias(metric: str, statistic: str) -> Metric:
-            return Metric("AWS/Lambda", metric, statistic, alias, ALARM_PERIOD_S)
+        def on_alias(metric: str, statistic: str) -> AlarmMetric:
+            return AlarmMetric("AWS/Lambda", metric, statistic, alias, ALARM_PERIOD_S)
 
         near_timeout = int(config.analysis_timeout_s * 1000 * DURATION_ALARM_FRACTION)
         # Growth, not depth: messages parked before the deployment must not block every release.
