@@ -111,3 +111,11 @@ def test_encode_and_plain_are_inverse_on_what_the_table_holds() -> None:
     row = {"item_id": "a", "score": 0.91, "total": 3, "sources": {"x", "y"}, "text_truncated": False, "url": None}
     assert plain(encode(row)) == row
     assert encode({"score": 0.1})["score"] == {"N": "0.1"}  # repr's digits, not the binary float's
+
+
+def test_a_set_is_encoded_with_its_members_sorted_so_the_same_set_makes_the_same_request() -> None:
+    # DynamoDB keeps sets unordered; in hash order the request would differ with PYTHONHASHSEED (a counter's
+    # sources in a transaction, the backfill's rows), and 20 members in hash order are all but never sorted.
+    members = {f"source#{i:02d}-{chr(97 + i)}" for i in range(20)}
+    assert dynamo.attr(members) == {"SS": sorted(members)}
+    assert dynamo.attr(frozenset({3, 1, 2})) == {"NS": ["1", "2", "3"]}

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer  # noqa: TID251 - DynamoDB's codec, no client
 
@@ -43,11 +43,15 @@ _serializer = TypeSerializer()
 
 def attr(value: Any) -> Any:
     """One Python value as a DynamoDB attribute value (boto3's ``TypeSerializer``): floats go through
-    ``Decimal(repr(...))`` (their shortest exact digits), datetimes as ISO 8601 strings."""
+    ``Decimal(repr(...))`` (their shortest exact digits), datetimes as ISO 8601 strings, a set's members
+    sorted (DynamoDB keeps sets unordered; sorted, the same set makes the same request whatever the hash seed)."""
     if isinstance(value, float):
         value = Decimal(repr(value))
     elif isinstance(value, datetime):
         value = value.isoformat()
+    elif isinstance(value, (set, frozenset)):
+        ((kind, members),) = _serializer.serialize(value).items()
+        return {kind: sorted(cast("list[str]", members))}
     return _serializer.serialize(value)
 
 

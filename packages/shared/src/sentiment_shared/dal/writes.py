@@ -80,8 +80,7 @@ def counter_deltas(table_name: str, counted: Iterable[Counted], shard: int | Non
             }
         )
 
-    source_ids = sorted({source_counter_id(s) for s in per_source})
-    update(TOTAL_COUNTER_ID, total, {}, {"sources": {"SS": source_ids}})  # sorted: attr() takes a set, unordered
+    update(TOTAL_COUNTER_ID, total, {}, {"sources": attr({source_counter_id(s) for s in per_source})})
     for day, counts in sorted(per_day.items()):
         update(day_counter_id(day), counts, {"date": attr(day)})
     for source, counts in sorted(per_source.items()):
