@@ -44,6 +44,7 @@ from sentiment_shared.schemas import (
     error_messages,
 )
 from sentiment_shared.settings import AnalysisSettings
+from sentiment_shared.stack import ResolvedPrecision
 
 log = logging.getLogger(__name__)
 
@@ -66,12 +67,12 @@ class Classifier(Protocol):
 class LoadedModel:
     classifier: Classifier
     model_version: str
-    precision: str
+    precision: ResolvedPrecision
     fetch: model_bundle.FetchStats = field(default_factory=model_bundle.FetchStats)
     """Where the bundle fetch spent its time (``cached`` when it was already on disk)."""
     load_s: float = 0.0
     """Seconds from the fetched bundle to a loaded classifier (the rest of the imports and from_pretrained)."""
-    remeasure: Callable[[], str] | None = None
+    remeasure: Callable[[], ResolvedPrecision] | None = None
     """Resolve the precision again on the CPU this process runs on now, switch to it, and return it (after a
     SnapStart restore). :func:`load_model` always sets it (an explicit ``fp32`` / ``int8`` stays as asked, only
     the thread count is sized again); None: nothing to re-measure (a model built without it, e.g. a test double)."""
