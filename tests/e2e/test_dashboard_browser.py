@@ -46,6 +46,8 @@ from xml.sax.saxutils import escape
 
 import pytest
 
+from sentiment_shared.dynamo import plain
+
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -192,7 +194,7 @@ def _items(state_dir: Path) -> list[dict[str, Any]]:
         raw = json.loads(line)
         if "#" in raw["item_id"]["S"]:  # bookkeeping: feed state, run markers, counters
             continue
-        out.append({k: next(iter(v.values())) for k, v in raw.items()})
+        out.append(plain(raw))
     return out
 
 

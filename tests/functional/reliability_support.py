@@ -100,14 +100,14 @@ def analyzed(table: str) -> dict[str, dict[str, Any]]:
     from collections import Counter
 
     from sentiment_shared.dal.read_model import MAX_SOURCES_READ, read_summary
+    from sentiment_shared.dynamo import plain
     from sentiment_shared.schemas import SENTIMENTS
 
     out: dict[str, dict[str, Any]] = {}
     for page in aws.client("dynamodb").get_paginator("scan").paginate(TableName=table, ConsistentRead=True):
-        for raw in page["Items"]:
-            plain = {k: next(iter(v.values())) for k, v in raw.items()}
-            if "sentiment" in plain:
-                out[str(plain["item_id"])] = plain
+        for row in map(plain, page["Items"]):
+            if "sentiment" in row:
+                out[str(row["item_id"])] = row
     summary = read_summary(table, top_sources=MAX_SOURCES_READ)
     by_sentiment = Counter(str(i["sentiment"]) for i in out.values())
     assert summary.counts.as_dict() == {s: by_sentiment.get(s, 0) for s in SENTIMENTS}, "counters drifted"

@@ -138,7 +138,9 @@ def test_the_check_fails_when_the_policy_lacks_what_a_declared_type_needs(progra
     )
 
 
-def test_the_policy_grants_nothing_no_type_needs(programs: dict[str, ProgramRun]) -> None:
+def test_each_scope_renders_its_actions_on_its_resources_and_every_required_type_is_declared(
+    programs: dict[str, ProgramRun],
+) -> None:
     # each rendered statement grants exactly the actions the types need in its scope, on its scope's resources
     needed: dict[str, set[str]] = {}
     for scopes in REQUIRED.values():
