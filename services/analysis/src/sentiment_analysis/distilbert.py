@@ -198,8 +198,9 @@ class DistilBertClassifier(nn.Module):
         self.eval()
 
     @classmethod
-    def from_dir(cls, model_dir: Path, *, precision: ResolvedPrecision = "fp32") -> DistilBertClassifier:
-        return cls(Config.from_dir(model_dir), load_weights(model_dir), precision=precision)
+    def from_dir(cls, model_dir: Path) -> DistilBertClassifier:
+        """The fp32 model of a bundle directory (the runtime's load chooses the precision first: ``load_runtime``)."""
+        return cls(Config.from_dir(model_dir), load_weights(model_dir))
 
     def logits(self, batch: Sequence[Sequence[int]]) -> torch.Tensor:
         """``(len(batch), labels)`` logits for token-id lists (each already truncated, specials included)."""

@@ -153,7 +153,7 @@ def details(table_name: str, ids: list[str], *, client: DynamoDBClient | None = 
     return get_items(client or aws.client("dynamodb"), table_name, ids, attributes=DETAILS)
 
 
-def string(row: Mapping[str, Any], key: str) -> str | None:
+def str_attribute(row: Mapping[str, Any], key: str) -> str | None:
     """A string attribute of a plain row, or None (missing, or not a string)."""
     value = row.get(key)
     return value if isinstance(value, str) else None
@@ -175,7 +175,7 @@ def list_items(
     batch = wanted if not flt.active else max(wanted, 100)
     matched: list[dict[str, Any]] = []
     for row in recent_rows(ddb, table_name, today, page_size=min(batch, 1000), sentiment=flt.sentiment):
-        if flt.source is not None and short_source(string(row, "source") or "direct") != flt.source:
+        if flt.source is not None and short_source(str_attribute(row, "source") or "direct") != flt.source:
             continue
         matched.append(row)
         if len(matched) >= wanted:
@@ -186,20 +186,20 @@ def list_items(
     for row in chosen:
         item_id = row[ITEMS_TABLE_HASH_KEY]
         extra = extras.get(item_id, {})
-        source = string(row, "source") or "direct"
+        source = str_attribute(row, "source") or "direct"
         items.append(
             ListedItem(
                 item_id=item_id,
-                title=string(extra, "title"),
-                url=string(extra, "url"),
-                text=string(row, "text") or "",
-                sentiment=string(row, "sentiment") or "",
+                title=str_attribute(extra, "title"),
+                url=str_attribute(extra, "url"),
+                text=str_attribute(row, "text") or "",
+                sentiment=str_attribute(row, "sentiment") or "",
                 score=float(row.get("score", 0)),
-                analyzed_at=string(row, "analyzed_at") or "",
-                published_at=string(extra, "published_at"),
+                analyzed_at=str_attribute(row, "analyzed_at") or "",
+                published_at=str_attribute(extra, "published_at"),
                 source=source,
                 source_name=short_source(source),
-                model_version=string(row, "model_version") or "",
+                model_version=str_attribute(row, "model_version") or "",
             )
         )
     more = len(matched) > skip + limit

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sentiment_dashboard.items import DETAILS, details, string
+from sentiment_dashboard.items import DETAILS, details, str_attribute
 from sentiment_shared import aws
 from sentiment_shared.costs import Measured, cost_per_1000
 from sentiment_shared.dal.keys import day_of, is_bookkeeping
@@ -38,7 +38,7 @@ def table_summary(table_name: str, cost: CostLoader | None = None) -> dict[str, 
     for row in recent:
         extra = found.get(str(row["item_id"]), {})
         for key in DETAILS:
-            row[key] = string(extra, key)
+            row[key] = str_attribute(extra, key)
     body["cost_per_1000_items"] = cost() if cost is not None else None
     return body
 
@@ -64,7 +64,7 @@ def published_days(
         sentiment = row.get("sentiment")
         if is_bookkeeping(item_id) or sentiment not in SENTIMENTS:
             continue
-        published = string(row, "published_at")
+        published = str_attribute(row, "published_at")
         try:
             day = day_of(datetime.fromisoformat(published)) if published is not None else None
         except ValueError:
