@@ -19,6 +19,7 @@ from sentiment_shared.adapters import DynamoItemsTable
 from sentiment_shared.dal.backfill import backfill
 from sentiment_shared.dal.keys import TOTAL_COUNTER_ID, day_counter_id, is_bookkeeping, shard_ids
 from sentiment_shared.dal.read_model import SUMMARY_DAYS, Counts, Summary, read_summary
+from sentiment_shared.dynamo import plain
 from sentiment_shared.ports import ItemNotFoundError, SentimentWrite
 from sentiment_shared.schemas import Item, SentimentResult
 
@@ -166,8 +167,8 @@ def test_backfill_recomputes_the_counters_from_the_items(stack: StackResources) 
     assert again.as_dict() | {"generated_at": ""} == truth.as_dict() | {"generated_at": ""}
     assert (again.total, again.pending) == (6, 1)
     # every counter now lives in shard 0, the other shards are gone
-    scan = ddb.scan(TableName=stack.items_table)["Items"]
-    assert {i["item_id"]["S"].rpartition("#")[2] for i in scan if is_bookkeeping(i["item_id"]["S"])} == {"0"}
+    ids = [plain(i)["item_id"] for i in ddb.scan(TableName=stack.items_table)["Items"]]
+    assert {item_id.rpartition("#")[2] for item_id in ids if is_bookkeeping(item_id)} == {"0"}
 
 
 def test_read_summary_costs_a_handful_of_calls(stack: StackResources) -> None:

@@ -37,6 +37,7 @@ from reliability_table import Recorder
 from sentiment_ingestion.events import MAX_ENTRIES_PER_EVENT
 from sentiment_local.provision import StackResources
 from sentiment_shared import aws, model_bundle
+from sentiment_shared.dynamo import plain
 from sentiment_shared.settings import reset_settings_cache
 from sentiment_shared.stack import ITEMS_TABLE_HASH_KEY
 
@@ -58,12 +59,9 @@ def ingestion_stack(moto_server_url: str, monkeypatch: pytest.MonkeyPatch) -> St
 
 def _stored_items(table: str) -> dict[str, dict[str, Any]]:
     raw = aws.client("dynamodb").scan(TableName=table, ConsistentRead=True)["Items"]
-    items = {}
-    for attrs in raw:
-        key = attrs[ITEMS_TABLE_HASH_KEY]["S"]
-        if "#" not in key:  # not a feed-state / run-marker bookkeeping item
-            items[key] = {k: next(iter(v.values())) for k, v in attrs.items()}
-    return items
+    rows = (plain(attrs) for attrs in raw)
+    # not a feed-state / run-marker bookkeeping item
+    return {row[ITEMS_TABLE_HASH_KEY]: row for row in rows if "#" not in row[ITEMS_TABLE_HASH_KEY]}
 
 
 def _queued_messages(queue_url: str) -> list[dict[str, Any]]:
