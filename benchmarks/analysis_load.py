@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.bundle_formats import build_full_size_model
+from benchmarks.bundle_formats import compact_full_size_model
 from benchmarks.host import banner
 
 PRECISIONS = ("int8", "auto", "fp32")
@@ -52,18 +52,6 @@ def load(way: str, model_dir: Path, precision: str) -> Any:
     classifier.set_precision(choice.precision)
     classifier.precision_choice = choice
     return classifier
-
-
-def compact_full_size_model(root: Path) -> Path:
-    from sentiment_shared.model_compact import compact_model_dir
-
-    compact = root / "distilbert-full-compact"
-    if not (compact / "model.compact.safetensors").is_file():
-        root.mkdir(parents=True, exist_ok=True)
-        partial = Path(tempfile.mkdtemp(prefix="compact-", dir=root)) / "compact"
-        compact_model_dir(build_full_size_model(root / "distilbert-full"), partial)
-        partial.rename(compact)
-    return compact
 
 
 def _logits(classifier: Any) -> Any:

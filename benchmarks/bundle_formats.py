@@ -55,6 +55,20 @@ def build_full_size_model(dest: Path) -> Path:
     return dest
 
 
+def compact_full_size_model(root: Path) -> Path:
+    """:func:`build_full_size_model` (under ``root``) compacted as ``publish`` compacts what it ships (int8 rows +
+    per-row scales, ``sentiment_shared.model_compact.compact_model_dir``), built once into ``root``."""
+    from sentiment_shared.model_compact import compact_model_dir
+
+    compact = root / "distilbert-full-compact"
+    if not (compact / "model.compact.safetensors").is_file():
+        root.mkdir(parents=True, exist_ok=True)
+        partial = Path(tempfile.mkdtemp(prefix="compact-", dir=root)) / "compact"
+        compact_model_dir(build_full_size_model(root / "distilbert-full"), partial)
+        partial.rename(compact)
+    return compact
+
+
 def _timed(fn: Callable[[], object]) -> float:
     started = time.perf_counter()
     fn()
