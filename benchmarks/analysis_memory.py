@@ -1,13 +1,17 @@
 """Peak RSS of a function process after one batch of 32 long texts (512 tokens each), full-size DistilBERT.
 
-Each variant runs in a fresh process (peak RSS is per process): ours at the default precision (``auto``)
-and fp32 (one ``classify`` call, length-sorted micro-batches under the token budget), forced int8 with
-``--int8`` (minutes on a CPU without VNNI), and the seeds' ``pipeline()`` per text.
-Threads are sized as on a 2,048 MB function (1 thread). The processes run on the image's dependency set
-(CPU-only torch, installed by ``benchmarks.image_size.install_dependency_set`` and cached), not on this
-venv: the venv's CUDA build of torch maps ~250 MB more of shared libraries (libtriton, cuBLAS, NVRTC ...).
+Each variant runs in a fresh process (peak RSS is per process). What ships first: the compact bundle
+``publish`` makes (int8 rows + per-row scales, ``sentiment_shared.model_compact``) at the default precision
+(``auto``; the precision it chose is printed: int8 goes straight into int8 layers, fp32 dequantises) and
+at fp32 (what ``auto`` runs on a CPU where int8 is not faster); then the fp32 ``model.safetensors`` bundle
+at ``auto`` and fp32; forced int8 on both with ``--int8`` (minutes on a CPU without VNNI); and the seeds'
+``pipeline()`` per text on the fp32 bundle, the baseline. Ours is one ``classify`` call (length-sorted
+micro-batches under the token budget). Threads are sized as on a 2,048 MB function (1 thread).
+The processes run on the image's dependency set (CPU-only torch from pip's find-links wheelhouse, as the
+image rehearsal serves it, installed by ``benchmarks.image_size.install_dependency_set`` and cached), not on
+this venv: the venv's CUDA build of torch maps ~250 MB more of shared libraries (libtriton, cuBLAS, NVRTC ...).
 
-    uv run python -m benchmarks.analysis_memory [--int8]
+    uv run python -m benchmarks.analysis_memory [--int8] [--repeats N]
 
 Target (issue 3, seed 000 NFR-003): <= 1,024 MB, i.e. 50 % headroom under 2,048 MB.
 """
@@ -17,16 +21,38 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from benchmarks.bundle_formats import build_full_size_model
+from benchmarks.bundle_formats import build_full_size_model, compact_full_size_model
 from benchmarks.host import banner
 from benchmarks.image_size import install_dependency_set, install_members
 
 TARGET_MB = 1024
+
+
+@dataclass(frozen=True)
+class Variant:
+    label: str
+    bundle: str
+    """``compact`` (what ``publish`` ships) or ``fp32`` (the source's ``model.safetensors``)."""
+    kind: str
+    """The precision asked of ``SentimentClassifier.from_pretrained``, or ``seeds`` (``pipeline()`` per text)."""
+
+
+VARIANTS = (
+    Variant("shipped: compact, auto", "compact", "auto"),
+    Variant("compact, fp32", "compact", "fp32"),
+    Variant("fp32 bundle, auto", "fp32", "auto"),
+    Variant("fp32 bundle, fp32", "fp32", "fp32"),
+)
+INT8_VARIANTS = (Variant("compact, int8", "compact", "int8"), Variant("fp32 bundle, int8", "fp32", "int8"))
+SEEDS = Variant("seeds: pipeline() per text", "fp32", "seeds")
 
 CHILD = r"""
 import json, resource, sys, time
@@ -44,27 +70,39 @@ if kind == "seeds":
     loaded = rss_mb()
     for text in texts:
         clf(text[:2000], truncation=True, max_length=512)
+    precision = "fp32"
 else:
+    import torch
     from sentiment_analysis.classifier import SentimentClassifier
     clf = SentimentClassifier.from_pretrained(model_dir, precision=kind, threads=1)
     loaded = rss_mb()
     tokens = [len(ids) for ids in clf.tokenizer(texts, truncation=True, max_length=512)["input_ids"]]
     assert min(tokens) == 512, tokens
     clf.classify(texts)
+    precision = clf.precision
 status = dict(line.split(":", 1) for line in open("/proc/self/status") if ":" in line)
 anon, file = (int(status[k].split()[0]) / 1024 for k in ("RssAnon", "RssFile"))
 print(json.dumps({"after_load_mb": loaded, "peak_mb": rss_mb(), "seconds": time.perf_counter() - started,
-                  "anon_mb": anon, "file_mb": file}))
+                  "anon_mb": anon, "file_mb": file, "precision": precision, "torch": torch.__version__}))
 """
+
+
+def _cell(values: list[float], width: int) -> str:
+    """The median, and the range when there is more than one run."""
+    text = f"{statistics.median(values):.0f}"
+    if len(values) > 1:
+        text += f" ({min(values):.0f}-{max(values):.0f})"
+    return f"{text:>{width}s}"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--int8", action="store_true", help="also measure forced int8")
+    parser.add_argument("--int8", action="store_true", help="also measure forced int8 (both bundles)")
+    parser.add_argument("--repeats", type=int, default=1, help="rounds over every variant (fresh process each)")
     args = parser.parse_args()
-    kinds = ("auto", "fp32", "int8") if args.int8 else ("auto", "fp32")
+    variants = (*VARIANTS, *(INT8_VARIANTS if args.int8 else ()), SEEDS)
     root = Path(os.environ.get("BUNDLE_BENCH_DIR", Path(tempfile.gettempdir()) / "sentiment-bundle-bench"))
-    model_dir = build_full_size_model(root / "distilbert-full")
+    bundles = {"fp32": build_full_size_model(root / "distilbert-full"), "compact": compact_full_size_model(root)}
     deps = root / "image-deps"
     if not (deps / "torch").is_dir():
         install_dependency_set(deps)
@@ -77,36 +115,51 @@ def main() -> None:
         "PYTHONPATH": str(deps),
         "MALLOC_MMAP_THRESHOLD_": "16777216",  # as the image's Dockerfile sets it
     }
-    rows = {}
-    for kind in (*kinds, "seeds"):
-        out = subprocess.run(  # -S: no site-packages, only the image's dependency set on PYTHONPATH
-            [sys.executable, "-S", "-c", CHILD, kind, str(model_dir)],
-            env=env,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if out.returncode != 0:
-            raise SystemExit(out.stderr[-3000:])
-        rows[kind] = json.loads(out.stdout.strip().splitlines()[-1])
+    runs: dict[Variant, list[dict[str, Any]]] = {v: [] for v in variants}
+    load_avg = [os.getloadavg()[0]]
+    for _ in range(args.repeats):
+        for variant in variants:
+            out = subprocess.run(  # -S: no site-packages, only the image's dependency set on PYTHONPATH
+                [sys.executable, "-S", "-c", CHILD, variant.kind, str(bundles[variant.bundle])],
+                env=env,
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            if out.returncode != 0:
+                raise SystemExit(out.stderr[-3000:])
+            runs[variant].append(json.loads(out.stdout.strip().splitlines()[-1]))
+            load_avg.append(os.getloadavg()[0])
+
+    def values(variant: Variant, key: str) -> list[float]:
+        return [float(run[key]) for run in runs[variant]]
+
+    torch_version = runs[SEEDS][0]["torch"]
     print(f"\n{banner()}")
-    print("\nPeak RSS, 32 texts of 512 tokens, full-size DistilBERT, fresh process each, MB")
-    print(f"{'variant':28s}{'after load':>12s}{'peak':>10s}{'anon at end':>13s}{'file at end':>13s}{'wall s':>9s}")
-    names = {
-        "auto": "ours auto (default)",
-        "fp32": "ours fp32",
-        "int8": "ours int8",
-        "seeds": "seeds: pipeline() per text",
-    }
-    for kind, row in rows.items():
+    print(f"load average (1 min) during the runs: {min(load_avg):.2f}-{max(load_avg):.2f}")
+    print(
+        f"\nPeak RSS, 32 texts of 512 tokens, full-size DistilBERT, fresh process each (torch {torch_version},"
+        f" 1 thread), MB" + (f", median (min-max) of {args.repeats}" if args.repeats > 1 else "")
+    )
+    width = 16 if args.repeats > 1 else 10
+    print(
+        f"{'variant':28s}{'ran at':>8s}{'after load':>{width + 2}s}{'peak':>{width}s}"
+        f"{'anon at end':>{width + 2}s}{'file at end':>{width + 2}s}{'wall s':>8s}"
+    )
+    for variant in variants:
+        ran = "/".join(sorted({str(run["precision"]) for run in runs[variant]}))
         print(
-            f"{names[kind]:28s}{row['after_load_mb']:12.0f}{row['peak_mb']:10.0f}"
-            f"{row['anon_mb']:13.0f}{row['file_mb']:13.0f}{row['seconds']:9.1f}"
+            f"{variant.label:28s}{ran:>8s}{_cell(values(variant, 'after_load_mb'), width + 2)}"
+            f"{_cell(values(variant, 'peak_mb'), width)}{_cell(values(variant, 'anon_mb'), width + 2)}"
+            f"{_cell(values(variant, 'file_mb'), width + 2)}{statistics.median(values(variant, 'seconds')):8.1f}"
         )
     print("\nTarget")
-    for kind in kinds:
-        peak = rows[kind]["peak_mb"]
-        print(f"  ours {kind} peak <= {TARGET_MB} MB: {peak:.0f} MB  {'PASS' if peak <= TARGET_MB else 'FAIL'}")
+    for variant in variants:
+        if variant is SEEDS:
+            continue
+        peak = max(values(variant, "peak_mb"))  # the largest of the runs
+        verdict = "PASS" if peak <= TARGET_MB else "FAIL"
+        print(f"  {variant.label}: peak {peak:.0f} MB <= {TARGET_MB} MB  {verdict}")
     print(f"\n{banner()}")
 
 
