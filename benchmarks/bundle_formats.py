@@ -66,6 +66,7 @@ def compact_full_size_model(root: Path) -> Path:
         partial = Path(tempfile.mkdtemp(prefix="compact-", dir=root)) / "compact"
         compact_model_dir(build_full_size_model(root / "distilbert-full"), partial)
         partial.rename(compact)
+        partial.parent.rmdir()  # the now empty mkdtemp folder
     return compact
 
 
