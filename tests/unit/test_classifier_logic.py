@@ -324,16 +324,17 @@ def test_auto_exits_early_where_warm_int8_is_clearly_slower(monkeypatch: pytest.
 
 
 @pytest.mark.parametrize(
-    "row_max",
+    ("row_max", "first_scale"),
     [
-        [127, 127, 127, 127],  # as compact_model_dir writes rows: kept as they are
-        [127, 0, 127, 127],  # an all-zero row (stored with scale 1.0)
-        [127, 100, 127, 127],  # not what quantising would give: the round trip
-        [127, 127, 127, 128],  # -128 in a row (outside the symmetric range): the round trip
+        ([127, 127, 127, 127], None),  # as compact_model_dir writes rows: kept as they are
+        ([127, 0, 127, 127], None),  # an all-zero row (stored with scale 1.0)
+        ([127, 100, 127, 127], None),  # not what quantising would give: the round trip
+        ([127, 127, 127, 128], None),  # -128 in a row (outside the symmetric range): the round trip
+        ([127, 127, 127, 127], 1e-20),  # a scale so tiny the long way's clamp zeroes the row: the round trip
     ],
-    ids=["compact", "zero-row", "short-row", "minus-128"],
+    ids=["compact", "zero-row", "short-row", "minus-128", "tiny-scale"],
 )
-def test_int8_rows_make_the_layer_their_fp32_round_trip_makes(row_max: list[int]) -> None:
+def test_int8_rows_make_the_layer_their_fp32_round_trip_makes(row_max: list[int], first_scale: float | None) -> None:
     import torch
 
     from sentiment_analysis.int8 import int8_linear_class
@@ -351,6 +352,8 @@ def test_int8_rows_make_the_layer_their_fp32_round_trip_makes(row_max: list[int]
     scale = torch.rand(512, generator=generator) / 50 + 1e-4
     if 0 in row_max:
         scale[row_max.index(0)] = 1.0  # what compact_model_dir stores for an all-zero row
+    if first_scale is not None:
+        scale[0] = first_scale
     bias = torch.randn(512, generator=generator)
     # When they become an int8 layer directly, and the long way (dequantised to fp32, then quantised)
     direct = int8_linear.from_int8_rows(rows, scale, bias)
