@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -220,17 +222,38 @@ def test_own_forward_matches_transformers_logits_and_tokens(
     assert torch.allclose(got, expected, atol=1e-4)
 
 
-def test_what_the_own_forward_cannot_run_falls_back_to_transformers(shared_model_dir: Path, tmp_path: Path) -> None:
+def _without_tokenizer_json(model: Path) -> None:
+    (model / "tokenizer.json").unlink()  # only the WordPiece vocabulary left
+
+
+def _without_max_positions(model: Path) -> None:
+    # a hand-written config.json: transformers takes DistilBertConfig's default (512), the own forward had none
+    config = json.loads((model / "config.json").read_text(encoding="utf-8"))
+    del config["max_position_embeddings"]
+    (model / "config.json").write_text(json.dumps(config), encoding="utf-8")
+
+
+@pytest.mark.parametrize(
+    ("change", "why"),
+    [
+        (_without_tokenizer_json, "no tokenizer.json"),
+        (_without_max_positions, "config.json lacks 'max_position_embeddings'"),
+    ],
+    ids=["no-tokenizer-json", "no-max-position-embeddings"],
+)
+def test_what_the_own_forward_cannot_run_falls_back_to_transformers(
+    shared_model_dir: Path, tmp_path: Path, change: Callable[[Path], None], why: str
+) -> None:
     import shutil
 
     from sentiment_analysis.distilbert import supports
 
-    # Given the shared model without tokenizer.json (only the WordPiece vocabulary)
-    model = tmp_path / "no-tokenizer-json"
+    # Given the shared model, changed so the own forward cannot run it
+    model = tmp_path / "changed"
     shutil.copytree(shared_model_dir, model)
-    (model / "tokenizer.json").unlink()
+    change(model)
     # Then the own runtime says why not, and the classifier loads it with transformers
-    assert supports(model) == "no tokenizer.json"
+    assert supports(model) == why
     clf = SentimentClassifier.from_pretrained(model, precision="fp32", threads=1)
     assert type(clf.runtime.model).__name__ == "DistilBertForSequenceClassification"
     assert clf.classify(["I love this!"])[0].label == "POSITIVE"

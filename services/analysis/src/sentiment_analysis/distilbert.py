@@ -94,6 +94,12 @@ def supports(model_dir: Path) -> str | None:
     except (OSError, ValueError) as exc:
         return f"config.json unreadable: {exc}"
     problems = []
+    try:
+        Config.from_json(raw)
+    except KeyError as exc:
+        problems.append(f"config.json lacks {exc}")
+    except (TypeError, ValueError, AttributeError) as exc:
+        problems.append(f"config.json unusable: {exc}")
     if raw.get("model_type") != "distilbert":
         problems.append(f"model_type {raw.get('model_type')!r} is not distilbert")
     if "DistilBertForSequenceClassification" not in (raw.get("architectures") or []):
