@@ -34,7 +34,7 @@ import torch
 from torch import nn
 from torch.nn import functional
 
-from sentiment_analysis.int8 import int8_linear_class
+from sentiment_analysis.int8 import frozen_linear, int8_linear_class
 from sentiment_shared.model_compact import COMPACT_WEIGHTS_FILE, SCALE_SUFFIX, WEIGHTS_FILE, dequantised
 from sentiment_shared.stack import ResolvedPrecision
 
@@ -174,11 +174,7 @@ class DistilBertClassifier(nn.Module):
                 rows, scales = fused([stored(n) for n in names]), fused([stored(n + SCALE_SUFFIX) for n in names])
                 direct: nn.Module = int8_linear.from_int8_rows(rows, scales, bias)
                 return direct
-            weight = fused([take(name) for name in names])
-            # On the meta device: no random initialisation of weights that are replaced at once.
-            layer = nn.Linear(weight.shape[1], weight.shape[0], device="meta")
-            layer.weight = nn.Parameter(weight, requires_grad=False)
-            layer.bias = nn.Parameter(bias, requires_grad=False)
+            layer = frozen_linear(fused([take(name) for name in names]), bias)
             return int8_linear.from_linear(layer) if precision == "int8" else layer
 
         def norm(prefix: str) -> nn.LayerNorm:

@@ -23,6 +23,19 @@ if TYPE_CHECKING:
     import torch
 
 
+def frozen_linear(weight: torch.Tensor, bias: torch.Tensor | None) -> torch.nn.Linear:
+    """An inference-only ``nn.Linear`` holding ``weight`` (out x in) and ``bias`` as they are (no copy).
+
+    Built on the meta device: no random initialisation of weights that are replaced at once."""
+    import torch
+
+    linear = torch.nn.Linear(weight.shape[1], weight.shape[0], bias=bias is not None, device="meta")
+    linear.weight = torch.nn.Parameter(weight, requires_grad=False)
+    if bias is not None:
+        linear.bias = torch.nn.Parameter(bias, requires_grad=False)
+    return linear
+
+
 @functools.cache
 def int8_linear_class() -> type[torch.nn.Module]:
     """The one ``Int8Linear`` class (made on first use, so importing this module does not import torch)."""
@@ -86,11 +99,7 @@ def int8_linear_class() -> type[torch.nn.Module]:
             # the exactness argument needs normal (not tiny, finite) scales; the clamp below must not bite
             exact = (row_max == 0) | ((row_max == INT8_QMAX) & (amax >= 1e-12) & amax.isfinite())
             if rows.dtype != torch.int8 or not bool(exact.all()):
-                linear = torch.nn.Linear(rows.shape[1], rows.shape[0], bias=bias is not None, device="meta")
-                linear.weight = torch.nn.Parameter(dequantised(rows, row_scale), requires_grad=False)
-                if bias is not None:
-                    linear.bias = torch.nn.Parameter(bias, requires_grad=False)
-                return cls.from_linear(linear, emulate=emulate)
+                return cls.from_linear(frozen_linear(dequantised(rows, row_scale), bias), emulate=emulate)
             return cls(rows, amax.clamp(min=1e-12) / INT8_QMAX, bias, emulate=emulate)
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -109,13 +118,8 @@ def int8_linear_class() -> type[torch.nn.Module]:
         def to_linear(self) -> torch.nn.Linear:
             """The fp32 ``nn.Linear`` these int8 weights stand for (``w = q * scale``). For a compact bundle
             (weights already int8 per output channel, the same scheme) this is the loaded weight again."""
-            # device="meta": no random initialisation of weights that are replaced at once
-            linear = torch.nn.Linear(self.in_features, self.out_features, bias=self.bias is not None, device="meta")
             weight = self.weight_t.t().float() * self.weight_scale[:, None]
-            linear.weight = torch.nn.Parameter(weight.contiguous(), requires_grad=False)
-            if self.bias is not None:
-                linear.bias = torch.nn.Parameter(self.bias.clone(), requires_grad=False)
-            return linear
+            return frozen_linear(weight.contiguous(), None if self.bias is None else self.bias.clone())
 
         def extra_repr(self) -> str:
             return f"in_features={self.in_features}, out_features={self.out_features}, int8 per-token/per-channel"

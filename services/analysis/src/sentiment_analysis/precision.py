@@ -22,7 +22,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-from sentiment_analysis.int8 import int8_linear_class
+from sentiment_analysis.int8 import frozen_linear, int8_linear_class
 from sentiment_shared.stack import PRECISIONS, Precision, ResolvedPrecision
 
 if TYPE_CHECKING:
@@ -123,9 +123,7 @@ def measure_int8_speedup(
     noise = torch.empty(size).uniform_(-0.1, 0.1, generator=generator)  # values never change a GEMM's time
 
     def layers(in_f: int, out_f: int) -> tuple[torch.nn.Module, torch.nn.Module]:
-        linear = torch.nn.Linear(in_f, out_f, device="meta")  # no initialisation: weights are views of noise
-        linear.weight = torch.nn.Parameter(noise[: in_f * out_f].view(out_f, in_f), requires_grad=False)
-        linear.bias = torch.nn.Parameter(noise[:out_f].clone(), requires_grad=False)
+        linear = frozen_linear(noise[: in_f * out_f].view(out_f, in_f), noise[:out_f].clone())  # views of noise
         return linear, int8_linear.from_linear(linear)  # type: ignore[attr-defined]
 
     def inputs(in_f: int, n_rows: int) -> torch.Tensor:
